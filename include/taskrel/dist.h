@@ -1,0 +1,110 @@
+/*
+ * The rank grid and the collectives the trainer uses.
+ *
+ * P ranks form an R x S grid: S task shards, R data replicas, rank = r*S + s.
+ *   world        all P ranks: shared (trunk) gradients, fused per-step scalars
+ *   shard_comm   the R ranks of shard s: task-head gradients
+ *   replica_comm the S ranks of replica r: feature exchange, task-weight gathers
+ * All communicators use MPI_ERRORS_RETURN and every call is checked (TR_MPI).
+ * Every collective is counted (calls, bytes, seconds) per kind, so the trainer
+ * can report communication volume and time.
+ *
+ * src/dist knows nothing about layers; src/train strings them together.
+ */
+#ifndef TASKREL_DIST_H
+#define TASKREL_DIST_H
+
+#include <mpi.h>
+
+#include "taskrel/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TR_MPI(call)                                                                     \
+    do {                                                                                 \
+        int tr_mpi_rc_ = (call);                                                         \
+        if (tr_mpi_rc_ != MPI_SUCCESS) {                                                 \
+            char tr_mpi_msg_[MPI_MAX_ERROR_STRING];                                      \
+            int tr_mpi_len_ = 0;                                                         \
+            MPI_Error_string(tr_mpi_rc_, tr_mpi_msg_, &tr_mpi_len_);                     \
+            return tr_error_set(TR_ERR_MPI, __FILE__, __LINE__, __func__, "%s: %s",      \
+                                #call, tr_mpi_msg_);                                     \
+        }                                                                                \
+    } while (0)
+
+/* What a collective was for; counters are kept per kind. */
+typedef enum {
+    TR_COLL_TRUNK = 0, /* shared-gradient all-reduce over world */
+    TR_COLL_HEAD,      /* task-gradient all-reduce over shard_comm */
+    TR_COLL_FEATURES,  /* feature all-gather / reduce-scatter over replica_comm */
+    TR_COLL_SCALARS,   /* fused per-step scalars over world */
+    TR_COLL_MRN,       /* MRN weight gathers and covariance assembly */
+    TR_COLL_MRAN,      /* MRAN relation matrices */
+    TR_COLL_EVAL,      /* evaluation sums */
+    TR_COLL_OTHER,
+    TR_COLL_COUNT
+} tr_coll_kind;
+
+const char *tr_coll_name(tr_coll_kind k);
+
+typedef struct {
+    int64_t calls;
+    int64_t bytes;  /* payload bytes handed to MPI by this rank (send side) */
+    double seconds;
+} tr_coll_stats;
+
+typedef struct {
+    MPI_Comm world, shard_comm, replica_comm;
+    int rank, size;      /* in world */
+    int R, S;            /* replicas, shards */
+    int r, s;            /* this rank's replica and shard */
+    int T;               /* tasks */
+    int *shard_t0;       /* (S) first task of each shard */
+    int *shard_tn;       /* (S) tasks of each shard */
+    int t0, tn;          /* this rank's tasks */
+    size_t bucket_floats; /* all-reduce bucket size */
+    tr_coll_stats stats[TR_COLL_COUNT];
+} tr_grid;
+
+/* Build the grid. task_shards = 0 picks the largest divisor of P that is <= T.
+ * task_cost (T values, NULL = all equal) drives the contiguous balanced split.
+ * Raises TR_ERR_CONFIG (on every rank alike) if the shard count does not divide
+ * P or exceeds T. Collective over world (dups it). */
+tr_status tr_grid_init(tr_grid *g, MPI_Comm world, int T, int task_shards,
+                       const double *task_cost);
+void tr_grid_free(tr_grid *g); /* no-op on a zeroed struct */
+/* Shard that owns task t. */
+int tr_grid_task_shard(const tr_grid *g, int t);
+/* Contiguous balanced split of T tasks with costs into S blocks (exposed for tests). */
+void tr_grid_split_tasks(int *t0, int *tn, int T, int S, const double *cost);
+
+/* In-place sum all-reduce of n floats over comm, in buckets of g->bucket_floats,
+ * counted under kind. */
+tr_status tr_allreduce_f32(tr_grid *g, MPI_Comm comm, float *buf, size_t n, tr_coll_kind kind);
+tr_status tr_allreduce_f64(tr_grid *g, MPI_Comm comm, double *buf, size_t n, tr_coll_kind kind);
+/* Variable-count all-gather of floats (counts/displs in elements) over comm. */
+tr_status tr_allgatherv_f32(tr_grid *g, MPI_Comm comm, const float *send, int sendcount,
+                            float *recv, const int *counts, const int *displs,
+                            tr_coll_kind kind);
+/* Reduce-scatter (sum) with per-rank counts over comm. */
+tr_status tr_reduce_scatter_f32(tr_grid *g, MPI_Comm comm, const float *send, float *recv,
+                                const int *counts, tr_coll_kind kind);
+
+/* The fused per-step all-reduce over world: buf[0 .. nsum) are summed,
+ * buf[nsum .. nsum+nmax) are max-reduced, in ONE MPI call (a derived datatype
+ * covering the whole buffer and a user op). */
+tr_status tr_allreduce_fused(tr_grid *g, double *buf, int nsum, int nmax);
+
+/* Agree on a status across world: every rank returns the worst status any
+ * rank had (user errors win over runtime errors). A rank that did not fail
+ * gets the agreed status with the message "another rank failed". Collective. */
+tr_status tr_agree(MPI_Comm world, tr_status local);
+
+void tr_grid_reset_stats(tr_grid *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

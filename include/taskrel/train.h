@@ -1,0 +1,57 @@
+/*
+ * Training and evaluation drivers: the only place that strings model, data,
+ * communication and I/O together.
+ *
+ * tr_train_run is collective over `world`: every rank calls it with the same
+ * config and every rank returns the same status (errors are agreed on with an
+ * all-reduce before anyone leaves). Rank 0 writes the run directory:
+ *   config.ini     the resolved configuration
+ *   metrics.jsonl  one JSON object per validation, and a final one with test results
+ *   model.h5       the weights selected on validation (parallel HDF5, global shapes)
+ */
+#ifndef TASKREL_TRAIN_H
+#define TASKREL_TRAIN_H
+
+#include <mpi.h>
+
+#include "taskrel/config.h"
+#include "taskrel/dist.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *run_dir;   /* overrides cfg->run_dir if non-NULL */
+    int quiet;             /* no progress line or table (tests) */
+    int record_losses;     /* keep the per-step mean training loss of each task */
+} tr_train_opts;
+
+typedef struct {
+    int T;
+    int64_t steps;           /* steps taken */
+    int64_t best_step;       /* step of the selected (best validation) model */
+    double val_metric[TR_MAX_TASKS];  /* accuracy (classification) or MSE (regression) */
+    double test_metric[TR_MAX_TASKS];
+    double val_mean, test_mean;
+    double train_seconds, samples_per_s;
+    double *losses;          /* (steps, T) per-step mean training loss if record_losses */
+    tr_coll_stats comm[TR_COLL_COUNT]; /* this rank's collective counters (training steps) */
+    char run_dir[TR_PATH_LEN];
+    int classification;      /* 1 if the metric is accuracy */
+} tr_train_result;
+
+void tr_train_result_free(tr_train_result *r);
+
+tr_status tr_train_run(const tr_config *cfg, MPI_Comm world, const tr_train_opts *opts,
+                       tr_train_result *res);
+
+/* Evaluate saved weights (model.h5 of a run, or a checkpoint) on the val and
+ * test splits of cfg's dataset and print the per-task table. Collective. */
+tr_status tr_eval_run(const tr_config *cfg, MPI_Comm world, const char *weights_path,
+                      tr_train_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,38 @@
+/*
+ * Model weights in one HDF5 file, written and read collectively with parallel
+ * HDF5 (MPI-IO). Every tensor is stored once with its GLOBAL shape (task
+ * tensors stacked along axis 0): /params/<name>, /buffers/<name>, float32,
+ * chunked per task, fletcher32 checksums. Shared tensors are written by rank 0,
+ * task tensors by the ranks of replica 0 (their task rows); every other rank
+ * joins each collective write with an empty selection. Because shapes are
+ * global, a file written on P ranks loads on any P'.
+ *
+ * Root attributes: format = "taskrel-weights", version, tasks, world_size,
+ * replicas, shards, and (save) the resolved config text.
+ */
+#ifndef TASKREL_WEIGHTS_H
+#define TASKREL_WEIGHTS_H
+
+#include "taskrel/config.h"
+#include "taskrel/dist.h"
+#include "taskrel/params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TR_WEIGHTS_VERSION 1
+
+/* Collective over g->world. buffers may be NULL or empty. */
+tr_status tr_weights_save(const char *path, const tr_params *params, const tr_params *buffers,
+                          const tr_grid *g, const tr_config *cfg);
+/* Collective over g->world: each rank reads its own slices. A missing file,
+ * a missing tensor or a shape that does not match the model raises
+ * TR_ERR_DATA naming the file and the tensor. */
+tr_status tr_weights_load(const char *path, tr_params *params, tr_params *buffers,
+                          const tr_grid *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

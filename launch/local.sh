@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# launch/local.sh — run taskrel under mpirun on this machine.
+#
+# Usage: launch/local.sh [-np N] COMMAND [ARGS...]
+#   launch/local.sh -np 2 build/taskrel train -c launch/configs/fashion-hps.ini
+#   launch/local.sh -np 4 taskrel train -c run.ini      (taskrel: build/taskrel)
+#
+# Adds what a workstation or a CI container needs and passes everything else
+# through to mpirun: --allow-run-as-root when run as root, --oversubscribe
+# (more ranks than cores is fine for tests), one BLAS thread per rank
+# (reproducible results, no oversubscribed cores) and Open MPI's plain copy
+# for shared memory (containers often forbid cross-memory attach).
+# Environment: TASKREL_MPIRUN_ARGS extra mpirun arguments (word-split).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+np=1
+args=()
+while (($#)); do
+    case "$1" in
+    -np | -n)
+        np=$2
+        shift 2
+        ;;
+    -h | --help)
+        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
+        exit 0
+        ;;
+    *) break ;;
+    esac
+done
+(($#)) || { echo "local.sh: nothing to run (try --help)" >&2; exit 2; }
+cmd=$1
+shift
+if [[ $cmd == taskrel ]]; then
+    cmd="$ROOT/${TASKREL_BUILD_DIR:-build}/taskrel"
+fi
+
+mpi=(--oversubscribe --bind-to none
+    -x OPENBLAS_NUM_THREADS=1 -x OMP_NUM_THREADS=1
+    --mca btl_vader_single_copy_mechanism none)
+[[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
+# shellcheck disable=SC2206
+[[ -n ${TASKREL_MPIRUN_ARGS:-} ]] && mpi+=($TASKREL_MPIRUN_ARGS)
+
+exec mpirun -np "$np" "${mpi[@]}" "$cmd" "$@"

@@ -1,0 +1,532 @@
+/*
+ * Dataset files: the HDF5 reader and validator (tr_dataset_load) and the
+ * in-memory helpers. The writer is in dataset_write.c. Layout: see
+ * include/taskrel/data.h.
+ *
+ * Files are opened serially with HDF5's default (sec2) driver on every rank;
+ * nothing here is collective. HDF5's own error-stack printing is switched off
+ * while a file is read: every failure is reported once, as a TR_ERR_DATA
+ * message "data: FILE: HDF5-PATH ...".
+ */
+#include "taskrel/data.h"
+
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/data_internal.h"
+
+const char *tr_split_name(tr_split s)
+{
+    switch (s) {
+    case TR_SPLIT_TRAIN: return "train";
+    case TR_SPLIT_VAL: return "val";
+    case TR_SPLIT_TEST: return "test";
+    default: return "?";
+    }
+}
+
+static void split_free(tr_split_data *sd)
+{
+    tr_free(sd->x);
+    tr_free(sd->y);
+    tr_free(sd->yf);
+    memset(sd, 0, sizeof(*sd));
+}
+
+void tr_dataset_free(tr_dataset *ds)
+{
+    if (!ds)
+        return;
+    if (ds->tasks)
+        for (int t = 0; t < ds->T; t++)
+            for (int s = 0; s < TR_SPLIT_COUNT; s++)
+                split_free(&ds->tasks[t].split[s]);
+    tr_free(ds->tasks);
+    for (int s = 0; s < TR_SPLIT_COUNT; s++)
+        split_free(&ds->shared[s]);
+    tr_free(ds->sigma3);
+    memset(ds, 0, sizeof(*ds));
+}
+
+void tr_builder_opts_default(tr_builder_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->seed = 1;
+    o->train_frac = 0.10;
+    o->regression = 1;
+}
+
+tr_status tr_data_alloc_tasks(tr_dataset *ds, int T)
+{
+    TR_ASSERT(T >= 1 && ds->tasks == NULL);
+    TR_ALLOC(ds->tasks, (size_t)T, "dataset tasks");
+    ds->T = T;
+    return TR_OK;
+}
+
+tr_status tr_data_alloc_split(tr_split_data *sd, int64_t n, int64_t sample_size,
+                              tr_task_kind kind, int cols)
+{
+    TR_ASSERT(n >= 0 && sample_size >= 1 && cols >= 1);
+    sd->n = n;
+    TR_ALLOC(sd->x, (size_t)(n * sample_size), "dataset inputs");
+    if (kind == TR_TASK_CLASSIFICATION)
+        TR_ALLOC(sd->y, (size_t)(n * cols), "dataset labels");
+    else
+        TR_ALLOC(sd->yf, (size_t)(n * cols), "dataset targets");
+    return TR_OK;
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+typedef struct {
+    const char *file;
+    hid_t fid;
+    char first_x[256]; /* path of the x that fixed the per-sample shape */
+} loader;
+
+typedef enum { DT_F32 = 0, DT_I32, DT_F64 } dtype;
+static const char *const dtype_name[] = {"float32", "int32", "float64"};
+
+/* 1 if every component of the absolute path exists (H5Lexists alone fails on a
+ * missing intermediate group). */
+static int path_exists(hid_t fid, const char *path)
+{
+    char buf[512];
+    size_t len = strlen(path);
+    if (len >= sizeof(buf))
+        return 0;
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        htri_t e = H5Lexists(fid, buf, H5P_DEFAULT);
+        buf[i] = c;
+        if (e <= 0)
+            return 0;
+    }
+    return 1;
+}
+
+static tr_status attr_open(const loader *L, hid_t obj, const char *objpath, const char *name,
+                           H5T_class_t want, hid_t *out)
+{
+    TR_CHECK(H5Aexists(obj, name) > 0, TR_ERR_DATA, "data: %s: %s: missing attribute '%s'",
+             L->file, objpath, name);
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    TR_CHECK(a >= 0, TR_ERR_DATA, "data: %s: %s: cannot open attribute '%s'", L->file, objpath,
+             name);
+    hid_t t = H5Aget_type(a);
+    H5T_class_t c = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+    if (t >= 0)
+        H5Tclose(t);
+    hid_t sp = H5Aget_space(a);
+    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (c != want || np != 1) {
+        H5Aclose(a);
+        TR_RAISE(TR_ERR_DATA, "data: %s: %s: attribute '%s' must be a single %s", L->file,
+                 objpath, name, want == H5T_STRING ? "string" : "integer");
+    }
+    *out = a;
+    return TR_OK;
+}
+
+/* Copy src into dst (cap bytes), truncating. */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Fixed-length or variable-length string attribute into buf. */
+static tr_status attr_read_str(const loader *L, hid_t obj, const char *objpath, const char *name,
+                               char *buf, size_t len)
+{
+    hid_t a;
+    TR_CALL(attr_open(L, obj, objpath, name, H5T_STRING, &a));
+    hid_t ft = H5Aget_type(a);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    herr_t r = -1;
+    if (H5Tis_variable_str(ft) > 0) {
+        char *v = NULL;
+        H5Tset_size(mt, H5T_VARIABLE);
+        r = H5Aread(a, mt, &v);
+        if (r >= 0 && v) {
+            copy_str(buf, len, v);
+            H5free_memory(v);
+        } else if (r >= 0) {
+            buf[0] = '\0';
+        }
+    } else {
+        size_t sz = H5Tget_size(ft);
+        char tmp[1024];
+        if (sz < sizeof(tmp)) {
+            H5Tset_size(mt, sz);
+            H5Tset_strpad(mt, H5Tget_strpad(ft));
+            r = H5Aread(a, mt, tmp);
+            tmp[sz] = '\0';
+            copy_str(buf, len, tmp);
+        }
+    }
+    H5Tclose(mt);
+    H5Tclose(ft);
+    H5Aclose(a);
+    TR_CHECK(r >= 0, TR_ERR_DATA, "data: %s: %s: cannot read string attribute '%s'", L->file,
+             objpath, name);
+    return TR_OK;
+}
+
+static tr_status attr_read_int(const loader *L, hid_t obj, const char *objpath, const char *name,
+                               long long *v)
+{
+    hid_t a;
+    TR_CALL(attr_open(L, obj, objpath, name, H5T_INTEGER, &a));
+    herr_t r = H5Aread(a, H5T_NATIVE_LLONG, v);
+    H5Aclose(a);
+    TR_CHECK(r >= 0, TR_ERR_DATA, "data: %s: %s: cannot read integer attribute '%s'", L->file,
+             objpath, name);
+    return TR_OK;
+}
+
+static void describe_type(hid_t t, char *buf, size_t len)
+{
+    H5T_class_t c = H5Tget_class(t);
+    size_t bits = H5Tget_size(t) * 8;
+    if (c == H5T_FLOAT)
+        snprintf(buf, len, "float%zu", bits);
+    else if (c == H5T_INTEGER)
+        snprintf(buf, len, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", bits);
+    else if (c == H5T_STRING)
+        snprintf(buf, len, "string");
+    else
+        snprintf(buf, len, "a non-numeric type (class %d)", (int)c);
+}
+
+static tr_status read_open_dataset(const loader *L, const char *path, hid_t d, dtype want,
+                                   int *rank, hsize_t dims[4], void **out)
+{
+    hid_t t = H5Dget_type(d);
+    TR_CHECK(t >= 0, TR_ERR_DATA, "data: %s: %s: cannot read its datatype", L->file, path);
+    H5T_class_t c = H5Tget_class(t);
+    size_t sz = H5Tget_size(t);
+    int ok = (want == DT_F32 && c == H5T_FLOAT && sz == 4) ||
+             (want == DT_F64 && c == H5T_FLOAT && sz == 8) ||
+             (want == DT_I32 && c == H5T_INTEGER && sz == 4 && H5Tget_sign(t) == H5T_SGN_2);
+    char found[64];
+    describe_type(t, found, sizeof(found));
+    H5Tclose(t);
+    TR_CHECK(ok, TR_ERR_DATA, "data: %s: %s has dtype %s, expected %s", L->file, path, found,
+             dtype_name[want]);
+
+    hid_t sp = H5Dget_space(d);
+    TR_CHECK(sp >= 0, TR_ERR_DATA, "data: %s: %s: cannot read its shape", L->file, path);
+    int r = H5Sget_simple_extent_ndims(sp);
+    if (r < 1 || r > 4) {
+        H5Sclose(sp);
+        TR_RAISE(TR_ERR_DATA, "data: %s: %s has rank %d (1 to 4 supported)", L->file, path, r);
+    }
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    size_t count = 1;
+    for (int i = 0; i < r; i++)
+        count *= (size_t)dims[i];
+    size_t esz = want == DT_F64 ? 8 : 4;
+    void *buf = tr_calloc(count ? count : 1, esz);
+    TR_CHECK(buf != NULL, TR_ERR_NOMEM, "out of memory reading %s (%zu elements)", path, count);
+    hid_t mt = want == DT_F32 ? H5T_NATIVE_FLOAT : want == DT_I32 ? H5T_NATIVE_INT32
+                                                                   : H5T_NATIVE_DOUBLE;
+    if (count > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        tr_free(buf);
+        TR_RAISE(TR_ERR_DATA, "data: %s: %s: cannot read its data (corrupt file?)", L->file, path);
+    }
+    *rank = r;
+    *out = buf;
+    return TR_OK;
+}
+
+/* Read the whole dataset at path, checking its dtype. *out is tr_calloc'd. */
+static tr_status read_dataset(const loader *L, const char *path, dtype want, int *rank,
+                              hsize_t dims[4], void **out)
+{
+    TR_CHECK(path_exists(L->fid, path), TR_ERR_DATA, "data: %s: missing dataset %s", L->file,
+             path);
+    hid_t d = H5Dopen2(L->fid, path, H5P_DEFAULT);
+    TR_CHECK(d >= 0, TR_ERR_DATA, "data: %s: %s is not a dataset", L->file, path);
+    tr_status s = read_open_dataset(L, path, d, want, rank, dims, out);
+    H5Dclose(d);
+    TR_CALL(s);
+    return TR_OK;
+}
+
+static tr_status check_finite(const loader *L, const char *path, const float *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            TR_RAISE(TR_ERR_DATA, "data: %s: %s contains %s at element %lld", L->file, path,
+                     isnan(v[i]) ? "NaN" : "Inf", (long long)i);
+    return TR_OK;
+}
+
+/* Labels y (n, cols); column j belongs to task (tasks are in order). */
+static tr_status check_labels(const loader *L, const char *path, const tr_dataset *ds,
+                              const int32_t *y, int64_t n, int first_task, int cols)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < cols; j++) {
+            int32_t v = y[i * cols + j];
+            int classes = ds->tasks[first_task + j].classes;
+            if (v < 0 || v >= classes)
+                TR_RAISE(TR_ERR_DATA,
+                         "data: %s: %s has label %d at element %lld, outside [0, %d) of task %s",
+                         L->file, path, v, (long long)(i * cols + j), classes,
+                         ds->tasks[first_task + j].name);
+        }
+    return TR_OK;
+}
+
+/* Fix or compare the per-sample shape. */
+static tr_status check_sample_shape(tr_dataset *ds, loader *L, const char *path, int rank,
+                                    const hsize_t *dims)
+{
+    TR_CHECK(rank == 2 || rank == 4, TR_ERR_DATA,
+             "data: %s: %s has rank %d, expected 2 (n, d) or 4 (n, C, H, W)", L->file, path, rank);
+    if (ds->ndim == 0) {
+        ds->ndim = rank - 1;
+        ds->sample_size = 1;
+        for (int i = 0; i < 3; i++) {
+            ds->dims[i] = i < rank - 1 ? (int64_t)dims[i + 1] : 0;
+            if (i < rank - 1)
+                ds->sample_size *= ds->dims[i];
+        }
+        TR_CHECK(ds->sample_size > 0, TR_ERR_DATA, "data: %s: %s has an empty sample shape",
+                 L->file, path);
+        snprintf(L->first_x, sizeof(L->first_x), "%s", path);
+        return TR_OK;
+    }
+    int same = rank - 1 == ds->ndim;
+    for (int i = 0; same && i < ds->ndim; i++)
+        same = (int64_t)dims[i + 1] == ds->dims[i];
+    if (!same) {
+        char got[96], want[96];
+        if (rank == 2)
+            snprintf(got, sizeof(got), "(%llu)", (unsigned long long)dims[1]);
+        else
+            snprintf(got, sizeof(got), "(%llu, %llu, %llu)", (unsigned long long)dims[1],
+                     (unsigned long long)dims[2], (unsigned long long)dims[3]);
+        if (ds->ndim == 1)
+            snprintf(want, sizeof(want), "(%lld)", (long long)ds->dims[0]);
+        else
+            snprintf(want, sizeof(want), "(%lld, %lld, %lld)", (long long)ds->dims[0],
+                     (long long)ds->dims[1], (long long)ds->dims[2]);
+        TR_RAISE(TR_ERR_DATA, "data: %s: %s has per-sample shape %s but %s has %s", L->file, path,
+                 got, L->first_x, want);
+    }
+    return TR_OK;
+}
+
+/* One split: multi-input task t (t >= 0) or the shared-input split (t = -1). */
+static tr_status load_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t, tr_split s)
+{
+    char base[160], xpath[192], ypath[192];
+    if (t >= 0)
+        snprintf(base, sizeof(base), "/tasks/%s/%s", ds->tasks[t].name, tr_split_name(s));
+    else
+        snprintf(base, sizeof(base), "/%s", tr_split_name(s));
+    TR_CHECK(path_exists(L->fid, base), TR_ERR_DATA, "data: %s: missing split %s", L->file,
+             base);
+    snprintf(xpath, sizeof(xpath), "%s/x", base);
+    snprintf(ypath, sizeof(ypath), "%s/y", base);
+    tr_task_kind kind = ds->tasks[t >= 0 ? t : 0].kind;
+    int cols = t >= 0 ? 1 : ds->T;
+
+    int xr, yr;
+    hsize_t xd[4], yd[4];
+    void *buf;
+    TR_CALL(read_dataset(L, xpath, DT_F32, &xr, xd, &buf));
+    sd->x = buf;
+    sd->n = (int64_t)xd[0];
+    TR_CALL(check_sample_shape(ds, L, xpath, xr, xd));
+    TR_CALL(read_dataset(L, ypath, kind == TR_TASK_CLASSIFICATION ? DT_I32 : DT_F32, &yr, yd,
+                         &buf));
+    if (kind == TR_TASK_CLASSIFICATION)
+        sd->y = buf;
+    else
+        sd->yf = buf;
+    if (t >= 0)
+        TR_CHECK(yr == 1, TR_ERR_DATA, "data: %s: %s has rank %d, expected 1 (n)", L->file,
+                 ypath, yr);
+    else
+        TR_CHECK(yr == 2 && (int64_t)yd[1] == ds->T, TR_ERR_DATA,
+                 "data: %s: %s must have shape (n, %d) for %d tasks", L->file, ypath, ds->T,
+                 ds->T);
+    TR_CHECK((int64_t)yd[0] == sd->n, TR_ERR_DATA, "data: %s: %s has %llu rows but %s has %lld",
+             L->file, ypath, (unsigned long long)yd[0], xpath, (long long)sd->n);
+    TR_CHECK(s != TR_SPLIT_TRAIN || sd->n > 0, TR_ERR_DATA,
+             "data: %s: %s is empty: the train split needs at least one example", L->file, xpath);
+    TR_CALL(check_finite(L, xpath, sd->x, sd->n * ds->sample_size));
+    if (kind == TR_TASK_CLASSIFICATION)
+        TR_CALL(check_labels(L, ypath, ds, sd->y, sd->n, t >= 0 ? t : 0, cols));
+    else
+        TR_CALL(check_finite(L, ypath, sd->yf, sd->n * cols));
+    return TR_OK;
+}
+
+/* Attributes of /tasks/<name>: kind, classes, index. */
+static tr_status load_task_attrs(const loader *L, hid_t g, const char *gpath, tr_task_info *ti,
+                                 long long *index)
+{
+    char kind[64];
+    TR_CALL(attr_read_str(L, g, gpath, "kind", kind, sizeof(kind)));
+    if (strcmp(kind, "classification") == 0)
+        ti->kind = TR_TASK_CLASSIFICATION;
+    else if (strcmp(kind, "regression") == 0)
+        ti->kind = TR_TASK_REGRESSION;
+    else
+        TR_RAISE(TR_ERR_DATA,
+                 "data: %s: %s: unknown kind '%s' (expected classification or regression)",
+                 L->file, gpath, kind);
+    long long classes = 1;
+    if (ti->kind == TR_TASK_CLASSIFICATION || H5Aexists(g, "classes") > 0)
+        TR_CALL(attr_read_int(L, g, gpath, "classes", &classes));
+    if (ti->kind == TR_TASK_CLASSIFICATION)
+        TR_CHECK(classes >= 2 && classes <= (1 << 24), TR_ERR_DATA,
+                 "data: %s: %s: classes = %lld, expected at least 2", L->file, gpath, classes);
+    else
+        TR_CHECK(classes == 1, TR_ERR_DATA,
+                 "data: %s: %s: classes = %lld, expected 1 for a regression task", L->file, gpath,
+                 classes);
+    ti->classes = (int)classes;
+    TR_CALL(attr_read_int(L, g, gpath, "index", index));
+    return TR_OK;
+}
+
+/* The task table from /tasks/<name>, ordered by the `index` attribute. */
+static tr_status load_tasks(tr_dataset *ds, const loader *L)
+{
+    TR_CHECK(path_exists(L->fid, "/tasks"), TR_ERR_DATA, "data: %s: missing group /tasks",
+             L->file);
+    hid_t g = H5Gopen2(L->fid, "/tasks", H5P_DEFAULT);
+    TR_CHECK(g >= 0, TR_ERR_DATA, "data: %s: /tasks is not a group", L->file);
+    H5G_info_t info;
+    herr_t r = H5Gget_info(g, &info);
+    H5Gclose(g);
+    TR_CHECK(r >= 0, TR_ERR_DATA, "data: %s: cannot list /tasks", L->file);
+    TR_CHECK(info.nlinks >= 1 && info.nlinks <= 65536, TR_ERR_DATA,
+             "data: %s: /tasks has %llu tasks (1 to 65536 supported)", L->file,
+             (unsigned long long)info.nlinks);
+    TR_CALL(tr_data_alloc_tasks(ds, (int)info.nlinks));
+    for (int i = 0; i < ds->T; i++)
+        ds->tasks[i].classes = 0; /* marks a free slot */
+
+    for (hsize_t i = 0; i < info.nlinks; i++) {
+        char name[256], gpath[300];
+        ssize_t len = H5Lget_name_by_idx(L->fid, "/tasks", H5_INDEX_NAME, H5_ITER_INC, i, name,
+                                         sizeof(name), H5P_DEFAULT);
+        TR_CHECK(len > 0 && len < 64, TR_ERR_DATA,
+                 "data: %s: /tasks: task %llu has an empty or too long name (max 63 chars)",
+                 L->file, (unsigned long long)i);
+        snprintf(gpath, sizeof(gpath), "/tasks/%s", name);
+        hid_t tg = H5Gopen2(L->fid, gpath, H5P_DEFAULT);
+        TR_CHECK(tg >= 0, TR_ERR_DATA, "data: %s: %s is not a group", L->file, gpath);
+        tr_task_info ti;
+        memset(&ti, 0, sizeof(ti));
+        long long index = -1;
+        tr_status s = load_task_attrs(L, tg, gpath, &ti, &index);
+        H5Gclose(tg);
+        TR_CALL(s);
+        TR_CHECK(index >= 0 && index < ds->T, TR_ERR_DATA,
+                 "data: %s: %s: index = %lld, expected 0 to %d", L->file, gpath, index, ds->T - 1);
+        TR_CHECK(ds->tasks[index].classes == 0, TR_ERR_DATA,
+                 "data: %s: %s: index %lld is also used by /tasks/%s", L->file, gpath, index,
+                 ds->tasks[index].name);
+        memcpy(ti.name, name, (size_t)len + 1); /* len < 64 checked above */
+        ds->tasks[index] = ti;
+    }
+    if (ds->setting == TR_SETTING_SHARED_INPUT)
+        for (int t = 1; t < ds->T; t++)
+            TR_CHECK(ds->tasks[t].kind == ds->tasks[0].kind, TR_ERR_DATA,
+                     "data: %s: /tasks/%s: shared-input tasks must all have the same kind "
+                     "(/tasks/%s differs)",
+                     L->file, ds->tasks[t].name, ds->tasks[0].name);
+    return TR_OK;
+}
+
+static tr_status load_sigma3(tr_dataset *ds, const loader *L)
+{
+    const char *path = "/truth/sigma3";
+    if (!path_exists(L->fid, path))
+        return TR_OK;
+    int r;
+    hsize_t d[4];
+    void *buf;
+    TR_CALL(read_dataset(L, path, DT_F64, &r, d, &buf));
+    ds->sigma3 = buf;
+    TR_CHECK(r == 2 && (int64_t)d[0] == ds->T && (int64_t)d[1] == ds->T, TR_ERR_DATA,
+             "data: %s: %s must have shape (%d, %d)", L->file, path, ds->T, ds->T);
+    for (int i = 0; i < ds->T * ds->T; i++)
+        TR_CHECK(isfinite(ds->sigma3[i]), TR_ERR_DATA, "data: %s: %s contains %s at element %d",
+                 L->file, path, isnan(ds->sigma3[i]) ? "NaN" : "Inf", i);
+    return TR_OK;
+}
+
+static tr_status load_file(tr_dataset *ds, loader *L)
+{
+    char setting[64];
+    TR_CALL(attr_read_str(L, L->fid, "/", "setting", setting, sizeof(setting)));
+    if (strcmp(setting, "multi_input") == 0)
+        ds->setting = TR_SETTING_MULTI_INPUT;
+    else if (strcmp(setting, "shared_input") == 0)
+        ds->setting = TR_SETTING_SHARED_INPUT;
+    else
+        TR_RAISE(TR_ERR_DATA,
+                 "data: %s: /: unknown setting '%s' (expected multi_input or shared_input)",
+                 L->file, setting);
+    TR_CALL(load_tasks(ds, L));
+    for (int s = 0; s < TR_SPLIT_COUNT; s++) {
+        if (ds->setting == TR_SETTING_SHARED_INPUT)
+            TR_CALL(load_split(ds, L, &ds->shared[s], -1, (tr_split)s));
+        else
+            for (int t = 0; t < ds->T; t++)
+                TR_CALL(load_split(ds, L, &ds->tasks[t].split[s], t, (tr_split)s));
+    }
+    TR_CALL(load_sigma3(ds, L));
+    return TR_OK;
+}
+
+tr_status tr_dataset_load(tr_dataset *ds, const char *path)
+{
+    memset(ds, 0, sizeof(*ds));
+    struct stat st;
+    TR_CHECK(stat(path, &st) == 0, TR_ERR_DATA, "dataset file not found: %s", path);
+    TR_CHECK(S_ISREG(st.st_mode), TR_ERR_DATA, "data: %s: not a regular file", path);
+
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    tr_status s = TR_OK;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* STRONG: closing the file also closes anything an error path left open. */
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (fid < 0) {
+        s = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
+                         "data: %s: cannot open as an HDF5 file", path);
+    } else {
+        loader L = {.file = path, .fid = fid};
+        s = load_file(ds, &L);
+        H5Fclose(fid);
+    }
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    if (s != TR_OK)
+        tr_dataset_free(ds);
+    TR_CALL(s);
+    return TR_OK;
+}

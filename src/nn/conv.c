@@ -1,0 +1,153 @@
+/*
+ * 2-D convolution, NCHW, square kernel, zero padding, via im2col + sgemm.
+ * Per sample: col_n (K, P) with K = c*k*k and P = oh*ow, then
+ *   forward   out_n (oc, P)  = w (oc, K) @ col_n
+ *   backward  dw    (oc, K) += dout_n @ col_n^T
+ *             dcol  (K, P)   = w^T @ dout_n, scattered back by col2im.
+ * NCHW output makes one GEMM per sample the natural unit (a batched GEMM
+ * would produce (oc, n, P) and need a transpose pass plus scratch).
+ * Not here: dilation, groups, non-square kernels.
+ */
+#include <string.h>
+
+#include <cblas.h>
+
+#include "taskrel/nn.h"
+
+#include "kernels.h"
+
+int tr_conv2d_out_dim(int in_dim, int k, int pad, int stride) {
+    return (in_dim + 2 * pad - k) / stride + 1;
+}
+
+size_t tr_conv2d_col_size(int c, int h, int w, int k, int pad, int stride) {
+    size_t oh = (size_t)tr_conv2d_out_dim(h, k, pad, stride);
+    size_t ow = (size_t)tr_conv2d_out_dim(w, k, pad, stride);
+    return (size_t)c * k * k * oh * ow;
+}
+
+/* Output columns ox in [*lo, *hi) read an input column ix = ox*stride + off
+ * inside [0, w); the others read zero padding. */
+static void valid_range(int *lo, int *hi, int off, int w, int ow, int stride) {
+    int l = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int h = off >= w ? 0 : (w - 1 - off) / stride + 1;
+    if (h > ow)
+        h = ow;
+    if (l > h)
+        l = h;
+    *lo = l;
+    *hi = h;
+}
+
+// col (c*k*k, oh*ow), in (c, h, w): one sample
+static void im2col(float *col, const float *in, int c, int h, int w, int k, int pad, int stride,
+                   int oh, int ow) {
+    for (int ci = 0; ci < c; ci++) {
+        const float *plane = in + (size_t)ci * h * w;
+        for (int ki = 0; ki < k; ki++) {
+            for (int kj = 0; kj < k; kj++) {
+                int lo, hi, off = kj - pad; // input column ix = ox*stride + off
+                valid_range(&lo, &hi, off, w, ow, stride);
+                for (int oy = 0; oy < oh; oy++) {
+                    int iy = oy * stride - pad + ki;
+                    float *dst = col + (size_t)oy * ow;
+                    if (iy < 0 || iy >= h || lo >= hi) {
+                        memset(dst, 0, (size_t)ow * sizeof(float));
+                        continue;
+                    }
+                    for (int ox = 0; ox < lo; ox++)
+                        dst[ox] = 0.0f;
+                    const float *row = plane + (size_t)iy * w;
+                    if (stride == 1) {
+                        k_copy(dst + lo, row + lo + off, (size_t)(hi - lo));
+                    } else {
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox] = row[ox * stride + off];
+                    }
+                    for (int ox = hi; ox < ow; ox++)
+                        dst[ox] = 0.0f;
+                }
+                col += (size_t)oh * ow;
+            }
+        }
+    }
+}
+
+// din (c, h, w) += col2im(dcol (c*k*k, oh*ow)): one sample
+static void col2im_add(float *din, const float *dcol, int c, int h, int w, int k, int pad,
+                       int stride, int oh, int ow) {
+    for (int ci = 0; ci < c; ci++) {
+        float *plane = din + (size_t)ci * h * w;
+        for (int ki = 0; ki < k; ki++) {
+            for (int kj = 0; kj < k; kj++) {
+                int lo, hi, off = kj - pad; // input column ix = ox*stride + off
+                valid_range(&lo, &hi, off, w, ow, stride);
+                for (int oy = 0; oy < oh; oy++) {
+                    int iy = oy * stride - pad + ki;
+                    if (iy < 0 || iy >= h)
+                        continue;
+                    const float *src = dcol + (size_t)oy * ow;
+                    float *row = plane + (size_t)iy * w;
+                    if (stride == 1) {
+                        k_add(row + lo + off, src + lo, (size_t)(hi - lo));
+                    } else {
+                        for (int ox = lo; ox < hi; ox++)
+                            row[ox * stride + off] += src[ox];
+                    }
+                }
+                dcol += (size_t)oh * ow;
+            }
+        }
+    }
+}
+
+// out (n, oc, oh, ow), col (n, c*k*k, oh*ow) cache, in (n, c, h, wd),
+// w (oc, c, k, k), b (oc) or NULL
+void tr_conv2d_forward(float *out, float *col, const float *in, const float *w, const float *b,
+                       int n, int c, int h, int wd, int oc, int k, int pad, int stride) {
+    int oh = tr_conv2d_out_dim(h, k, pad, stride);
+    int ow = tr_conv2d_out_dim(wd, k, pad, stride);
+    int kk = c * k * k, p = oh * ow;
+    size_t col_size = (size_t)kk * p;
+    for (int i = 0; i < n; i++) {
+        float *col_i = col + (size_t)i * col_size;
+        float *out_i = out + (size_t)i * oc * p;
+        im2col(col_i, in + (size_t)i * c * h * wd, c, h, wd, k, pad, stride, oh, ow);
+        if (b) {
+            for (int o = 0; o < oc; o++)
+                k_fill(out_i + (size_t)o * p, b[o], (size_t)p);
+        }
+        // out_i (oc, p) (+)= w (oc, kk) @ col_i (kk, p)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, p, kk, 1.0f, w, kk, col_i, p,
+                    b ? 1.0f : 0.0f, out_i, p);
+    }
+}
+
+// din (n, c, h, wd) or NULL, dw (oc, c, k, k), db (oc) or NULL,
+// dcol (c*k*k, oh*ow) scratch, dout (n, oc, oh, ow), col (n, c*k*k, oh*ow)
+// from forward, w (oc, c, k, k). Gradients are accumulated (+=).
+void tr_conv2d_backward(float *din, float *dw, float *db, float *dcol, const float *dout,
+                        const float *col, const float *w, int n, int c, int h, int wd, int oc,
+                        int k, int pad, int stride) {
+    int oh = tr_conv2d_out_dim(h, k, pad, stride);
+    int ow = tr_conv2d_out_dim(wd, k, pad, stride);
+    int kk = c * k * k, p = oh * ow;
+    size_t col_size = (size_t)kk * p;
+    for (int i = 0; i < n; i++) {
+        const float *col_i = col + (size_t)i * col_size;
+        const float *dout_i = dout + (size_t)i * oc * p;
+        if (db) {
+            for (int o = 0; o < oc; o++)
+                db[o] += k_sum(dout_i + (size_t)o * p, (size_t)p);
+        }
+        // dw (oc, kk) += dout_i (oc, p) @ col_i^T (p, kk)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, kk, p, 1.0f, dout_i, p, col_i, p,
+                    1.0f, dw, kk);
+        if (din) {
+            // dcol (kk, p) = w^T (kk, oc) @ dout_i (oc, p)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, p, oc, 1.0f, w, kk, dout_i,
+                        p, 0.0f, dcol, p);
+            col2im_add(din + (size_t)i * c * h * wd, dcol, c, h, wd, k, pad, stride, oh, ow);
+        }
+    }
+}

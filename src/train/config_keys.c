@@ -1,0 +1,505 @@
+/*
+ * The configuration key table and single-value handling: parse a value's text
+ * into tr_config (type, range, enum names), print it back, look a key up and
+ * suggest the closest one for a misspelling. Defaults are text in the table,
+ * parsed by the same code as user values. Not here: files, --set, cross-key
+ * checks and writers (config.c).
+ */
+#include "train/config_keys.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CC(a, b) TR_CFG_LO | TR_CFG_HI, a, b
+#define OC(a, b) TR_CFG_LO | TR_CFG_LO_OPEN | TR_CFG_HI, a, b
+#define CO(a, b) TR_CFG_LO | TR_CFG_HI | TR_CFG_HI_OPEN, a, b
+#define GE(a) TR_CFG_LO, a, 0
+#define ANY 0, 0, 0
+
+const char *const tr_cfg_type_names[] = {"int",    "int64", "uint64",   "float",     "bool",
+                                         "string", "enum",  "int list", "float list"};
+
+static const char *const k_model_names[] = {"stl", "hps", "mrn", "mran", "mmoe", NULL};
+static const char *const k_trunk_names[] = {"lenet", "mlp", NULL};
+static const char *const k_head_init_names[] = {"shared", "independent", NULL};
+static const char *const k_opt_names[] = {"sgd", "adamw", NULL};
+static const char *const k_sched_names[] = {"const", "step", "cosine", "inv", NULL};
+static const char *const k_progress_names[] = {"auto", "on", "off", NULL};
+
+/* Enum fields are accessed as int (same size, corresponding signedness). */
+_Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == sizeof(int),
+               "enum fields must be int-sized");
+
+#define FSIZE(f) sizeof(((tr_config *)0)->f)
+#define K(sec, nm, ty, field, aux, def, range, names, doc)                                         \
+    { sec, nm, ty, offsetof(tr_config, field), aux, def, range, names, doc }
+
+const tr_cfg_key tr_cfg_keys[] = {
+    K("data", "path", TR_CFG_STRING, data_path, FSIZE(data_path), "", ANY, NULL,
+      "dataset file (.h5) written by `taskrel data`; required"),
+    K("data", "tasks", TR_CFG_STRING, data_tasks, FSIZE(data_tasks), "", ANY, NULL,
+      "train on a subset of the dataset's tasks: empty for all, N for the first N, or task "
+      "names separated by commas"),
+
+    K("model", "kind", TR_CFG_ENUM, model_kind, 0, "hps", ANY, k_model_names,
+      "stl (a network per task), hps (shared trunk, per-task heads), mrn (hps + tensor-normal "
+      "priors), mran (relational attention), mmoe (mixture of experts)"),
+    K("model", "trunk", TR_CFG_ENUM, trunk, 0, "lenet", ANY, k_trunk_names,
+      "shared trunk: lenet (images) or mlp (vectors)"),
+    K("model", "mlp_hidden", TR_CFG_INT_LIST, mlp_hidden, offsetof(tr_config, mlp_layers),
+      "256,256", CC(1, 65536), NULL, "mlp trunk: widths of its fc-ReLU layers, comma separated"),
+    K("model", "lenet_fc", TR_CFG_INT, lenet_fc, 0, "512", CC(1, 65536), NULL,
+      "lenet trunk: width of fc6"),
+    K("model", "head_hidden", TR_CFG_INT, head_hidden, 0, "256", CC(0, 65536), NULL,
+      "width of each task's hidden layer fc7 (0: no fc7, fc8 reads the trunk)"),
+    K("model", "head_init", TR_CFG_ENUM, head_init, 0, "shared", ANY, k_head_init_names,
+      "task-specific layers start from one draw copied to every task, or a draw per task"),
+    K("model", "dropout", TR_CFG_FLOAT, dropout, 0, "0", CO(0, 1), NULL,
+      "dropout rate after the trunk's last fc layer"),
+    K("model", "batchnorm", TR_CFG_BOOL, batchnorm, 0, "false", ANY, NULL,
+      "batch normalisation after each trunk conv/fc layer"),
+
+    K("train", "epochs", TR_CFG_INT, epochs, 0, "10", CC(0, 1000000), NULL,
+      "passes over the training data"),
+    K("train", "max_steps", TR_CFG_INT64, max_steps, 0, "0", GE(0), NULL,
+      "stop after this many steps (0: no cap)"),
+    K("train", "batch_size", TR_CFG_INT, batch_size, 0, "128", CC(1, 1048576), NULL,
+      "examples per task per step, summed over all ranks"),
+    K("train", "seed", TR_CFG_UINT64, seed, 0, "1", ANY, NULL,
+      "seed of every random stream (initialisation, shuffling, dropout)"),
+    K("train", "eval_every", TR_CFG_INT, eval_every, 0, "0", GE(0), NULL,
+      "steps between validations (0: after each epoch)"),
+    K("train", "log_every", TR_CFG_INT, log_every, 0, "50", GE(1), NULL,
+      "steps between plain log lines"),
+    K("train", "optimizer", TR_CFG_ENUM, opt.kind, 0, "sgd", ANY, k_opt_names,
+      "sgd (momentum, PyTorch convention) or adamw (decoupled weight decay)"),
+    K("train", "momentum", TR_CFG_FLOAT, opt.momentum, 0, "0.9", CO(0, 1), NULL, "SGD momentum"),
+    K("train", "nesterov", TR_CFG_BOOL, opt.nesterov, 0, "false", ANY, NULL,
+      "SGD: Nesterov momentum (needs momentum > 0)"),
+    K("train", "weight_decay", TR_CFG_FLOAT, opt.weight_decay, 0, "5e-4", CC(0, 1), NULL,
+      "weight decay of weights (not biases or batch-norm parameters)"),
+    K("train", "beta1", TR_CFG_FLOAT, opt.beta1, 0, "0.9", CO(0, 1), NULL,
+      "AdamW: first-moment decay"),
+    K("train", "beta2", TR_CFG_FLOAT, opt.beta2, 0, "0.999", CO(0, 1), NULL,
+      "AdamW: second-moment decay"),
+    K("train", "eps", TR_CFG_FLOAT, opt.eps, 0, "1e-8", OC(0, 1), NULL, "AdamW: epsilon"),
+    K("train", "lr_mult_trunk", TR_CFG_FLOAT, opt.lr_mult[TR_GROUP_TRUNK], 0, "1", CC(0, 1000),
+      NULL, "learning-rate multiplier of the shared trunk (0 freezes it)"),
+    K("train", "lr_mult_head", TR_CFG_FLOAT, opt.lr_mult[TR_GROUP_HEAD], 0, "1", CC(0, 1000), NULL,
+      "learning-rate multiplier of the task-specific layers (0 freezes them)"),
+    K("train", "lr", TR_CFG_FLOAT, sched.base_lr, 0, "0.01", OC(0, 10), NULL, "base learning rate"),
+    K("train", "schedule", TR_CFG_ENUM, sched.kind, 0, "const", ANY, k_sched_names,
+      "lr schedule: const; step (x gamma every step_size steps); cosine (to min_lr over the "
+      "run); inv (x (1 + gamma step)^-power)"),
+    K("train", "warmup_steps", TR_CFG_INT64, sched.warmup_steps, 0, "0", GE(0), NULL,
+      "linear warm-up from 0 over this many steps (0: none)"),
+    K("train", "step_size", TR_CFG_INT64, sched.step_size, 0, "1000", GE(1), NULL,
+      "step schedule: steps between decays"),
+    K("train", "gamma", TR_CFG_FLOAT, sched.gamma, 0, "0.1", OC(0, 1), NULL,
+      "step: decay factor; inv: gamma"),
+    K("train", "power", TR_CFG_FLOAT, sched.power, 0, "0.75", CC(0, 10), NULL, "inv: exponent"),
+    K("train", "min_lr", TR_CFG_FLOAT, sched.min_lr, 0, "0", CC(0, 10), NULL,
+      "cosine: final learning rate"),
+    K("train", "task_weights", TR_CFG_FLOAT_LIST, task_weights, FSIZE(task_weights), "", GE(0),
+      NULL, "loss weight of each task, comma separated, one per task (empty: all 1)"),
+
+    K("run", "dir", TR_CFG_STRING, run_dir, FSIZE(run_dir), "", ANY, NULL,
+      "run directory (empty: `runs/<model>-<timestamp>`)"),
+    K("run", "progress", TR_CFG_ENUM, progress, 0, "auto", ANY, k_progress_names,
+      "progress line on stderr: auto (if stderr is a terminal), on, off"),
+
+    K("dist", "task_shards", TR_CFG_INT, task_shards, 0, "0", CC(0, TR_MAX_TASKS), NULL,
+      "task-parallel groups (0: the largest divisor of the rank count that is <= T)"),
+};
+#define N_KEYS (sizeof(tr_cfg_keys) / sizeof(tr_cfg_keys[0]))
+const int tr_cfg_nkeys = (int)N_KEYS;
+_Static_assert(N_KEYS <= TR_CFG_MAX_KEYS, "raise TR_CFG_MAX_KEYS");
+
+const tr_cfg_section tr_cfg_sections[] = {
+    {"data", "The dataset."},
+    {"model", "Network architecture."},
+    {"train", "Optimisation: length, batch, optimizer, learning-rate schedule, task weights."},
+    {"run", "Run directory and console output."},
+    {"dist", "Distribution over MPI ranks."},
+};
+const int tr_cfg_nsections = (int)(sizeof(tr_cfg_sections) / sizeof(tr_cfg_sections[0]));
+
+/* train.gamma's default depends on the schedule: 0.1 (step), 1e-3 (inv). */
+const char *const tr_cfg_gamma_inv_default = "1e-3";
+
+/* ---- values ------------------------------------------------------------ */
+
+#define FIELD(c, k, T) ((T *)((char *)(c) + (k)->off))
+#define CFIELD(c, k, T) ((const T *)((const char *)(c) + (k)->off))
+
+static int in_range(const tr_cfg_key *k, double v) {
+    if ((k->range & TR_CFG_LO) && ((k->range & TR_CFG_LO_OPEN) ? !(v > k->lo) : !(v >= k->lo)))
+        return 0;
+    if ((k->range & TR_CFG_HI) && ((k->range & TR_CFG_HI_OPEN) ? !(v < k->hi) : !(v <= k->hi)))
+        return 0;
+    return 1;
+}
+
+static void fmt_range(const tr_cfg_key *k, char *buf, size_t n) {
+    if (!(k->range & TR_CFG_LO)) {
+        snprintf(buf, n, "any");
+        return;
+    }
+    char hi[32] = "inf";
+    if (k->range & TR_CFG_HI)
+        snprintf(hi, sizeof(hi), "%.10g", k->hi);
+    snprintf(buf, n, "%c%.10g, %s%c", (k->range & TR_CFG_LO_OPEN) ? '(' : '[', k->lo, hi,
+             (k->range & (TR_CFG_HI_OPEN)) || !(k->range & TR_CFG_HI) ? ')' : ']');
+}
+
+static void fmt_enum_names(const tr_cfg_key *k, const char *sep, char *buf, size_t n) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; k->names[i] && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? sep : "", k->names[i]);
+}
+
+/* Shortest decimal text that reads back as exactly v. */
+static void fmt_float(float v, char *buf, size_t n) {
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, n, "%.*g", prec, (double)v);
+        if (strtof(buf, NULL) == v)
+            return;
+    }
+}
+
+/* Whole-string integer; 0 ok, 1 not an integer, 2 overflow. */
+static int parse_ll(const char *s, long long *out) {
+    char *end;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    if (end == s || *end != '\0' || isspace((unsigned char)*s))
+        return 1;
+    return errno == ERANGE ? 2 : 0;
+}
+
+int tr_cfg_parse_float(const char *s, float *out) {
+    char *end;
+    *out = strtof(s, &end);
+    return end != s && *end == '\0' && !isspace((unsigned char)*s) && isfinite(*out) ? 0 : 1;
+}
+
+static int parse_bool(const char *s, int *out) {
+    static const char *const t[] = {"true", "yes", "on", "1"}, *const f[] = {"false", "no", "off",
+                                                                             "0"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, t[i]) == 0)
+            return *out = 1, 0;
+        if (strcasecmp(s, f[i]) == 0)
+            return *out = 0, 0;
+    }
+    return 1;
+}
+
+/* Parse the comma-separated list `s` of numbers into v[0..*n) (at most cap,
+ * checked against k's range). 0 ok; otherwise err holds the reason. */
+int tr_cfg_parse_list(const tr_cfg_key *k, const char *s, double *v, int cap, int *n, char *err,
+                      size_t errn) {
+    char rng[64];
+    *n = 0;
+    for (const char *p = s; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[64];
+        while (len && isspace((unsigned char)*p))
+            p++, len--;
+        while (len && isspace((unsigned char)p[len - 1]))
+            len--;
+        long long iv;
+        float fv;
+        int bad = len == 0 || len >= sizeof(item);
+        if (!bad) {
+            memcpy(item, p, len);
+            item[len] = '\0';
+            bad = k->type == TR_CFG_INT_LIST ? parse_ll(item, &iv) != 0
+                                             : tr_cfg_parse_float(item, &fv) != 0;
+        }
+        if (bad) {
+            snprintf(err, errn, "'%s' is not a comma-separated list of %s", s,
+                     k->type == TR_CFG_INT_LIST ? "integers" : "numbers");
+            return 1;
+        }
+        if (*n == cap) {
+            snprintf(err, errn, "'%s' has more than %d entries", s, cap);
+            return 1;
+        }
+        double x = k->type == TR_CFG_INT_LIST ? (double)iv : (double)fv;
+        if (!in_range(k, x)) {
+            fmt_range(k, rng, sizeof(rng));
+            snprintf(err, errn, "entry %s is out of range %s", item, rng);
+            return 1;
+        }
+        v[(*n)++] = x;
+        if (!comma)
+            break;
+        p = comma + 1;
+        if (*p == '\0') {
+            snprintf(err, errn, "'%s' ends with a comma", s);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Set key k of c from text; 0 ok, else err holds the reason (without the key). */
+int tr_cfg_parse(tr_config *c, const tr_cfg_key *k, const char *s, char *err, size_t errn) {
+    char rng[64];
+    long long iv = 0;
+    int r;
+    fmt_range(k, rng, sizeof(rng));
+    switch (k->type) {
+    case TR_CFG_INT:
+    case TR_CFG_INT64:
+        r = parse_ll(s, &iv);
+        if (r == 1) {
+            snprintf(err, errn, "'%s' is not an integer", s);
+            return 1;
+        }
+        if (r == 2 || !in_range(k, (double)iv) ||
+            (k->type == TR_CFG_INT && (iv > INT_MAX || iv < INT_MIN))) {
+            snprintf(err, errn, "%s is out of range %s", s, rng);
+            return 1;
+        }
+        if (k->type == TR_CFG_INT)
+            *FIELD(c, k, int) = (int)iv;
+        else
+            *FIELD(c, k, int64_t) = (int64_t)iv;
+        return 0;
+    case TR_CFG_UINT64: {
+        char *end;
+        errno = 0;
+        unsigned long long u = strtoull(s, &end, 10);
+        if (end == s || *end != '\0' || !isdigit((unsigned char)*s) || errno == ERANGE) {
+            snprintf(err, errn, "'%s' is not an integer in [0, 2^64)", s);
+            return 1;
+        }
+        *FIELD(c, k, uint64_t) = (uint64_t)u;
+        return 0;
+    }
+    case TR_CFG_FLOAT: {
+        float f;
+        if (tr_cfg_parse_float(s, &f)) {
+            snprintf(err, errn, "'%s' is not a number", s);
+            return 1;
+        }
+        if (!in_range(k, (double)f)) {
+            snprintf(err, errn, "%s is out of range %s", s, rng);
+            return 1;
+        }
+        *FIELD(c, k, float) = f;
+        return 0;
+    }
+    case TR_CFG_BOOL:
+        if (parse_bool(s, FIELD(c, k, int))) {
+            snprintf(err, errn, "'%s' is not a boolean (true|false|yes|no|on|off|1|0)", s);
+            return 1;
+        }
+        return 0;
+    case TR_CFG_ENUM:
+        for (int i = 0; k->names[i]; i++)
+            if (strcmp(s, k->names[i]) == 0)
+                return *FIELD(c, k, int) = i, 0;
+        fmt_enum_names(k, "|", rng, sizeof(rng));
+        snprintf(err, errn, "'%s' is not one of %s", s, rng);
+        return 1;
+    case TR_CFG_STRING:
+    case TR_CFG_FLOAT_LIST: {
+        size_t len = strlen(s);
+        if (len >= k->aux) {
+            snprintf(err, errn, "value is longer than %zu characters", k->aux - 1);
+            return 1;
+        }
+        double v[TR_MAX_TASKS];
+        int n;
+        if (k->type == TR_CFG_FLOAT_LIST && tr_cfg_parse_list(k, s, v, TR_MAX_TASKS, &n, err, errn))
+            return 1;
+        memset(FIELD(c, k, char), 0, k->aux);
+        memcpy(FIELD(c, k, char), s, len);
+        return 0;
+    }
+    case TR_CFG_INT_LIST: {
+        double v[TR_MAX_MLP_LAYERS];
+        int n;
+        if (tr_cfg_parse_list(k, s, v, TR_MAX_MLP_LAYERS, &n, err, errn))
+            return 1;
+        if (n == 0) {
+            snprintf(err, errn, "needs at least one entry");
+            return 1;
+        }
+        int *dst = FIELD(c, k, int);
+        memset(dst, 0, TR_MAX_MLP_LAYERS * sizeof(int));
+        for (int i = 0; i < n; i++)
+            dst[i] = (int)v[i];
+        *(int *)((char *)c + k->aux) = n;
+        return 0;
+    }
+    }
+    snprintf(err, errn, "internal error: key type %d", (int)k->type);
+    return 1;
+}
+
+/* Text of key k's current value in c. */
+void tr_cfg_format(const tr_config *c, const tr_cfg_key *k, char *buf, size_t n) {
+    switch (k->type) {
+    case TR_CFG_INT:
+        snprintf(buf, n, "%d", *CFIELD(c, k, int));
+        return;
+    case TR_CFG_INT64:
+        snprintf(buf, n, "%" PRId64, *CFIELD(c, k, int64_t));
+        return;
+    case TR_CFG_UINT64:
+        snprintf(buf, n, "%" PRIu64, *CFIELD(c, k, uint64_t));
+        return;
+    case TR_CFG_FLOAT:
+        fmt_float(*CFIELD(c, k, float), buf, n);
+        return;
+    case TR_CFG_BOOL:
+        snprintf(buf, n, "%s", *CFIELD(c, k, int) ? "true" : "false");
+        return;
+    case TR_CFG_ENUM: {
+        int v = *CFIELD(c, k, int), count = 0;
+        while (k->names[count])
+            count++;
+        snprintf(buf, n, "%s", v >= 0 && v < count ? k->names[v] : "?");
+        return;
+    }
+    case TR_CFG_STRING:
+    case TR_CFG_FLOAT_LIST:
+        snprintf(buf, n, "%s", CFIELD(c, k, char));
+        return;
+    case TR_CFG_INT_LIST: {
+        const int *v = CFIELD(c, k, int);
+        int cnt = *(const int *)((const char *)c + k->aux);
+        size_t used = 0;
+        buf[0] = '\0';
+        for (int i = 0; i < cnt && i < TR_MAX_MLP_LAYERS && used < n; i++)
+            used += (size_t)snprintf(buf + used, n - used, "%s%d", i ? "," : "", v[i]);
+        return;
+    }
+    }
+}
+
+/* ---- lookup and suggestions ------------------------------------------- */
+
+const tr_cfg_key *tr_cfg_find(const char *section, const char *name) {
+    for (int i = 0; i < tr_cfg_nkeys; i++)
+        if (strcmp(tr_cfg_keys[i].section, section) == 0 && strcmp(tr_cfg_keys[i].name, name) == 0)
+            return &tr_cfg_keys[i];
+    return NULL;
+}
+
+static int section_known(const char *section) {
+    for (int i = 0; i < tr_cfg_nsections; i++)
+        if (strcmp(tr_cfg_sections[i].name, section) == 0)
+            return 1;
+    return 0;
+}
+
+/* Case-insensitive Levenshtein distance (strings cut at 63 characters). */
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b), row[64], prev[64];
+    la = la > 63 ? 63 : la;
+    lb = lb > 63 ? 63 : lb;
+    for (int j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (int i = 1; i <= la; i++) {
+        row[0] = i;
+        for (int j = 1; j <= lb; j++) {
+            int sub = prev[j - 1] +
+                      (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            int del = prev[j] + 1, ins = row[j - 1] + 1;
+            row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, row, sizeof(int) * (size_t)(lb + 1));
+    }
+    return prev[lb];
+}
+
+/* " (did you mean X?)" for an unknown section.name, or "" if nothing is close. */
+static void suggest(const char *section, const char *name, char *buf, size_t n) {
+    char full[160], cand[160];
+    int best = INT_MAX;
+    const tr_cfg_key *same_name = NULL;
+    snprintf(full, sizeof(full), "%s.%s", section, name);
+    buf[0] = '\0';
+    for (int i = 0; i < tr_cfg_nkeys; i++) {
+        const tr_cfg_key *k = &tr_cfg_keys[i];
+        if (strcmp(k->name, name) == 0 && !same_name)
+            same_name = k;
+        snprintf(cand, sizeof(cand), "%s.%s", k->section, k->name);
+        int d = edit_distance(full, cand);
+        int limit = (int)strlen(full) / 4 > 2 ? (int)strlen(full) / 4 : 2;
+        if (d <= limit && d < best) {
+            best = d;
+            snprintf(buf, n, " (did you mean %s?)", cand);
+        }
+    }
+    if (same_name && best > 1)
+        snprintf(buf, n, " (did you mean %s.%s?)", same_name->section, same_name->name);
+}
+
+/* Message for an unknown section or key (err gets it all; returns 1). */
+void tr_cfg_unknown(const char *section, const char *name, char *err, size_t errn) {
+    char hint[200];
+    suggest(section, name, hint, sizeof(hint));
+    if (section[0] == '\0')
+        snprintf(err, errn, "key '%s' is outside any [section]%s", name, hint);
+    else if (!section_known(section)) {
+        int best = INT_MAX;
+        char shint[80] = "";
+        for (int i = 0; i < tr_cfg_nsections; i++) {
+            int d = edit_distance(section, tr_cfg_sections[i].name);
+            if (d <= 2 && d < best) {
+                best = d;
+                snprintf(shint, sizeof(shint), " (did you mean [%s]?)", tr_cfg_sections[i].name);
+            }
+        }
+        snprintf(err, errn, "unknown section [%s]%s", section, shint[0] ? shint : hint);
+    } else
+        snprintf(err, errn, "unknown key %s.%s%s", section, name, hint);
+}
+
+/* Range or values column / comment text for key k. */
+void tr_cfg_domain(const tr_cfg_key *k, const char *sep, char *buf, size_t n) {
+    char rng[64];
+    fmt_range(k, rng, sizeof(rng));
+    switch (k->type) {
+    case TR_CFG_ENUM:
+        fmt_enum_names(k, sep, buf, n);
+        return;
+    case TR_CFG_BOOL:
+        snprintf(buf, n, "true, false");
+        return;
+    case TR_CFG_STRING:
+        snprintf(buf, n, "up to %zu characters", k->aux - 1);
+        return;
+    case TR_CFG_INT_LIST:
+        snprintf(buf, n, "1 to %d entries in %s", TR_MAX_MLP_LAYERS, rng);
+        return;
+    case TR_CFG_FLOAT_LIST:
+        snprintf(buf, n, "entries in %s", rng);
+        return;
+    case TR_CFG_UINT64:
+        snprintf(buf, n, "[0, 2^64)");
+        return;
+    default:
+        snprintf(buf, n, "%s", (k->range & TR_CFG_LO) ? rng : "any");
+        return;
+    }
+}
+
+const char *tr_model_kind_str(tr_model_kind k) {
+    int n = (int)(sizeof(k_model_names) / sizeof(k_model_names[0])) - 1;
+    return (int)k >= 0 && (int)k < n ? k_model_names[k] : "unknown";
+}

@@ -1,0 +1,207 @@
+/*
+ * What rank 0 shows and writes: the progress line (a live line on a terminal,
+ * plain log lines otherwise), metrics.jsonl, and the final per-task table.
+ */
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trainer_internal.h"
+
+static const char *const k_phase_names[TR_PHASE_COUNT] = {
+    "data", "forward", "backward", "comm", "optimizer", "eval",
+};
+
+tr_status tr_report_open(tr_trainer *tr)
+{
+    char path[TR_PATH_LEN + 32];
+    snprintf(path, sizeof(path), "%s/config.ini", tr->run_dir);
+    FILE *f = fopen(path, "w");
+    TR_CHECK(f != NULL, TR_ERR_IO, "cannot write %s", path);
+    tr_status st = tr_config_write(tr->cfg, f);
+    fclose(f);
+    TR_CALL(st);
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", tr->run_dir);
+    tr->metrics = fopen(path, "w");
+    TR_CHECK(tr->metrics != NULL, TR_ERR_IO, "cannot write %s", path);
+    tr_progress_mode mode = tr->cfg->progress;
+    tr->progress_tty = mode == TR_PROGRESS_ON || (mode == TR_PROGRESS_AUTO && isatty(2));
+    if (!tr->opts.quiet) {
+        const tr_grid *g = &tr->grid;
+        tr_log(TR_LOG_INFO, "%s on %s: %d task(s), %d rank(s) = %d replica(s) x %d shard(s), "
+                            "%lld steps (%lld per epoch), run directory %s",
+               tr_model_kind_str(tr->cfg->model_kind), tr->cfg->data_path, tr->T, g->size, g->R,
+               g->S, (long long)tr->total_steps, (long long)tr->steps_per_epoch, tr->run_dir);
+        for (int s = 0; s < g->S; s++)
+            tr_log(TR_LOG_INFO, "  shard %d: tasks %d..%d (%s .. %s)", s, g->shard_t0[s],
+                   g->shard_t0[s] + g->shard_tn[s] - 1, tr->ds.tasks[g->shard_t0[s]].name,
+                   tr->ds.tasks[g->shard_t0[s] + g->shard_tn[s] - 1].name);
+    }
+    return TR_OK;
+}
+
+void tr_report_close(tr_trainer *tr)
+{
+    if (tr->metrics)
+        fclose(tr->metrics);
+    tr->metrics = NULL;
+}
+
+static void fmt_duration(char *buf, size_t n, double s)
+{
+    if (!isfinite(s) || s < 0)
+        s = 0;
+    int h = (int)(s / 3600), mi = (int)(fmod(s, 3600) / 60), se = (int)fmod(s, 60);
+    if (h > 0)
+        snprintf(buf, n, "%dh%02dm", h, mi);
+    else if (mi > 0)
+        snprintf(buf, n, "%dm%02ds", mi, se);
+    else
+        snprintf(buf, n, "%ds", se);
+}
+
+void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_line)
+{
+    double rate = tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0;
+    double per_step = step > 0 ? (tr_time_now() - tr->t_start) / (double)step : 0.0;
+    char eta[32];
+    fmt_duration(eta, sizeof(eta), per_step * (double)(tr->total_steps - step));
+    int64_t epoch = (step - 1) / tr->steps_per_epoch + 1;
+    int64_t epochs = (tr->total_steps + tr->steps_per_epoch - 1) / tr->steps_per_epoch;
+    if (tr->progress_tty) {
+        fprintf(stderr, "\r  epoch %lld/%lld  step %lld/%lld  loss %.4f  %.0f samples/s  ETA %s   ",
+                (long long)epoch, (long long)epochs, (long long)step, (long long)tr->total_steps,
+                loss, rate, eta);
+        if (step == tr->total_steps)
+            fprintf(stderr, "\n");
+        fflush(stderr);
+    } else {
+        int every = tr->cfg->log_every > 0 ? tr->cfg->log_every : 50;
+        if (force_line || step % every == 0 || step == tr->total_steps)
+            tr_log(TR_LOG_INFO, "epoch %lld/%lld step %lld/%lld loss %.4f %.0f samples/s ETA %s",
+                   (long long)epoch, (long long)epochs, (long long)step,
+                   (long long)tr->total_steps, loss, rate, eta);
+    }
+}
+
+static void json_array(FILE *f, const char *key, const double *v, int n)
+{
+    fprintf(f, "\"%s\":[", key);
+    for (int i = 0; i < n; i++)
+        fprintf(f, isfinite(v[i]) ? "%s%.6g" : "%snull", i ? "," : "", v[i]);
+    fprintf(f, "]");
+}
+
+static void json_phases(FILE *f, const tr_trainer *tr)
+{
+    fprintf(f, "\"phases_s\":{");
+    for (int p = 0; p < TR_PHASE_COUNT; p++)
+        fprintf(f, "%s\"%s\":%.6g", p ? "," : "", k_phase_names[p], tr->phase[p]);
+    fprintf(f, "},\"comm\":{");
+    for (int k = 0; k < TR_COLL_COUNT; k++)
+        fprintf(f, "%s\"%s\":{\"calls\":%lld,\"bytes\":%lld,\"s\":%.6g}", k ? "," : "",
+                tr_coll_name((tr_coll_kind)k), (long long)tr->grid.stats[k].calls,
+                (long long)tr->grid.stats[k].bytes, tr->grid.stats[k].seconds);
+    fprintf(f, "}");
+}
+
+static void metrics_of(const tr_trainer *tr, const tr_task_stats *st, double *metric,
+                       double *loss)
+{
+    for (int t = 0; t < tr->T; t++) {
+        metric[t] = tr_task_metric(tr, &st[t]);
+        loss[t] = st[t].count > 0 ? st[t].loss_sum / st[t].count : NAN;
+    }
+}
+
+void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_stats,
+                    const tr_task_stats *val, double lr)
+{
+    if (!tr->metrics)
+        return;
+    double metric[TR_MAX_TASKS], loss[TR_MAX_TASKS];
+    const char *mname = tr->classification ? "acc" : "mse";
+    FILE *f = tr->metrics;
+    fprintf(f, "{\"step\":%lld,\"epoch\":%.4g,\"lr\":%.6g,", (long long)step,
+            (double)step / (double)tr->steps_per_epoch, lr);
+    metrics_of(tr, train_stats, metric, loss);
+    json_array(f, "train_loss", loss, tr->T);
+    fprintf(f, ",");
+    char key[32];
+    snprintf(key, sizeof(key), "train_%s", mname);
+    json_array(f, key, metric, tr->T);
+    metrics_of(tr, val, metric, loss);
+    fprintf(f, ",");
+    json_array(f, "val_loss", loss, tr->T);
+    fprintf(f, ",");
+    snprintf(key, sizeof(key), "val_%s", mname);
+    json_array(f, key, metric, tr->T);
+    fprintf(f, ",\"val_mean\":%.6g,\"train_samples_per_s\":%.6g,\"train_seconds\":%.6g,\"elapsed_s\":%.6g,",
+            tr_mean_metric(tr, val),
+            tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0,
+            tr->train_seconds, tr_time_now() - tr->t_start);
+    json_phases(f, tr);
+    fprintf(f, "}\n");
+    fflush(f);
+    if (!tr->opts.quiet && !tr->progress_tty)
+        tr_log(TR_LOG_INFO, "validation at step %lld: mean %s %.4f", (long long)step, mname,
+               tr_mean_metric(tr, val));
+}
+
+void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test)
+{
+    if (!tr->metrics)
+        return;
+    double metric[TR_MAX_TASKS], loss[TR_MAX_TASKS];
+    const char *mname = tr->classification ? "acc" : "mse";
+    FILE *f = tr->metrics;
+    char key[32];
+    fprintf(f, "{\"final\":true,\"best_step\":%lld,\"tasks\":[", (long long)tr->best_step);
+    for (int t = 0; t < tr->T; t++)
+        fprintf(f, "%s\"%s\"", t ? "," : "", tr->ds.tasks[t].name);
+    fprintf(f, "],");
+    metrics_of(tr, val, metric, loss);
+    snprintf(key, sizeof(key), "val_%s", mname);
+    json_array(f, key, metric, tr->T);
+    metrics_of(tr, test, metric, loss);
+    fprintf(f, ",");
+    snprintf(key, sizeof(key), "test_%s", mname);
+    json_array(f, key, metric, tr->T);
+    if (!tr->classification) {
+        double mae[TR_MAX_TASKS];
+        for (int t = 0; t < tr->T; t++)
+            mae[t] = test[t].count > 0 ? test[t].abs_sum / test[t].count : NAN;
+        fprintf(f, ",");
+        json_array(f, "test_mae", mae, tr->T);
+    }
+    fprintf(f, ",\"val_mean\":%.6g,\"test_mean\":%.6g,\"train_samples_per_s\":%.6g,"
+               "\"train_seconds\":%.6g,\"elapsed_s\":%.6g,\"ranks\":%d,\"replicas\":%d,\"shards\":%d,",
+            tr_mean_metric(tr, val), tr_mean_metric(tr, test),
+            tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0,
+            tr->train_seconds, tr_time_now() - tr->t_start, tr->grid.size, tr->grid.R,
+            tr->grid.S);
+    json_phases(f, tr);
+    fprintf(f, "}\n");
+    fflush(f);
+}
+
+void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test,
+                     double seconds)
+{
+    const char *mname = tr->classification ? "acc" : "mse";
+    printf("\n%-16s %-14s %10s %10s\n", "task", "kind", tr->classification ? "val acc" : "val mse",
+           tr->classification ? "test acc" : "test mse");
+    for (int t = 0; t < tr->T; t++)
+        printf("%-16s %-14s %10.4f %10.4f\n", tr->ds.tasks[t].name,
+               tr->classification ? "classification" : "regression",
+               tr_task_metric(tr, &val[t]), tr_task_metric(tr, &test[t]));
+    printf("%-16s %-14s %10.4f %10.4f\n", "mean", "", tr_mean_metric(tr, val),
+           tr_mean_metric(tr, test));
+    char dur[32];
+    fmt_duration(dur, sizeof(dur), seconds);
+    printf("\nselected step %lld on validation %s; %d rank(s); time %s (%.1f s); "
+           "%.0f training samples/s\nrun directory: %s\n",
+           (long long)tr->best_step, mname, tr->grid.size, dur, seconds,
+           tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0, tr->run_dir);
+    fflush(stdout);
+}

@@ -1,0 +1,92 @@
+/*
+ * State shared by the training loop (trainer.c), evaluation (evaluate.c) and
+ * reporting (report.c). Private to src/train.
+ */
+#ifndef TASKREL_TRAINER_INTERNAL_H
+#define TASKREL_TRAINER_INTERNAL_H
+
+#include "taskrel/config.h"
+#include "taskrel/data.h"
+#include "taskrel/dist.h"
+#include "taskrel/model.h"
+#include "taskrel/optim.h"
+#include "taskrel/train.h"
+
+/* Phases timed per step (seconds accumulated on this rank). */
+typedef enum {
+    TR_PHASE_DATA = 0,
+    TR_PHASE_FORWARD,
+    TR_PHASE_BACKWARD,
+    TR_PHASE_COMM,
+    TR_PHASE_OPTIMIZER,
+    TR_PHASE_EVAL,
+    TR_PHASE_COUNT
+} tr_phase;
+
+typedef struct {
+    const tr_config *cfg;
+    tr_train_opts opts;
+    int eval_only;             /* tr_eval_run: no run directory, no training */
+    tr_grid grid;
+    tr_dataset ds;
+    tr_model model;
+    tr_optimizer opt;
+    int T, t0, tn;
+    int B;                     /* global batch: per task (multi-input) or total (shared) */
+    int64_t steps_per_epoch, total_steps;
+    float task_weight[TR_MAX_TASKS];
+    /* batch assembly */
+    int32_t *perm;             /* (tn, max n) multi-input or (n) shared-input */
+    int64_t perm_stride;
+    int64_t perm_epoch;
+    float *x;                  /* (max_rows, in_size) */
+    int64_t *ids;              /* (max_rows) */
+    int32_t *y;                /* (max_head_rows) */
+    float *yf;                 /* (max_head_rows) */
+    float *dfeat;              /* (max_rows, feat_dim) */
+    float *feat_all;           /* shared-input: (replica rows, feat_dim) gathered features */
+    float *dfeat_all;          /* shared-input: (replica rows, feat_dim) */
+    int seg_off[TR_MAX_TASKS], seg_n[TR_MAX_TASKS]; /* per local task rows */
+    int rows;                  /* trunk rows this step */
+    int rep_lo, rep_n;         /* shared-input: replica part of the global batch */
+    int my_lo, my_n;           /* shared-input: this rank's sub-slice */
+    int *gather_counts, *gather_displs; /* shared-input, in floats, per replica_comm rank */
+    int max_rows, max_head_rows, eval_chunk;
+    /* statistics */
+    double *scalars;           /* fused buffer: 3T sums + 2 flags */
+    double phase[TR_PHASE_COUNT];
+    double train_seconds;
+    int64_t samples;
+    /* model selection */
+    float *best_params, *best_buffers;
+    double best_score;
+    int64_t best_step;
+    int classification;
+    /* output */
+    char run_dir[TR_PATH_LEN];
+    FILE *metrics;             /* rank 0 */
+    int progress_tty;
+    double t_start;
+} tr_trainer;
+
+/* evaluate.c: per-task stats on a split, summed over world. Collective. */
+tr_status tr_trainer_evaluate(tr_trainer *tr, tr_split split, tr_task_stats *stats);
+/* Metric of a task from its stats: accuracy or MSE. */
+double tr_task_metric(const tr_trainer *tr, const tr_task_stats *st);
+/* Mean metric over tasks; *better_is_higher set for the selection rule. */
+double tr_mean_metric(const tr_trainer *tr, const tr_task_stats *stats);
+
+/* report.c (rank 0 only unless noted) */
+tr_status tr_report_open(tr_trainer *tr);
+void tr_report_close(tr_trainer *tr);
+void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_line);
+void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_stats,
+                    const tr_task_stats *val, double lr);
+void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test);
+void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test,
+                     double seconds);
+
+/* Apply data.tasks to a loaded dataset (keeps the selected tasks in order). */
+tr_status tr_dataset_select_tasks(tr_dataset *ds, const char *spec);
+
+#endif

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# tests/bench/bench_hps.sh — HPS training throughput, taskrel vs PyTorch, one
+# rank / one thread each, on this machine, in one invocation (not run in CI).
+#
+# Usage: tests/bench/bench_hps.sh [--steps N] [--warmup N] [--torch-mode M]
+#                                 [--taskrel-only | --torch-only] [--keep]
+#   --steps N        timed training steps (50)
+#   --warmup N       untimed steps before them (10)
+#   --torch-mode M   PyTorch trunk: concat | per-task | both (both; the faster
+#                    one is the reference)
+#   --taskrel-only, --torch-only   run one side only
+#   --keep           keep the temporary directory (dataset, run dir, logs)
+# Environment: TASKREL_BUILD_DIR (build), TASKREL_BENCH_OUT (tests/bench/out).
+#
+# One step = forward + backward + SGD update (momentum 0.9, wd 5e-4) over 128
+# samples for each of 4 tasks through the shared LeNet trunk and the 4 heads;
+# throughput = 4 * 128 * steps / seconds of training steps (no evaluation, no
+# warm-up). taskrel trains tests/bench/hps_lenet_bench.ini on the first 4
+# fashion-domains tasks; PyTorch (tests/bench/torch_hps.py) on random inputs of
+# the same shape. Results: stdout and $TASKREL_BENCH_OUT/bench_hps-<time>.txt.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PY=/usr/bin/python3 # Debian's python3: the one python3-torch installs into
+TASKS=4
+BATCH=128
+
+steps=50 warmup=10 torch_mode=both run_taskrel=1 run_torch=1 keep=0
+usage() {
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
+}
+need_int() {
+    [[ $2 =~ ^[0-9]+$ ]] || {
+        echo "bench: $1 needs a non-negative integer, got '$2'" >&2
+        exit 2
+    }
+}
+while (($#)); do
+    case "$1" in
+    --steps)
+        need_int "$1" "${2-}"
+        steps=$2
+        shift
+        ;;
+    --warmup)
+        need_int "$1" "${2-}"
+        warmup=$2
+        shift
+        ;;
+    --torch-mode)
+        case "${2-}" in concat | per-task | both) torch_mode=$2 ;; *)
+            echo "bench: --torch-mode concat|per-task|both" >&2
+            exit 2
+            ;;
+        esac
+        shift
+        ;;
+    --taskrel-only) run_torch=0 ;;
+    --torch-only) run_taskrel=0 ;;
+    --keep) keep=1 ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "bench: unknown option '$1' (try --help)" >&2
+        exit 2
+        ;;
+    esac
+    shift
+done
+((steps >= 1)) || {
+    echo "bench: --steps must be >= 1" >&2
+    exit 2
+}
+
+BUILD_DIR=${TASKREL_BUILD_DIR:-build}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR="$ROOT/$BUILD_DIR"
+OUT_DIR=${TASKREL_BENCH_OUT:-$ROOT/tests/bench/out}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskrel-bench.XXXXXX")
+if ((keep)); then
+    echo "bench: keeping $TMP"
+else
+    trap 'rm -rf "$TMP"' EXIT
+fi
+
+ncores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) # nproc obeys OMP_*
+# One thread everywhere: the comparison is per core.
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+if [[ $(id -u) -eq 0 ]]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "bench: need root (or sudo) to run: $*" >&2
+        return 1
+    fi
+}
+
+# ---- prerequisites -------------------------------------------------------------
+if ((run_torch)) && ! "$PY" -c 'import torch' 2>/dev/null; then
+    echo "bench: installing python3-torch (Debian package, large)"
+    as_root apt-get -o DPkg::Lock::Timeout=300 update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+        install -y -q --no-install-recommends python3-torch
+fi
+if ! [[ -x $PY ]]; then # --taskrel-only still parses metrics.jsonl with python3
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3
+fi
+if ((run_taskrel)); then
+    # Installs what is missing and brings the build up to date (Release).
+    "$ROOT/launch/setup.sh" >"$TMP/setup.log" 2>&1 || {
+        tail -n 40 "$TMP/setup.log" >&2
+        echo "bench: launch/setup.sh failed (log above)" >&2
+        exit 1
+    }
+    BIN="$BUILD_DIR/taskrel"
+    [[ -x $BIN ]] || {
+        echo "bench: $BIN not built" >&2
+        exit 1
+    }
+fi
+
+# ---- machine -------------------------------------------------------------------
+cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+openblas=$(dpkg-query -W -f='${Package} ${Version}\n' 'libopenblas0*' 2>/dev/null |
+    awk '$2 != "" { printf "%s%s %s", sep, $1, $2; sep = ", " }')
+blas_lib=$(readlink -f "/usr/lib/$(uname -m)-linux-gnu/libblas.so.3" 2>/dev/null || echo "?")
+torch_ver=n/a
+if ((run_torch)); then
+    torch_ver=$("$PY" -c 'import torch; print(torch.__version__)')
+fi
+build_type=n/a
+if ((run_taskrel)); then
+    build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
+fi
+
+# ---- taskrel -------------------------------------------------------------------
+taskrel_sps=""
+taskrel_note=""
+if ((run_taskrel)); then
+    echo "bench: building the fashion-domains dataset"
+    "$BIN" data fashion-domains --out "$TMP/fd.h5" --train-frac 0.9 >"$TMP/data.log" 2>&1 || {
+        cat "$TMP/data.log" >&2
+        echo "bench: taskrel data fashion-domains failed" >&2
+        exit 1
+    }
+    # A validation right after the warm-up gives a metrics line to measure from.
+    eval_every=$((warmup > 0 ? warmup : steps + 1))
+    echo "bench: taskrel, $warmup warm-up + $steps timed steps"
+    if ! "$BIN" train -c "$ROOT/tests/bench/hps_lenet_bench.ini" \
+        --set "data.path=$TMP/fd.h5" --set data.tasks=$TASKS \
+        --set train.batch_size=$BATCH --set "train.max_steps=$((warmup + steps))" \
+        --set "train.eval_every=$eval_every" --set "run.dir=$TMP/run" \
+        >"$TMP/taskrel.log" 2>&1; then
+        tail -n 40 "$TMP/taskrel.log" >&2
+        echo "bench: taskrel train failed (log above)" >&2
+        exit 1
+    fi
+    # Prefer the difference of the cumulative training time between the first
+    # line at/after the warm-up and the last line; else the last line's own
+    # train_samples_per_s (whole run, warm-up included).
+    read -r taskrel_sps taskrel_note < <("$PY" - "$TMP/run/metrics.jsonl" "$warmup" $((TASKS * BATCH)) <<'PYEOF'
+import json, sys
+path, warmup, per_step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rows = []
+for line in open(path):
+    line = line.strip()
+    if line:
+        rows.append(json.loads(line))
+timed = [r for r in rows if "step" in r and "train_seconds" in r]
+if warmup > 0 and timed:
+    a = next((r for r in timed if r["step"] >= warmup), None)
+    b = timed[-1]
+    if a is not None and b["step"] > a["step"] and b["train_seconds"] > a["train_seconds"]:
+        sps = per_step * (b["step"] - a["step"]) / (b["train_seconds"] - a["train_seconds"])
+        print(f"{sps:.1f} steps_{a['step']}..{b['step']}_from_train_seconds")
+        sys.exit(0)
+if warmup == 0 and timed and timed[-1]["train_seconds"] > 0:
+    b = timed[-1]
+    print(f"{per_step * b['step'] / b['train_seconds']:.1f} steps_1..{b['step']}_from_train_seconds")
+    sys.exit(0)
+last = [r for r in rows if "train_samples_per_s" in r]
+if not last:
+    sys.exit(f"bench: no train_samples_per_s in {path}")
+print(f"{float(last[-1]['train_samples_per_s']):.1f} last_line_train_samples_per_s")
+PYEOF
+    )
+    [[ -n $taskrel_sps ]] || {
+        echo "bench: could not read throughput from $TMP/run/metrics.jsonl" >&2
+        exit 1
+    }
+fi
+
+# ---- PyTorch -------------------------------------------------------------------
+torch_sps=""
+torch_detail=""
+if ((run_torch)); then
+    modes=(concat per-task)
+    [[ $torch_mode == both ]] || modes=("$torch_mode")
+    for m in "${modes[@]}"; do
+        echo "bench: pytorch (trunk $m), $warmup warm-up + $steps timed steps"
+        "$PY" "$ROOT/tests/bench/torch_hps.py" --steps "$steps" --warmup "$warmup" \
+            --tasks $TASKS --batch $BATCH --trunk-mode "$m" --json >"$TMP/torch-$m.log" 2>&1 || {
+            cat "$TMP/torch-$m.log" >&2
+            echo "bench: torch_hps.py failed" >&2
+            exit 1
+        }
+        s=$(tail -n 1 "$TMP/torch-$m.log" |
+            "$PY" -c 'import json, sys; print(json.load(sys.stdin)["train_samples_per_s"])')
+        torch_detail+="${torch_detail:+, }$m $s"
+        if [[ -z $torch_sps ]] || awk -v a="$s" -v b="$torch_sps" 'BEGIN { exit !(a > b) }'; then
+            torch_sps=$s
+        fi
+    done
+fi
+
+# ---- report --------------------------------------------------------------------
+ratio=n/a
+if [[ -n $taskrel_sps && -n $torch_sps ]]; then
+    ratio=$(awk -v a="$taskrel_sps" -v b="$torch_sps" 'BEGIN { printf "%.2f", a / b }')
+fi
+mkdir -p "$OUT_DIR"
+report="$OUT_DIR/bench_hps-$(date +%Y%m%d-%H%M%S).txt"
+{
+    echo "bench_hps $(date -u +%Y-%m-%dT%H:%M:%SZ)  host $(hostname)"
+    echo "cpu: $cpu ($ncores cores visible)"
+    echo "openblas: ${openblas:-not installed}  (libblas.so.3 -> $blas_lib)"
+    echo "torch: $torch_ver   taskrel build: $build_type ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo no-git))"
+    echo "step: T=$TASKS tasks x B=$BATCH, hps/lenet, sgd; $warmup warm-up + $steps timed steps; 1 rank, 1 thread"
+    [[ -z $taskrel_note ]] || echo "taskrel measured from: $taskrel_note"
+    [[ -z $torch_detail ]] || echo "pytorch by trunk mode (samples/s): $torch_detail"
+    echo "taskrel: ${taskrel_sps:-n/a} samples/s   pytorch: ${torch_sps:-n/a} samples/s   ratio taskrel/pytorch: $ratio"
+} | tee "$report"
+echo "bench: report written to ${report#"$ROOT"/}"
