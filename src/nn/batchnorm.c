@@ -20,8 +20,17 @@ void tr_bn_stats(double *sum, double *sumsq, const float *in, int n, int c, int 
         sumsq[ch] = 0.0;
     }
     for (int i = 0; i < n; i++)
-        for (int ch = 0; ch < c; ch++)
-            k_sums_d(&sum[ch], &sumsq[ch], in + ((size_t)i * c + ch) * s, (size_t)s);
+        for (int ch = 0; ch < c; ch++) {
+            const float *x = in + ((size_t)i * c + ch) * s;
+            if (s >= 8) {
+                k_sums_d(&sum[ch], &sumsq[ch], x, (size_t)s);
+                continue;
+            }
+            for (int j = 0; j < s; j++) { // s = 1 after a linear layer
+                sum[ch] += x[j];
+                sumsq[ch] += (double)x[j] * x[j];
+            }
+        }
 }
 
 /* Batch mean and biased variance of channel ch from the sums. The variance is
@@ -104,8 +113,8 @@ void tr_bn_forward_eval(float *out, const float *in, const float *running_mean,
             // out = a * x + bb with the normalisation folded into one affine map
             float a = g / sqrtf(running_var[ch] + eps);
             float bb = b - a * running_mean[ch];
-            // (x - rm) * a / 1 + b with xhat discarded: reuse normalise with mean 0
-            normalise(out + off, out + off, in + off, 0.0f, a, 1.0f, bb, (size_t)s);
+            for (int j = 0; j < s; j++)
+                out[off + j] = a * in[off + j] + bb;
         }
     }
 }
@@ -121,7 +130,14 @@ void tr_bn_backward_stats(double *dsum, double *dxsum, const float *dout, const 
     for (int i = 0; i < n; i++)
         for (int ch = 0; ch < c; ch++) {
             size_t off = ((size_t)i * c + ch) * s;
-            k_sum_dot_d(&dsum[ch], &dxsum[ch], dout + off, xhat + off, (size_t)s);
+            if (s >= 8) {
+                k_sum_dot_d(&dsum[ch], &dxsum[ch], dout + off, xhat + off, (size_t)s);
+                continue;
+            }
+            for (int j = 0; j < s; j++) {
+                dsum[ch] += dout[off + j];
+                dxsum[ch] += (double)dout[off + j] * xhat[off + j];
+            }
         }
 }
 
@@ -138,10 +154,21 @@ void tr_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout,
         for (int i = 0; i < n; i++) {
             for (int ch = 0; ch < c; ch++) {
                 size_t off = ((size_t)i * c + ch) * s;
+                float a, b;
+                if (s >= 8) {
+                    a = k_sum(dout + off, (size_t)s);
+                    b = k_dot(dout + off, xhat + off, (size_t)s);
+                } else {
+                    a = b = 0.0f;
+                    for (int j = 0; j < s; j++) {
+                        a += dout[off + j];
+                        b += dout[off + j] * xhat[off + j];
+                    }
+                }
                 if (dbeta)
-                    dbeta[ch] += k_sum(dout + off, (size_t)s);
+                    dbeta[ch] += a;
                 if (dgamma)
-                    dgamma[ch] += k_dot(dout + off, xhat + off, (size_t)s);
+                    dgamma[ch] += b;
             }
         }
     }

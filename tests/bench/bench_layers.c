@@ -3,6 +3,8 @@
  * conv 1->32 k5 on 28x28, conv 32->64 k5 on 12x12, linear 1024->512, forward
  * and backward, in ms and GFLOP/s (best of several repetitions, one thread).
  * A plain sgemm with the same total flops is timed as the machine's ceiling.
+ * The memory-bound layers (ReLU, max pool, batch norm, dropout) are timed at
+ * conv1's output size (128, 32, 24, 24) and fc6's (128, 512).
  * Not a test and not built by CMake. Build and run from the repository root:
  *
  *   mpicc -O2 -std=gnu11 -Wall -Wextra -I include -I src \
@@ -85,6 +87,58 @@ static void bench_linear(int din_, int dout_, int reps) {
     tr_free(db);
 }
 
+#define TIME_BEST(best, stmt)                                                            \
+    do {                                                                                 \
+        best = 1e30;                                                                     \
+        for (int r_ = 0; r_ < reps; r_++) {                                              \
+            double t0_ = tr_time_now();                                                  \
+            stmt;                                                                        \
+            double t_ = tr_time_now() - t0_;                                             \
+            best = t_ < best ? t_ : best;                                                \
+        }                                                                                \
+    } while (0)
+
+static void report_bw(const char *what, double sec, size_t elems) {
+    printf("  %-34s %8.3f ms  %6.2f ns/element\n", what, sec * 1e3, sec * 1e9 / (double)elems);
+}
+
+static void bench_elementwise(int reps) {
+    int n = BATCH, c = 32, hw = 24, s = hw * hw, fc = 512;
+    size_t total = (size_t)n * c * s, pooled = total / 4;
+    float *x = alloc_rand(total, 1), *y = alloc_rand(total, 2), *g = alloc_rand(total, 3);
+    float *dx = alloc_rand(total, 4), *xhat = alloc_rand(total, 5);
+    int32_t *idx = tr_calloc(pooled, sizeof(int32_t));
+    uint8_t *mask = tr_calloc((size_t)n * fc, 1);
+    int64_t *ids = tr_calloc(n, sizeof(int64_t));
+    double sum[32], sumsq[32], dsum[32], dxsum[32], best;
+    float gamma[32], beta[32], rstd[32], dgamma[32] = {0}, dbeta[32] = {0};
+    for (int i = 0; i < c; i++)
+        gamma[i] = 1.0f, beta[i] = 0.0f;
+    printf("elementwise at (%d, %d, %d, %d) and (%d, %d)\n", n, c, hw, hw, n, fc);
+    TIME_BEST(best, tr_relu_forward(y, x, total));
+    report_bw("relu forward", best, total);
+    TIME_BEST(best, tr_relu_backward(dx, g, y, total));
+    report_bw("relu backward", best, total);
+    TIME_BEST(best, tr_maxpool_forward(y, idx, x, n, c, hw, hw, 2));
+    report_bw("maxpool 2x2 forward", best, total);
+    TIME_BEST(best, tr_maxpool_backward(dx, g, idx, n, c, hw, hw, 2));
+    report_bw("maxpool 2x2 backward", best, total);
+    TIME_BEST(best, tr_bn_stats(sum, sumsq, x, n, c, s);
+              tr_bn_forward(y, xhat, rstd, x, sum, sumsq, (double)n * s, gamma, beta, n, c, s,
+                            1e-5f));
+    report_bw("batchnorm stats + forward", best, total);
+    TIME_BEST(best, tr_bn_backward_stats(dsum, dxsum, g, xhat, n, c, s);
+              tr_bn_backward(dx, dgamma, dbeta, g, xhat, rstd, dsum, dxsum, (double)n * s, gamma,
+                             n, c, s));
+    report_bw("batchnorm backward stats + backward", best, total);
+    TIME_BEST(best, tr_dropout_forward(y, mask, x, n, fc, 0.5f, 1, 0, 0, ids));
+    report_bw("dropout forward (128, 512)", best, (size_t)n * fc);
+    TIME_BEST(best, tr_dropout_backward(dx, g, mask, n, fc, 0.5f));
+    report_bw("dropout backward (128, 512)", best, (size_t)n * fc);
+    tr_free(x), tr_free(y), tr_free(g), tr_free(dx), tr_free(xhat), tr_free(idx), tr_free(mask);
+    tr_free(ids);
+}
+
 // a square-ish sgemm of about the same flops as conv2's forward, as a ceiling
 static void bench_gemm(int m, int nn, int kk, int reps) {
     float *a = alloc_rand((size_t)m * kk, 1), *b = alloc_rand((size_t)kk * nn, 2);
@@ -108,6 +162,7 @@ int main(int argc, char **argv) {
     bench_conv(1, 28, 32, 5, 0, reps);   // conv1: first layer, no input gradient
     bench_conv(32, 12, 64, 5, 1, reps);  // conv2
     bench_linear(1024, 512, reps);       // fc6
+    bench_elementwise(reps);
     printf("reference\n");
     bench_gemm(64, 8192, 800, reps);     // conv2 forward as one big GEMM
     bench_gemm(1024, 1024, 512, reps);

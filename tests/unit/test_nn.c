@@ -62,7 +62,7 @@ static void fill_distinct(float *x, size_t n, uint64_t stream) {
     assert_non_null(perm);
     tr_rng_permutation(perm, (int32_t)n, 99, TR_RNG_TEST, stream);
     for (size_t i = 0; i < n; i++)
-        x[i] = 0.05f * ((float)perm[i] - (float)n / 2.0f) + 0.025f;
+        x[i] = 0.05f * (float)(perm[i] - (int32_t)(n / 2)) + 0.025f; // k/20 + 1/40, never 0
     free(perm);
 }
 
@@ -126,8 +126,8 @@ static double lin_obj(void *p) {
     return dot_d(c->out, c->R, (size_t)c->n * c->dout);
 }
 
-static void run_linear(int use_bias, int use_din) {
-    lin_ctx c = {.n = 5, .din = 7, .dout = 6};
+static void run_linear(int n, int din, int dout, int use_bias, int use_din) {
+    lin_ctx c = {.n = n, .din = din, .dout = dout};
     size_t ni = (size_t)c.n * c.din, nw = (size_t)c.din * c.dout, no = (size_t)c.n * c.dout;
     c.in = fbuf(ni);
     c.w = fbuf(nw);
@@ -174,9 +174,10 @@ static void run_linear(int use_bias, int use_din) {
 
 static void test_linear(void **state) {
     (void)state;
-    run_linear(1, 1);
-    run_linear(0, 1);
-    run_linear(1, 0);
+    run_linear(5, 7, 6, 1, 1);
+    run_linear(5, 7, 6, 0, 1); // no bias
+    run_linear(5, 7, 6, 1, 0); // din NULL
+    run_linear(3, 9, 19, 1, 1); // rows of 8 + tail in the bias gradient
 }
 
 /* ---- conv2d --------------------------------------------------------------------- */
@@ -269,6 +270,7 @@ static void test_conv2d(void **state) {
     run_conv(1, 3, 8, 6, 2, 5, 2, 2);
     run_conv(2, 2, 9, 8, 3, 2, 1, 2); // even kernel, a column dropped by floor
     run_conv(1, 2, 4, 4, 2, 5, 2, 1); // kernel larger than the input
+    run_conv(2, 2, 11, 13, 2, 3, 1, 1); // output rows of 8 + tail (13 wide)
 }
 
 /* ---- max pool ------------------------------------------------------------------- */
@@ -330,7 +332,7 @@ static double relu_obj(void *p) {
 
 static void test_relu(void **state) {
     (void)state;
-    relu_ctx c = {.n = 40};
+    relu_ctx c = {.n = 43}; // blocks of 8 + tail
     c.in = fbuf(c.n), c.out = fbuf(c.n), c.R = fbuf(c.n);
     fill_distinct(c.in, c.n, 31); // |x| >= 0.025 > h: no kink crossed
     fill_uniform(c.R, c.n, -1, 1, 32);
@@ -367,9 +369,12 @@ static double bn_obj(void *p) {
     return dot_d(c->out, c->R, (size_t)c->n * c->c * c->s);
 }
 
-static void test_batchnorm(void **state) {
-    (void)state;
-    bn_ctx c = {.n = 4, .c = 3, .s = 5, .eps = 1e-5f};
+#define BN_MAXC 8
+
+static void run_batchnorm(int n, int nc, int s) {
+    bn_ctx c = {.n = n, .c = nc, .s = s, .eps = 1e-5f};
+    assert_true(nc <= BN_MAXC && n >= 2);
+    print_message(" batchnorm n=%d c=%d s=%d\n", n, nc, s);
     size_t nt = (size_t)c.n * c.c * c.s;
     double count = (double)c.n * c.s;
     c.in = fbuf(nt), c.out = fbuf(nt), c.xhat = fbuf(nt), c.R = fbuf(nt);
@@ -420,24 +425,24 @@ static void test_batchnorm(void **state) {
      * and the local dgamma/dbeta add up to the whole batch's. */
     int n0 = 1, n1 = c.n - 1;
     size_t r1 = (size_t)n0 * c.c * c.s;
-    double s0[3], q0[3], s1[3], q1[3], gs[3], gq[3];
+    double s0[BN_MAXC], q0[BN_MAXC], s1[BN_MAXC], q1[BN_MAXC], gs[BN_MAXC], gq[BN_MAXC];
     tr_bn_stats(s0, q0, c.in, n0, c.c, c.s);
     tr_bn_stats(s1, q1, c.in + r1, n1, c.c, c.s);
     for (int ch = 0; ch < c.c; ch++)
         gs[ch] = s0[ch] + s1[ch], gq[ch] = q0[ch] + q1[ch];
-    float *out_p = fbuf(nt), *xhat_p = fbuf(nt), rstd0[3], rstd1[3];
+    float *out_p = fbuf(nt), *xhat_p = fbuf(nt), rstd0[BN_MAXC], rstd1[BN_MAXC];
     tr_bn_forward(out_p, xhat_p, rstd0, c.in, gs, gq, count, c.gamma, c.beta, n0, c.c, c.s,
                   c.eps);
     tr_bn_forward(out_p + r1, xhat_p + r1, rstd1, c.in + r1, gs, gq, count, c.gamma, c.beta, n1,
                   c.c, c.s, c.eps);
     for (size_t i = 0; i < nt; i++)
         assert_true(fabsf(out_p[i] - c.out[i]) < 1e-5f);
-    double ds0[3], dx0[3], ds1[3], dx1[3], gds[3], gdx[3];
+    double ds0[BN_MAXC], dx0[BN_MAXC], ds1[BN_MAXC], dx1[BN_MAXC], gds[BN_MAXC], gdx[BN_MAXC];
     tr_bn_backward_stats(ds0, dx0, c.R, xhat_p, n0, c.c, c.s);
     tr_bn_backward_stats(ds1, dx1, c.R + r1, xhat_p + r1, n1, c.c, c.s);
     for (int ch = 0; ch < c.c; ch++)
         gds[ch] = ds0[ch] + ds1[ch], gdx[ch] = dx0[ch] + dx1[ch];
-    float *gin_p = fbuf(nt), gg_p[3] = {0}, gb_p[3] = {0};
+    float *gin_p = fbuf(nt), gg_p[BN_MAXC] = {0}, gb_p[BN_MAXC] = {0};
     tr_bn_backward(gin_p, gg_p, gb_p, c.R, xhat_p, rstd0, gds, gdx, count, c.gamma, n0, c.c, c.s);
     tr_bn_backward(gin_p + r1, gg_p, gb_p, c.R + r1, xhat_p + r1, rstd1, gds, gdx, count,
                    c.gamma, n1, c.c, c.s);
@@ -451,6 +456,13 @@ static void test_batchnorm(void **state) {
     free(c.in), free(c.out), free(c.xhat), free(c.R), free(c.gamma), free(c.beta), free(c.rstd);
     free(c.sum), free(c.sumsq), free(dsum), free(dxsum), free(gin), free(gg), free(gbeta);
     free(gin2), free(gg2), free(gbeta2), free(out_p), free(xhat_p), free(gin_p);
+}
+
+static void test_batchnorm(void **state) {
+    (void)state;
+    run_batchnorm(4, 3, 5);  // conv-like, short rows
+    run_batchnorm(3, 2, 19); // rows of 8 + tail
+    run_batchnorm(6, 4, 1);  // after a linear layer
 }
 
 static void test_batchnorm_running_and_eval(void **state) {

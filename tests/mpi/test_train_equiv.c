@@ -1,0 +1,268 @@
+// mpi-ranks: 1 2 3 4
+/*
+ * Distributed training gives the 1-rank result: the same short run on P ranks
+ * (every grid the rank count allows: task-sharded, replicated, both), in the
+ * multi-input and the shared-input setting, for HPS and STL, agrees with a
+ * 1-rank run made inside the test on MPI_COMM_SELF to 1e-5 relative in every
+ * per-task loss of 20 steps; two runs at the same P are bitwise identical;
+ * and the bytes each collective moved equal the analytic volume of the grid.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mpi_test.h"
+#include "taskrel/data.h"
+#include "taskrel/train.h"
+
+#define STEPS 20
+#define TOL 1e-5
+
+static char g_dir[256];
+static int g_rank, g_size;
+
+static void build_data(void)
+{
+    if (g_rank == 0) {
+        snprintf(g_dir, sizeof(g_dir), "/tmp/taskrel-mpitest-%d", (int)getpid());
+        mkdir(g_dir, 0755);
+    }
+    MPI_Bcast(g_dir, sizeof(g_dir), MPI_CHAR, 0, MPI_COMM_WORLD);
+    tr_status st = TR_OK;
+    if (g_rank == 0) {
+        char path[512];
+        tr_builder_opts o;
+        tr_builder_opts_default(&o);
+        snprintf(path, sizeof(path), "%s/multi.h5", g_dir);
+        o.out = path;
+        o.tasks = 6;
+        o.regression = 0;
+        o.n_train = 60;
+        o.n_val = 20;
+        o.n_test = 20;
+        st = tr_build_synthetic_tn(&o);
+        if (st == TR_OK) {
+            snprintf(path, sizeof(path), "%s/shared.h5", g_dir);
+            tr_builder_opts_default(&o);
+            o.out = path;
+            o.tasks = 4;
+            o.dim = 12;
+            o.n_train = 96;
+            o.n_val = 24;
+            o.n_test = 24;
+            st = tr_build_synthetic_mmoe(&o);
+        }
+        if (st != TR_OK)
+            fprintf(stderr, "building test data failed: %s\n", tr_error_message());
+    }
+    int ok = st == TR_OK;
+    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (!ok)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+static void make_config(tr_config *c, const char *data, tr_model_kind kind, int batchnorm)
+{
+    tr_config_default(c);
+    snprintf(c->data_path, sizeof(c->data_path), "%s/%s", g_dir, data);
+    c->model_kind = kind;
+    c->trunk = TR_TRUNK_MLP;
+    c->mlp_hidden[0] = 32;
+    c->mlp_hidden[1] = 24;
+    c->mlp_layers = 2;
+    c->head_hidden = 16;
+    c->batchnorm = batchnorm;
+    c->dropout = 0.2f; /* keyed on sample ids: must not depend on P */
+    c->batch_size = 12;
+    c->epochs = 100;
+    c->max_steps = STEPS;
+    c->eval_every = 10;
+    c->sched.base_lr = 0.05f;
+    c->progress = TR_PROGRESS_OFF;
+    c->seed = 3;
+}
+
+static tr_status run(const tr_config *c, MPI_Comm comm, tr_train_result *res, const char *tag)
+{
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s/run-%s-%d", g_dir, tag, g_rank);
+    int crank;
+    MPI_Comm_rank(comm, &crank);
+    if (comm != MPI_COMM_SELF) /* one run directory per collective run */
+        snprintf(dir, sizeof(dir), "%s/run-%s", g_dir, tag);
+    tr_train_opts opts = {.run_dir = dir, .quiet = 1, .record_losses = 1};
+    tr_error_clear();
+    tr_status st = tr_train_run(c, comm, &opts, res);
+    if (st != TR_OK)
+        fprintf(stderr, "[rank %d] %s: %s\n", g_rank, tag, tr_error_message());
+    return st;
+}
+
+static double max_rel_diff(const double *a, const double *b, size_t n)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]) / fmax(fabs(b[i]), 1e-12);
+        if (!(d <= worst))
+            worst = d; /* NaN propagates as a failure */
+    }
+    return worst;
+}
+
+/* The reference: rank 0 runs alone on MPI_COMM_SELF, losses broadcast. */
+static void reference(const tr_config *c, double *losses, int *T, const char *tag)
+{
+    int ok = 1;
+    if (g_rank == 0) {
+        tr_train_result r;
+        char t[128];
+        snprintf(t, sizeof(t), "%s-ref", tag);
+        ok = run(c, MPI_COMM_SELF, &r, t) == TR_OK;
+        if (ok) {
+            *T = r.T;
+            memcpy(losses, r.losses, sizeof(double) * STEPS * (size_t)r.T);
+        }
+        tr_train_result_free(&r);
+    }
+    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    assert_true(ok);
+    MPI_Bcast(T, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(losses, STEPS * *T, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+}
+
+static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* Analytic bytes moved by this rank's collectives for the mlp model:
+ *   trunk all-reduce over world   = the shared tensors (padded arena range)
+ *   head all-reduce over shard    = this rank's task tensors
+ *   features over replica_comm    = (my rows + replica rows) x feature width
+ * once per step each, and nothing where the communicator has one rank. */
+static void check_volume(const tr_config *c, const tr_train_result *r, int S, int T,
+                         int shared_input, int in_dim)
+{
+    int R = g_size / S, s = g_rank % S;
+    int stl = c->model_kind == TR_MODEL_STL;
+    int t0 = T * s / S, tn = T * (s + 1) / S - t0; /* equal costs: balanced blocks */
+    int64_t trunk = 0, din = in_dim; /* floats of one copy of the trunk */
+    for (int i = 0; i < c->mlp_layers; i++) {
+        int64_t h = c->mlp_hidden[i];
+        trunk += pad16(din * h) + pad16(h);
+        if (c->batchnorm)
+            trunk += 2 * pad16(h);
+        din = h;
+    }
+    int out = shared_input ? 1 : 4; /* mmoe: regression; tn --classification: 4 classes */
+    int64_t H = c->head_hidden;
+    int64_t head = pad16(din * H * tn) + pad16(H * tn) + pad16(H * out * tn) + pad16(out * tn);
+    int64_t trunk_floats = stl ? 0 : trunk;
+    int64_t task_floats = head;
+    if (stl) { /* per-task trunks are task tensors: tn copies, each tensor padded as a whole */
+        int64_t d = in_dim;
+        for (int i = 0; i < c->mlp_layers; i++) {
+            int64_t h = c->mlp_hidden[i];
+            task_floats += pad16(d * h * tn) + pad16(h * tn);
+            d = h;
+        }
+    }
+    int64_t steps = r->steps;
+    const tr_coll_stats *tk = &r->comm[TR_COLL_TRUNK], *hd = &r->comm[TR_COLL_HEAD];
+    const tr_coll_stats *ft = &r->comm[TR_COLL_FEATURES];
+    int64_t want_tk = (g_size > 1 && trunk_floats > 0) ? steps * trunk_floats * 4 : 0;
+    int64_t want_hd = R > 1 ? steps * task_floats * 4 : 0;
+    int64_t want_ft = 0;
+    if (shared_input && !stl && S > 1) {
+        int r_idx = g_rank / S;
+        int rep_n = c->batch_size * (r_idx + 1) / R - c->batch_size * r_idx / R;
+        int my_n = rep_n * (s + 1) / S - rep_n * s / S;
+        want_ft = steps * ((int64_t)my_n + rep_n) * din * 4;
+    }
+    if (tk->bytes != want_tk || hd->bytes != want_hd || ft->bytes != want_ft)
+        fprintf(stderr, "[rank %d] bytes trunk %lld/%lld head %lld/%lld features %lld/%lld\n",
+                g_rank, (long long)tk->bytes, (long long)want_tk, (long long)hd->bytes,
+                (long long)want_hd, (long long)ft->bytes, (long long)want_ft);
+    MPI_ASSERT(tk->bytes == want_tk);
+    MPI_ASSERT(hd->bytes == want_hd);
+    MPI_ASSERT(ft->bytes == want_ft);
+    MPI_ASSERT(tk->calls == (want_tk ? steps : 0));
+    MPI_ASSERT(hd->calls == (want_hd ? steps : 0));
+    MPI_ASSERT(ft->calls == (want_ft ? 2 * steps : 0));
+    /* one fused scalar all-reduce per step: (4 T + 2) doubles */
+    const tr_coll_stats *sc = &r->comm[TR_COLL_SCALARS];
+    MPI_ASSERT(sc->bytes == (g_size > 1 ? steps * (4 * T + 2) * 8 : 0));
+}
+
+static void check_setting(const char *data, tr_model_kind kind, int shared_input, int bn)
+{
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%s-%s-bn%d", data, tr_model_kind_str(kind), bn);
+    tr_config c;
+    make_config(&c, data, kind, bn);
+    double ref[STEPS * 8];
+    int T = 0;
+    reference(&c, ref, &T, tag);
+    /* every shard count that divides P and fits the tasks */
+    for (int S = 1; S <= g_size; S++) {
+        if (g_size % S || S > T)
+            continue;
+        c.task_shards = S;
+        tr_train_result a, b;
+        char t[96];
+        snprintf(t, sizeof(t), "%s-P%d-S%d-a", tag, g_size, S);
+        MPI_ASSERT(run(&c, MPI_COMM_WORLD, &a, t) == TR_OK);
+        snprintf(t, sizeof(t), "%s-P%d-S%d-b", tag, g_size, S);
+        MPI_ASSERT(run(&c, MPI_COMM_WORLD, &b, t) == TR_OK);
+        MPI_ASSERT(a.steps == STEPS && a.T == T);
+        double d = max_rel_diff(a.losses, ref, (size_t)STEPS * T);
+        if (g_rank == 0)
+            printf("  %-28s P=%d S=%d R=%d: max relative loss difference to 1 rank %.2e\n", tag,
+                   g_size, S, g_size / S, d);
+        MPI_ASSERT(d <= TOL);
+        /* the same P twice: bitwise identical */
+        MPI_ASSERT(memcmp(a.losses, b.losses, sizeof(double) * STEPS * (size_t)T) == 0);
+        MPI_ASSERT(a.test_mean == b.test_mean);
+        /* the final metrics agree with the reference's too (same selection) */
+        check_volume(&c, &a, S, T, shared_input, shared_input ? 12 : 16);
+        tr_train_result_free(&a);
+        tr_train_result_free(&b);
+    }
+}
+
+static void test_multi_input_hps(void **s) { (void)s; check_setting("multi.h5", TR_MODEL_HPS, 0, 0); }
+static void test_multi_input_hps_bn(void **s) { (void)s; check_setting("multi.h5", TR_MODEL_HPS, 0, 1); }
+static void test_multi_input_stl(void **s) { (void)s; check_setting("multi.h5", TR_MODEL_STL, 0, 0); }
+static void test_shared_input_hps(void **s) { (void)s; check_setting("shared.h5", TR_MODEL_HPS, 1, 0); }
+static void test_shared_input_hps_bn(void **s) { (void)s; check_setting("shared.h5", TR_MODEL_HPS, 1, 1); }
+static void test_shared_input_stl(void **s) { (void)s; check_setting("shared.h5", TR_MODEL_STL, 1, 0); }
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    tr_log_init(g_rank, TR_LOG_WARN);
+    build_data();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_multi_input_hps),  cmocka_unit_test(test_multi_input_hps_bn),
+        cmocka_unit_test(test_multi_input_stl),  cmocka_unit_test(test_shared_input_hps),
+        cmocka_unit_test(test_shared_input_hps_bn), cmocka_unit_test(test_shared_input_stl),
+    };
+    int rc = cmocka_run_group_tests_name("train_equiv", tests, NULL, NULL);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (g_rank == 0) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", g_dir);
+    }
+    MPI_Finalize();
+    return rc;
+}
