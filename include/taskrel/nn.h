@@ -78,7 +78,8 @@ void tr_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout,
 
 /* ---- dropout (inverted, keep prob 1-p) -------------------------------------- */
 /* The mask of sample i is drawn from the counter-based RNG keyed on
- * (seed ^ layer-salt, TR_RNG_DROPOUT, step << 32 | sample_ids[i]), so it does not
+ * (seed ^ salt(layer) ^ salt(high 32 bits of the id), TR_RNG_DROPOUT,
+ * step << 32 | low 32 bits of sample_ids[i]), so it does not
  * depend on the number of ranks or on where the sample sits in the batch.
  * out (n, d), mask (n, d) cache, in (n, d) */
 void tr_dropout_forward(float *out, uint8_t *mask, const float *in, int n, int d, float p,

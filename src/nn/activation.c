@@ -59,10 +59,13 @@ void tr_dropout_forward(float *out, uint8_t *mask, const float *in, int n, int d
     float scale = keep_scale(p);
     uint64_t key = seed ^ layer_salt(layer);
     for (int i = 0; i < n; i++) {
-        // The sample id owns the low 32 bits of the stream index; the step the high ones.
-        uint64_t index = (step << 32) | ((uint64_t)sample_ids[i] & 0xFFFFFFFFull);
+        // The low 32 bits of the sample id share the stream index with the step;
+        // the high 32 bits (e.g. the task of a multi-input sample) salt the key.
+        uint64_t id = (uint64_t)sample_ids[i];
+        uint64_t index = (step << 32) | (id & 0xFFFFFFFFull);
         tr_rng r;
-        tr_rng_init(&r, key, TR_RNG_DROPOUT, index);
+        tr_rng_init(&r, key ^ layer_salt(0x80000000u ^ (uint32_t)(id >> 32)), TR_RNG_DROPOUT,
+                    index);
         const float *x = in + (size_t)i * d;
         float *y = out + (size_t)i * d;
         uint8_t *m = mask + (size_t)i * d;

@@ -59,8 +59,8 @@ static void normalise(float *restrict out, float *restrict xhat, const float *re
 }
 
 // din (s) += k * (dout - mdy - xhat * mdyx)
-static void input_grad(float *restrict din, const float *restrict dout,
-                       const float *restrict xhat, float k, float mdy, float mdyx, size_t s) {
+static void input_grad(float *restrict din, const float *restrict dout, const float *restrict xhat,
+                       float k, float mdy, float mdyx, size_t s) {
     size_t j = 0;
     for (; j + 8 <= s; j += 8)
         for (int u = 0; u < 8; u++)
@@ -72,8 +72,8 @@ static void input_grad(float *restrict din, const float *restrict dout,
 // out (n, c, s), xhat (n, c, s) cache, rstd (c) cache, in (n, c, s),
 // sum/sumsq (c) over `count` values per channel, gamma/beta (c) or NULL
 void tr_bn_forward(float *out, float *xhat, float *rstd, const float *in, const double *sum,
-                   const double *sumsq, double count, const float *gamma, const float *beta,
-                   int n, int c, int s, float eps) {
+                   const double *sumsq, double count, const float *gamma, const float *beta, int n,
+                   int c, int s, float eps) {
     for (int ch = 0; ch < c; ch++) {
         double mean, var;
         moments(&mean, &var, sum[ch], sumsq[ch], count);
@@ -121,8 +121,8 @@ void tr_bn_forward_eval(float *out, const float *in, const float *running_mean,
 
 // dsum (c), dxsum (c) overwritten with the local sums of dout and dout * xhat;
 // dout (n, c, s), xhat (n, c, s)
-void tr_bn_backward_stats(double *dsum, double *dxsum, const float *dout, const float *xhat,
-                          int n, int c, int s) {
+void tr_bn_backward_stats(double *dsum, double *dxsum, const float *dout, const float *xhat, int n,
+                          int c, int s) {
     for (int ch = 0; ch < c; ch++) {
         dsum[ch] = 0.0;
         dxsum[ch] = 0.0;
@@ -147,9 +147,9 @@ void tr_bn_backward_stats(double *dsum, double *dxsum, const float *dout, const 
  * dgamma += sum(dout * xhat), dbeta += sum(dout) over this call's rows only,
  * because parameter gradients are all-reduced later with the others.
  * din (n, c, s) or NULL, dgamma/dbeta (c) or NULL, dout/xhat (n, c, s), rstd (c) */
-void tr_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout,
-                    const float *xhat, const float *rstd, const double *dsum,
-                    const double *dxsum, double count, const float *gamma, int n, int c, int s) {
+void tr_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *xhat,
+                    const float *rstd, const double *dsum, const double *dxsum, double count,
+                    const float *gamma, int n, int c, int s) {
     if (dgamma || dbeta) {
         for (int i = 0; i < n; i++) {
             for (int ch = 0; ch < c; ch++) {

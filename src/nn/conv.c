@@ -145,8 +145,8 @@ void tr_conv2d_backward(float *din, float *dw, float *db, float *dcol, const flo
                     1.0f, dw, kk);
         if (din) {
             // dcol (kk, p) = w^T (kk, oc) @ dout_i (oc, p)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, p, oc, 1.0f, w, kk, dout_i,
-                        p, 0.0f, dcol, p);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, p, oc, 1.0f, w, kk, dout_i, p,
+                        0.0f, dcol, p);
             col2im_add(din + (size_t)i * c * h * wd, dcol, c, h, wd, k, pad, stride, oh, ow);
         }
     }

@@ -12,8 +12,8 @@
 #include "kernels.h"
 
 // out (n, n_out), in (n, n_in), w (n_in, n_out), b (n_out) or NULL
-void tr_linear_forward(float *out, const float *in, const float *w, const float *b, int n,
-                       int n_in, int n_out) {
+void tr_linear_forward(float *out, const float *in, const float *w, const float *b, int n, int n_in,
+                       int n_out) {
     if (n <= 0 || n_out <= 0)
         return;
     // Seed out with the bias and let the GEMM accumulate onto it (beta = 1):
@@ -26,8 +26,8 @@ void tr_linear_forward(float *out, const float *in, const float *w, const float 
     }
     if (n_in <= 0)
         return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n_out, n_in, 1.0f, in, n_in, w,
-                n_out, b ? 1.0f : 0.0f, out, n_out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n_out, n_in, 1.0f, in, n_in, w, n_out,
+                b ? 1.0f : 0.0f, out, n_out);
 }
 
 // din (n, n_in) or NULL, dw (n_in, n_out), db (n_out) or NULL, dout (n, n_out),
@@ -38,12 +38,12 @@ void tr_linear_backward(float *din, float *dw, float *db, const float *dout, con
         return;
     if (n_in > 0) {
         // dw (n_in, n_out) += in^T (n_in, n) @ dout (n, n_out)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_in, n_out, n, 1.0f, in, n_in,
-                    dout, n_out, 1.0f, dw, n_out);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_in, n_out, n, 1.0f, in, n_in, dout,
+                    n_out, 1.0f, dw, n_out);
         // din (n, n_in) += dout (n, n_out) @ w^T (n_out, n_in)
         if (din)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n_in, n_out, 1.0f, dout,
-                        n_out, w, n_out, 1.0f, din, n_in);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n_in, n_out, 1.0f, dout, n_out,
+                        w, n_out, 1.0f, din, n_in);
     }
     if (db) {
         for (int i = 0; i < n; i++)

@@ -27,10 +27,9 @@ tr_status tr_opt_init(tr_optimizer *o, const tr_opt_config *cfg, const tr_params
         TR_CHECK(!cfg->nesterov || cfg->momentum > 0.0f, TR_ERR_CONFIG,
                  "nesterov needs momentum > 0");
     } else {
-        TR_CHECK(cfg->beta1 >= 0.0f && cfg->beta1 < 1.0f && cfg->beta2 >= 0.0f &&
-                     cfg->beta2 < 1.0f,
-                 TR_ERR_CONFIG, "AdamW betas must be in [0, 1) (got %g, %g)",
-                 (double)cfg->beta1, (double)cfg->beta2);
+        TR_CHECK(cfg->beta1 >= 0.0f && cfg->beta1 < 1.0f && cfg->beta2 >= 0.0f && cfg->beta2 < 1.0f,
+                 TR_ERR_CONFIG, "AdamW betas must be in [0, 1) (got %g, %g)", (double)cfg->beta1,
+                 (double)cfg->beta2);
         TR_CHECK(cfg->eps > 0.0f, TR_ERR_CONFIG, "AdamW eps must be > 0 (got %g)",
                  (double)cfg->eps);
     }
@@ -42,8 +41,7 @@ tr_status tr_opt_init(tr_optimizer *o, const tr_opt_config *cfg, const tr_params
         if (!o->v && o->n) {
             tr_free(o->m);
             o->m = NULL;
-            TR_RAISE(TR_ERR_NOMEM, "out of memory allocating optimizer second moment (%zu)",
-                     o->n);
+            TR_RAISE(TR_ERR_NOMEM, "out of memory allocating optimizer second moment (%zu)", o->n);
         }
     }
     return TR_OK;
@@ -59,8 +57,8 @@ void tr_opt_free(tr_optimizer *o) {
 
 /* v = mu*v + g + wd*w; w -= lr * (nesterov ? g + wd*w + mu*v : v).
  * Without momentum the buffer is unused: w -= lr * (g + wd*w). */
-static void sgd_update(float *w, float *m, const float *g, size_t n, float lr, float wd,
-                       float mu, int nesterov) {
+static void sgd_update(float *w, float *m, const float *g, size_t n, float lr, float wd, float mu,
+                       int nesterov) {
     if (mu == 0.0f) {
         for (size_t i = 0; i < n; i++)
             w[i] -= lr * (g[i] + wd * w[i]);
@@ -76,8 +74,8 @@ static void sgd_update(float *w, float *m, const float *g, size_t n, float lr, f
 
 /* Decoupled decay w *= 1 - lr*wd, then the Adam step with bias-corrected
  * moments: w -= lr * mhat / (sqrt(vhat) + eps). bc1, bc2 = 1 - beta^t. */
-static void adamw_update(float *w, float *m, float *v, const float *g, size_t n, float lr,
-                         float wd, float b1, float b2, float eps, float bc1, float bc2) {
+static void adamw_update(float *w, float *m, float *v, const float *g, size_t n, float lr, float wd,
+                         float b1, float b2, float eps, float bc1, float bc2) {
     float decay = 1.0f - lr * wd;
     float step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2);
     for (size_t i = 0; i < n; i++) {
@@ -107,7 +105,7 @@ void tr_opt_step(tr_optimizer *o, tr_params *p, float lr) {
         if (c->kind == TR_OPT_SGD)
             sgd_update(w, m, g, t->count, lr_t, wd, c->momentum, c->nesterov);
         else
-            adamw_update(w, m, o->v + t->offset, g, t->count, lr_t, wd, c->beta1, c->beta2,
-                         c->eps, bc1, bc2);
+            adamw_update(w, m, o->v + t->offset, g, t->count, lr_t, wd, c->beta1, c->beta2, c->eps,
+                         bc1, bc2);
     }
 }

@@ -134,14 +134,14 @@ static tr_status step_multi_input(tr_trainer *tr, tr_task_stats *st)
     const float *feat;
     if (!m->trunk_per_task) {
         TR_CALL(tr_model_trunk_forward(m, &feat, tr->t0, 0, 0, tr->rows, tr->x, tr->ids, 1,
-                                       0));
+                                       (uint64_t)tr->step));
     }
     memset(tr->dfeat, 0, (size_t)tr->rows * fd * sizeof(float));
     for (int j = 0; j < tr->tn; j++) {
         int t = tr->t0 + j, off = tr->seg_off[j], n = tr->seg_n[j];
         if (m->trunk_per_task)
             TR_CALL(tr_model_trunk_forward(m, &feat, t, j, off, n, tr->x + (size_t)off * m->in_size,
-                                           tr->ids + off, 1, 0));
+                                           tr->ids + off, 1, (uint64_t)tr->step));
         float scale = tr->task_weight[t] / (float)tr->B;
         TR_CALL(tr_model_head_step(m, &st[j], t, off, n, tr_model_features(m, off),
                                    tr->dfeat + (size_t)off * fd, tr->y + off, tr->yf + off,
@@ -176,7 +176,7 @@ static tr_status step_shared_input(tr_trainer *tr, tr_task_stats *st)
         for (int j = 0; j < tr->tn; j++) {
             int t = tr->t0 + j;
             TR_CALL(tr_model_trunk_forward(m, &feat, t, j, j * tr->rep_n, tr->rep_n, tr->x, tr->ids,
-                                           1, 0));
+                                           1, (uint64_t)tr->step));
             float *df = tr->dfeat + (size_t)j * tr->rep_n * fd;
             memset(df, 0, (size_t)tr->rep_n * fd * sizeof(float));
             TR_CALL(tr_model_head_step(m, &st[j], t, tr->seg_off[j], tr->rep_n, feat, df,
@@ -191,7 +191,8 @@ static tr_status step_shared_input(tr_trainer *tr, tr_task_stats *st)
         tr->phase[TR_PHASE_BACKWARD] += tr_time_now() - t1;
         return TR_OK;
     }
-    TR_CALL(tr_model_trunk_forward(m, &feat, tr->t0, 0, 0, tr->my_n, tr->x, tr->ids, 1, 0));
+    TR_CALL(tr_model_trunk_forward(m, &feat, tr->t0, 0, 0, tr->my_n, tr->x, tr->ids, 1,
+                                   (uint64_t)tr->step));
     /* features of the whole replica part, gathered over the shards */
     double tc = tr_time_now();
     TR_CALL(tr_allgatherv_f32(g, g->replica_comm, feat, tr->my_n * (int)fd, tr->feat_all,
@@ -492,6 +493,7 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res)
     for (int64_t step = 0; step < tr->total_steps; step++) {
         double ts = tr_time_now();
         float lr = tr_schedule_lr(&sched, step);
+        tr->step = step;
         assemble_batch(tr, step);
         tr->phase[TR_PHASE_DATA] += tr_time_now() - ts;
         tr_params_zero_grad(&m->params);

@@ -34,6 +34,7 @@ typedef struct {
     int T, t0, tn;
     int B;                     /* global batch: per task (multi-input) or total (shared) */
     int64_t steps_per_epoch, total_steps;
+    int64_t step;              /* the step being taken (dropout keys) */
     float task_weight[TR_MAX_TASKS];
     /* batch assembly */
     int32_t *perm;             /* (tn, max n) multi-input or (n) shared-input */

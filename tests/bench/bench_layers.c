@@ -41,7 +41,8 @@ static void bench_conv(int c, int h, int oc, int k, int with_din, int reps) {
     float *in = alloc_rand((size_t)n * c * h * h, 1), *w = alloc_rand((size_t)oc * c * k * k, 2);
     float *b = alloc_rand(oc, 3), *out = alloc_rand((size_t)n * oc * o * o, 4);
     float *col = alloc_rand(n * csz, 5), *dcol = alloc_rand(csz, 6);
-    float *dout = alloc_rand((size_t)n * oc * o * o, 7), *din = alloc_rand((size_t)n * c * h * h, 8);
+    float *dout = alloc_rand((size_t)n * oc * o * o, 7),
+          *din = alloc_rand((size_t)n * c * h * h, 8);
     float *dw = alloc_rand((size_t)oc * c * k * k, 9), *db = alloc_rand(oc, 10);
     double fwd = 1e30, bwd = 1e30;
     for (int r = 0; r < reps; r++) {
@@ -87,15 +88,15 @@ static void bench_linear(int din_, int dout_, int reps) {
     tr_free(db);
 }
 
-#define TIME_BEST(best, stmt)                                                            \
-    do {                                                                                 \
-        best = 1e30;                                                                     \
-        for (int r_ = 0; r_ < reps; r_++) {                                              \
-            double t0_ = tr_time_now();                                                  \
-            stmt;                                                                        \
-            double t_ = tr_time_now() - t0_;                                             \
-            best = t_ < best ? t_ : best;                                                \
-        }                                                                                \
+#define TIME_BEST(best, stmt)                                                                      \
+    do {                                                                                           \
+        best = 1e30;                                                                               \
+        for (int r_ = 0; r_ < reps; r_++) {                                                        \
+            double t0_ = tr_time_now();                                                            \
+            stmt;                                                                                  \
+            double t_ = tr_time_now() - t0_;                                                       \
+            best = t_ < best ? t_ : best;                                                          \
+        }                                                                                          \
     } while (0)
 
 static void report_bw(const char *what, double sec, size_t elems) {
@@ -123,13 +124,11 @@ static void bench_elementwise(int reps) {
     report_bw("maxpool 2x2 forward", best, total);
     TIME_BEST(best, tr_maxpool_backward(dx, g, idx, n, c, hw, hw, 2));
     report_bw("maxpool 2x2 backward", best, total);
-    TIME_BEST(best, tr_bn_stats(sum, sumsq, x, n, c, s);
-              tr_bn_forward(y, xhat, rstd, x, sum, sumsq, (double)n * s, gamma, beta, n, c, s,
-                            1e-5f));
+    TIME_BEST(best, tr_bn_stats(sum, sumsq, x, n, c, s); tr_bn_forward(
+                  y, xhat, rstd, x, sum, sumsq, (double)n * s, gamma, beta, n, c, s, 1e-5f));
     report_bw("batchnorm stats + forward", best, total);
-    TIME_BEST(best, tr_bn_backward_stats(dsum, dxsum, g, xhat, n, c, s);
-              tr_bn_backward(dx, dgamma, dbeta, g, xhat, rstd, dsum, dxsum, (double)n * s, gamma,
-                             n, c, s));
+    TIME_BEST(best, tr_bn_backward_stats(dsum, dxsum, g, xhat, n, c, s); tr_bn_backward(
+                  dx, dgamma, dbeta, g, xhat, rstd, dsum, dxsum, (double)n * s, gamma, n, c, s));
     report_bw("batchnorm backward stats + backward", best, total);
     TIME_BEST(best, tr_dropout_forward(y, mask, x, n, fc, 0.5f, 1, 0, 0, ids));
     report_bw("dropout forward (128, 512)", best, (size_t)n * fc);
@@ -159,12 +158,12 @@ static void bench_gemm(int m, int nn, int kk, int reps) {
 
 int main(int argc, char **argv) {
     int reps = argc > 1 ? atoi(argv[1]) : 20;
-    bench_conv(1, 28, 32, 5, 0, reps);   // conv1: first layer, no input gradient
-    bench_conv(32, 12, 64, 5, 1, reps);  // conv2
-    bench_linear(1024, 512, reps);       // fc6
+    bench_conv(1, 28, 32, 5, 0, reps);  // conv1: first layer, no input gradient
+    bench_conv(32, 12, 64, 5, 1, reps); // conv2
+    bench_linear(1024, 512, reps);      // fc6
     bench_elementwise(reps);
     printf("reference\n");
-    bench_gemm(64, 8192, 800, reps);     // conv2 forward as one big GEMM
+    bench_gemm(64, 8192, 800, reps); // conv2 forward as one big GEMM
     bench_gemm(1024, 1024, 512, reps);
     return 0;
 }

@@ -77,8 +77,7 @@ typedef double (*objective_fn)(void *ctx);
 
 /* Relative error between the analytic gradient g (n) of f with respect to
  * x (n) and its central finite difference with step h. x is restored. */
-static double fd_rel_err(float *x, const float *g, size_t n, objective_fn f, void *ctx,
-                         float h) {
+static double fd_rel_err(float *x, const float *g, size_t n, objective_fn f, void *ctx, float h) {
     double num = 0.0, den = 0.0;
     for (size_t i = 0; i < n; i++) {
         float x0 = x[i];
@@ -175,8 +174,8 @@ static void run_linear(int n, int din, int dout, int use_bias, int use_din) {
 static void test_linear(void **state) {
     (void)state;
     run_linear(5, 7, 6, 1, 1);
-    run_linear(5, 7, 6, 0, 1); // no bias
-    run_linear(5, 7, 6, 1, 0); // din NULL
+    run_linear(5, 7, 6, 0, 1);  // no bias
+    run_linear(5, 7, 6, 1, 0);  // din NULL
     run_linear(3, 9, 19, 1, 1); // rows of 8 + tail in the bias gradient
 }
 
@@ -217,8 +216,7 @@ static void check_conv_naive(const conv_ctx *c) {
 }
 
 static void run_conv(int n, int ch, int h, int w, int oc, int k, int pad, int stride) {
-    conv_ctx c = {.n = n, .c = ch, .h = h, .w = w, .oc = oc, .k = k, .pad = pad,
-                  .stride = stride};
+    conv_ctx c = {.n = n, .c = ch, .h = h, .w = w, .oc = oc, .k = k, .pad = pad, .stride = stride};
     c.oh = tr_conv2d_out_dim(h, k, pad, stride);
     c.ow = tr_conv2d_out_dim(w, k, pad, stride);
     size_t csz = tr_conv2d_col_size(ch, h, w, k, pad, stride);
@@ -231,8 +229,8 @@ static void run_conv(int n, int ch, int h, int w, int oc, int k, int pad, int st
     fill_uniform(c.wt, nw, -1, 1, 12);
     fill_uniform(c.b, oc, -1, 1, 13);
     fill_uniform(c.R, no, -1, 1, 14);
-    print_message(" conv n=%d c=%d %dx%d oc=%d k=%d pad=%d stride=%d -> %dx%d\n", n, ch, h, w,
-                  oc, k, pad, stride, c.oh, c.ow);
+    print_message(" conv n=%d c=%d %dx%d oc=%d k=%d pad=%d stride=%d -> %dx%d\n", n, ch, h, w, oc,
+                  k, pad, stride, c.oh, c.ow);
 
     conv_obj(&c);
     check_conv_naive(&c);
@@ -246,8 +244,7 @@ static void run_conv(int n, int ch, int h, int w, int oc, int k, int pad, int st
     conv_obj(&c); // col cache of the unperturbed input
     float *gin2 = fbuf(ni), *gw2 = fbuf(nw), *gb2 = fbuf(oc);
     for (int rep = 0; rep < 2; rep++)
-        tr_conv2d_backward(gin2, gw2, gb2, dcol, c.R, c.col, c.wt, n, ch, h, w, oc, k, pad,
-                           stride);
+        tr_conv2d_backward(gin2, gw2, gb2, dcol, c.R, c.col, c.wt, n, ch, h, w, oc, k, pad, stride);
     check_twice(gin2, gin, ni);
     check_twice(gw2, gw, nw);
     check_twice(gb2, gb, oc);
@@ -268,8 +265,8 @@ static void test_conv2d(void **state) {
     run_conv(2, 3, 6, 5, 4, 3, 2, 1);
     run_conv(2, 2, 7, 7, 3, 3, 0, 2);
     run_conv(1, 3, 8, 6, 2, 5, 2, 2);
-    run_conv(2, 2, 9, 8, 3, 2, 1, 2); // even kernel, a column dropped by floor
-    run_conv(1, 2, 4, 4, 2, 5, 2, 1); // kernel larger than the input
+    run_conv(2, 2, 9, 8, 3, 2, 1, 2);   // even kernel, a column dropped by floor
+    run_conv(1, 2, 4, 4, 2, 5, 2, 1);   // kernel larger than the input
     run_conv(2, 2, 11, 13, 2, 3, 1, 1); // output rows of 8 + tail (13 wide)
 }
 
@@ -301,9 +298,9 @@ static void test_maxpool(void **state) {
         for (int y = 0; y < c.h / 2; y++)
             for (int x = 0; x < c.w / 2; x++) {
                 const float *src = c.in + (size_t)pl * c.h * c.w;
-                float m = fmaxf(fmaxf(src[2 * y * c.w + 2 * x], src[2 * y * c.w + 2 * x + 1]),
-                                fmaxf(src[(2 * y + 1) * c.w + 2 * x],
-                                      src[(2 * y + 1) * c.w + 2 * x + 1]));
+                float m = fmaxf(
+                    fmaxf(src[2 * y * c.w + 2 * x], src[2 * y * c.w + 2 * x + 1]),
+                    fmaxf(src[(2 * y + 1) * c.w + 2 * x], src[(2 * y + 1) * c.w + 2 * x + 1]));
                 size_t o = ((size_t)pl * (c.h / 2) + y) * (c.w / 2) + x;
                 assert_true(c.out[o] == m);
                 assert_true(src[c.idx[o]] == m);
@@ -364,8 +361,8 @@ typedef struct {
 static double bn_obj(void *p) {
     bn_ctx *c = p;
     tr_bn_stats(c->sum, c->sumsq, c->in, c->n, c->c, c->s);
-    tr_bn_forward(c->out, c->xhat, c->rstd, c->in, c->sum, c->sumsq, (double)c->n * c->s,
-                  c->gamma, c->beta, c->n, c->c, c->s, c->eps);
+    tr_bn_forward(c->out, c->xhat, c->rstd, c->in, c->sum, c->sumsq, (double)c->n * c->s, c->gamma,
+                  c->beta, c->n, c->c, c->s, c->eps);
     return dot_d(c->out, c->R, (size_t)c->n * c->c * c->s);
 }
 
@@ -405,8 +402,7 @@ static void run_batchnorm(int n, int nc, int s) {
     double *dsum = calloc(c.c, sizeof(double)), *dxsum = calloc(c.c, sizeof(double));
     float *gin = fbuf(nt), *gg = fbuf(c.c), *gbeta = fbuf(c.c);
     tr_bn_backward_stats(dsum, dxsum, c.R, c.xhat, c.n, c.c, c.s);
-    tr_bn_backward(gin, gg, gbeta, c.R, c.xhat, c.rstd, dsum, dxsum, count, c.gamma, c.n, c.c,
-                   c.s);
+    tr_bn_backward(gin, gg, gbeta, c.R, c.xhat, c.rstd, dsum, dxsum, count, c.gamma, c.n, c.c, c.s);
     check_fd("bn din", c.in, gin, nt, bn_obj, &c, H_FD, TOL_SMOOTH);
     check_fd("bn dgamma", c.gamma, gg, c.c, bn_obj, &c, H_FD, TOL_SMOOTH);
     check_fd("bn dbeta", c.beta, gbeta, c.c, bn_obj, &c, H_FD, TOL_SMOOTH);
@@ -431,8 +427,7 @@ static void run_batchnorm(int n, int nc, int s) {
     for (int ch = 0; ch < c.c; ch++)
         gs[ch] = s0[ch] + s1[ch], gq[ch] = q0[ch] + q1[ch];
     float *out_p = fbuf(nt), *xhat_p = fbuf(nt), rstd0[BN_MAXC], rstd1[BN_MAXC];
-    tr_bn_forward(out_p, xhat_p, rstd0, c.in, gs, gq, count, c.gamma, c.beta, n0, c.c, c.s,
-                  c.eps);
+    tr_bn_forward(out_p, xhat_p, rstd0, c.in, gs, gq, count, c.gamma, c.beta, n0, c.c, c.s, c.eps);
     tr_bn_forward(out_p + r1, xhat_p + r1, rstd1, c.in + r1, gs, gq, count, c.gamma, c.beta, n1,
                   c.c, c.s, c.eps);
     for (size_t i = 0; i < nt; i++)
@@ -444,8 +439,8 @@ static void run_batchnorm(int n, int nc, int s) {
         gds[ch] = ds0[ch] + ds1[ch], gdx[ch] = dx0[ch] + dx1[ch];
     float *gin_p = fbuf(nt), gg_p[BN_MAXC] = {0}, gb_p[BN_MAXC] = {0};
     tr_bn_backward(gin_p, gg_p, gb_p, c.R, xhat_p, rstd0, gds, gdx, count, c.gamma, n0, c.c, c.s);
-    tr_bn_backward(gin_p + r1, gg_p, gb_p, c.R + r1, xhat_p + r1, rstd1, gds, gdx, count,
-                   c.gamma, n1, c.c, c.s);
+    tr_bn_backward(gin_p + r1, gg_p, gb_p, c.R + r1, xhat_p + r1, rstd1, gds, gdx, count, c.gamma,
+                   n1, c.c, c.s);
     for (size_t i = 0; i < nt; i++)
         assert_true(fabsf(gin_p[i] - gin[i]) < 1e-5f * (1.0f + fabsf(gin[i])));
     for (int ch = 0; ch < c.c; ch++) {
@@ -528,8 +523,8 @@ static void test_dropout(void **state) {
     float *out_b = fbuf(3 * c.d);
     uint8_t *mask_b = calloc(3 * c.d, 1);
     tr_dropout_forward(out_b, mask_b, c.in, 3, c.d, c.p, 77, 3, 12, ids_b);
-    assert_memory_equal(mask_b, c.mask + 3 * c.d, c.d);        // id 9: row 3 -> row 0
-    assert_memory_equal(mask_b + 2 * c.d, c.mask, c.d);        // id 17: row 0 -> row 2
+    assert_memory_equal(mask_b, c.mask + 3 * c.d, c.d); // id 9: row 3 -> row 0
+    assert_memory_equal(mask_b + 2 * c.d, c.mask, c.d); // id 17: row 0 -> row 2
     // Another step, layer or seed gives another mask.
     tr_dropout_forward(out_b, mask_b, c.in, 3, c.d, c.p, 77, 3, 13, ids_b);
     assert_memory_not_equal(mask_b + 2 * c.d, c.mask, c.d);
@@ -685,16 +680,11 @@ static void test_init(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),
-        cmocka_unit_test(test_conv2d),
-        cmocka_unit_test(test_maxpool),
-        cmocka_unit_test(test_relu),
-        cmocka_unit_test(test_batchnorm),
-        cmocka_unit_test(test_batchnorm_running_and_eval),
-        cmocka_unit_test(test_dropout),
-        cmocka_unit_test(test_softmax_xent),
-        cmocka_unit_test(test_mse),
-        cmocka_unit_test(test_init),
+        cmocka_unit_test(test_linear),    cmocka_unit_test(test_conv2d),
+        cmocka_unit_test(test_maxpool),   cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_batchnorm_running_and_eval),
+        cmocka_unit_test(test_dropout),   cmocka_unit_test(test_softmax_xent),
+        cmocka_unit_test(test_mse),       cmocka_unit_test(test_init),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

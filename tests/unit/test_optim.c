@@ -68,13 +68,16 @@ static void assert_close(const float *got, const double *want, int n) {
 }
 
 static tr_opt_config sgd_config(int nesterov) {
-    tr_opt_config c = {.kind = TR_OPT_SGD, .momentum = 0.9f, .nesterov = nesterov,
-                       .weight_decay = 0.01f, .lr_mult = {1.0f, 1.0f}};
+    tr_opt_config c = {.kind = TR_OPT_SGD,
+                       .momentum = 0.9f,
+                       .nesterov = nesterov,
+                       .weight_decay = 0.01f,
+                       .lr_mult = {1.0f, 1.0f}};
     return c;
 }
 
-static void run_sgd(int nesterov, const double *want_w, const double *want_b,
-                    const double *want_mw, const double *want_mb) {
+static void run_sgd(int nesterov, const double *want_w, const double *want_b, const double *want_mw,
+                    const double *want_mb) {
     fixture f;
     fixture_init(&f);
     tr_opt_config cfg = sgd_config(nesterov);
@@ -138,8 +141,12 @@ static void test_adamw(void **state) {
     (void)state;
     fixture f;
     fixture_init(&f);
-    tr_opt_config cfg = {.kind = TR_OPT_ADAMW, .weight_decay = 0.1f, .beta1 = 0.9f,
-                         .beta2 = 0.999f, .eps = 1e-8f, .lr_mult = {1.0f, 1.0f}};
+    tr_opt_config cfg = {.kind = TR_OPT_ADAMW,
+                         .weight_decay = 0.1f,
+                         .beta1 = 0.9f,
+                         .beta2 = 0.999f,
+                         .eps = 1e-8f,
+                         .lr_mult = {1.0f, 1.0f}};
     tr_optimizer o;
     assert_int_equal(tr_opt_init(&o, &cfg, &f.p), TR_OK);
     assert_non_null(o.v);
@@ -170,8 +177,13 @@ static void run_lr_mult(tr_opt_kind kind) {
     fixture a, b;
     fixture_init(&a);
     fixture_init(&b);
-    tr_opt_config ca = {.kind = kind, .momentum = 0.9f, .weight_decay = 0.05f, .beta1 = 0.9f,
-                        .beta2 = 0.999f, .eps = 1e-8f, .lr_mult = {0.5f, 0.0f}};
+    tr_opt_config ca = {.kind = kind,
+                        .momentum = 0.9f,
+                        .weight_decay = 0.05f,
+                        .beta1 = 0.9f,
+                        .beta2 = 0.999f,
+                        .eps = 1e-8f,
+                        .lr_mult = {0.5f, 0.0f}};
     tr_opt_config cb = ca;
     cb.lr_mult[TR_GROUP_TRUNK] = 1.0f;
     cb.lr_mult[TR_GROUP_HEAD] = 1.0f;
@@ -252,13 +264,13 @@ static void test_schedules(void **state) {
     assert_lr(&st, 10, 0.05);
     assert_lr(&st, 25, 0.025);
 
-    tr_schedule co = {.kind = TR_SCHED_COSINE, .base_lr = 0.1f, .total_steps = 100,
-                      .min_lr = 0.001f};
-    assert_lr(&co, 0, 0.1);                    // start: base
-    assert_lr(&co, 25, 0.0855017856687341);    // min + (base-min)/2 * (1 + cos(pi/4))
-    assert_lr(&co, 50, 0.0505);                // midpoint: (base + min) / 2
-    assert_lr(&co, 100, 0.001);                // end: min
-    assert_lr(&co, 250, 0.001);                // past the end: stays at min
+    tr_schedule co = {
+        .kind = TR_SCHED_COSINE, .base_lr = 0.1f, .total_steps = 100, .min_lr = 0.001f};
+    assert_lr(&co, 0, 0.1);                 // start: base
+    assert_lr(&co, 25, 0.0855017856687341); // min + (base-min)/2 * (1 + cos(pi/4))
+    assert_lr(&co, 50, 0.0505);             // midpoint: (base + min) / 2
+    assert_lr(&co, 100, 0.001);             // end: min
+    assert_lr(&co, 250, 0.001);             // past the end: stays at min
 
     // Caffe "inv": base * (1 + gamma*iter)^(-power), the LeNet solver values
     tr_schedule inv = {.kind = TR_SCHED_INV, .base_lr = 0.01f, .gamma = 1e-4f, .power = 0.75f};
@@ -275,18 +287,15 @@ static void test_schedules(void **state) {
     assert_lr(&w, 1000, 0.2);
     tr_schedule ws = st;
     ws.warmup_steps = 4;
-    assert_lr(&ws, 2, 0.05);   // 0.1 * 2/4
-    assert_lr(&ws, 12, 0.05);  // after warm-up: the step schedule
+    assert_lr(&ws, 2, 0.05);  // 0.1 * 2/4
+    assert_lr(&ws, 12, 0.05); // after warm-up: the step schedule
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sgd_momentum),
-        cmocka_unit_test(test_sgd_nesterov),
-        cmocka_unit_test(test_sgd_plain),
-        cmocka_unit_test(test_adamw),
-        cmocka_unit_test(test_lr_mult),
-        cmocka_unit_test(test_opt_config_errors),
+        cmocka_unit_test(test_sgd_momentum), cmocka_unit_test(test_sgd_nesterov),
+        cmocka_unit_test(test_sgd_plain),    cmocka_unit_test(test_adamw),
+        cmocka_unit_test(test_lr_mult),      cmocka_unit_test(test_opt_config_errors),
         cmocka_unit_test(test_schedules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
