@@ -38,6 +38,7 @@ typedef struct {
     int32_t name; /* byte offset into the sending rank's name table */
     int32_t pad;
 } wire_rec;
+_Static_assert(sizeof(wire_rec) == 32, "wire_rec must have no hidden padding");
 
 /* Per rank, gathered to rank 0: clock at the barrier, records, table bytes, dropped. */
 enum { HDR_CLOCK, HDR_NREC, HDR_NSTR, HDR_DROPPED, HDR_LEN };
