@@ -45,9 +45,9 @@ enum { HDR_CLOCK, HDR_NREC, HDR_NSTR, HDR_DROPPED, HDR_LEN };
 
 typedef struct {
     /* every rank */
-    wire_rec *send;  /* (nsend) */
+    wire_rec *send;    /* (nsend) */
     int nsend;
-    char *strtab;    /* (nstr) NUL-terminated names back to back */
+    char *strtab;      /* (nstr) NUL-terminated names back to back */
     int nstr;
     const char **uniq; /* (nuniq) distinct names, while packing */
     int *uniq_off;     /* (nuniq) their offsets in strtab */
@@ -55,10 +55,10 @@ typedef struct {
     int64_t dropped;
     MPI_Datatype rec_type;
     /* rank 0 */
-    double *hdr;     /* (P, HDR_LEN) */
-    wire_rec *recv;  /* (sum of rcount) */
+    double *hdr;          /* (P, HDR_LEN) */
+    wire_rec *recv;       /* (sum of rcount) */
     int *rcount, *rdispl; /* (P) in records */
-    char *rstr;      /* (sum of scount) */
+    char *rstr;           /* (sum of scount) */
     int *scount, *sdispl; /* (P) in bytes */
 } write_ctx;
 
@@ -143,7 +143,7 @@ static tr_status pack_local(write_ctx *c, const tr_timeline *tl)
             c->dropped++; /* JSON has no NaN, and an event without a time shows nothing */
             continue;
         }
-        int off;
+        int off = 0;
         TR_CALL(name_offset(c, e->name ? e->name : "(null)", &off));
         c->send[c->nsend++] = (wire_rec){.t0 = e->t0, .t1 = e->t1, .step = e->step, .name = off};
     }

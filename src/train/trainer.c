@@ -14,11 +14,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "taskrel/timeline.h"
 #include "taskrel/weights.h"
 #include "trainer_internal.h"
 
 #define TR_EVAL_CHUNK 512
 #define TR_SAMPLE_ID_TASK_SHIFT 40 /* global sample id = task << 40 | index */
+
+/* Accumulate a phase's time on this rank and record it on the timeline. */
+static void phase_add(tr_trainer *tr, tr_phase ph, const char *name, double t0, double t1)
+{
+    tr->phase[ph] += t1 - t0;
+    tr_timeline_add(tr->timeline, name, t0, t1, tr->step);
+}
 
 /* ---- batches ------------------------------------------------------------------- */
 
@@ -148,7 +156,7 @@ static tr_status step_multi_input(tr_trainer *tr, tr_task_stats *st)
                                    scale));
     }
     double t1 = tr_time_now();
-    tr->phase[TR_PHASE_FORWARD] += t1 - t0; /* heads' backward is counted with forward */
+    phase_add(tr, TR_PHASE_FORWARD, "forward", t0, t1); /* with the heads' backward */
     if (!m->trunk_per_task) {
         TR_CALL(tr_model_trunk_backward(m, tr->t0, 0, 0, tr->rows, tr->x, tr->dfeat));
     } else {
@@ -159,7 +167,7 @@ static tr_status step_multi_input(tr_trainer *tr, tr_task_stats *st)
                                             tr->dfeat + (size_t)off * fd));
         }
     }
-    tr->phase[TR_PHASE_BACKWARD] += tr_time_now() - t1;
+    phase_add(tr, TR_PHASE_BACKWARD, "backward", t1, tr_time_now());
     return TR_OK;
 }
 
@@ -184,11 +192,11 @@ static tr_status step_shared_input(tr_trainer *tr, tr_task_stats *st)
                                        tr->task_weight[t] / (float)tr->B));
         }
         double t1 = tr_time_now();
-        tr->phase[TR_PHASE_FORWARD] += t1 - t0;
+        phase_add(tr, TR_PHASE_FORWARD, "forward", t0, t1);
         for (int j = 0; j < tr->tn; j++)
             TR_CALL(tr_model_trunk_backward(m, tr->t0 + j, j, j * tr->rep_n, tr->rep_n, tr->x,
                                             tr->dfeat + (size_t)j * tr->rep_n * fd));
-        tr->phase[TR_PHASE_BACKWARD] += tr_time_now() - t1;
+        phase_add(tr, TR_PHASE_BACKWARD, "backward", t1, tr_time_now());
         return TR_OK;
     }
     TR_CALL(tr_model_trunk_forward(m, &feat, tr->t0, 0, 0, tr->my_n, tr->x, tr->ids, 1,
@@ -198,8 +206,8 @@ static tr_status step_shared_input(tr_trainer *tr, tr_task_stats *st)
     TR_CALL(tr_allgatherv_f32(g, g->replica_comm, feat, tr->my_n * (int)fd, tr->feat_all,
                               tr->gather_counts, tr->gather_displs, TR_COLL_FEATURES));
     double tc_end = tr_time_now();
-    tr->phase[TR_PHASE_COMM] += tc_end - tc;
-    tr->phase[TR_PHASE_FORWARD] += tc - t0;
+    phase_add(tr, TR_PHASE_COMM, "feature_allgather", tc, tc_end);
+    phase_add(tr, TR_PHASE_FORWARD, "forward", t0, tc);
     memset(tr->dfeat_all, 0, (size_t)tr->rep_n * fd * sizeof(float));
     for (int j = 0; j < tr->tn; j++) {
         int t = tr->t0 + j;
@@ -208,13 +216,13 @@ static tr_status step_shared_input(tr_trainer *tr, tr_task_stats *st)
                                    tr->yf + tr->seg_off[j], tr->task_weight[t] / (float)tr->B));
     }
     double t1 = tr_time_now();
-    tr->phase[TR_PHASE_FORWARD] += t1 - tc_end;
+    phase_add(tr, TR_PHASE_FORWARD, "forward", tc_end, t1);
     TR_CALL(tr_reduce_scatter_f32(g, g->replica_comm, tr->dfeat_all, tr->dfeat,
                                   tr->gather_counts, TR_COLL_FEATURES));
     double t2 = tr_time_now();
-    tr->phase[TR_PHASE_COMM] += t2 - t1;
+    phase_add(tr, TR_PHASE_COMM, "feature_reduce_scatter", t1, t2);
     TR_CALL(tr_model_trunk_backward(m, tr->t0, 0, 0, tr->my_n, tr->x, tr->dfeat));
-    tr->phase[TR_PHASE_BACKWARD] += tr_time_now() - t2;
+    phase_add(tr, TR_PHASE_BACKWARD, "backward", t2, tr_time_now());
     return TR_OK;
 }
 
@@ -234,9 +242,11 @@ static tr_status reduce_gradients(tr_trainer *tr)
     double t0 = tr_time_now();
     TR_CALL(tr_params_domain_range(p, 0, &off, &len));
     TR_CALL(tr_allreduce_f32(&tr->grid, tr->grid.world, p->grad + off, len, TR_COLL_TRUNK));
+    double t1 = tr_time_now();
+    phase_add(tr, TR_PHASE_COMM, "trunk_allreduce", t0, t1);
     TR_CALL(tr_params_domain_range(p, 1, &off, &len));
     TR_CALL(tr_allreduce_f32(&tr->grid, tr->grid.shard_comm, p->grad + off, len, TR_COLL_HEAD));
-    tr->phase[TR_PHASE_COMM] += tr_time_now() - t0;
+    phase_add(tr, TR_PHASE_COMM, "head_allreduce", t1, tr_time_now());
     return TR_OK;
 }
 
@@ -414,8 +424,12 @@ static tr_status trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm wor
     TR_CALL(tr_opt_init(&tr->opt, &cfg->opt, &m->params));
     TR_ALLOC(tr->best_params, m->params.total, "best parameters");
     TR_ALLOC(tr->best_buffers, m->buffers.total ? m->buffers.total : 1, "best buffers");
-    if (!tr->eval_only)
+    if (!tr->eval_only) {
         TR_CALL(make_run_dir(tr));
+        /* ~10 events a step; a long run keeps its most recent events */
+        int64_t cap = tr->total_steps * 12 + 64;
+        TR_CALL(tr_timeline_create(&tr->timeline, (int)(cap < 1000000 ? cap : 1000000)));
+    }
     return TR_OK;
 }
 
@@ -438,6 +452,7 @@ static void trainer_free(tr_trainer *tr)
     tr_free(tr->best_params);
     tr_free(tr->best_buffers);
     tr_report_close(tr);
+    tr_timeline_free(tr->timeline);
     tr_grid_free(&tr->grid);
 }
 
@@ -469,7 +484,7 @@ static tr_status validate_and_select(tr_trainer *tr, int64_t step, const tr_task
     double score = tr_mean_metric(tr, val);
     if (improves(tr, score))
         snapshot_best(tr, step, score);
-    tr->phase[TR_PHASE_EVAL] += tr_time_now() - t0;
+    phase_add(tr, TR_PHASE_EVAL, "eval", t0, tr_time_now());
     if (tr->grid.rank == 0)
         tr_report_eval(tr, step, train_st, val, lr);
     return TR_OK;
@@ -495,7 +510,7 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res)
         float lr = tr_schedule_lr(&sched, step);
         tr->step = step;
         assemble_batch(tr, step);
-        tr->phase[TR_PHASE_DATA] += tr_time_now() - ts;
+        phase_add(tr, TR_PHASE_DATA, "data", ts, tr_time_now());
         tr_params_zero_grad(&m->params);
         memset(st, 0, sizeof(st[0]) * (size_t)(tr->tn > 0 ? tr->tn : 1));
         if (tr->ds.setting == TR_SETTING_MULTI_INPUT)
@@ -522,7 +537,7 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res)
         sc[4 * T + 1] = 0.0; /* stop flag (signals: checkpoint issue) */
         double tc = tr_time_now();
         TR_CALL(tr_allreduce_fused(&tr->grid, sc, 4 * T, 2));
-        tr->phase[TR_PHASE_COMM] += tr_time_now() - tc;
+        phase_add(tr, TR_PHASE_COMM, "scalar_allreduce", tc, tr_time_now());
         if (sc[4 * T] > 0.0)
             TR_RAISE(TR_ERR_NUMERIC,
                      "non-finite loss or gradient at step %lld (lr %.3g): lower train.lr or "
@@ -530,7 +545,7 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res)
                      (long long)step, (double)lr);
         double to = tr_time_now();
         tr_opt_step(&tr->opt, &m->params, lr);
-        tr->phase[TR_PHASE_OPTIMIZER] += tr_time_now() - to;
+        phase_add(tr, TR_PHASE_OPTIMIZER, "optimizer", to, tr_time_now());
         double mean_loss = 0.0;
         for (int t = 0; t < T; t++) {
             double l = sc[4 * t + 1] > 0 ? sc[4 * t] / sc[4 * t + 1] : 0.0;
@@ -582,6 +597,8 @@ static tr_status finish(tr_trainer *tr, tr_train_result *res)
     char path[TR_PATH_LEN + 16];
     snprintf(path, sizeof(path), "%s/model.h5", tr->run_dir);
     TR_CALL(tr_weights_save(path, &m->params, &m->buffers, &tr->grid, tr->cfg));
+    snprintf(path, sizeof(path), "%s/timeline.json", tr->run_dir);
+    TR_CALL(tr_timeline_write(tr->timeline, tr->grid.world, path));
     if (tr->grid.rank == 0) {
         tr_report_final(tr, val, test);
         if (!tr->opts.quiet)

@@ -67,6 +67,7 @@ typedef struct {
     char run_dir[TR_PATH_LEN];
     FILE *metrics;             /* rank 0 */
     int progress_tty;
+    struct tr_timeline *timeline; /* per-rank phase events -> timeline.json */
     double t_start;
 } tr_trainer;
 
