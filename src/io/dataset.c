@@ -148,7 +148,7 @@ static void copy_str(char *dst, size_t cap, const char *src)
 static tr_status attr_read_str(const loader *L, hid_t obj, const char *objpath, const char *name,
                                char *buf, size_t len)
 {
-    hid_t a;
+    hid_t a = -1;
     TR_CALL(attr_open(L, obj, objpath, name, H5T_STRING, &a));
     hid_t ft = H5Aget_type(a);
     hid_t mt = H5Tcopy(H5T_C_S1);
@@ -185,7 +185,7 @@ static tr_status attr_read_str(const loader *L, hid_t obj, const char *objpath, 
 static tr_status attr_read_int(const loader *L, hid_t obj, const char *objpath, const char *name,
                                long long *v)
 {
-    hid_t a;
+    hid_t a = -1;
     TR_CALL(attr_open(L, obj, objpath, name, H5T_INTEGER, &a));
     herr_t r = H5Aread(a, H5T_NATIVE_LLONG, v);
     H5Aclose(a);

@@ -216,8 +216,8 @@ int tr_cfg_parse_list(const tr_cfg_key *k, const char *s, double *v, int cap, in
             p++, len--;
         while (len && isspace((unsigned char)p[len - 1]))
             len--;
-        long long iv;
-        float fv;
+        long long iv = 0;
+        float fv = 0.0f;
         int bad = len == 0 || len >= sizeof(item);
         if (!bad) {
             memcpy(item, p, len);
