@@ -98,8 +98,11 @@ static tr_status build_trunk(tr_model *m, const tr_config *cfg)
             int64_t ws[4] = {chans[i], c, 5, 5}, bs[1] = {chans[i]};
             snprintf(name, sizeof(name), "trunk.conv%d.w", i + 1);
             TR_CALL(declare_trunk(m, &op->pw, name, 1, 4, ws));
+            /* no bias before batch norm: BN removes it, and its gradient
+             * would be pure rounding noise (which AdamW would amplify) */
             snprintf(name, sizeof(name), "trunk.conv%d.b", i + 1);
-            TR_CALL(declare_trunk(m, &op->pb, name, 0, 1, bs));
+            if (!cfg->batchnorm)
+                TR_CALL(declare_trunk(m, &op->pb, name, 0, 1, bs));
             c = op->oc;
             h = op->oh;
             w = op->ow;
@@ -118,7 +121,8 @@ static tr_status build_trunk(tr_model *m, const tr_config *cfg)
         op->oc = cfg->lenet_fc;
         int64_t ws[2] = {din, cfg->lenet_fc}, bs[1] = {cfg->lenet_fc};
         TR_CALL(declare_trunk(m, &op->pw, "trunk.fc6.w", 1, 2, ws));
-        TR_CALL(declare_trunk(m, &op->pb, "trunk.fc6.b", 0, 1, bs));
+        if (!cfg->batchnorm)
+            TR_CALL(declare_trunk(m, &op->pb, "trunk.fc6.b", 0, 1, bs));
         c = cfg->lenet_fc;
         h = w = 1;
         if (cfg->batchnorm)
@@ -133,7 +137,8 @@ static tr_status build_trunk(tr_model *m, const tr_config *cfg)
             snprintf(name, sizeof(name), "trunk.fc%d.w", ++fc_idx);
             TR_CALL(declare_trunk(m, &op->pw, name, 1, 2, ws));
             snprintf(name, sizeof(name), "trunk.fc%d.b", fc_idx);
-            TR_CALL(declare_trunk(m, &op->pb, name, 0, 1, bs));
+            if (!cfg->batchnorm)
+                TR_CALL(declare_trunk(m, &op->pb, name, 0, 1, bs));
             din = op->oc;
             if (cfg->batchnorm)
                 TR_CALL(add_bn(m, bn_idx++, din, 1, 1));

@@ -199,6 +199,11 @@ void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_ta
            tr_mean_metric(tr, test));
     char dur[32];
     fmt_duration(dur, sizeof(dur), seconds);
+    if (tr->eval_only) {
+        printf("\nevaluated %s on %d rank(s) in %.1f s\n", tr->run_dir, tr->grid.size, seconds);
+        fflush(stdout);
+        return;
+    }
     printf("\nselected step %lld on validation %s; %d rank(s); time %s (%.1f s); "
            "%.0f training samples/s\nrun directory: %s\n",
            (long long)tr->best_step, mname, tr->grid.size, dur, seconds,

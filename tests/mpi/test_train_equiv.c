@@ -89,6 +89,10 @@ static void make_config(tr_config *c, const char *data, tr_model_kind kind, int 
     c->sched.base_lr = 0.05f;
     c->progress = TR_PROGRESS_OFF;
     c->seed = 3;
+    if (batchnorm) { /* the batch-norm variants also cover AdamW */
+        c->opt.kind = TR_OPT_ADAMW;
+        c->sched.base_lr = 0.003f;
+    }
 }
 
 static tr_status run(const tr_config *c, MPI_Comm comm, tr_train_result *res, const char *tag)
@@ -155,9 +159,7 @@ static void check_volume(const tr_config *c, const tr_train_result *r, int S, in
     int64_t trunk = 0, din = in_dim; /* floats of one copy of the trunk */
     for (int i = 0; i < c->mlp_layers; i++) {
         int64_t h = c->mlp_hidden[i];
-        trunk += pad16(din * h) + pad16(h);
-        if (c->batchnorm)
-            trunk += 2 * pad16(h);
+        trunk += pad16(din * h) + (c->batchnorm ? 2 * pad16(h) : pad16(h)); /* BN: no bias */
         din = h;
     }
     int out = shared_input ? 1 : 4; /* mmoe: regression; tn --classification: 4 classes */
