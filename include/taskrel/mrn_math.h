@@ -52,9 +52,9 @@ typedef enum {
 } tr_mrn_mode;
 
 /* Constants of mrn.numerics = official (the published code, thuml/MTlearn). */
-#define TR_MRN_OFFICIAL_EPS 1e-5          /* ε added to the covariance diagonal */
-#define TR_MRN_OFFICIAL_THRESHOLD 0.1     /* eigenvalues above it are inverted */
-#define TR_MRN_OFFICIAL_TRACE_CAP 3000.0  /* tr(Ω) is scaled down to this */
+#define TR_MRN_OFFICIAL_EPS 1e-5         /* ε added to the covariance diagonal */
+#define TR_MRN_OFFICIAL_THRESHOLD 0.1    /* eigenvalues above it are inverted */
+#define TR_MRN_OFFICIAL_TRACE_CAP 3000.0 /* tr(Ω) is scaled down to this */
 
 /* ---- precisions ------------------------------------------------------------- */
 
@@ -120,9 +120,9 @@ tr_status tr_mrn_prior_grad(double *g, double *value, const double *w, const dou
  * (may be NULL); the others are the newest precisions.
  * Cost FEATURE/CLASS/TASK: O(tn·(T·D1·D2 + D1²·D2 + D1·D2²)).
  * Scratch: FEATURE 2 tn d1 d2, CLASS tn d1 d2 + d1 d2, TASK tn d1 d2 + d1 d2 doubles. */
-tr_status tr_mrn_cov_part(double *part, tr_mrn_mode mode, const double *w,
-                          const double *omega1, const double *omega2, const double *omega3,
-                          int d1, int d2, int t, int t0, int tn);
+tr_status tr_mrn_cov_part(double *part, tr_mrn_mode mode, const double *w, const double *omega1,
+                          const double *omega2, const double *omega3, int d1, int d2, int t, int t0,
+                          int tn);
 
 /* The maximum-likelihood normaliser of a mode, 1 / (D / D_k):
  * FEATURE 1/(D2·T), CLASS 1/(D1·T), TASK 1/(D1·D2). Official numerics use 1. */
@@ -165,15 +165,14 @@ tr_status tr_mrn_prox(double *w_out, const double *w, const double *u1, const do
  * tr_mrn_prox_rotate: x_k = U1ᵀ W_k U2 for n tasks (no task mixing; run on the
  * owned tasks, then all-gather x). x (n, d1, d2), w (n, d1, d2); x may equal w.
  * Scratch: d1 d2 doubles. */
-tr_status tr_mrn_prox_rotate(double *x, const double *w, const double *u1, const double *u2,
-                             int d1, int d2, int n);
+tr_status tr_mrn_prox_rotate(double *x, const double *w, const double *u1, const double *u2, int d1,
+                             int d2, int n);
 /* tr_mrn_prox_finish: from x (t, d1, d2) of ALL tasks (tr_mrn_prox_rotate'd), the
  * task rotation, the division and the rotation back, for the owned tasks.
  * w_out (tn, d1, d2) must not overlap x. Scratch: t d1 d2 + d1 d2 doubles. */
 tr_status tr_mrn_prox_finish(double *w_out, const double *x, const double *u1, const double *u2,
-                             const double *u3, const double *p1, const double *p2,
-                             const double *p3, double eta, double lambda, int d1, int d2, int t,
-                             int t0, int tn);
+                             const double *u3, const double *p1, const double *p2, const double *p3,
+                             double eta, double lambda, int d1, int d2, int t, int t0, int tn);
 
 /* ---- correlations (scoring a learned Σ3) ------------------------------------- */
 

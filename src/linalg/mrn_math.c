@@ -55,8 +55,8 @@ tr_status tr_mrn_precision_from_eig(double *omega, const double *u, const double
         for (int i = 0; i < n; i++)
             for (int k = 0; k < n; k++)
                 v[(size_t)i * n + k] = u[(size_t)i * n + k] * p[k];
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0, v, n, u, n, 0.0,
-                    omega, n);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0, v, n, u, n, 0.0, omega,
+                    n);
         for (int i = 0; i < n; i++)
             for (int j = 0; j < i; j++) {
                 double m = 0.5 * (omega[(size_t)i * n + j] + omega[(size_t)j * n + i]);
@@ -115,17 +115,16 @@ static tr_status apply_rule(double *p, double *logdet, const double *s, precisio
     return TR_OK;
 }
 
-static tr_status precision_run(double *omega, double *u, double *p, double *logdet,
-                               double *s, const double *sigma, precision_rule rule,
-                               double eig_floor, int n) {
+static tr_status precision_run(double *omega, double *u, double *p, double *logdet, double *s,
+                               const double *sigma, precision_rule rule, double eig_floor, int n) {
     TR_CALL(sym_eig(u, s, sigma, n));
     TR_CALL(apply_rule(p, logdet, s, rule, eig_floor, n));
     TR_CALL(tr_mrn_precision_from_eig(omega, u, p, n));
     return TR_OK;
 }
 
-static tr_status precision(double *omega, double *u, double *p, double *logdet,
-                           const double *sigma, precision_rule rule, double eig_floor, int n) {
+static tr_status precision(double *omega, double *u, double *p, double *logdet, const double *sigma,
+                           precision_rule rule, double eig_floor, int n) {
     TR_CHECK(n > 0, TR_ERR_INTERNAL, "MRN: precision size must be positive (n=%d)", n);
     size_t nn = (size_t)n * n;
     double *scratch; // u (n, n) if not given, p (n) if not given, s (n)
@@ -171,8 +170,8 @@ void tr_mrn_precision_scale(double *omega, double *p, double *logdet, double c, 
 static void task_mix(double *a, const double *w, const double *omega3, int d1, int d2, int t,
                      int t0, int tn) {
     int nn = d1 * d2;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, t, 1.0,
-                omega3 + (size_t)t0 * t, t, w, nn, 0.0, a, nn);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, t, 1.0, omega3 + (size_t)t0 * t,
+                t, w, nn, 0.0, a, nn);
 }
 
 /* g (tn, d1, d2), tmp (d1, d2) scratch. */
@@ -186,8 +185,8 @@ static void prior_grad_run(double *g, double *value, double *tmp, const double *
         double *gi = g + (size_t)i * nn;
         cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, d1, d2, 1.0, omega2, d2, gi, d2, 0.0,
                     tmp, d2);
-        cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, d1, d2, lambda, omega1, d1, tmp, d2,
-                    0.0, gi, d2);
+        cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, d1, d2, lambda, omega1, d1, tmp, d2, 0.0,
+                    gi, d2);
         v += cblas_ddot((int)nn, w + (size_t)(t0 + i) * nn, 1, gi, 1);
     }
     if (value)
@@ -220,8 +219,8 @@ tr_status tr_mrn_prior_value(double *value, const double *w, const double *omega
     size_t nn = (size_t)d1 * d2;
     double *g; // (tn, d1, d2) gradient, then (d1, d2) scratch
     TR_ALLOC(g, ((size_t)tn + 1) * nn, "MRN prior value scratch");
-    prior_grad_run(g, value, g + (size_t)tn * nn, w, omega1, omega2, omega3, lambda, d1, d2, t,
-                   t0, tn);
+    prior_grad_run(g, value, g + (size_t)tn * nn, w, omega1, omega2, omega3, lambda, d1, d2, t, t0,
+                   tn);
     tr_free(g);
     return TR_OK;
 }
@@ -251,8 +250,8 @@ static void cov_class(double *part, double *scratch, const double *w, const doub
     double *c = scratch + tn * nn; // (d1, d2) Ω1 A_i
     task_mix(a, w, omega3, d1, d2, t, t0, tn);
     for (int i = 0; i < tn; i++) {
-        cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, d1, d2, 1.0, omega1, d1, a + i * nn,
-                    d2, 0.0, c, d2);
+        cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, d1, d2, 1.0, omega1, d1, a + i * nn, d2,
+                    0.0, c, d2);
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d2, d2, d1, 1.0,
                     w + (size_t)(t0 + i) * nn, d2, c, d2, i == 0 ? 0.0 : 1.0, part, d2);
     }
@@ -275,12 +274,11 @@ static void cov_task(double *part, double *scratch, const double *w, const doubl
                 (int)nn, 0.0, part + (size_t)t0 * t, t);
 }
 
-tr_status tr_mrn_cov_part(double *part, tr_mrn_mode mode, const double *w,
-                          const double *omega1, const double *omega2, const double *omega3,
-                          int d1, int d2, int t, int t0, int tn) {
+tr_status tr_mrn_cov_part(double *part, tr_mrn_mode mode, const double *w, const double *omega1,
+                          const double *omega2, const double *omega3, int d1, int d2, int t, int t0,
+                          int tn) {
     TR_CALL(check_sizes(d1, d2, t, t0, tn));
-    TR_CHECK(mode >= 0 && mode < TR_MRN_MODE_COUNT, TR_ERR_INTERNAL, "MRN: bad mode %d",
-             (int)mode);
+    TR_CHECK(mode >= 0 && mode < TR_MRN_MODE_COUNT, TR_ERR_INTERNAL, "MRN: bad mode %d", (int)mode);
     int n = mode == TR_MRN_MODE_FEATURE ? d1 : mode == TR_MRN_MODE_CLASS ? d2 : t;
     if (tn == 0) {
         memset(part, 0, (size_t)n * n * sizeof(double));
@@ -370,8 +368,8 @@ tr_status tr_mrn_cov_normalize(double *sigma1, double *sigma2, double *sigma3, d
 
 /* ---- proximal step ------------------------------------------------------------- */
 
-tr_status tr_mrn_prox_rotate(double *x, const double *w, const double *u1, const double *u2,
-                             int d1, int d2, int n) {
+tr_status tr_mrn_prox_rotate(double *x, const double *w, const double *u1, const double *u2, int d1,
+                             int d2, int n) {
     TR_CHECK(n >= 0, TR_ERR_INTERNAL, "MRN prox: negative task count %d", n);
     if (n == 0)
         return TR_OK;
@@ -380,8 +378,8 @@ tr_status tr_mrn_prox_rotate(double *x, const double *w, const double *u1, const
     double *tmp; // (d1, d2) U1ᵀ W_k
     TR_ALLOC(tmp, nn, "MRN prox scratch");
     for (int k = 0; k < n; k++) {
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d1, d2, d1, 1.0, u1, d1,
-                    w + k * nn, d2, 0.0, tmp, d2);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d1, d2, d1, 1.0, u1, d1, w + k * nn,
+                    d2, 0.0, tmp, d2);
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d2, 1.0, tmp, d2, u2, d2,
                     0.0, x + k * nn, d2);
     }
@@ -393,11 +391,10 @@ tr_status tr_mrn_prox_rotate(double *x, const double *w, const double *u1, const
  * = U1 (U3 wt)_i U2ᵀ for the owned i. tmp (d1, d2). */
 static tr_status prox_finish_run(double *w_out, double *wt, double *tmp, const double *x,
                                  const double *u1, const double *u2, const double *u3,
-                                 const double *p1, const double *p2, const double *p3,
-                                 double step, int d1, int d2, int t, int t0, int tn) {
+                                 const double *p1, const double *p2, const double *p3, double step,
+                                 int d1, int d2, int t, int t0, int tn) {
     int nn = d1 * d2;
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t, nn, t, 1.0, u3, t, x, nn, 0.0, wt,
-                nn);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t, nn, t, 1.0, u3, t, x, nn, 0.0, wt, nn);
     for (int i = 0; i < t; i++)
         for (int a = 0; a < d1; a++) {
             double s = step * p3[i] * p1[a];
@@ -410,30 +407,29 @@ static tr_status prox_finish_run(double *w_out, double *wt, double *tmp, const d
             }
         }
     /* x is not read below, so w_out may overlap it. */
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, t, 1.0, u3 + (size_t)t0 * t,
-                t, wt, nn, 0.0, w_out, nn);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, t, 1.0, u3 + (size_t)t0 * t, t,
+                wt, nn, 0.0, w_out, nn);
     for (int i = 0; i < tn; i++) {
         double *wi = w_out + (size_t)i * nn;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d1, 1.0, u1, d1, wi, d2,
-                    0.0, tmp, d2);
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d1, d2, d2, 1.0, tmp, d2, u2, d2,
-                    0.0, wi, d2);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d1, 1.0, u1, d1, wi, d2, 0.0,
+                    tmp, d2);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d1, d2, d2, 1.0, tmp, d2, u2, d2, 0.0,
+                    wi, d2);
     }
     return TR_OK;
 }
 
 tr_status tr_mrn_prox_finish(double *w_out, const double *x, const double *u1, const double *u2,
-                             const double *u3, const double *p1, const double *p2,
-                             const double *p3, double eta, double lambda, int d1, int d2, int t,
-                             int t0, int tn) {
+                             const double *u3, const double *p1, const double *p2, const double *p3,
+                             double eta, double lambda, int d1, int d2, int t, int t0, int tn) {
     TR_CALL(check_sizes(d1, d2, t, t0, tn));
     if (tn == 0)
         return TR_OK;
     size_t nn = (size_t)d1 * d2;
     double *scratch; // wt (t, d1, d2), tmp (d1, d2)
     TR_ALLOC(scratch, ((size_t)t + 1) * nn, "MRN prox scratch");
-    tr_status st = prox_finish_run(w_out, scratch, scratch + (size_t)t * nn, x, u1, u2, u3, p1,
-                                   p2, p3, eta * lambda, d1, d2, t, t0, tn);
+    tr_status st = prox_finish_run(w_out, scratch, scratch + (size_t)t * nn, x, u1, u2, u3, p1, p2,
+                                   p3, eta * lambda, d1, d2, t, t0, tn);
     tr_free(scratch);
     TR_CALL(st);
     return TR_OK;

@@ -239,12 +239,12 @@ static void test_prior_value_and_grad(void **state) {
         unvec(g_ref, kv, s);
 
         double val, val_g;
-        assert_int_equal(tr_mrn_prior_value(&val, p.w, p.o1, p.o2, p.o3, lambda, s->d1, s->d2,
-                                            s->t, 0, s->t),
-                         TR_OK);
+        assert_int_equal(
+            tr_mrn_prior_value(&val, p.w, p.o1, p.o2, p.o3, lambda, s->d1, s->d2, s->t, 0, s->t),
+            TR_OK);
         assert_true(rel_err1(val, val_ref) < TOL);
-        assert_int_equal(tr_mrn_prior_grad(g, &val_g, p.w, p.o1, p.o2, p.o3, lambda, s->d1,
-                                           s->d2, s->t, 0, s->t),
+        assert_int_equal(tr_mrn_prior_grad(g, &val_g, p.w, p.o1, p.o2, p.o3, lambda, s->d1, s->d2,
+                                           s->t, 0, s->t),
                          TR_OK);
         assert_true(rel_err(g, g_ref, n) < TOL);
         assert_true(rel_err1(val_g, val_ref) < TOL);
@@ -252,17 +252,17 @@ static void test_prior_value_and_grad(void **state) {
         /* Every split [0, c) + [c, T): gradient slices and value parts. */
         for (int c = 0; c <= s->t; c++) {
             double v1, v2, w1, w2;
-            assert_int_equal(tr_mrn_prior_value(&v1, p.w, p.o1, p.o2, p.o3, lambda, s->d1,
-                                                s->d2, s->t, 0, c),
-                             TR_OK);
-            assert_int_equal(tr_mrn_prior_value(&v2, p.w, p.o1, p.o2, p.o3, lambda, s->d1,
-                                                s->d2, s->t, c, s->t - c),
+            assert_int_equal(
+                tr_mrn_prior_value(&v1, p.w, p.o1, p.o2, p.o3, lambda, s->d1, s->d2, s->t, 0, c),
+                TR_OK);
+            assert_int_equal(tr_mrn_prior_value(&v2, p.w, p.o1, p.o2, p.o3, lambda, s->d1, s->d2,
+                                                s->t, c, s->t - c),
                              TR_OK);
             assert_true(rel_err1(v1 + v2, val_ref) < TOL);
             memset(g, 0, n * sizeof(double));
-            assert_int_equal(tr_mrn_prior_grad(g, &w1, p.w, p.o1, p.o2, p.o3, lambda, s->d1,
-                                               s->d2, s->t, 0, c),
-                             TR_OK);
+            assert_int_equal(
+                tr_mrn_prior_grad(g, &w1, p.w, p.o1, p.o2, p.o3, lambda, s->d1, s->d2, s->t, 0, c),
+                TR_OK);
             assert_int_equal(tr_mrn_prior_grad(g + c * nn, &w2, p.w, p.o1, p.o2, p.o3, lambda,
                                                s->d1, s->d2, s->t, c, s->t - c),
                              TR_OK);
@@ -276,13 +276,13 @@ static void test_prior_value_and_grad(void **state) {
         for (size_t i = 0; i < n; i++) {
             double keep = p.w[i], fp, fm;
             p.w[i] = keep + h;
-            assert_int_equal(tr_mrn_prior_value(&fp, p.w, p.o1, p.o2, p.o3, lambda, s->d1,
-                                                s->d2, s->t, 0, s->t),
-                             TR_OK);
+            assert_int_equal(
+                tr_mrn_prior_value(&fp, p.w, p.o1, p.o2, p.o3, lambda, s->d1, s->d2, s->t, 0, s->t),
+                TR_OK);
             p.w[i] = keep - h;
-            assert_int_equal(tr_mrn_prior_value(&fm, p.w, p.o1, p.o2, p.o3, lambda, s->d1,
-                                                s->d2, s->t, 0, s->t),
-                             TR_OK);
+            assert_int_equal(
+                tr_mrn_prior_value(&fm, p.w, p.o1, p.o2, p.o3, lambda, s->d1, s->d2, s->t, 0, s->t),
+                TR_OK);
             p.w[i] = keep;
             g_fd[i] = (fp - fm) / (2 * h);
         }
@@ -346,8 +346,8 @@ static void test_cov_updates(void **state) {
             const double *o1 = mode == TR_MRN_MODE_FEATURE ? NULL : p.o1;
             const double *o2 = mode == TR_MRN_MODE_CLASS ? NULL : p.o2;
             const double *o3 = mode == TR_MRN_MODE_TASK ? NULL : p.o3;
-            assert_int_equal(tr_mrn_cov_part(full, (tr_mrn_mode)mode, p.w, o1, o2, o3, s->d1,
-                                             s->d2, s->t, 0, s->t),
+            assert_int_equal(tr_mrn_cov_part(full, (tr_mrn_mode)mode, p.w, o1, o2, o3, s->d1, s->d2,
+                                             s->t, 0, s->t),
                              TR_OK);
             assert_true(rel_err(full, ref, nk2) < TOL);
 
@@ -489,16 +489,16 @@ static void test_prox(void **state) {
                                  TR_OK);
                 /* Distributed path: rotate own tasks (in place), "all-gather", finish. */
                 memcpy(rot + t0 * nn, w + t0 * nn, tn * nn * sizeof(double));
-                assert_int_equal(tr_mrn_prox_rotate(rot + t0 * nn, rot + t0 * nn, u[0], u[1],
-                                                    s.d1, s.d2, tn),
-                                 TR_OK);
+                assert_int_equal(
+                    tr_mrn_prox_rotate(rot + t0 * nn, rot + t0 * nn, u[0], u[1], s.d1, s.d2, tn),
+                    TR_OK);
             }
             assert_true(rel_err(out, ref, n) < TOL);
             for (int r = 0; r < 2; r++) {
                 int t0 = rng[r][0], tn = rng[r][1];
-                assert_int_equal(tr_mrn_prox_finish(wcopy + t0 * nn, rot, u[0], u[1], u[2],
-                                                    pk[0], pk[1], pk[2], eta, lambda, s.d1,
-                                                    s.d2, s.t, t0, tn),
+                assert_int_equal(tr_mrn_prox_finish(wcopy + t0 * nn, rot, u[0], u[1], u[2], pk[0],
+                                                    pk[1], pk[2], eta, lambda, s.d1, s.d2, s.t, t0,
+                                                    tn),
                                  TR_OK);
             }
             assert_true(rel_err(wcopy, ref, n) < TOL);
@@ -649,8 +649,7 @@ static void test_precision_errors(void **state) {
     (void)state;
     double sig[4] = {1, 0, 0, 1}, zero[4] = {0}, om[4];
     assert_int_equal(tr_mrn_precision_floor(om, NULL, NULL, NULL, sig, 0.0, 2), TR_ERR_CONFIG);
-    assert_int_equal(tr_mrn_precision_floor(om, NULL, NULL, NULL, zero, 0.1, 2),
-                     TR_ERR_NUMERIC);
+    assert_int_equal(tr_mrn_precision_floor(om, NULL, NULL, NULL, zero, 0.1, 2), TR_ERR_NUMERIC);
     sig[1] = NAN;
     assert_int_equal(tr_mrn_precision_floor(om, NULL, NULL, NULL, sig, 0.1, 2), TR_ERR_NUMERIC);
     double g[4], w[4] = {0};
