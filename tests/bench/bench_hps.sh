@@ -3,21 +3,31 @@
 # rank / one thread each, on this machine, in one invocation (not run in CI).
 #
 # Usage: tests/bench/bench_hps.sh [--steps N] [--warmup N] [--torch-mode M]
+#                                 [--repeat N] [--wait-idle S]
 #                                 [--taskrel-only | --torch-only] [--keep]
 #   --steps N        timed training steps (50)
 #   --warmup N       untimed steps before them (10)
 #   --torch-mode M   PyTorch trunk: concat | per-task | both (both; the faster
 #                    one is the reference)
+#   --repeat N       run each side N times, alternating; each side's figure is
+#                    the median run (the lower middle one for even N) (1)
+#   --wait-idle S    before each run, wait up to S seconds for the machine to
+#                    be idle (/proc/pressure/cpu "some" avg10 < 2 %) (0: no wait)
 #   --taskrel-only, --torch-only   run one side only
 #   --keep           keep the temporary directory (dataset, run dir, logs)
 # Environment: TASKREL_BUILD_DIR (build), TASKREL_BENCH_OUT (tests/bench/out).
+#   OPENBLAS_CORETYPE is passed through to both sides (it selects OpenBLAS's
+#   kernels; the report prints the core in use): unset it to let OpenBLAS
+#   detect the CPU.
 #
 # One step = forward + backward + SGD update (momentum 0.9, wd 5e-4) over 128
 # samples for each of 4 tasks through the shared LeNet trunk and the 4 heads;
 # throughput = 4 * 128 * steps / seconds of training steps (no evaluation, no
 # warm-up). taskrel trains tests/bench/hps_lenet_bench.ini on the first 4
 # fashion-domains tasks; PyTorch (tests/bench/torch_hps.py) on random inputs of
-# the same shape. Results: stdout and $TASKREL_BENCH_OUT/bench_hps-<time>.txt.
+# the same shape. Each run's "cpu wait" is the share of its wall time in which
+# some task on the machine waited for a CPU (Linux PSI): well above 0, other
+# load disturbed it. Results: stdout and $TASKREL_BENCH_OUT/bench_hps-<time>.txt.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -25,7 +35,7 @@ PY=/usr/bin/python3 # Debian's python3: the one python3-torch installs into
 TASKS=4
 BATCH=128
 
-steps=50 warmup=10 torch_mode=both run_taskrel=1 run_torch=1 keep=0
+steps=50 warmup=10 torch_mode=both repeat=1 wait_idle=0 run_taskrel=1 run_torch=1 keep=0
 usage() {
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
 }
@@ -55,6 +65,16 @@ while (($#)); do
         esac
         shift
         ;;
+    --repeat)
+        need_int "$1" "${2-}"
+        repeat=$2
+        shift
+        ;;
+    --wait-idle)
+        need_int "$1" "${2-}"
+        wait_idle=$2
+        shift
+        ;;
     --taskrel-only) run_torch=0 ;;
     --torch-only) run_taskrel=0 ;;
     --keep) keep=1 ;;
@@ -71,6 +91,10 @@ while (($#)); do
 done
 ((steps >= 1)) || {
     echo "bench: --steps must be >= 1" >&2
+    exit 2
+}
+((repeat >= 1)) || {
+    echo "bench: --repeat must be >= 1" >&2
     exit 2
 }
 
@@ -139,33 +163,68 @@ build_type=n/a
 if ((run_taskrel)); then
     build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
 fi
-
-# ---- taskrel -------------------------------------------------------------------
-taskrel_sps=""
-taskrel_note=""
+# The OpenBLAS kernel set in use (OPENBLAS_VERBOSE=2 prints it when the
+# library loads): OPENBLAS_CORETYPE from the environment, or detected.
 if ((run_taskrel)); then
-    echo "bench: building the fashion-domains dataset"
-    "$BIN" data fashion-domains --out "$TMP/fd.h5" --train-frac 0.9 >"$TMP/data.log" 2>&1 || {
-        cat "$TMP/data.log" >&2
-        echo "bench: taskrel data fashion-domains failed" >&2
-        exit 1
+    blas_core=$(OPENBLAS_VERBOSE=2 "$BIN" --help 2>&1 | sed -n 's/^Core: //p' | head -n 1)
+else
+    blas_core=$(OPENBLAS_VERBOSE=2 "$PY" -c 'import torch' 2>&1 | sed -n 's/^Core: //p' | head -n 1)
+fi
+if [[ -n ${OPENBLAS_CORETYPE-} ]]; then
+    blas_core="${blas_core:-?} (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE set in the environment)"
+else
+    blas_core="${blas_core:-?} (detected; OPENBLAS_CORETYPE not set)"
+fi
+
+# ---- runs ----------------------------------------------------------------------
+# CPU pressure (Linux PSI) "some" total in microseconds; empty without PSI.
+psi_some() { awk '/^some/ { sub(/^total=/, "", $5); print $5 }' /proc/pressure/cpu 2>/dev/null || true; }
+# Wait up to --wait-idle seconds for the CPU pressure of the last 10 s to fall below 2 %.
+wait_for_idle() {
+    ((wait_idle > 0)) && [[ -r /proc/pressure/cpu ]] || return 0
+    local waited=0 avg
+    while :; do
+        avg=$(awk '/^some/ { sub(/^avg10=/, "", $2); print $2 }' /proc/pressure/cpu)
+        awk -v a="$avg" 'BEGIN { exit !(a < 2) }' && return 0
+        if ((waited >= wait_idle)); then
+            echo "bench: machine still busy (cpu pressure avg10 $avg %) after ${wait_idle}s; running anyway" >&2
+            return 0
+        fi
+        sleep 2
+        waited=$((waited + 2))
+    done
+}
+# Share of the wall time between two (psi, ns) points with CPU pressure, e.g. "1.2%".
+cpu_wait() {
+    [[ -n $1 && -n $2 ]] || {
+        echo n/a
+        return
     }
-    # A validation right after the warm-up gives a metrics line to measure from.
-    eval_every=$((warmup > 0 ? warmup : steps + 1))
-    echo "bench: taskrel, $warmup warm-up + $steps timed steps"
+    awk -v a="$1" -v b="$2" -v t0="$3" -v t1="$4" 'BEGIN { printf "%.1f%%", 100 * (b - a) / ((t1 - t0) / 1000) }'
+}
+
+# One taskrel run; appends "samples/s cpu_wait note" to $TMP/taskrel.runs.
+taskrel_once() {
+    local i=$1 run="$TMP/run-$1" psi0 psi1 t0 t1 out
+    echo "bench: taskrel, $warmup warm-up + $steps timed steps (run $i/$repeat)"
+    wait_for_idle
+    psi0=$(psi_some)
+    t0=$(date +%s%N)
     if ! "$BIN" train -c "$ROOT/tests/bench/hps_lenet_bench.ini" \
         --set "data.path=$TMP/fd.h5" --set data.tasks=$TASKS \
         --set train.batch_size=$BATCH --set "train.max_steps=$((warmup + steps))" \
-        --set "train.eval_every=$eval_every" --set "run.dir=$TMP/run" \
-        >"$TMP/taskrel.log" 2>&1; then
-        tail -n 40 "$TMP/taskrel.log" >&2
+        --set "train.eval_every=$eval_every" --run-dir "$run" \
+        >"$TMP/taskrel-$i.log" 2>&1; then
+        tail -n 40 "$TMP/taskrel-$i.log" >&2
         echo "bench: taskrel train failed (log above)" >&2
-        exit 1
+        return 1
     fi
+    t1=$(date +%s%N)
+    psi1=$(psi_some)
     # Prefer the difference of the cumulative training time between the first
     # line at/after the warm-up and the last line; else the last line's own
     # train_samples_per_s (whole run, warm-up included).
-    read -r taskrel_sps taskrel_note < <("$PY" - "$TMP/run/metrics.jsonl" "$warmup" $((TASKS * BATCH)) <<'PYEOF'
+    out=$("$PY" - "$run/metrics.jsonl" "$warmup" $((TASKS * BATCH)) <<'PYEOF'
 import json, sys
 path, warmup, per_step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rows = []
@@ -190,30 +249,70 @@ if not last:
     sys.exit(f"bench: no train_samples_per_s in {path}")
 print(f"{float(last[-1]['train_samples_per_s']):.1f} last_line_train_samples_per_s")
 PYEOF
-    )
-    [[ -n $taskrel_sps ]] || {
-        echo "bench: could not read throughput from $TMP/run/metrics.jsonl" >&2
+    ) || {
+        echo "bench: could not read throughput from $run/metrics.jsonl" >&2
+        return 1
+    }
+    local sps note
+    read -r sps note <<<"$out"
+    echo "$sps $(cpu_wait "$psi0" "$psi1" "$t0" "$t1") $note" >>"$TMP/taskrel.runs"
+}
+
+# One PyTorch run in trunk mode $1; appends "samples/s cpu_wait" to $TMP/torch-$1.runs.
+torch_once() {
+    local m=$1 i=$2 psi0 psi1 t0 t1 sps
+    echo "bench: pytorch (trunk $m), $warmup warm-up + $steps timed steps (run $i/$repeat)"
+    wait_for_idle
+    psi0=$(psi_some)
+    t0=$(date +%s%N)
+    "$PY" "$ROOT/tests/bench/torch_hps.py" --steps "$steps" --warmup "$warmup" \
+        --tasks $TASKS --batch $BATCH --trunk-mode "$m" --json >"$TMP/torch-$m-$i.log" 2>&1 || {
+        cat "$TMP/torch-$m-$i.log" >&2
+        echo "bench: torch_hps.py failed" >&2
+        return 1
+    }
+    t1=$(date +%s%N)
+    psi1=$(psi_some)
+    sps=$(tail -n 1 "$TMP/torch-$m-$i.log" |
+        "$PY" -c 'import json, sys; print(json.load(sys.stdin)["train_samples_per_s"])')
+    echo "$sps $(cpu_wait "$psi0" "$psi1" "$t0" "$t1")" >>"$TMP/torch-$m.runs"
+}
+
+# Median line of a .runs file by its first field (lower middle for an even count).
+median_run() { sort -g -k1,1 "$1" | awk -v n="$(wc -l <"$1")" 'NR == int((n + 1) / 2)'; }
+# "2829.1 (cpu wait 1.2%), ..." in run order.
+list_runs() { awk '{ printf "%s%s (cpu wait %s)", sep, $1, $2; sep = ", " }' "$1"; }
+
+modes=(concat per-task)
+[[ $torch_mode == both ]] || modes=("$torch_mode")
+if ((run_taskrel)); then
+    echo "bench: building the fashion-domains dataset"
+    "$BIN" data fashion-domains --out "$TMP/fd.h5" --train-frac 0.9 >"$TMP/data.log" 2>&1 || {
+        cat "$TMP/data.log" >&2
+        echo "bench: taskrel data fashion-domains failed" >&2
         exit 1
     }
+    # A validation right after the warm-up gives a metrics line to measure from.
+    eval_every=$((warmup > 0 ? warmup : steps + 1))
 fi
+for ((i = 1; i <= repeat; i++)); do
+    if ((run_taskrel)); then taskrel_once "$i" || exit 1; fi
+    if ((run_torch)); then
+        for m in "${modes[@]}"; do torch_once "$m" "$i" || exit 1; done
+    fi
+done
 
-# ---- PyTorch -------------------------------------------------------------------
-torch_sps=""
-torch_detail=""
+taskrel_sps="" taskrel_note="" taskrel_runs=""
+if ((run_taskrel)); then
+    read -r taskrel_sps _ taskrel_note < <(median_run "$TMP/taskrel.runs")
+    taskrel_runs=$(list_runs "$TMP/taskrel.runs")
+fi
+torch_sps="" torch_detail="" torch_runs=""
 if ((run_torch)); then
-    modes=(concat per-task)
-    [[ $torch_mode == both ]] || modes=("$torch_mode")
     for m in "${modes[@]}"; do
-        echo "bench: pytorch (trunk $m), $warmup warm-up + $steps timed steps"
-        "$PY" "$ROOT/tests/bench/torch_hps.py" --steps "$steps" --warmup "$warmup" \
-            --tasks $TASKS --batch $BATCH --trunk-mode "$m" --json >"$TMP/torch-$m.log" 2>&1 || {
-            cat "$TMP/torch-$m.log" >&2
-            echo "bench: torch_hps.py failed" >&2
-            exit 1
-        }
-        s=$(tail -n 1 "$TMP/torch-$m.log" |
-            "$PY" -c 'import json, sys; print(json.load(sys.stdin)["train_samples_per_s"])')
+        read -r s _ < <(median_run "$TMP/torch-$m.runs")
         torch_detail+="${torch_detail:+, }$m $s"
+        torch_runs+="${torch_runs:+; }$m: $(list_runs "$TMP/torch-$m.runs")"
         if [[ -z $torch_sps ]] || awk -v a="$s" -v b="$torch_sps" 'BEGIN { exit !(a > b) }'; then
             torch_sps=$s
         fi
@@ -231,10 +330,14 @@ report="$OUT_DIR/bench_hps-$(date +%Y%m%d-%H%M%S).txt"
     echo "bench_hps $(date -u +%Y-%m-%dT%H:%M:%SZ)  host $(hostname)"
     echo "cpu: $cpu ($ncores cores visible)"
     echo "openblas: ${openblas:-not installed}  (libblas.so.3 -> $blas_lib)"
+    echo "openblas core: $blas_core"
     echo "torch: $torch_ver   taskrel build: $build_type ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo no-git))"
-    echo "step: T=$TASKS tasks x B=$BATCH, hps/lenet, sgd; $warmup warm-up + $steps timed steps; 1 rank, 1 thread"
+    echo "step: T=$TASKS tasks x B=$BATCH, hps/lenet, sgd; $warmup warm-up + $steps timed steps; 1 rank, 1 thread;" \
+        "median of $repeat run(s) per side"
     [[ -z $taskrel_note ]] || echo "taskrel measured from: $taskrel_note"
-    [[ -z $torch_detail ]] || echo "pytorch by trunk mode (samples/s): $torch_detail"
+    [[ -z $taskrel_runs ]] || echo "taskrel runs (samples/s): $taskrel_runs"
+    [[ -z $torch_runs ]] || echo "pytorch runs (samples/s): $torch_runs"
+    [[ -z $torch_detail ]] || echo "pytorch by trunk mode (samples/s, median): $torch_detail"
     echo "taskrel: ${taskrel_sps:-n/a} samples/s   pytorch: ${torch_sps:-n/a} samples/s   ratio taskrel/pytorch: $ratio"
 } | tee "$report"
 echo "bench: report written to ${report#"$ROOT"/}"

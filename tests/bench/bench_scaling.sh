@@ -3,7 +3,8 @@
 # throughput on this machine (one BLAS thread per rank; not run in CI).
 #
 # Usage: tests/bench/bench_scaling.sh [--ranks LIST] [--shards LIST]
-#            [--scaling weak|strong] [--steps N] [--warmup N] [--repeat N] [--keep]
+#            [--scaling weak|strong] [--steps N] [--warmup N] [--repeat N]
+#            [--wait-idle S] [--keep]
 #   --ranks LIST     rank counts P, comma separated (1,2); P = 1 is always run,
 #                    it is the baseline of every efficiency
 #   --shards LIST    dist.task_shards values S to run each P > 1 with, comma
@@ -16,10 +17,15 @@
 #                    strong: train.batch_size = 128 for every P
 #   --steps N        timed training steps per run (50)
 #   --warmup N       untimed steps before them (10)
-#   --repeat N       runs per configuration; the median throughput is used (1)
+#   --repeat N       runs per configuration; the median run by throughput is
+#                    used (the lower middle one for even N) (1)
+#   --wait-idle S    before each run, wait up to S seconds for the machine to
+#                    be idle (/proc/pressure/cpu "some" avg10 < 2 %) (0: no wait)
 #   --keep           keep the temporary directory (dataset, run dirs, logs)
 # Environment: TASKREL_BUILD_DIR (build), TASKREL_BENCH_OUT (tests/bench/out),
-#   TASKREL_MPIRUN_ARGS (extra mpirun arguments, passed to launch/local.sh).
+#   TASKREL_MPIRUN_ARGS (extra mpirun arguments, passed to launch/local.sh);
+#   OPENBLAS_CORETYPE is passed through (the report prints the OpenBLAS core
+#   in use; unset it to let OpenBLAS detect the CPU).
 #
 # Model and step: tests/bench/hps_lenet_bench.ini on the first 4
 # fashion-domains tasks (the step of bench_hps.sh). Per rank, one step handles
@@ -31,7 +37,11 @@
 # train_seconds between the validation at the end of the warm-up and the last
 # validation) from rank 0's metrics.jsonl; efficiency = throughput(P) /
 # (P * throughput(1)); comm share = difference of phases_s.comm / difference
-# of train_seconds over the same steps. Runs under launch/local.sh (mpirun,
+# of train_seconds over the same steps. Also printed: rank 0's median step
+# time from the run's timeline.json (robust to a few slow steps) and "cpu
+# wait", the share of the run's wall time during which some task on the
+# machine waited for a CPU (Linux PSI): well above 0, other load disturbed the
+# run and its numbers are low. Runs under launch/local.sh (mpirun,
 # OPENBLAS_NUM_THREADS=1 per rank). Results: stdout and
 # $TASKREL_BENCH_OUT/bench_scaling-<time>.txt.
 set -euo pipefail
@@ -41,7 +51,7 @@ PY=/usr/bin/python3
 TASKS=4
 BATCH=128 # per task, per rank at P = 1
 
-ranks_list=1,2 shards_list=0,1 scaling=weak steps=50 warmup=10 repeat=1 keep=0
+ranks_list=1,2 shards_list=0,1 scaling=weak steps=50 warmup=10 repeat=1 wait_idle=0 keep=0
 usage() {
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
 }
@@ -80,6 +90,11 @@ while (($#)); do
     --repeat)
         need_int "$1" "${2-}"
         repeat=$2
+        shift
+        ;;
+    --wait-idle)
+        need_int "$1" "${2-}"
+        wait_idle=$2
         shift
         ;;
     --keep) keep=1 ;;
@@ -139,6 +154,12 @@ openblas=$(dpkg-query -W -f='${Package} ${Version}\n' 'libopenblas0*' 2>/dev/nul
     awk '$2 != "" { printf "%s%s %s", sep, $1, $2; sep = ", " }')
 mpi_ver=$(mpirun --version 2>/dev/null | head -n 1)
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
+blas_core=$(OPENBLAS_VERBOSE=2 "$BIN" --help 2>&1 | sed -n 's/^Core: //p' | head -n 1)
+if [[ -n ${OPENBLAS_CORETYPE-} ]]; then
+    blas_core="${blas_core:-?} (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE set in the environment)"
+else
+    blas_core="${blas_core:-?} (detected; OPENBLAS_CORETYPE not set)"
+fi
 
 echo "bench_scaling: building the fashion-domains dataset"
 "$BIN" data fashion-domains --out "$TMP/fd.h5" --train-frac 0.9 >"$TMP/data.log" 2>&1 || {
@@ -152,12 +173,30 @@ echo "bench_scaling: building the fashion-domains dataset"
 # machine had (2 ranks on 2 idle cores: about 0). Empty if PSI is unavailable.
 psi_some() { awk '/^some/ { sub(/^total=/, "", $5); print $5 }' /proc/pressure/cpu 2>/dev/null || true; }
 
+# Wait up to --wait-idle seconds for the CPU pressure of the last 10 s to fall
+# below 2 %.
+wait_for_idle() {
+    ((wait_idle > 0)) && [[ -r /proc/pressure/cpu ]] || return 0
+    local waited=0 avg
+    while :; do
+        avg=$(awk '/^some/ { sub(/^avg10=/, "", $2); print $2 }' /proc/pressure/cpu)
+        awk -v a="$avg" 'BEGIN { exit !(a < 2) }' && return 0
+        if ((waited >= wait_idle)); then
+            echo "bench_scaling: machine still busy (cpu pressure avg10 $avg %) after ${wait_idle}s; running anyway" >&2
+            return 0
+        fi
+        sleep 2
+        waited=$((waited + 2))
+    done
+}
+
 # One run: P ranks, task_shards S, per-task batch B. Prints
 # "samples/s step_ms comm_share median_step_ms cpu_wait replicas shards" over
 # the timed steps (median_step_ms: rank 0's timeline.json, n/a without it).
 measure() {
     local p=$1 s=$2 b=$3 tag=$4
     local dir="$TMP/run-$tag" psi0 psi1 t0 t1
+    wait_for_idle
     psi0=$(psi_some)
     t0=$(date +%s%N)
     if ! "$ROOT/launch/local.sh" -np "$p" "$BIN" train -c "$ROOT/tests/bench/hps_lenet_bench.ini" \
@@ -213,7 +252,10 @@ measure_median() {
     for ((i = 1; i <= repeat; i++)); do
         measure "$p" "$s" "$b" "$tag-$i" >>"$TMP/$tag.runs" || return 1
     done
-    sort -g -k1,1 "$TMP/$tag.runs" | awk -v n="$repeat" 'NR == int((n + 1) / 2) { print }'
+    # the median run's fields, then the lowest and highest samples/s
+    sort -g -k1,1 "$TMP/$tag.runs" | awk -v n="$repeat" '
+        NR == 1 { lo = $1 } NR == int((n + 1) / 2) { med = $0 } { hi = $1 }
+        END { print med, lo, hi }'
 }
 
 batch_for() { # per-task batch_size for P ranks
@@ -225,9 +267,9 @@ grid_name() {
 
 rows=()
 echo "bench_scaling: P=1 baseline, $warmup warm-up + $steps timed steps, x$repeat"
-read -r base_sps base_ms base_comm base_med base_wait base_r base_s < <(measure_median 1 0 $BATCH p1) ||
+read -r base_sps base_ms base_comm base_med base_wait base_r base_s lo hi < <(measure_median 1 0 $BATCH p1) ||
     exit 1
-rows+=("baseline 1 ${base_r}x${base_s} $BATCH $base_sps $base_ms $base_comm $base_med $base_wait")
+rows+=("baseline 1 ${base_r}x${base_s} $BATCH $base_sps $base_ms $base_comm $base_med $base_wait $lo $hi")
 for s in "${shards[@]}"; do
     for p in "${ranks[@]}"; do
         ((p > 1)) || continue
@@ -238,8 +280,8 @@ for s in "${shards[@]}"; do
         ((p <= ncores)) || echo "bench_scaling: warning: P=$p > $ncores cores (oversubscribed)"
         b=$(batch_for "$p")
         echo "bench_scaling: P=$p grid $(grid_name "$s") batch_size=$b, $warmup warm-up + $steps timed steps, x$repeat"
-        read -r sps ms comm med wait r sh < <(measure_median "$p" "$s" "$b" "p$p-s$s") || exit 1
-        rows+=("$(grid_name "$s") $p ${r}x${sh} $b $sps $ms $comm $med $wait")
+        read -r sps ms comm med wait r sh lo hi < <(measure_median "$p" "$s" "$b" "p$p-s$s") || exit 1
+        rows+=("$(grid_name "$s") $p ${r}x${sh} $b $sps $ms $comm $med $wait $lo $hi")
     done
 done
 
@@ -250,24 +292,27 @@ report="$OUT_DIR/bench_scaling-$(date +%Y%m%d-%H%M%S).txt"
     echo "bench_scaling $(date -u +%Y-%m-%dT%H:%M:%SZ)  host $(hostname)"
     echo "cpu: $cpu ($ncores cores visible)"
     echo "openblas: ${openblas:-not installed}   mpi: ${mpi_ver:-?}"
+    echo "openblas core: $blas_core"
     echo "taskrel build: $build_type ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo no-git))"
     echo "step: T=$TASKS tasks, hps/lenet, sgd; $scaling scaling (batch_size = $([[ $scaling == weak ]] && echo "128*P" || echo 128) per task, global);" \
         "$warmup warm-up + $steps timed steps; median of $repeat run(s); 1 BLAS thread per rank"
     echo "samples/s, step ms: mean over the timed steps (train_seconds); eff = samples/s(P) / (P * samples/s(1));"
     echo "comm = phases_s.comm / train_seconds; med ms, eff(med): rank 0's median step (timeline.json);"
-    echo "cpu wait = /proc/pressure/cpu 'some' time / wall time of the run (other load on the machine)"
-    printf '%-9s %2s %4s %10s %10s %8s %6s %6s %8s %8s %8s\n' \
-        grid P RxS batch/task samples/s "step ms" eff comm "med ms" "eff(med)" "cpu wait"
+    echo "cpu wait = /proc/pressure/cpu 'some' time / wall time of the run (other load on the machine);"
+    echo "range = lowest..highest samples/s of the $repeat run(s) (the other columns: the median run)"
+    printf '%-9s %2s %4s %10s %10s %8s %6s %6s %8s %8s %8s  %s\n' \
+        grid P RxS batch/task samples/s "step ms" eff comm "med ms" "eff(med)" "cpu wait" range
     for row in "${rows[@]}"; do
-        read -r g p rs b sps ms comm med wait <<<"$row"
+        read -r g p rs b sps ms comm med wait lo hi <<<"$row"
         awk -v g="$g" -v p="$p" -v rs="$rs" -v b="$b" -v sps="$sps" -v ms="$ms" -v comm="$comm" \
-            -v med="$med" -v wait="$wait" -v bsps="$base_sps" -v bmed="$base_med" -v T=$TASKS 'BEGIN {
+            -v med="$med" -v wait="$wait" -v bsps="$base_sps" -v bmed="$base_med" -v T=$TASKS \
+            -v lo="$lo" -v hi="$hi" 'BEGIN {
             pct = "n/a"; effm = "n/a"; w = "n/a"
             if (med != "n/a" && bmed != "n/a")  # samples per step / median step, vs P x baseline
                 effm = sprintf("%.1f%%", 100 * (T * b / med) / (p * T * 128 / bmed))
             if (wait != "n/a") w = sprintf("%.1f%%", 100 * wait)
-            printf "%-9s %2d %4s %10d %10.1f %8.2f %5.1f%% %5.1f%% %8s %8s %8s\n",
-                g, p, rs, b, sps, ms, 100 * sps / (p * bsps), 100 * comm, med, effm, w }'
+            printf "%-9s %2d %4s %10d %10.1f %8.2f %5.1f%% %5.1f%% %8s %8s %8s  %.0f..%.0f\n",
+                g, p, rs, b, sps, ms, 100 * sps / (p * bsps), 100 * comm, med, effm, w, lo, hi }'
     done
 } | tee "$report"
 echo "bench_scaling: report written to ${report#"$ROOT"/}"
