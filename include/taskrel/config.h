@@ -21,50 +21,56 @@ extern "C" {
 #define TR_MAX_MLP_LAYERS 8
 #define TR_MAX_TASKS 1024
 
-typedef enum { TR_MODEL_STL = 0, TR_MODEL_HPS, TR_MODEL_MRN, TR_MODEL_MRAN, TR_MODEL_MMOE } tr_model_kind;
+typedef enum {
+    TR_MODEL_STL = 0,
+    TR_MODEL_HPS,
+    TR_MODEL_MRN,
+    TR_MODEL_MRAN,
+    TR_MODEL_MMOE
+} tr_model_kind;
 typedef enum { TR_TRUNK_LENET = 0, TR_TRUNK_MLP } tr_trunk_kind;
 typedef enum { TR_HEAD_INIT_SHARED = 0, TR_HEAD_INIT_INDEPENDENT } tr_head_init;
 typedef enum { TR_PROGRESS_AUTO = 0, TR_PROGRESS_ON, TR_PROGRESS_OFF } tr_progress_mode;
 
 typedef struct {
     /* [data] */
-    char data_path[TR_PATH_LEN];  /* data.path: dataset .h5 (required) */
-    char data_tasks[256];         /* data.tasks: "" all, "N" the first N, or "a,b,c" names ("") */
+    char data_path[TR_PATH_LEN]; /* data.path: dataset .h5 (required) */
+    char data_tasks[256];        /* data.tasks: "" all, "N" the first N, or "a,b,c" names ("") */
 
     /* [model] */
-    tr_model_kind model_kind;     /* model.kind = stl|hps|mrn|mran|mmoe (hps) */
-    tr_trunk_kind trunk;          /* model.trunk = lenet|mlp (lenet) */
+    tr_model_kind model_kind;          /* model.kind = stl|hps|mrn|mran|mmoe (hps) */
+    tr_trunk_kind trunk;               /* model.trunk = lenet|mlp (lenet) */
     int mlp_hidden[TR_MAX_MLP_LAYERS]; /* model.mlp_hidden = "256,128" (256,256) */
-    int mlp_layers;               /* number of entries in mlp_hidden */
-    int lenet_fc;                 /* model.lenet_fc: width of fc6 (512) */
-    int head_hidden;              /* model.head_hidden: width of fc7 (256; 0 = no fc7) */
-    tr_head_init head_init;       /* model.head_init = shared|independent (shared) */
-    float dropout;                /* model.dropout: dropout after trunk's last fc (0.0) */
-    int batchnorm;                /* model.batchnorm: BN after each trunk conv/fc (false) */
+    int mlp_layers;                    /* number of entries in mlp_hidden */
+    int lenet_fc;                      /* model.lenet_fc: width of fc6 (512) */
+    int head_hidden;                   /* model.head_hidden: width of fc7 (256; 0 = no fc7) */
+    tr_head_init head_init;            /* model.head_init = shared|independent (shared) */
+    float dropout;                     /* model.dropout: dropout after trunk's last fc (0.0) */
+    int batchnorm;                     /* model.batchnorm: BN after each trunk conv/fc (false) */
 
     /* [train] */
-    int epochs;                   /* train.epochs (10) */
-    int64_t max_steps;            /* train.max_steps: stop after this many steps (0 = no cap) */
-    int batch_size;               /* train.batch_size: global per-task batch (128) */
-    uint64_t seed;                /* train.seed (1) */
-    int eval_every;               /* train.eval_every: steps between validations (0 = each epoch) */
-    int log_every;                /* train.log_every: steps between plain log lines (50) */
-    tr_opt_config opt;            /* train.optimizer = sgd|adamw (sgd), train.momentum (0.9),
-                                     train.nesterov (false), train.weight_decay (5e-4),
-                                     train.beta1 (0.9), train.beta2 (0.999), train.eps (1e-8),
-                                     train.lr_mult_trunk (1), train.lr_mult_head (1) */
-    tr_schedule sched;            /* train.lr (0.01), train.schedule = const|step|cosine|inv (const),
-                                     train.warmup_steps (0), train.step_size (1000),
-                                     train.gamma (0.1 step, 1e-3 inv), train.power (0.75),
-                                     train.min_lr (0); total_steps is set by the trainer */
-    char task_weights[256];       /* train.task_weights: "1,1,..." or "" (all 1) */
+    int epochs;             /* train.epochs (10) */
+    int64_t max_steps;      /* train.max_steps: stop after this many steps (0 = no cap) */
+    int batch_size;         /* train.batch_size: global per-task batch (128) */
+    uint64_t seed;          /* train.seed (1) */
+    int eval_every;         /* train.eval_every: steps between validations (0 = each epoch) */
+    int log_every;          /* train.log_every: steps between plain log lines (50) */
+    tr_opt_config opt;      /* train.optimizer = sgd|adamw (sgd), train.momentum (0.9),
+                               train.nesterov (false), train.weight_decay (5e-4),
+                               train.beta1 (0.9), train.beta2 (0.999), train.eps (1e-8),
+                               train.lr_mult_trunk (1), train.lr_mult_head (1) */
+    tr_schedule sched;      /* train.lr (0.01), train.schedule = const|step|cosine|inv (const),
+                               train.warmup_steps (0), train.step_size (1000),
+                               train.gamma (0.1 step, 1e-3 inv), train.power (0.75),
+                               train.min_lr (0); total_steps is set by the trainer */
+    char task_weights[256]; /* train.task_weights: "1,1,..." or "" (all 1) */
 
     /* [run] */
-    char run_dir[TR_PATH_LEN];    /* run.dir: run directory ("" = runs/<model>-<timestamp>) */
-    tr_progress_mode progress;    /* run.progress = auto|on|off (auto: on if stderr is a tty) */
+    char run_dir[TR_PATH_LEN]; /* run.dir: run directory ("" = runs/<model>-<timestamp>) */
+    tr_progress_mode progress; /* run.progress = auto|on|off (auto: on if stderr is a tty) */
 
     /* [dist] */
-    int task_shards;              /* dist.task_shards (0 = largest divisor of P that is <= T) */
+    int task_shards; /* dist.task_shards (0 = largest divisor of P that is <= T) */
 } tr_config;
 
 /* Defaults for every key. */

@@ -45,8 +45,8 @@ int tr_status_is_user_error(tr_status s);
 
 /* Raise an error: records the message (first one wins until tr_error_clear())
  * and the location; returns s so it can be used as `return tr_error_set(...)`. */
-tr_status tr_error_set(tr_status s, const char *file, int line, const char *func,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+tr_status tr_error_set(tr_status s, const char *file, int line, const char *func, const char *fmt,
+                       ...) __attribute__((format(printf, 5, 6)));
 /* Append a propagation frame to the trace. */
 void tr_error_trace(const char *file, int line, const char *func);
 const char *tr_error_message(void); /* "" if none */
@@ -54,47 +54,47 @@ const char *tr_error_where(void);   /* trace: "file:line func <- file:line func 
 tr_status tr_error_status(void);
 void tr_error_clear(void);
 
-#define TR_CALL(expr)                                                                    \
-    do {                                                                                 \
-        tr_status tr_call_s_ = (expr);                                                   \
-        if (tr_call_s_ != TR_OK) {                                                       \
-            tr_error_trace(__FILE__, __LINE__, __func__);                                \
-            return tr_call_s_;                                                           \
-        }                                                                                \
+#define TR_CALL(expr)                                                                              \
+    do {                                                                                           \
+        tr_status tr_call_s_ = (expr);                                                             \
+        if (tr_call_s_ != TR_OK) {                                                                 \
+            tr_error_trace(__FILE__, __LINE__, __func__);                                          \
+            return tr_call_s_;                                                                     \
+        }                                                                                          \
     } while (0)
 
 /* Raise `status` with a printf-style message unless cond holds. */
-#define TR_CHECK(cond, status, ...)                                                      \
-    do {                                                                                 \
-        if (!(cond))                                                                     \
-            return tr_error_set((status), __FILE__, __LINE__, __func__, __VA_ARGS__);    \
+#define TR_CHECK(cond, status, ...)                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return tr_error_set((status), __FILE__, __LINE__, __func__, __VA_ARGS__);              \
     } while (0)
 
-#define TR_RAISE(status, ...) return tr_error_set((status), __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define TR_RAISE(status, ...)                                                                      \
+    return tr_error_set((status), __FILE__, __LINE__, __func__, __VA_ARGS__)
 
 /* Internal invariant (a bug if it fails); kept in release builds. */
-#define TR_ASSERT(cond)                                                                  \
+#define TR_ASSERT(cond)                                                                            \
     TR_CHECK(cond, TR_ERR_INTERNAL, "internal error: assertion '%s' failed", #cond)
 
 /* HDF5: hid_t / herr_t results are negative on failure. */
-#define TR_H5(expr)                                                                      \
-    do {                                                                                 \
-        if ((int64_t)(expr) < 0)                                                         \
-            return tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__,                 \
-                                "HDF5 call failed: %s", #expr);                          \
+#define TR_H5(expr)                                                                                \
+    do {                                                                                           \
+        if ((int64_t)(expr) < 0)                                                                   \
+            return tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "HDF5 call failed: %s",   \
+                                #expr);                                                            \
     } while (0)
 
 /* LAPACK / ScaLAPACK: info < 0 is a bad argument (bug), > 0 a numerical failure. */
-#define TR_LAPACK(info, what)                                                            \
-    do {                                                                                 \
-        long long tr_info_ = (long long)(info);                                          \
-        if (tr_info_ < 0)                                                                \
-            return tr_error_set(TR_ERR_INTERNAL, __FILE__, __LINE__, __func__,           \
-                                "%s: argument %lld had an illegal value", (what),        \
-                                -tr_info_);                                              \
-        if (tr_info_ > 0)                                                                \
-            return tr_error_set(TR_ERR_LAPACK, __FILE__, __LINE__, __func__,             \
-                                "%s failed to converge (info=%lld)", (what), tr_info_);  \
+#define TR_LAPACK(info, what)                                                                      \
+    do {                                                                                           \
+        long long tr_info_ = (long long)(info);                                                    \
+        if (tr_info_ < 0)                                                                          \
+            return tr_error_set(TR_ERR_INTERNAL, __FILE__, __LINE__, __func__,                     \
+                                "%s: argument %lld had an illegal value", (what), -tr_info_);      \
+        if (tr_info_ > 0)                                                                          \
+            return tr_error_set(TR_ERR_LAPACK, __FILE__, __LINE__, __func__,                       \
+                                "%s failed to converge (info=%lld)", (what), tr_info_);            \
     } while (0)
 
 /* ---- logging ------------------------------------------------------------ */
@@ -116,11 +116,11 @@ void *tr_calloc(size_t count, size_t size);
 void tr_free(void *p);
 
 /* Allocate into *out or raise TR_ERR_NOMEM naming `what`. */
-#define TR_ALLOC(out, count, what)                                                       \
-    do {                                                                                 \
-        (out) = tr_calloc((count), sizeof(*(out)));                                      \
-        TR_CHECK((out) != NULL || (count) == 0, TR_ERR_NOMEM,                            \
-                 "out of memory allocating %s (%zu elements)", (what), (size_t)(count)); \
+#define TR_ALLOC(out, count, what)                                                                 \
+    do {                                                                                           \
+        (out) = tr_calloc((count), sizeof(*(out)));                                                \
+        TR_CHECK((out) != NULL || (count) == 0, TR_ERR_NOMEM,                                      \
+                 "out of memory allocating %s (%zu elements)", (what), (size_t)(count));           \
     } while (0)
 
 /* ---- counter-based RNG (Philox4x32-10) ----------------------------------- */
@@ -128,34 +128,33 @@ void tr_free(void *p);
 /* Streams are keyed on (seed, purpose, index): the numbers drawn for one
  * purpose and index never depend on the number of ranks or the order of calls. */
 typedef enum {
-    TR_RNG_INIT = 1,    /* parameter initialisation; index = tensor id */
-    TR_RNG_SHUFFLE,     /* per-epoch permutations; index = epoch * 65536 + task */
-    TR_RNG_DROPOUT,     /* dropout masks; index = step, sub-stream per sample id */
-    TR_RNG_DATA,        /* dataset builders */
-    TR_RNG_SPLIT,       /* dataset splits */
-    TR_RNG_TEST         /* tests */
+    TR_RNG_INIT = 1, /* parameter initialisation; index = tensor id */
+    TR_RNG_SHUFFLE,  /* per-epoch permutations; index = epoch * 65536 + task */
+    TR_RNG_DROPOUT,  /* dropout masks; index = step, sub-stream per sample id */
+    TR_RNG_DATA,     /* dataset builders */
+    TR_RNG_SPLIT,    /* dataset splits */
+    TR_RNG_TEST      /* tests */
 } tr_rng_purpose;
 
 typedef struct {
     uint32_t key[2];
     uint32_t ctr[4]; /* ctr[0..1] = block counter, ctr[2..3] = index */
     uint32_t buf[4];
-    int pos;         /* next unused word in buf; 4 = empty */
+    int pos; /* next unused word in buf; 4 = empty */
     int has_spare;
-    double spare;    /* second Box-Muller draw */
+    double spare; /* second Box-Muller draw */
 } tr_rng;
 
 void tr_rng_init(tr_rng *r, uint64_t seed, uint32_t purpose, uint64_t index);
 uint32_t tr_rng_u32(tr_rng *r);
 uint64_t tr_rng_u64(tr_rng *r);
-double tr_rng_uniform(tr_rng *r);            /* [0, 1) with 53 bits */
-double tr_rng_normal(tr_rng *r);             /* N(0, 1) */
+double tr_rng_uniform(tr_rng *r);             /* [0, 1) with 53 bits */
+double tr_rng_normal(tr_rng *r);              /* N(0, 1) */
 uint32_t tr_rng_below(tr_rng *r, uint32_t n); /* uniform in [0, n), unbiased */
 /* Stateless: the k-th uniform of stream (seed, purpose, index). */
 double tr_rng_uniform_at(uint64_t seed, uint32_t purpose, uint64_t index, uint64_t k);
 /* Fisher-Yates permutation of 0..n-1 from stream (seed, purpose, index). */
-void tr_rng_permutation(int32_t *perm, int32_t n, uint64_t seed, uint32_t purpose,
-                        uint64_t index);
+void tr_rng_permutation(int32_t *perm, int32_t n, uint64_t seed, uint32_t purpose, uint64_t index);
 
 /* ---- time ----------------------------------------------------------------- */
 double tr_time_now(void); /* monotonic seconds */

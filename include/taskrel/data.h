@@ -32,28 +32,28 @@ typedef enum { TR_SPLIT_TRAIN = 0, TR_SPLIT_VAL, TR_SPLIT_TEST, TR_SPLIT_COUNT }
 const char *tr_split_name(tr_split s); /* "train", "val", "test" */
 
 typedef struct {
-    int64_t n;    /* examples */
-    float *x;     /* (n, sample_size) */
-    int32_t *y;   /* classification labels: (n) multi-input, (n, T) shared-input; else NULL */
-    float *yf;    /* regression targets: (n) multi-input, (n, T) shared-input; else NULL */
+    int64_t n;  /* examples */
+    float *x;   /* (n, sample_size) */
+    int32_t *y; /* classification labels: (n) multi-input, (n, T) shared-input; else NULL */
+    float *yf;  /* regression targets: (n) multi-input, (n, T) shared-input; else NULL */
 } tr_split_data;
 
 typedef struct {
     char name[64];
     tr_task_kind kind;
-    int classes;                          /* classes; 1 for regression */
-    tr_split_data split[TR_SPLIT_COUNT];  /* multi-input only (zeroed otherwise) */
+    int classes;                         /* classes; 1 for regression */
+    tr_split_data split[TR_SPLIT_COUNT]; /* multi-input only (zeroed otherwise) */
 } tr_task_info;
 
 typedef struct {
     tr_setting setting;
     int T;
-    int ndim;             /* 1 (vectors) or 3 (C, H, W) */
-    int64_t dims[3];      /* per-sample shape */
-    int64_t sample_size;  /* product of dims */
-    tr_task_info *tasks;  /* (T) */
+    int ndim;                             /* 1 (vectors) or 3 (C, H, W) */
+    int64_t dims[3];                      /* per-sample shape */
+    int64_t sample_size;                  /* product of dims */
+    tr_task_info *tasks;                  /* (T) */
     tr_split_data shared[TR_SPLIT_COUNT]; /* shared-input only: y or yf is (n, T) */
-    double *sigma3;       /* (T, T) true task covariance (synthetic-tn) or NULL */
+    double *sigma3;                       /* (T, T) true task covariance (synthetic-tn) or NULL */
 } tr_dataset;
 
 /* Read and validate a dataset file. Raises TR_ERR_DATA with a message naming
@@ -76,14 +76,14 @@ tr_status tr_idx_read(const char *path, uint8_t **data, int *ndim, int64_t dims[
 
 /* ---- builders ----------------------------------------------------------------- */
 typedef struct {
-    const char *out;        /* output .h5 path */
-    uint64_t seed;          /* default 1 */
-    const char *fashion_dir; /* Fashion-MNIST IDX directory; NULL = Debian's default */
-    double train_frac;      /* fashion-domains: labelled fraction per task (0.10) */
-    int tasks;              /* multifashion: 2 or 4; synthetic-*: T */
+    const char *out;                /* output .h5 path */
+    uint64_t seed;                  /* default 1 */
+    const char *fashion_dir;        /* Fashion-MNIST IDX directory; NULL = Debian's default */
+    double train_frac;              /* fashion-domains: labelled fraction per task (0.10) */
+    int tasks;                      /* multifashion: 2 or 4; synthetic-*: T */
     int64_t n_train, n_val, n_test; /* synthetic-* sizes per task/split; 0 = defaults */
-    int dim;                /* synthetic-*: input dimension d */
-    int regression;         /* synthetic-tn: 1 regression (default), 0 classification */
+    int dim;                        /* synthetic-*: input dimension d */
+    int regression;                 /* synthetic-tn: 1 regression (default), 0 classification */
 } tr_builder_opts;
 
 void tr_builder_opts_default(tr_builder_opts *o);

@@ -22,16 +22,16 @@
 extern "C" {
 #endif
 
-#define TR_MPI(call)                                                                     \
-    do {                                                                                 \
-        int tr_mpi_rc_ = (call);                                                         \
-        if (tr_mpi_rc_ != MPI_SUCCESS) {                                                 \
-            char tr_mpi_msg_[MPI_MAX_ERROR_STRING];                                      \
-            int tr_mpi_len_ = 0;                                                         \
-            MPI_Error_string(tr_mpi_rc_, tr_mpi_msg_, &tr_mpi_len_);                     \
-            return tr_error_set(TR_ERR_MPI, __FILE__, __LINE__, __func__, "%s: %s",      \
-                                #call, tr_mpi_msg_);                                     \
-        }                                                                                \
+#define TR_MPI(call)                                                                               \
+    do {                                                                                           \
+        int tr_mpi_rc_ = (call);                                                                   \
+        if (tr_mpi_rc_ != MPI_SUCCESS) {                                                           \
+            char tr_mpi_msg_[MPI_MAX_ERROR_STRING];                                                \
+            int tr_mpi_len_ = 0;                                                                   \
+            MPI_Error_string(tr_mpi_rc_, tr_mpi_msg_, &tr_mpi_len_);                               \
+            return tr_error_set(TR_ERR_MPI, __FILE__, __LINE__, __func__, "%s: %s", #call,         \
+                                tr_mpi_msg_);                                                      \
+        }                                                                                          \
     } while (0)
 
 /* What a collective was for; counters are kept per kind. */
@@ -51,19 +51,19 @@ const char *tr_coll_name(tr_coll_kind k);
 
 typedef struct {
     int64_t calls;
-    int64_t bytes;  /* payload bytes handed to MPI by this rank (send side) */
+    int64_t bytes; /* payload bytes handed to MPI by this rank (send side) */
     double seconds;
 } tr_coll_stats;
 
 typedef struct {
     MPI_Comm world, shard_comm, replica_comm;
-    int rank, size;      /* in world */
-    int R, S;            /* replicas, shards */
-    int r, s;            /* this rank's replica and shard */
-    int T;               /* tasks */
-    int *shard_t0;       /* (S) first task of each shard */
-    int *shard_tn;       /* (S) tasks of each shard */
-    int t0, tn;          /* this rank's tasks */
+    int rank, size;       /* in world */
+    int R, S;             /* replicas, shards */
+    int r, s;             /* this rank's replica and shard */
+    int T;                /* tasks */
+    int *shard_t0;        /* (S) first task of each shard */
+    int *shard_tn;        /* (S) tasks of each shard */
+    int t0, tn;           /* this rank's tasks */
     size_t bucket_floats; /* all-reduce bucket size */
     tr_coll_stats stats[TR_COLL_COUNT];
 } tr_grid;
@@ -72,8 +72,7 @@ typedef struct {
  * task_cost (T values, NULL = all equal) drives the contiguous balanced split.
  * Raises TR_ERR_CONFIG (on every rank alike) if the shard count does not divide
  * P or exceeds T. Collective over world (dups it). */
-tr_status tr_grid_init(tr_grid *g, MPI_Comm world, int T, int task_shards,
-                       const double *task_cost);
+tr_status tr_grid_init(tr_grid *g, MPI_Comm world, int T, int task_shards, const double *task_cost);
 void tr_grid_free(tr_grid *g); /* no-op on a zeroed struct */
 /* Shard that owns task t. */
 int tr_grid_task_shard(const tr_grid *g, int t);
@@ -86,8 +85,7 @@ tr_status tr_allreduce_f32(tr_grid *g, MPI_Comm comm, float *buf, size_t n, tr_c
 tr_status tr_allreduce_f64(tr_grid *g, MPI_Comm comm, double *buf, size_t n, tr_coll_kind kind);
 /* Variable-count all-gather of floats (counts/displs in elements) over comm. */
 tr_status tr_allgatherv_f32(tr_grid *g, MPI_Comm comm, const float *send, int sendcount,
-                            float *recv, const int *counts, const int *displs,
-                            tr_coll_kind kind);
+                            float *recv, const int *counts, const int *displs, tr_coll_kind kind);
 /* Reduce-scatter (sum) with per-rank counts over comm. */
 tr_status tr_reduce_scatter_f32(tr_grid *g, MPI_Comm comm, const float *send, float *recv,
                                 const int *counts, tr_coll_kind kind);

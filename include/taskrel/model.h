@@ -23,24 +23,31 @@
 extern "C" {
 #endif
 
-typedef enum { TR_OP_CONV = 0, TR_OP_FC, TR_OP_BN, TR_OP_RELU, TR_OP_POOL, TR_OP_DROPOUT } tr_op_kind;
+typedef enum {
+    TR_OP_CONV = 0,
+    TR_OP_FC,
+    TR_OP_BN,
+    TR_OP_RELU,
+    TR_OP_POOL,
+    TR_OP_DROPOUT
+} tr_op_kind;
 
 typedef struct {
     tr_op_kind kind;
-    int c, h, w;          /* input shape per sample (fc: c = din, h = w = 1) */
-    int oc, oh, ow;       /* output shape per sample */
-    int k, pad, stride;   /* conv / pool */
-    float p;              /* dropout probability */
-    int pw, pb;           /* param ids: conv/fc weight and bias, BN gamma and beta */
-    int brm, brv;         /* buffer ids: BN running mean and variance */
+    int c, h, w;              /* input shape per sample (fc: c = din, h = w = 1) */
+    int oc, oh, ow;           /* output shape per sample */
+    int k, pad, stride;       /* conv / pool */
+    float p;                  /* dropout probability */
+    int pw, pb;               /* param ids: conv/fc weight and bias, BN gamma and beta */
+    int brm, brv;             /* buffer ids: BN running mean and variance */
     size_t in_size, out_size; /* floats per sample */
-    float *out;           /* (max_rows, out_size); ReLU aliases its input's buffer */
-    float *col;           /* conv: (max_rows, col_size) im2col cache */
+    float *out;               /* (max_rows, out_size); ReLU aliases its input's buffer */
+    float *col;               /* conv: (max_rows, col_size) im2col cache */
     size_t col_size;
-    int32_t *idx;         /* pool: (max_rows, out_size) */
-    uint8_t *mask;        /* dropout: (max_rows, out_size) */
-    float *xhat;          /* BN: (max_rows, out_size) */
-    float *rstd;          /* BN: (slots, c) one per segment slot */
+    int32_t *idx;  /* pool: (max_rows, out_size) */
+    uint8_t *mask; /* dropout: (max_rows, out_size) */
+    float *xhat;   /* BN: (max_rows, out_size) */
+    float *rstd;   /* BN: (slots, c) one per segment slot */
 } tr_op;
 
 /* Synchronised batch-norm statistics: sum `n` doubles over the ranks that
@@ -49,35 +56,35 @@ typedef tr_status (*tr_sync_fn)(void *ctx, double *buf, int n);
 
 typedef struct {
     tr_model_kind kind;
-    int T;                 /* global tasks */
-    int t0, tn;            /* local tasks */
+    int T;      /* global tasks */
+    int t0, tn; /* local tasks */
     int in_ndim;
     int64_t in_dims[3];
-    int64_t in_size;       /* floats per input sample */
-    int out_dim;           /* classes (classification) or 1 (regression) */
+    int64_t in_size; /* floats per input sample */
+    int out_dim;     /* classes (classification) or 1 (regression) */
     tr_task_kind task_kind;
-    int trunk_per_task;    /* STL: trunk tensors carry the task axis */
+    int trunk_per_task; /* STL: trunk tensors carry the task axis */
     int n_ops;
     tr_op ops[32];
-    int feat_dim;          /* trunk output per sample */
-    int head_hidden;       /* fc7 width (0: fc8 directly on the features) */
+    int feat_dim;           /* trunk output per sample */
+    int head_hidden;        /* fc7 width (0: fc8 directly on the features) */
     int h7w, h7b, h8w, h8b; /* head param ids (h7* = -1 without fc7) */
-    tr_params params;      /* trainable */
-    tr_params buffers;     /* BN running statistics (not trained) */
+    tr_params params;       /* trainable */
+    tr_params buffers;      /* BN running statistics (not trained) */
     int max_rows, max_head_rows, slots;
     float *grad_a, *grad_b; /* (max_rows, max activation) ping-pong */
-    float *dcol;           /* (max col_size) conv input-gradient scratch, one sample */
-    float *h7;             /* (max_head_rows, head_hidden) */
-    float *logits;         /* (max_head_rows, out_dim) */
-    float *probs;          /* (max_head_rows, out_dim) */
-    float *dlogits;        /* (max_head_rows, out_dim) */
-    float *dh7;            /* (max_head_rows, head_hidden) */
+    float *dcol;            /* (max col_size) conv input-gradient scratch, one sample */
+    float *h7;              /* (max_head_rows, head_hidden) */
+    float *logits;          /* (max_head_rows, out_dim) */
+    float *probs;           /* (max_head_rows, out_dim) */
+    float *dlogits;         /* (max_head_rows, out_dim) */
+    float *dh7;             /* (max_head_rows, head_hidden) */
     float bn_eps, bn_momentum;
     float dropout;
     uint64_t seed;
     tr_sync_fn sync;
     void *sync_ctx;
-    double *sync_buf;      /* (2 * max channels + 1) */
+    double *sync_buf; /* (2 * max channels + 1) */
 } tr_model;
 
 /* Build the model for dataset ds, holding tasks [t0, t0+tn). max_rows bounds
@@ -97,17 +104,17 @@ tr_status tr_model_trunk_forward(tr_model *m, const float **feat, int task, int 
                                  uint64_t step);
 /* Backward of the same segment given its input x (n, in_size) and dfeat
  * (n, feat_dim); adds parameter grads. */
-tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int n,
-                                  const float *x, const float *dfeat);
+tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int n, const float *x,
+                                  const float *dfeat);
 /* Pointer to the features of row `row0` (after a trunk forward). */
 float *tr_model_features(const tr_model *m, int row0);
 
 /* Per-task statistics accumulated by tr_model_head_step. */
 typedef struct {
-    double loss_sum;   /* sum of per-example losses (xent, or squared error) */
-    double abs_sum;    /* regression: sum |error| */
-    double correct;    /* classification: correct predictions */
-    double count;      /* examples */
+    double loss_sum; /* sum of per-example losses (xent, or squared error) */
+    double abs_sum;  /* regression: sum |error| */
+    double correct;  /* classification: correct predictions */
+    double count;    /* examples */
 } tr_task_stats;
 
 /* Head of task `task` on n rows of features at head-row offset hrow0:

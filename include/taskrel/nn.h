@@ -20,8 +20,8 @@ extern "C" {
 
 /* ---- linear: out = in @ w + b ---------------------------------------------- */
 /* out (n, n_out), in (n, n_in), w (n_in, n_out), b (n_out) or NULL */
-void tr_linear_forward(float *out, const float *in, const float *w, const float *b, int n,
-                       int n_in, int n_out);
+void tr_linear_forward(float *out, const float *in, const float *w, const float *b, int n, int n_in,
+                       int n_out);
 /* din (n, n_in) or NULL, dw (n_in, n_out), db (n_out) or NULL, dout (n, n_out) */
 void tr_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int n, int n_in, int n_out);
@@ -59,8 +59,8 @@ void tr_bn_stats(double *sum, double *sumsq, const float *in, int n, int c, int 
 /* Training forward with the (possibly global) sums over `count` values per
  * channel. Caches xhat (n, c, s) and rstd (c). out (n, c, s). */
 void tr_bn_forward(float *out, float *xhat, float *rstd, const float *in, const double *sum,
-                   const double *sumsq, double count, const float *gamma, const float *beta,
-                   int n, int c, int s, float eps);
+                   const double *sumsq, double count, const float *gamma, const float *beta, int n,
+                   int c, int s, float eps);
 /* running = (1 - momentum) * running + momentum * batch (unbiased variance) */
 void tr_bn_update_running(float *running_mean, float *running_var, const double *sum,
                           const double *sumsq, double count, int c, float momentum);
@@ -68,13 +68,13 @@ void tr_bn_forward_eval(float *out, const float *in, const float *running_mean,
                         const float *running_var, const float *gamma, const float *beta, int n,
                         int c, int s, float eps);
 /* Local sums for backward (overwrites): dsum = sum(dout), dxsum = sum(dout * xhat). */
-void tr_bn_backward_stats(double *dsum, double *dxsum, const float *dout, const float *xhat,
-                          int n, int c, int s);
+void tr_bn_backward_stats(double *dsum, double *dxsum, const float *dout, const float *xhat, int n,
+                          int c, int s);
 /* din += BN input gradient using the (possibly global) dsum/dxsum over count;
  * dgamma, dbeta += this rank's local contributions (computed here). */
-void tr_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout,
-                    const float *xhat, const float *rstd, const double *dsum,
-                    const double *dxsum, double count, const float *gamma, int n, int c, int s);
+void tr_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *xhat,
+                    const float *rstd, const double *dsum, const double *dxsum, double count,
+                    const float *gamma, int n, int c, int s);
 
 /* ---- dropout (inverted, keep prob 1-p) -------------------------------------- */
 /* The mask of sample i is drawn from the counter-based RNG keyed on
@@ -84,8 +84,7 @@ void tr_bn_backward(float *din, float *dgamma, float *dbeta, const float *dout,
  * out (n, d), mask (n, d) cache, in (n, d) */
 void tr_dropout_forward(float *out, uint8_t *mask, const float *in, int n, int d, float p,
                         uint64_t seed, uint32_t layer, uint64_t step, const int64_t *sample_ids);
-void tr_dropout_backward(float *din, const float *dout, const uint8_t *mask, int n, int d,
-                         float p);
+void tr_dropout_backward(float *din, const float *dout, const uint8_t *mask, int n, int d, float p);
 
 /* ---- losses ------------------------------------------------------------------ */
 /* Softmax cross-entropy. probs (n, c) cache, logits (n, c), labels (n).

@@ -18,8 +18,8 @@ typedef enum { TR_OPT_SGD = 0, TR_OPT_ADAMW } tr_opt_kind;
 
 typedef struct {
     tr_opt_kind kind;
-    float momentum;       /* SGD */
-    int nesterov;         /* SGD */
+    float momentum; /* SGD */
+    int nesterov;   /* SGD */
     float weight_decay;
     float beta1, beta2, eps; /* AdamW */
     float lr_mult[TR_GROUP_COUNT];
@@ -27,10 +27,10 @@ typedef struct {
 
 typedef struct {
     tr_opt_config cfg;
-    size_t n;   /* arena size (floats) */
-    float *m;   /* (n) momentum / first moment, same layout as the params */
-    float *v;   /* (n) second moment (AdamW only) or NULL */
-    int64_t t;  /* steps taken (AdamW bias correction) */
+    size_t n;  /* arena size (floats) */
+    float *m;  /* (n) momentum / first moment, same layout as the params */
+    float *v;  /* (n) second moment (AdamW only) or NULL */
+    int64_t t; /* steps taken (AdamW bias correction) */
 } tr_optimizer;
 
 tr_status tr_opt_init(tr_optimizer *o, const tr_opt_config *cfg, const tr_params *p);

@@ -28,24 +28,24 @@ extern "C" {
 typedef enum { TR_GROUP_TRUNK = 0, TR_GROUP_HEAD, TR_GROUP_COUNT } tr_group;
 
 typedef struct {
-    char name[TR_NAME_LEN];  /* e.g. "trunk.conv1.w", "head.fc7.w" */
-    int ndim;                /* dims of the global shape, task axis included */
+    char name[TR_NAME_LEN];     /* e.g. "trunk.conv1.w", "head.fc7.w" */
+    int ndim;                   /* dims of the global shape, task axis included */
     int64_t shape[TR_MAX_DIMS]; /* global shape; shape[0] = T if task_axis */
-    int task_axis;           /* 1: shape[0] is the task axis */
-    int64_t t0, tn;          /* local tasks [t0, t0+tn); shared tensors: 0, 1 */
-    size_t per_task;         /* elements of one task's slice (all elements if shared) */
-    size_t count;            /* local elements = per_task * tn */
-    size_t offset;           /* offset of the local slice in the arena, in floats */
+    int task_axis;              /* 1: shape[0] is the task axis */
+    int64_t t0, tn;             /* local tasks [t0, t0+tn); shared tensors: 0, 1 */
+    size_t per_task;            /* elements of one task's slice (all elements if shared) */
+    size_t count;               /* local elements = per_task * tn */
+    size_t offset;              /* offset of the local slice in the arena, in floats */
     tr_group group;
-    int decay;               /* 1: weight decay applies (weights, not biases or BN) */
+    int decay; /* 1: weight decay applies (weights, not biases or BN) */
 } tr_tensor;
 
 typedef struct {
     tr_tensor *t;
     int n, cap;
-    size_t total;            /* arena size in floats (with padding) */
-    float *data;             /* (total) */
-    float *grad;             /* (total), same layout */
+    size_t total; /* arena size in floats (with padding) */
+    float *data;  /* (total) */
+    float *grad;  /* (total), same layout */
 } tr_params;
 
 void tr_params_init(tr_params *p);
@@ -54,9 +54,9 @@ void tr_params_free(tr_params *p); /* no-op on a zeroed struct */
 /* Declare a tensor. `shape` is the per-task shape (task axis excluded) with
  * `ndim` dims; for task tensors pass task_axis=1, the global task count T and
  * the local range [t0, t0+tn). Must be called before tr_params_alloc. */
-tr_status tr_params_add(tr_params *p, int *id, const char *name, tr_group group,
-                        int decay, int ndim, const int64_t *shape, int task_axis,
-                        int64_t T, int64_t t0, int64_t tn);
+tr_status tr_params_add(tr_params *p, int *id, const char *name, tr_group group, int decay,
+                        int ndim, const int64_t *shape, int task_axis, int64_t T, int64_t t0,
+                        int64_t tn);
 
 /* Allocate the zeroed data and grad arenas. */
 tr_status tr_params_alloc(tr_params *p);

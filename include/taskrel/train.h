@@ -22,23 +22,23 @@ extern "C" {
 #endif
 
 typedef struct {
-    const char *run_dir;   /* overrides cfg->run_dir if non-NULL */
-    int quiet;             /* no progress line or table (tests) */
-    int record_losses;     /* keep the per-step mean training loss of each task */
+    const char *run_dir; /* overrides cfg->run_dir if non-NULL */
+    int quiet;           /* no progress line or table (tests) */
+    int record_losses;   /* keep the per-step mean training loss of each task */
 } tr_train_opts;
 
 typedef struct {
     int T;
-    int64_t steps;           /* steps taken */
-    int64_t best_step;       /* step of the selected (best validation) model */
-    double val_metric[TR_MAX_TASKS];  /* accuracy (classification) or MSE (regression) */
+    int64_t steps;                   /* steps taken */
+    int64_t best_step;               /* step of the selected (best validation) model */
+    double val_metric[TR_MAX_TASKS]; /* accuracy (classification) or MSE (regression) */
     double test_metric[TR_MAX_TASKS];
     double val_mean, test_mean;
     double train_seconds, samples_per_s;
-    double *losses;          /* (steps, T) per-step mean training loss if record_losses */
+    double *losses;                    /* (steps, T) per-step mean training loss if record_losses */
     tr_coll_stats comm[TR_COLL_COUNT]; /* this rank's collective counters (training steps) */
     char run_dir[TR_PATH_LEN];
-    int classification;      /* 1 if the metric is accuracy */
+    int classification; /* 1 if the metric is accuracy */
 } tr_train_result;
 
 void tr_train_result_free(tr_train_result *r);

@@ -30,11 +30,16 @@ static const struct {
     unsigned bit;
     int takes_value;
 } k_options[] = {
-    {"--out", OPT_OUT, 1},         {"--seed", OPT_SEED, 1},
-    {"--train-frac", OPT_TRAIN_FRAC, 1}, {"--tasks", OPT_TASKS, 1},
-    {"--fashion-dir", OPT_FASHION_DIR, 1}, {"--n-train", OPT_N_TRAIN, 1},
-    {"--n-val", OPT_N_VAL, 1},     {"--n-test", OPT_N_TEST, 1},
-    {"--dim", OPT_DIM, 1},         {"--classification", OPT_CLASSIFICATION, 0},
+    {"--out", OPT_OUT, 1},
+    {"--seed", OPT_SEED, 1},
+    {"--train-frac", OPT_TRAIN_FRAC, 1},
+    {"--tasks", OPT_TASKS, 1},
+    {"--fashion-dir", OPT_FASHION_DIR, 1},
+    {"--n-train", OPT_N_TRAIN, 1},
+    {"--n-val", OPT_N_VAL, 1},
+    {"--n-test", OPT_N_TEST, 1},
+    {"--dim", OPT_DIM, 1},
+    {"--classification", OPT_CLASSIFICATION, 0},
 };
 
 static const struct {
@@ -48,7 +53,8 @@ static const struct {
      OPT_OUT | OPT_SEED | OPT_TASKS | OPT_FASHION_DIR | OPT_SIZES},
     {"synthetic-tn", tr_build_synthetic_tn,
      OPT_OUT | OPT_SEED | OPT_TASKS | OPT_SIZES | OPT_DIM | OPT_CLASSIFICATION},
-    {"synthetic-mmoe", tr_build_synthetic_mmoe, OPT_OUT | OPT_SEED | OPT_TASKS | OPT_SIZES | OPT_DIM},
+    {"synthetic-mmoe", tr_build_synthetic_mmoe,
+     OPT_OUT | OPT_SEED | OPT_TASKS | OPT_SIZES | OPT_DIM},
 };
 #define N_BUILDERS ((int)(sizeof(k_builders) / sizeof(k_builders[0])))
 #define N_OPTIONS ((int)(sizeof(k_options) / sizeof(k_options[0])))
@@ -88,16 +94,14 @@ static const char k_help[] =
     "  --classification    synthetic-tn: 4-class labels instead of regression\n"
     "  -h, --help          this text\n";
 
-static int find_builder(const char *name)
-{
+static int find_builder(const char *name) {
     for (int b = 0; b < N_BUILDERS; b++)
         if (strcmp(k_builders[b].name, name) == 0)
             return b;
     return -1;
 }
 
-static tr_status parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v)
-{
+static tr_status parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v) {
     char *end;
     errno = 0;
     long long x = strtoll(s, &end, 10);
@@ -109,8 +113,7 @@ static tr_status parse_i64(const char *opt, const char *s, int64_t lo, int64_t h
     return TR_OK;
 }
 
-static tr_status parse_seed(const char *s, uint64_t *v)
-{
+static tr_status parse_seed(const char *s, uint64_t *v) {
     char *end;
     errno = 0;
     unsigned long long x = strtoull(s, &end, 10);
@@ -120,29 +123,30 @@ static tr_status parse_seed(const char *s, uint64_t *v)
     return TR_OK;
 }
 
-static tr_status parse_frac(const char *s, double *v)
-{
+static tr_status parse_frac(const char *s, double *v) {
     char *end;
     errno = 0;
     double x = strtod(s, &end);
     TR_CHECK(s[0] != '\0' && *end == '\0' && errno == 0, TR_ERR_USAGE,
              "data: --train-frac: '%s' is not a number", s);
-    TR_CHECK(x > 0.0 && x <= 0.9, TR_ERR_USAGE, "data: --train-frac: %g out of range (0, 0.9]",
-             x);
+    TR_CHECK(x > 0.0 && x <= 0.9, TR_ERR_USAGE, "data: --train-frac: %g out of range (0, 0.9]", x);
     *v = x;
     return TR_OK;
 }
 
-static tr_status set_option(tr_builder_opts *o, unsigned bit, const char *opt, const char *val)
-{
+static tr_status set_option(tr_builder_opts *o, unsigned bit, const char *opt, const char *val) {
     int64_t v = 0;
     switch (bit) {
     case OPT_OUT:
         TR_CHECK(val[0] != '\0', TR_ERR_USAGE, "data: --out: empty file name");
         o->out = val;
         break;
-    case OPT_SEED: TR_CALL(parse_seed(val, &o->seed)); break;
-    case OPT_TRAIN_FRAC: TR_CALL(parse_frac(val, &o->train_frac)); break;
+    case OPT_SEED:
+        TR_CALL(parse_seed(val, &o->seed));
+        break;
+    case OPT_TRAIN_FRAC:
+        TR_CALL(parse_frac(val, &o->train_frac));
+        break;
     case OPT_TASKS:
         TR_CALL(parse_i64(opt, val, 1, 256, &v));
         o->tasks = (int)v;
@@ -151,22 +155,30 @@ static tr_status set_option(tr_builder_opts *o, unsigned bit, const char *opt, c
         TR_CHECK(val[0] != '\0', TR_ERR_USAGE, "data: --fashion-dir: empty directory name");
         o->fashion_dir = val;
         break;
-    case OPT_N_TRAIN: TR_CALL(parse_i64(opt, val, 1, 100000000, &o->n_train)); break;
-    case OPT_N_VAL: TR_CALL(parse_i64(opt, val, 1, 100000000, &o->n_val)); break;
-    case OPT_N_TEST: TR_CALL(parse_i64(opt, val, 1, 100000000, &o->n_test)); break;
+    case OPT_N_TRAIN:
+        TR_CALL(parse_i64(opt, val, 1, 100000000, &o->n_train));
+        break;
+    case OPT_N_VAL:
+        TR_CALL(parse_i64(opt, val, 1, 100000000, &o->n_val));
+        break;
+    case OPT_N_TEST:
+        TR_CALL(parse_i64(opt, val, 1, 100000000, &o->n_test));
+        break;
     case OPT_DIM:
         TR_CALL(parse_i64(opt, val, 1, 100000, &v));
         o->dim = (int)v;
         break;
-    case OPT_CLASSIFICATION: o->regression = 0; break;
-    default: TR_ASSERT(0);
+    case OPT_CLASSIFICATION:
+        o->regression = 0;
+        break;
+    default:
+        TR_ASSERT(0);
     }
     return TR_OK;
 }
 
 /* mkdir -p of path's parent directory. */
-static tr_status make_parent_dirs(const char *path)
-{
+static tr_status make_parent_dirs(const char *path) {
     char buf[4096];
     TR_CHECK(strlen(path) < sizeof(buf), TR_ERR_USAGE, "data: --out: path too long");
     strcpy(buf, path);
@@ -174,7 +186,7 @@ static tr_status make_parent_dirs(const char *path)
     if (!slash || slash == buf)
         return TR_OK;
     *slash = '\0';
-    for (char *p = buf + 1; ; p++) {
+    for (char *p = buf + 1;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char c = *p;
@@ -189,8 +201,7 @@ static tr_status make_parent_dirs(const char *path)
 }
 
 /* Parse argv[1..] for builder b into o. Sets *help when --help was given. */
-static tr_status parse_args(tr_builder_opts *o, int b, int argc, char **argv, int *help)
-{
+static tr_status parse_args(tr_builder_opts *o, int b, int argc, char **argv, int *help) {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
@@ -225,8 +236,7 @@ static tr_status parse_args(tr_builder_opts *o, int b, int argc, char **argv, in
     return TR_OK;
 }
 
-tr_status tr_cmd_data(int argc, char **argv)
-{
+tr_status tr_cmd_data(int argc, char **argv) {
     if (argc < 1 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0) {
         TR_CHECK(argc >= 1, TR_ERR_USAGE,
                  "data: missing BUILDER (fashion-domains, multifashion, synthetic-tn or "

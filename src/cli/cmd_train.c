@@ -15,15 +15,13 @@ typedef struct {
     const char *resume;
 } train_args;
 
-static void usage_train(FILE *f)
-{
+static void usage_train(FILE *f) {
     fprintf(f, "usage: taskrel train -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
                "       taskrel eval  -c CONFIG --checkpoint PATH [--set section.key=value ...]\n"
                "Keys and defaults: docs/config.md (or `taskrel config --markdown`).\n");
 }
 
-static tr_status parse(int argc, char **argv, tr_config *cfg, train_args *a, int is_eval)
-{
+static tr_status parse(int argc, char **argv, tr_config *cfg, train_args *a, int is_eval) {
     memset(a, 0, sizeof(*a));
     tr_config_default(cfg);
     /* first pass: the config file (so that --set overrides it wherever it appears) */
@@ -74,8 +72,7 @@ static tr_status parse(int argc, char **argv, tr_config *cfg, train_args *a, int
     return TR_OK;
 }
 
-tr_status tr_cmd_train(int argc, char **argv)
-{
+tr_status tr_cmd_train(int argc, char **argv) {
     tr_config cfg;
     train_args a;
     TR_CALL(parse(argc, argv, &cfg, &a, 0));
@@ -86,8 +83,7 @@ tr_status tr_cmd_train(int argc, char **argv)
     return st;
 }
 
-tr_status tr_cmd_eval(int argc, char **argv)
-{
+tr_status tr_cmd_eval(int argc, char **argv) {
     tr_config cfg;
     train_args a;
     TR_CALL(parse(argc, argv, &cfg, &a, 1));

@@ -11,31 +11,29 @@
 #include "taskrel/data.h"
 #include "taskrel/dist.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "taskrel %s - distributed multi-task training (MRN, MRAN, HPS, STL)\n\n"
-            "usage: taskrel COMMAND [options]\n\n"
-            "  train   -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
-            "  eval    -c CONFIG --checkpoint PATH\n"
-            "  data    fashion-domains|multifashion|synthetic-tn|synthetic-mmoe --out FILE [options]\n"
-            "  config  --markdown | --defaults | -c CONFIG [--set ...]\n\n"
-            "Run under mpirun/srun for several ranks. `taskrel COMMAND --help` for details.\n",
-            TASKREL_VERSION_STRING);
+static void usage(FILE *f) {
+    fprintf(
+        f,
+        "taskrel %s - distributed multi-task training (MRN, MRAN, HPS, STL)\n\n"
+        "usage: taskrel COMMAND [options]\n\n"
+        "  train   -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
+        "  eval    -c CONFIG --checkpoint PATH\n"
+        "  data    fashion-domains|multifashion|synthetic-tn|synthetic-mmoe --out FILE [options]\n"
+        "  config  --markdown | --defaults | -c CONFIG [--set ...]\n\n"
+        "Run under mpirun/srun for several ranks. `taskrel COMMAND --help` for details.\n",
+        TASKREL_VERSION_STRING);
 }
 
 /* Commands that only rank 0 runs (serial tools); the others wait and share
  * the outcome. */
-static tr_status run_on_rank0(tr_status (*fn)(int, char **), int argc, char **argv, int rank)
-{
+static tr_status run_on_rank0(tr_status (*fn)(int, char **), int argc, char **argv, int rank) {
     tr_status st = TR_OK;
     if (rank == 0)
         st = fn(argc, argv);
     return tr_agree(MPI_COMM_WORLD, st);
 }
 
-static tr_status cmd_data_entry(int argc, char **argv)
-{
+static tr_status cmd_data_entry(int argc, char **argv) {
     /* argv[0] = "data"; the builder expects argv[0] = builder name */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         char *help[] = {"--help"};
@@ -44,8 +42,7 @@ static tr_status cmd_data_entry(int argc, char **argv)
     return tr_cmd_data(argc - 1, argv + 1);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     int provided = 0;
     if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "taskrel: MPI_Init failed\n");
@@ -79,8 +76,7 @@ int main(int argc, char **argv)
     } else {
         if (rank == 0)
             usage(stderr);
-        st = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__, "unknown command '%s'",
-                          cmd);
+        st = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__, "unknown command '%s'", cmd);
     }
 
     if (st != TR_OK && !(st == TR_ERR_USAGE && strcmp(tr_error_message(), "help shown") == 0)) {

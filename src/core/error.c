@@ -29,20 +29,17 @@ static const char *const k_status_names[TR_STATUS_COUNT] = {
     [TR_STOPPED] = "stopped after checkpoint",
 };
 
-const char *tr_status_str(tr_status s)
-{
+const char *tr_status_str(tr_status s) {
     if ((int)s < 0 || s >= TR_STATUS_COUNT)
         return "unknown status";
     return k_status_names[s];
 }
 
-int tr_status_is_user_error(tr_status s)
-{
+int tr_status_is_user_error(tr_status s) {
     return s == TR_ERR_USAGE || s == TR_ERR_CONFIG || s == TR_ERR_DATA;
 }
 
-int tr_status_exit_code(tr_status s)
-{
+int tr_status_exit_code(tr_status s) {
     if (s == TR_OK)
         return 0;
     if (tr_status_is_user_error(s))
@@ -52,20 +49,18 @@ int tr_status_exit_code(tr_status s)
     return 1;
 }
 
-static void append_frame(const char *file, int line, const char *func)
-{
+static void append_frame(const char *file, int line, const char *func) {
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
     size_t used = strlen(g_err.where);
     if (used + 8 >= sizeof(g_err.where))
         return;
-    snprintf(g_err.where + used, sizeof(g_err.where) - used, "%s%s:%d %s()",
-             used ? " <- " : "", base, line, func);
+    snprintf(g_err.where + used, sizeof(g_err.where) - used, "%s%s:%d %s()", used ? " <- " : "",
+             base, line, func);
 }
 
-tr_status tr_error_set(tr_status s, const char *file, int line, const char *func,
-                       const char *fmt, ...)
-{
+tr_status tr_error_set(tr_status s, const char *file, int line, const char *func, const char *fmt,
+                       ...) {
     if (g_err.status == TR_OK) {
         g_err.status = s;
         va_list ap;
@@ -78,18 +73,22 @@ tr_status tr_error_set(tr_status s, const char *file, int line, const char *func
     return s;
 }
 
-void tr_error_trace(const char *file, int line, const char *func)
-{
+void tr_error_trace(const char *file, int line, const char *func) {
     if (g_err.status != TR_OK)
         append_frame(file, line, func);
 }
 
-const char *tr_error_message(void) { return g_err.message; }
-const char *tr_error_where(void) { return g_err.where; }
-tr_status tr_error_status(void) { return g_err.status; }
+const char *tr_error_message(void) {
+    return g_err.message;
+}
+const char *tr_error_where(void) {
+    return g_err.where;
+}
+tr_status tr_error_status(void) {
+    return g_err.status;
+}
 
-void tr_error_clear(void)
-{
+void tr_error_clear(void) {
     g_err.status = TR_OK;
     g_err.message[0] = '\0';
     g_err.where[0] = '\0';

@@ -13,8 +13,7 @@
 static int g_rank = 0;
 static tr_log_level g_level = TR_LOG_INFO;
 
-void tr_log_init(int rank, tr_log_level level)
-{
+void tr_log_init(int rank, tr_log_level level) {
     g_rank = rank;
     g_level = level;
     const char *env = getenv("TASKREL_LOG");
@@ -26,10 +25,11 @@ void tr_log_init(int rank, tr_log_level level)
     }
 }
 
-int tr_log_rank(void) { return g_rank; }
+int tr_log_rank(void) {
+    return g_rank;
+}
 
-static void vlog(tr_log_level level, const char *fmt, va_list ap)
-{
+static void vlog(tr_log_level level, const char *fmt, va_list ap) {
     static const char *const tags[] = {"error: ", "warning: ", "", ""};
     char buf[2048];
     int n = snprintf(buf, sizeof(buf), "[taskrel r%d] %s", g_rank, tags[level]);
@@ -38,8 +38,7 @@ static void vlog(tr_log_level level, const char *fmt, va_list ap)
     fflush(stderr);
 }
 
-void tr_log(tr_log_level level, const char *fmt, ...)
-{
+void tr_log(tr_log_level level, const char *fmt, ...) {
     if (level > g_level)
         return;
     va_list ap;
@@ -48,8 +47,7 @@ void tr_log(tr_log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
-void tr_log0(tr_log_level level, const char *fmt, ...)
-{
+void tr_log0(tr_log_level level, const char *fmt, ...) {
     if (level > g_level || g_rank != 0)
         return;
     va_list ap;
@@ -58,8 +56,7 @@ void tr_log0(tr_log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
-void *tr_calloc(size_t count, size_t size)
-{
+void *tr_calloc(size_t count, size_t size) {
     if (count == 0 || size == 0)
         return NULL;
     if (count > SIZE_MAX / size)
@@ -72,10 +69,11 @@ void *tr_calloc(size_t count, size_t size)
     return p;
 }
 
-void tr_free(void *p) { free(p); }
+void tr_free(void *p) {
+    free(p);
+}
 
-double tr_time_now(void)
-{
+double tr_time_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;

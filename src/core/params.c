@@ -8,10 +8,11 @@
 
 #define TR_PAD_FLOATS 16 /* 64-byte alignment of every tensor */
 
-void tr_params_init(tr_params *p) { memset(p, 0, sizeof(*p)); }
+void tr_params_init(tr_params *p) {
+    memset(p, 0, sizeof(*p));
+}
 
-void tr_params_free(tr_params *p)
-{
+void tr_params_free(tr_params *p) {
     if (!p)
         return;
     tr_free(p->t);
@@ -22,8 +23,7 @@ void tr_params_free(tr_params *p)
 
 tr_status tr_params_add(tr_params *p, int *id, const char *name, tr_group group, int decay,
                         int ndim, const int64_t *shape, int task_axis, int64_t T, int64_t t0,
-                        int64_t tn)
-{
+                        int64_t tn) {
     TR_ASSERT(p->data == NULL); /* declared after allocation */
     TR_ASSERT(ndim >= 0 && ndim + (task_axis ? 1 : 0) <= TR_MAX_DIMS);
     TR_ASSERT(strlen(name) < TR_NAME_LEN);
@@ -71,8 +71,7 @@ tr_status tr_params_add(tr_params *p, int *id, const char *name, tr_group group,
     return TR_OK;
 }
 
-tr_status tr_params_alloc(tr_params *p)
-{
+tr_status tr_params_alloc(tr_params *p) {
     TR_ASSERT(p->data == NULL);
     size_t n = p->total ? p->total : 1;
     TR_ALLOC(p->data, n, "parameters");
@@ -80,39 +79,38 @@ tr_status tr_params_alloc(tr_params *p)
     return TR_OK;
 }
 
-float *tr_params_data(const tr_params *p, int id) { return p->data + p->t[id].offset; }
-float *tr_params_grad(const tr_params *p, int id) { return p->grad + p->t[id].offset; }
+float *tr_params_data(const tr_params *p, int id) {
+    return p->data + p->t[id].offset;
+}
+float *tr_params_grad(const tr_params *p, int id) {
+    return p->grad + p->t[id].offset;
+}
 
-float *tr_params_task_data(const tr_params *p, int id, int64_t task)
-{
+float *tr_params_task_data(const tr_params *p, int id, int64_t task) {
     const tr_tensor *t = &p->t[id];
     int64_t local = t->task_axis ? task - t->t0 : 0;
     return p->data + t->offset + (size_t)local * t->per_task;
 }
 
-float *tr_params_task_grad(const tr_params *p, int id, int64_t task)
-{
+float *tr_params_task_grad(const tr_params *p, int id, int64_t task) {
     const tr_tensor *t = &p->t[id];
     int64_t local = t->task_axis ? task - t->t0 : 0;
     return p->grad + t->offset + (size_t)local * t->per_task;
 }
 
-int tr_params_find(const tr_params *p, const char *name)
-{
+int tr_params_find(const tr_params *p, const char *name) {
     for (int i = 0; i < p->n; i++)
         if (strcmp(p->t[i].name, name) == 0)
             return i;
     return -1;
 }
 
-void tr_params_zero_grad(tr_params *p)
-{
+void tr_params_zero_grad(tr_params *p) {
     if (p->grad)
         memset(p->grad, 0, p->total * sizeof(float));
 }
 
-tr_status tr_params_domain_range(const tr_params *p, int task_axis, size_t *off, size_t *len)
-{
+tr_status tr_params_domain_range(const tr_params *p, int task_axis, size_t *off, size_t *len) {
     size_t lo = p->total, hi = 0;
     for (int i = 0; i < p->n; i++) {
         const tr_tensor *t = &p->t[i];
@@ -133,16 +131,15 @@ tr_status tr_params_domain_range(const tr_params *p, int task_axis, size_t *off,
     for (int i = 0; i < p->n; i++) {
         const tr_tensor *t = &p->t[i];
         if (t->task_axis != (task_axis ? 1 : 0) && t->offset >= lo && t->offset < hi)
-            TR_RAISE(TR_ERR_INTERNAL, "tensor %s breaks the contiguity of the %s range",
-                     t->name, task_axis ? "task" : "shared");
+            TR_RAISE(TR_ERR_INTERNAL, "tensor %s breaks the contiguity of the %s range", t->name,
+                     task_axis ? "task" : "shared");
     }
     *off = lo;
     *len = hi - lo;
     return TR_OK;
 }
 
-int64_t tr_params_global_count(const tr_params *p)
-{
+int64_t tr_params_global_count(const tr_params *p) {
     int64_t n = 0;
     for (int i = 0; i < p->n; i++) {
         int64_t c = 1;

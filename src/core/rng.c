@@ -13,8 +13,7 @@
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 
-static void philox_round(uint32_t ctr[4], const uint32_t key[2])
-{
+static void philox_round(uint32_t ctr[4], const uint32_t key[2]) {
     uint64_t p0 = (uint64_t)PHILOX_M0 * ctr[0];
     uint64_t p1 = (uint64_t)PHILOX_M1 * ctr[2];
     uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
@@ -27,8 +26,7 @@ static void philox_round(uint32_t ctr[4], const uint32_t key[2])
     ctr[3] = lo0;
 }
 
-static void philox10(uint32_t out[4], const uint32_t in[4], const uint32_t key_in[2])
-{
+static void philox10(uint32_t out[4], const uint32_t in[4], const uint32_t key_in[2]) {
     uint32_t c[4] = {in[0], in[1], in[2], in[3]};
     uint32_t k[2] = {key_in[0], key_in[1]};
     for (int i = 0; i < 10; i++) {
@@ -44,8 +42,7 @@ static void philox10(uint32_t out[4], const uint32_t in[4], const uint32_t key_i
 
 /* Counter words: ctr[0] = block (low), ctr[1] = purpose, ctr[2..3] = index.
  * 2^32 blocks of 4 words per stream is far beyond any use here. */
-void tr_rng_init(tr_rng *r, uint64_t seed, uint32_t purpose, uint64_t index)
-{
+void tr_rng_init(tr_rng *r, uint64_t seed, uint32_t purpose, uint64_t index) {
     r->key[0] = (uint32_t)seed;
     r->key[1] = (uint32_t)(seed >> 32);
     r->ctr[0] = 0;
@@ -57,8 +54,7 @@ void tr_rng_init(tr_rng *r, uint64_t seed, uint32_t purpose, uint64_t index)
     r->spare = 0.0;
 }
 
-uint32_t tr_rng_u32(tr_rng *r)
-{
+uint32_t tr_rng_u32(tr_rng *r) {
     if (r->pos == 4) {
         philox10(r->buf, r->ctr, r->key);
         r->ctr[0]++;
@@ -67,16 +63,16 @@ uint32_t tr_rng_u32(tr_rng *r)
     return r->buf[r->pos++];
 }
 
-uint64_t tr_rng_u64(tr_rng *r)
-{
+uint64_t tr_rng_u64(tr_rng *r) {
     uint64_t hi = tr_rng_u32(r);
     return (hi << 32) | tr_rng_u32(r);
 }
 
-double tr_rng_uniform(tr_rng *r) { return (double)(tr_rng_u64(r) >> 11) * 0x1.0p-53; }
+double tr_rng_uniform(tr_rng *r) {
+    return (double)(tr_rng_u64(r) >> 11) * 0x1.0p-53;
+}
 
-double tr_rng_normal(tr_rng *r)
-{
+double tr_rng_normal(tr_rng *r) {
     if (r->has_spare) {
         r->has_spare = 0;
         return r->spare;
@@ -93,8 +89,7 @@ double tr_rng_normal(tr_rng *r)
     return rad * cos(th);
 }
 
-uint32_t tr_rng_below(tr_rng *r, uint32_t n)
-{
+uint32_t tr_rng_below(tr_rng *r, uint32_t n) {
     if (n <= 1)
         return 0;
     /* Lemire's nearly-divisionless method with rejection: unbiased. */
@@ -110,8 +105,7 @@ uint32_t tr_rng_below(tr_rng *r, uint32_t n)
     return (uint32_t)(m >> 32);
 }
 
-double tr_rng_uniform_at(uint64_t seed, uint32_t purpose, uint64_t index, uint64_t k)
-{
+double tr_rng_uniform_at(uint64_t seed, uint32_t purpose, uint64_t index, uint64_t k) {
     uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     /* two words per double: block k/2, words (k%2)*2 .. +1 */
     uint32_t ctr[4] = {(uint32_t)(k >> 1), purpose, (uint32_t)index, (uint32_t)(index >> 32)};
@@ -122,9 +116,7 @@ double tr_rng_uniform_at(uint64_t seed, uint32_t purpose, uint64_t index, uint64
     return (double)(v >> 11) * 0x1.0p-53;
 }
 
-void tr_rng_permutation(int32_t *perm, int32_t n, uint64_t seed, uint32_t purpose,
-                        uint64_t index)
-{
+void tr_rng_permutation(int32_t *perm, int32_t n, uint64_t seed, uint32_t purpose, uint64_t index) {
     tr_rng r;
     tr_rng_init(&r, seed, purpose, index);
     for (int32_t i = 0; i < n; i++)

@@ -10,10 +10,11 @@ static const char *const k_coll_names[TR_COLL_COUNT] = {
     "trunk_allreduce", "head_allreduce", "features", "scalars", "mrn", "mran", "eval", "other",
 };
 
-const char *tr_coll_name(tr_coll_kind k) { return k_coll_names[k]; }
+const char *tr_coll_name(tr_coll_kind k) {
+    return k_coll_names[k];
+}
 
-void tr_grid_split_tasks(int *t0, int *tn, int T, int S, const double *cost)
-{
+void tr_grid_split_tasks(int *t0, int *tn, int T, int S, const double *cost) {
     /* Greedy contiguous split: block s ends where the running cost first
      * reaches (s+1)/S of the total, keeping at least one task per block. */
     double total = 0.0;
@@ -43,8 +44,7 @@ void tr_grid_split_tasks(int *t0, int *tn, int T, int S, const double *cost)
 }
 
 tr_status tr_grid_init(tr_grid *g, MPI_Comm world, int T, int task_shards,
-                       const double *task_cost)
-{
+                       const double *task_cost) {
     memset(g, 0, sizeof(*g));
     g->world = MPI_COMM_NULL;
     g->shard_comm = MPI_COMM_NULL;
@@ -88,8 +88,7 @@ tr_status tr_grid_init(tr_grid *g, MPI_Comm world, int T, int task_shards,
     return TR_OK;
 }
 
-void tr_grid_free(tr_grid *g)
-{
+void tr_grid_free(tr_grid *g) {
     if (!g)
         return;
     if (g->shard_comm != MPI_COMM_NULL && g->shard_comm != 0)
@@ -103,26 +102,25 @@ void tr_grid_free(tr_grid *g)
     memset(g, 0, sizeof(*g));
 }
 
-int tr_grid_task_shard(const tr_grid *g, int t)
-{
+int tr_grid_task_shard(const tr_grid *g, int t) {
     for (int s = 0; s < g->S; s++)
         if (t >= g->shard_t0[s] && t < g->shard_t0[s] + g->shard_tn[s])
             return s;
     return -1;
 }
 
-void tr_grid_reset_stats(tr_grid *g) { memset(g->stats, 0, sizeof(g->stats)); }
+void tr_grid_reset_stats(tr_grid *g) {
+    memset(g->stats, 0, sizeof(g->stats));
+}
 
-static void count(tr_grid *g, tr_coll_kind kind, size_t bytes, double t0)
-{
+static void count(tr_grid *g, tr_coll_kind kind, size_t bytes, double t0) {
     g->stats[kind].calls++;
     g->stats[kind].bytes += (int64_t)bytes;
     g->stats[kind].seconds += tr_time_now() - t0;
 }
 
 static tr_status allreduce_bucketed(tr_grid *g, MPI_Comm comm, void *buf, size_t n,
-                                    MPI_Datatype type, size_t elem, tr_coll_kind kind)
-{
+                                    MPI_Datatype type, size_t elem, tr_coll_kind kind) {
     int csize;
     TR_MPI(MPI_Comm_size(comm, &csize));
     if (csize == 1 || n == 0)
@@ -131,27 +129,23 @@ static tr_status allreduce_bucketed(tr_grid *g, MPI_Comm comm, void *buf, size_t
     size_t bucket = g->bucket_floats ? g->bucket_floats : n;
     for (size_t off = 0; off < n; off += bucket) {
         size_t len = n - off < bucket ? n - off : bucket;
-        TR_MPI(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)len, type, MPI_SUM,
-                             comm));
+        TR_MPI(
+            MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)len, type, MPI_SUM, comm));
     }
     count(g, kind, n * elem, t0);
     return TR_OK;
 }
 
-tr_status tr_allreduce_f32(tr_grid *g, MPI_Comm comm, float *buf, size_t n, tr_coll_kind kind)
-{
+tr_status tr_allreduce_f32(tr_grid *g, MPI_Comm comm, float *buf, size_t n, tr_coll_kind kind) {
     return allreduce_bucketed(g, comm, buf, n, MPI_FLOAT, sizeof(float), kind);
 }
 
-tr_status tr_allreduce_f64(tr_grid *g, MPI_Comm comm, double *buf, size_t n, tr_coll_kind kind)
-{
+tr_status tr_allreduce_f64(tr_grid *g, MPI_Comm comm, double *buf, size_t n, tr_coll_kind kind) {
     return allreduce_bucketed(g, comm, buf, n, MPI_DOUBLE, sizeof(double), kind);
 }
 
 tr_status tr_allgatherv_f32(tr_grid *g, MPI_Comm comm, const float *send, int sendcount,
-                            float *recv, const int *counts, const int *displs,
-                            tr_coll_kind kind)
-{
+                            float *recv, const int *counts, const int *displs, tr_coll_kind kind) {
     double t0 = tr_time_now();
     TR_MPI(MPI_Allgatherv(send, sendcount, MPI_FLOAT, recv, counts, displs, MPI_FLOAT, comm));
     int csize;
@@ -162,8 +156,7 @@ tr_status tr_allgatherv_f32(tr_grid *g, MPI_Comm comm, const float *send, int se
 }
 
 tr_status tr_reduce_scatter_f32(tr_grid *g, MPI_Comm comm, const float *send, float *recv,
-                                const int *counts, tr_coll_kind kind)
-{
+                                const int *counts, tr_coll_kind kind) {
     double t0 = tr_time_now();
     int csize;
     TR_MPI(MPI_Comm_size(comm, &csize));
@@ -184,8 +177,7 @@ tr_status tr_reduce_scatter_f32(tr_grid *g, MPI_Comm comm, const float *send, fl
  * a static: MPI calls the op synchronously inside MPI_Allreduce on this rank. */
 static int g_fused_nsum, g_fused_nmax;
 
-static void fused_op(void *in, void *inout, int *len, MPI_Datatype *type)
-{
+static void fused_op(void *in, void *inout, int *len, MPI_Datatype *type) {
     const double *a = in;
     double *b = inout;
     for (int k = 0; k < *len; k++) {
@@ -198,8 +190,7 @@ static void fused_op(void *in, void *inout, int *len, MPI_Datatype *type)
     }
 }
 
-tr_status tr_allreduce_fused(tr_grid *g, double *buf, int nsum, int nmax)
-{
+tr_status tr_allreduce_fused(tr_grid *g, double *buf, int nsum, int nmax) {
     if (g->size == 1)
         return TR_OK;
     double t0 = tr_time_now();
@@ -220,8 +211,7 @@ tr_status tr_allreduce_fused(tr_grid *g, double *buf, int nsum, int nmax)
 
 /* ---- agreement ------------------------------------------------------------------ */
 
-static int status_priority(tr_status s)
-{
+static int status_priority(tr_status s) {
     if (s == TR_OK)
         return 0;
     if (s == TR_STOPPED)
@@ -231,8 +221,7 @@ static int status_priority(tr_status s)
     return 2;
 }
 
-tr_status tr_agree(MPI_Comm world, tr_status local)
-{
+tr_status tr_agree(MPI_Comm world, tr_status local) {
     int mine = status_priority(local) * 1000 + (int)local;
     int worst = mine;
     int rc = MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, world);

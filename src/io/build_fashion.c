@@ -28,12 +28,12 @@
 
 /* fashion-domains */
 #define DOM_TASKS 6
-#define DOM_CHUNK 10000  /* training images per task */
-#define DOM_VAL 1000     /* the last DOM_VAL of each chunk */
-#define DOM_TEST 1666    /* test images per task */
+#define DOM_CHUNK 10000 /* training images per task */
+#define DOM_VAL 1000    /* the last DOM_VAL of each chunk */
+#define DOM_TEST 1666   /* test images per task */
 #define NOISE_SIGMA 0.3
 #define BLUR_SIGMA 1.0
-#define BLUR_RADIUS 2    /* 5x5 kernel */
+#define BLUR_RADIUS 2 /* 5x5 kernel */
 
 /* The label map of the *_perm tasks: a fixed derangement of 0..9, the same for
  * every seed, so the two families are comparable across runs. */
@@ -47,9 +47,9 @@ static const struct {
     int permuted;
     const char *tf_name;
 } k_domains[DOM_TASKS] = {
-    {"orig", TF_ORIG, 0, "identity"},          {"noise", TF_NOISE, 0, "gaussian_noise"},
-    {"blur", TF_BLUR, 0, "gaussian_blur"},     {"orig_perm", TF_ORIG, 1, "identity"},
-    {"rot90_perm", TF_ROT90, 1, "rot90_cw"},   {"invert_perm", TF_INVERT, 1, "invert"},
+    {"orig", TF_ORIG, 0, "identity"},        {"noise", TF_NOISE, 0, "gaussian_noise"},
+    {"blur", TF_BLUR, 0, "gaussian_blur"},   {"orig_perm", TF_ORIG, 1, "identity"},
+    {"rot90_perm", TF_ROT90, 1, "rot90_cw"}, {"invert_perm", TF_INVERT, 1, "invert"},
 };
 
 typedef struct {
@@ -57,8 +57,7 @@ typedef struct {
     uint8_t *test_x, *test_y;   /* (10000, 28, 28), (10000) */
 } fashion;
 
-static void fashion_free(fashion *fm)
-{
+static void fashion_free(fashion *fm) {
     tr_free(fm->train_x);
     tr_free(fm->train_y);
     tr_free(fm->test_x);
@@ -67,8 +66,7 @@ static void fashion_free(fashion *fm)
 }
 
 static tr_status fashion_file(const char *dir, const char *name, int images, int64_t n,
-                              uint8_t **data)
-{
+                              uint8_t **data) {
     char path[4096];
     TR_CHECK(snprintf(path, sizeof(path), "%s/%s", dir, name) < (int)sizeof(path), TR_ERR_USAGE,
              "--fashion-dir too long");
@@ -83,8 +81,9 @@ static tr_status fashion_file(const char *dir, const char *name, int images, int
     TR_CALL(tr_idx_read(path, data, &nd, dims));
     int ok = images ? (nd == 3 && dims[0] == n && dims[1] == IMG && dims[2] == IMG)
                     : (nd == 1 && dims[0] == n);
-    TR_CHECK(ok, TR_ERR_DATA, "data: %s: expected %s of %lld %s", path, images ? "an image file" : "a label file",
-             (long long)n, images ? "28x28 images" : "labels");
+    TR_CHECK(ok, TR_ERR_DATA, "data: %s: expected %s of %lld %s", path,
+             images ? "an image file" : "a label file", (long long)n,
+             images ? "28x28 images" : "labels");
     if (!images)
         for (int64_t i = 0; i < n; i++)
             TR_CHECK((*data)[i] < N_CLASSES, TR_ERR_DATA, "data: %s: label %d at element %lld",
@@ -92,8 +91,7 @@ static tr_status fashion_file(const char *dir, const char *name, int images, int
     return TR_OK;
 }
 
-static tr_status fashion_load(fashion *fm, const char *dir)
-{
+static tr_status fashion_load(fashion *fm, const char *dir) {
     TR_CALL(fashion_file(dir, "train-images-idx3-ubyte.gz", 1, N_TRAIN_IMAGES, &fm->train_x));
     TR_CALL(fashion_file(dir, "train-labels-idx1-ubyte.gz", 0, N_TRAIN_IMAGES, &fm->train_y));
     TR_CALL(fashion_file(dir, "t10k-images-idx3-ubyte.gz", 1, N_TEST_IMAGES, &fm->test_x));
@@ -101,8 +99,7 @@ static tr_status fashion_load(fashion *fm, const char *dir)
     return TR_OK;
 }
 
-static const char *fashion_dir(const tr_builder_opts *o)
-{
+static const char *fashion_dir(const tr_builder_opts *o) {
     return o->fashion_dir && o->fashion_dir[0] ? o->fashion_dir : FASHION_DEFAULT_DIR;
 }
 
@@ -138,8 +135,7 @@ static void blur_image(float *out, const float *in) // (28, 28) each
 /* One 28x28 image through a task's transform. gidx = the image's global index
  * (i for training image i, 60000 + i for test image i) keys the noise stream. */
 static void transform_image(float *out, const uint8_t *in, transform tf, uint64_t seed,
-                            uint64_t gidx)
-{
+                            uint64_t gidx) {
     float x[NPIX];
     for (int p = 0; p < NPIX; p++)
         x[p] = (float)in[p] / 255.0f;
@@ -174,8 +170,7 @@ static void transform_image(float *out, const uint8_t *in, transform tf, uint64_
 /* Fill one split of task t from images idx[0..n) of the given set. */
 static void domain_split(tr_split_data *sd, int t, const int32_t *idx, int64_t n,
                          const uint8_t *images, const uint8_t *labels, uint64_t gidx_base,
-                         uint64_t seed)
-{
+                         uint64_t seed) {
     for (int64_t i = 0; i < n; i++) {
         int32_t j = idx[i];
         transform_image(sd->x + i * NPIX, images + (int64_t)j * NPIX, k_domains[t].tf, seed,
@@ -185,8 +180,7 @@ static void domain_split(tr_split_data *sd, int t, const int32_t *idx, int64_t n
 }
 
 static tr_status domains_make(tr_dataset *ds, const fashion *fm, const tr_builder_opts *o,
-                              int32_t *perm_train, int32_t *perm_test)
-{
+                              int32_t *perm_train, int32_t *perm_test) {
     int64_t n_tr = llround(o->train_frac * DOM_CHUNK);
     tr_rng_permutation(perm_train, N_TRAIN_IMAGES, o->seed, TR_RNG_SPLIT, 0);
     tr_rng_permutation(perm_test, N_TEST_IMAGES, o->seed, TR_RNG_SPLIT, 1);
@@ -208,16 +202,15 @@ static tr_status domains_make(tr_dataset *ds, const fashion *fm, const tr_builde
             TR_CALL(tr_data_alloc_split(&ti->split[s], n[s], NPIX, ti->kind, 1));
         domain_split(&ti->split[TR_SPLIT_TRAIN], t, chunk, n_tr, fm->train_x, fm->train_y, 0,
                      o->seed);
-        domain_split(&ti->split[TR_SPLIT_VAL], t, chunk + DOM_CHUNK - DOM_VAL, DOM_VAL,
-                     fm->train_x, fm->train_y, 0, o->seed);
+        domain_split(&ti->split[TR_SPLIT_VAL], t, chunk + DOM_CHUNK - DOM_VAL, DOM_VAL, fm->train_x,
+                     fm->train_y, 0, o->seed);
         domain_split(&ti->split[TR_SPLIT_TEST], t, perm_test + (int64_t)t * DOM_TEST, DOM_TEST,
                      fm->test_x, fm->test_y, N_TRAIN_IMAGES, o->seed);
     }
     return TR_OK;
 }
 
-static tr_status domains_extra(hid_t file, const tr_dataset *ds, const void *ctx)
-{
+static tr_status domains_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
     char perm[64];
     int len = 0;
     for (int c = 0; c < N_CLASSES; c++)
@@ -228,7 +221,8 @@ static tr_status domains_extra(hid_t file, const tr_dataset *ds, const void *ctx
         snprintf(path, sizeof(path), "/tasks/%s", ds->tasks[t].name);
         hid_t g = H5Gopen2(file, path, H5P_DEFAULT);
         TR_H5(g);
-        tr_status s = tr_data_attr_str(g, "family", k_domains[t].permuted ? "permuted" : "identity");
+        tr_status s =
+            tr_data_attr_str(g, "family", k_domains[t].permuted ? "permuted" : "identity");
         if (s == TR_OK)
             s = tr_data_attr_str(g, "transform", k_domains[t].tf_name);
         H5Gclose(g);
@@ -237,8 +231,7 @@ static tr_status domains_extra(hid_t file, const tr_dataset *ds, const void *ctx
     return TR_OK;
 }
 
-static tr_status label_perm_check(void)
-{
+static tr_status label_perm_check(void) {
     int seen[N_CLASSES] = {0};
     for (int c = 0; c < N_CLASSES; c++) {
         TR_ASSERT(k_label_perm[c] >= 0 && k_label_perm[c] < N_CLASSES);
@@ -248,8 +241,7 @@ static tr_status label_perm_check(void)
     return TR_OK;
 }
 
-tr_status tr_build_fashion_domains(const tr_builder_opts *o)
-{
+tr_status tr_build_fashion_domains(const tr_builder_opts *o) {
     TR_CHECK(o->out && o->out[0], TR_ERR_USAGE, "data: missing --out FILE");
     TR_CHECK(o->train_frac > 0.0 && o->train_frac <= 0.9, TR_ERR_USAGE,
              "data: --train-frac %g out of range (0, 0.9]", o->train_frac);
@@ -292,13 +284,14 @@ typedef struct {
 } mf_layout;
 
 static const mf_layout k_mf2 = {2, 36, {{0, 0}, {8, 8}}, {"top_left", "bottom_right"}};
-static const mf_layout k_mf4 = {4, 44, {{0, 0}, {0, 16}, {16, 0}, {16, 16}},
+static const mf_layout k_mf4 = {4,
+                                44,
+                                {{0, 0}, {0, 16}, {16, 0}, {16, 16}},
                                 {"top_left", "top_right", "bottom_left", "bottom_right"}};
 
 /* Split s: n composites whose items are drawn uniformly from pool (pool_n). */
 static void mf_split(tr_split_data *sd, const mf_layout *L, const int32_t *pool, int64_t pool_n,
-                     const uint8_t *images, const uint8_t *labels, uint64_t seed, tr_split s)
-{
+                     const uint8_t *images, const uint8_t *labels, uint64_t seed, tr_split s) {
     int64_t ss = (int64_t)L->canvas * L->canvas;
     tr_rng r;
     tr_rng_init(&r, seed, TR_RNG_DATA, (uint64_t)s);
@@ -321,8 +314,7 @@ static void mf_split(tr_split_data *sd, const mf_layout *L, const int32_t *pool,
 
 static tr_status mf_make(tr_dataset *ds, const fashion *fm, const tr_builder_opts *o,
                          const mf_layout *L, const int64_t n[TR_SPLIT_COUNT], int32_t *perm,
-                         int32_t *test_pool)
-{
+                         int32_t *test_pool) {
     tr_rng_permutation(perm, N_TRAIN_IMAGES, o->seed, TR_RNG_SPLIT, 0);
     for (int32_t i = 0; i < N_TEST_IMAGES; i++)
         test_pool[i] = i;
@@ -339,11 +331,11 @@ static tr_status mf_make(tr_dataset *ds, const fashion *fm, const tr_builder_opt
         ds->tasks[t].classes = N_CLASSES;
     }
     for (int s = 0; s < TR_SPLIT_COUNT; s++)
-        TR_CALL(tr_data_alloc_split(&ds->shared[s], n[s], ds->sample_size,
-                                    TR_TASK_CLASSIFICATION, L->T));
+        TR_CALL(tr_data_alloc_split(&ds->shared[s], n[s], ds->sample_size, TR_TASK_CLASSIFICATION,
+                                    L->T));
     const int64_t train_pool_n = N_TRAIN_IMAGES - MF_VAL_POOL;
-    mf_split(&ds->shared[TR_SPLIT_TRAIN], L, perm, train_pool_n, fm->train_x, fm->train_y,
-             o->seed, TR_SPLIT_TRAIN);
+    mf_split(&ds->shared[TR_SPLIT_TRAIN], L, perm, train_pool_n, fm->train_x, fm->train_y, o->seed,
+             TR_SPLIT_TRAIN);
     mf_split(&ds->shared[TR_SPLIT_VAL], L, perm + train_pool_n, MF_VAL_POOL, fm->train_x,
              fm->train_y, o->seed, TR_SPLIT_VAL);
     mf_split(&ds->shared[TR_SPLIT_TEST], L, test_pool, N_TEST_IMAGES, fm->test_x, fm->test_y,
@@ -351,8 +343,7 @@ static tr_status mf_make(tr_dataset *ds, const fashion *fm, const tr_builder_opt
     return TR_OK;
 }
 
-static tr_status mf_extra(hid_t file, const tr_dataset *ds, const void *ctx)
-{
+static tr_status mf_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
     const mf_layout *L = ctx;
     TR_CALL(tr_data_attr_int(file, "canvas", L->canvas));
     for (int t = 0; t < ds->T; t++) {
@@ -369,8 +360,7 @@ static tr_status mf_extra(hid_t file, const tr_dataset *ds, const void *ctx)
     return TR_OK;
 }
 
-tr_status tr_build_multifashion(const tr_builder_opts *o)
-{
+tr_status tr_build_multifashion(const tr_builder_opts *o) {
     TR_CHECK(o->out && o->out[0], TR_ERR_USAGE, "data: missing --out FILE");
     int T = o->tasks ? o->tasks : 2;
     TR_CHECK(T == 2 || T == 4, TR_ERR_USAGE, "data: multifashion --tasks %d: must be 2 or 4",
@@ -381,8 +371,9 @@ tr_status tr_build_multifashion(const tr_builder_opts *o)
     TR_CHECK(n[0] >= 1 && n[1] >= 0 && n[2] >= 0, TR_ERR_USAGE,
              "data: multifashion: sizes must be positive");
     char options[4096];
-    snprintf(options, sizeof(options), "tasks=%d n_train=%lld n_val=%lld n_test=%lld fashion_dir=%s",
-             T, (long long)n[0], (long long)n[1], (long long)n[2], fashion_dir(o));
+    snprintf(options, sizeof(options),
+             "tasks=%d n_train=%lld n_val=%lld n_test=%lld fashion_dir=%s", T, (long long)n[0],
+             (long long)n[1], (long long)n[2], fashion_dir(o));
 
     fashion fm = {0};
     tr_dataset ds = {0};

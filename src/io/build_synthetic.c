@@ -34,13 +34,12 @@
 #define MMOE_NOISE 0.1     /* std, i.e. N(0, 0.01) */
 
 /* RNG stream indices (purpose TR_RNG_DATA). */
-#define STREAM_PARAMS 0       /* A, c (tn); u (mmoe) */
-#define STREAM_PARAMS2 1      /* W (tn); alpha, beta (mmoe) */
-#define STREAM_EXAMPLES 16    /* + task * TR_SPLIT_COUNT + split */
+#define STREAM_PARAMS 0    /* A, c (tn); u (mmoe) */
+#define STREAM_PARAMS2 1   /* W (tn); alpha, beta (mmoe) */
+#define STREAM_EXAMPLES 16 /* + task * TR_SPLIT_COUNT + split */
 
 /* Lower Cholesky factor L of the SPD matrix a (n, n), both row-major. */
-static tr_status cholesky(double *L, const double *a, int n)
-{
+static tr_status cholesky(double *L, const double *a, int n) {
     memset(L, 0, sizeof(double) * (size_t)n * (size_t)n);
     for (int i = 0; i < n; i++)
         for (int j = 0; j <= i; j++) {
@@ -57,11 +56,10 @@ static tr_status cholesky(double *L, const double *a, int n)
     return TR_OK;
 }
 
-static tr_status check_common(const tr_builder_opts *o, int T, int64_t n_train)
-{
+static tr_status check_common(const tr_builder_opts *o, int T, int64_t n_train) {
     TR_CHECK(o->out && o->out[0], TR_ERR_USAGE, "data: missing --out FILE");
-    TR_CHECK(T >= 1 && T <= SYN_MAX_TASKS, TR_ERR_USAGE, "data: --tasks %d out of range [1, %d]",
-             T, SYN_MAX_TASKS);
+    TR_CHECK(T >= 1 && T <= SYN_MAX_TASKS, TR_ERR_USAGE, "data: --tasks %d out of range [1, %d]", T,
+             SYN_MAX_TASKS);
     TR_CHECK(o->dim >= 0 && o->dim <= 100000, TR_ERR_USAGE,
              "data: --dim %d out of range [1, 100000]", o->dim);
     TR_CHECK(n_train >= 1 && o->n_val >= 0 && o->n_test >= 0, TR_ERR_USAGE,
@@ -73,8 +71,7 @@ static tr_status check_common(const tr_builder_opts *o, int T, int64_t n_train)
 
 /* The family of task t: the last two tasks form the anti-correlated pair (if
  * T >= 2), the others are grouped in threes. */
-static int tn_family(int t, int T)
-{
+static int tn_family(int t, int T) {
     int nblock = T >= 2 ? T - 2 : T;
     return t < nblock ? t / 3 : -1; /* -1 = the pair */
 }
@@ -84,22 +81,18 @@ static void tn_sigma3(double *S, int T) // (T, T)
     for (int i = 0; i < T; i++)
         for (int j = 0; j < T; j++) {
             int fi = tn_family(i, T), fj = tn_family(j, T);
-            S[i * T + j] = i == j    ? 1.0
-                           : fi != fj ? 0.0
-                           : fi < 0   ? TN_RHO_ANTI
-                                      : TN_RHO_BLOCK;
+            S[i * T + j] = i == j ? 1.0 : fi != fj ? 0.0 : fi < 0 ? TN_RHO_ANTI : TN_RHO_BLOCK;
         }
 }
 
 typedef struct {
     int T, d, D2;
-    double *a;  /* (D1, d) */
-    double *c;  /* (D1) */
-    double *w;  /* (T, D1, D2) */
+    double *a; /* (D1, d) */
+    double *c; /* (D1) */
+    double *w; /* (T, D1, D2) */
 } tn_truth;
 
-static tr_status tn_params(tn_truth *tr, const double *sigma3, uint64_t seed)
-{
+static tr_status tn_params(tn_truth *tr, const double *sigma3, uint64_t seed) {
     int T = tr->T, d = tr->d, D2 = tr->D2;
     TR_ALLOC(tr->a, (size_t)TN_D1 * d, "synthetic-tn features");
     TR_ALLOC(tr->c, TN_D1, "synthetic-tn features");
@@ -134,8 +127,7 @@ static tr_status tn_params(tn_truth *tr, const double *sigma3, uint64_t seed)
 }
 
 /* n examples of task t: x ~ N(0, I_d), target from φ(x) W_t. */
-static void tn_examples(tr_split_data *sd, const tn_truth *tr, int t, tr_split sp, uint64_t seed)
-{
+static void tn_examples(tr_split_data *sd, const tn_truth *tr, int t, tr_split sp, uint64_t seed) {
     int d = tr->d, D2 = tr->D2;
     const double *wt = tr->w + (int64_t)t * TN_D1 * D2; // (D1, D2)
     tr_rng r;
@@ -173,8 +165,7 @@ static void tn_examples(tr_split_data *sd, const tn_truth *tr, int t, tr_split s
     }
 }
 
-static tr_status tn_extra(hid_t file, const tr_dataset *ds, const void *ctx)
-{
+static tr_status tn_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
     const tn_truth *tr = ctx;
     hid_t g = H5Gopen2(file, "/truth", H5P_DEFAULT);
     TR_H5(g);
@@ -206,8 +197,7 @@ static tr_status tn_extra(hid_t file, const tr_dataset *ds, const void *ctx)
 }
 
 static tr_status tn_make(tr_dataset *ds, tn_truth *tr, const tr_builder_opts *o,
-                         const int64_t n[TR_SPLIT_COUNT])
-{
+                         const int64_t n[TR_SPLIT_COUNT]) {
     tr_task_kind kind = o->regression ? TR_TASK_REGRESSION : TR_TASK_CLASSIFICATION;
     ds->setting = TR_SETTING_MULTI_INPUT;
     ds->ndim = 1;
@@ -230,16 +220,15 @@ static tr_status tn_make(tr_dataset *ds, tn_truth *tr, const tr_builder_opts *o,
     return TR_OK;
 }
 
-tr_status tr_build_synthetic_tn(const tr_builder_opts *o)
-{
+tr_status tr_build_synthetic_tn(const tr_builder_opts *o) {
     int T = o->tasks ? o->tasks : 8;
     int64_t n[TR_SPLIT_COUNT] = {o->n_train ? o->n_train : 200, o->n_val ? o->n_val : 200,
                                  o->n_test ? o->n_test : 1000};
     TR_CALL(check_common(o, T, n[0]));
     tn_truth tr = {.T = T, .d = o->dim ? o->dim : 16, .D2 = o->regression ? 1 : TN_CLASSES};
     char options[512];
-    snprintf(options, sizeof(options), "tasks=%d dim=%d %s n_train=%lld n_val=%lld n_test=%lld",
-             T, tr.d, o->regression ? "regression" : "classification", (long long)n[0],
+    snprintf(options, sizeof(options), "tasks=%d dim=%d %s n_train=%lld n_val=%lld n_test=%lld", T,
+             tr.d, o->regression ? "regression" : "classification", (long long)n[0],
              (long long)n[1], (long long)n[2]);
     tr_dataset ds = {0};
     tr_status s = tn_make(&ds, &tr, o, n);
@@ -257,14 +246,13 @@ tr_status tr_build_synthetic_tn(const tr_builder_opts *o)
 
 typedef struct {
     int T, d;
-    double *corr;  /* (T, T) target correlation R of the weight vectors */
-    double *w;     /* (T, d) w_t = Σ_k L[t, k] u_k, unit norm */
+    double *corr; /* (T, T) target correlation R of the weight vectors */
+    double *w;    /* (T, d) w_t = Σ_k L[t, k] u_k, unit norm */
     double alpha[MMOE_SINES], beta[MMOE_SINES];
 } mmoe_truth;
 
 /* Orthonormal u_0..u_{T-1} (T, d) by Gram-Schmidt (applied twice) of gaussian vectors. */
-static tr_status mmoe_basis(double *u, int T, int d, uint64_t seed)
-{
+static tr_status mmoe_basis(double *u, int T, int d, uint64_t seed) {
     tr_rng r;
     tr_rng_init(&r, seed, TR_RNG_DATA, STREAM_PARAMS);
     for (int i = 0; i < T * d; i++)
@@ -291,8 +279,7 @@ static tr_status mmoe_basis(double *u, int T, int d, uint64_t seed)
     return TR_OK;
 }
 
-static tr_status mmoe_params(mmoe_truth *tr, uint64_t seed)
-{
+static tr_status mmoe_params(mmoe_truth *tr, uint64_t seed) {
     int T = tr->T, d = tr->d;
     for (int i = 0; i < T; i++)
         for (int j = 0; j < T; j++)
@@ -300,8 +287,8 @@ static tr_status mmoe_params(mmoe_truth *tr, uint64_t seed)
     double *u, *chol;
     TR_ALLOC(u, (size_t)T * d, "synthetic-mmoe basis");
     chol = tr_calloc((size_t)T * T, sizeof(double));
-    tr_status s = chol ? TR_OK : tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__,
-                                              "out of memory");
+    tr_status s =
+        chol ? TR_OK : tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory");
     if (s == TR_OK)
         s = cholesky(chol, tr->corr, T);
     if (s == TR_OK)
@@ -327,8 +314,7 @@ static tr_status mmoe_params(mmoe_truth *tr, uint64_t seed)
     return TR_OK;
 }
 
-static void mmoe_examples(tr_split_data *sd, const mmoe_truth *tr, tr_split sp, uint64_t seed)
-{
+static void mmoe_examples(tr_split_data *sd, const mmoe_truth *tr, tr_split sp, uint64_t seed) {
     int T = tr->T, d = tr->d;
     tr_rng r;
     tr_rng_init(&r, seed, TR_RNG_DATA, STREAM_EXAMPLES + (uint64_t)sp);
@@ -349,8 +335,7 @@ static void mmoe_examples(tr_split_data *sd, const mmoe_truth *tr, tr_split sp, 
     }
 }
 
-static tr_status mmoe_extra(hid_t file, const tr_dataset *ds, const void *ctx)
-{
+static tr_status mmoe_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
     const mmoe_truth *tr = ctx;
     hid_t g = H5Gcreate2(file, "truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     TR_H5(g);
@@ -380,8 +365,7 @@ static tr_status mmoe_extra(hid_t file, const tr_dataset *ds, const void *ctx)
 }
 
 static tr_status mmoe_make(tr_dataset *ds, mmoe_truth *tr, const tr_builder_opts *o,
-                           const int64_t n[TR_SPLIT_COUNT])
-{
+                           const int64_t n[TR_SPLIT_COUNT]) {
     TR_ALLOC(tr->corr, (size_t)tr->T * tr->T, "synthetic-mmoe correlation");
     TR_ALLOC(tr->w, (size_t)tr->T * tr->d, "synthetic-mmoe weights");
     TR_CALL(mmoe_params(tr, o->seed));
@@ -402,8 +386,7 @@ static tr_status mmoe_make(tr_dataset *ds, mmoe_truth *tr, const tr_builder_opts
     return TR_OK;
 }
 
-tr_status tr_build_synthetic_mmoe(const tr_builder_opts *o)
-{
+tr_status tr_build_synthetic_mmoe(const tr_builder_opts *o) {
     int T = o->tasks ? o->tasks : 4;
     int64_t n[TR_SPLIT_COUNT] = {o->n_train ? o->n_train : 10000, o->n_val ? o->n_val : 2000,
                                  o->n_test ? o->n_test : 2000};

@@ -32,7 +32,7 @@ tr_status tr_data_alloc_tasks(tr_dataset *ds, int T);
 
 /* Allocate one split's arrays: x (n, sample_size) and, by kind, y or yf with
  * `cols` columns (1 multi-input, T shared-input). */
-tr_status tr_data_alloc_split(tr_split_data *sd, int64_t n, int64_t sample_size,
-                              tr_task_kind kind, int cols);
+tr_status tr_data_alloc_split(tr_split_data *sd, int64_t n, int64_t sample_size, tr_task_kind kind,
+                              int cols);
 
 #endif

@@ -16,26 +16,27 @@
 
 #include "io/data_internal.h"
 
-const char *tr_split_name(tr_split s)
-{
+const char *tr_split_name(tr_split s) {
     switch (s) {
-    case TR_SPLIT_TRAIN: return "train";
-    case TR_SPLIT_VAL: return "val";
-    case TR_SPLIT_TEST: return "test";
-    default: return "?";
+    case TR_SPLIT_TRAIN:
+        return "train";
+    case TR_SPLIT_VAL:
+        return "val";
+    case TR_SPLIT_TEST:
+        return "test";
+    default:
+        return "?";
     }
 }
 
-static void split_free(tr_split_data *sd)
-{
+static void split_free(tr_split_data *sd) {
     tr_free(sd->x);
     tr_free(sd->y);
     tr_free(sd->yf);
     memset(sd, 0, sizeof(*sd));
 }
 
-void tr_dataset_free(tr_dataset *ds)
-{
+void tr_dataset_free(tr_dataset *ds) {
     if (!ds)
         return;
     if (ds->tasks)
@@ -49,25 +50,22 @@ void tr_dataset_free(tr_dataset *ds)
     memset(ds, 0, sizeof(*ds));
 }
 
-void tr_builder_opts_default(tr_builder_opts *o)
-{
+void tr_builder_opts_default(tr_builder_opts *o) {
     memset(o, 0, sizeof(*o));
     o->seed = 1;
     o->train_frac = 0.10;
     o->regression = 1;
 }
 
-tr_status tr_data_alloc_tasks(tr_dataset *ds, int T)
-{
+tr_status tr_data_alloc_tasks(tr_dataset *ds, int T) {
     TR_ASSERT(T >= 1 && ds->tasks == NULL);
     TR_ALLOC(ds->tasks, (size_t)T, "dataset tasks");
     ds->T = T;
     return TR_OK;
 }
 
-tr_status tr_data_alloc_split(tr_split_data *sd, int64_t n, int64_t sample_size,
-                              tr_task_kind kind, int cols)
-{
+tr_status tr_data_alloc_split(tr_split_data *sd, int64_t n, int64_t sample_size, tr_task_kind kind,
+                              int cols) {
     TR_ASSERT(n >= 0 && sample_size >= 1 && cols >= 1);
     sd->n = n;
     TR_ALLOC(sd->x, (size_t)(n * sample_size), "dataset inputs");
@@ -91,8 +89,7 @@ static const char *const dtype_name[] = {"float32", "int32", "float64"};
 
 /* 1 if every component of the absolute path exists (H5Lexists alone fails on a
  * missing intermediate group). */
-static int path_exists(hid_t fid, const char *path)
-{
+static int path_exists(hid_t fid, const char *path) {
     char buf[512];
     size_t len = strlen(path);
     if (len >= sizeof(buf))
@@ -112,10 +109,9 @@ static int path_exists(hid_t fid, const char *path)
 }
 
 static tr_status attr_open(const loader *L, hid_t obj, const char *objpath, const char *name,
-                           H5T_class_t want, hid_t *out)
-{
-    TR_CHECK(H5Aexists(obj, name) > 0, TR_ERR_DATA, "data: %s: %s: missing attribute '%s'",
-             L->file, objpath, name);
+                           H5T_class_t want, hid_t *out) {
+    TR_CHECK(H5Aexists(obj, name) > 0, TR_ERR_DATA, "data: %s: %s: missing attribute '%s'", L->file,
+             objpath, name);
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     TR_CHECK(a >= 0, TR_ERR_DATA, "data: %s: %s: cannot open attribute '%s'", L->file, objpath,
              name);
@@ -129,16 +125,15 @@ static tr_status attr_open(const loader *L, hid_t obj, const char *objpath, cons
         H5Sclose(sp);
     if (c != want || np != 1) {
         H5Aclose(a);
-        TR_RAISE(TR_ERR_DATA, "data: %s: %s: attribute '%s' must be a single %s", L->file,
-                 objpath, name, want == H5T_STRING ? "string" : "integer");
+        TR_RAISE(TR_ERR_DATA, "data: %s: %s: attribute '%s' must be a single %s", L->file, objpath,
+                 name, want == H5T_STRING ? "string" : "integer");
     }
     *out = a;
     return TR_OK;
 }
 
 /* Copy src into dst (cap bytes), truncating. */
-static void copy_str(char *dst, size_t cap, const char *src)
-{
+static void copy_str(char *dst, size_t cap, const char *src) {
     size_t n = strnlen(src, cap - 1);
     memcpy(dst, src, n);
     dst[n] = '\0';
@@ -146,8 +141,7 @@ static void copy_str(char *dst, size_t cap, const char *src)
 
 /* Fixed-length or variable-length string attribute into buf. */
 static tr_status attr_read_str(const loader *L, hid_t obj, const char *objpath, const char *name,
-                               char *buf, size_t len)
-{
+                               char *buf, size_t len) {
     hid_t a = -1;
     TR_CALL(attr_open(L, obj, objpath, name, H5T_STRING, &a));
     hid_t ft = H5Aget_type(a);
@@ -183,8 +177,7 @@ static tr_status attr_read_str(const loader *L, hid_t obj, const char *objpath, 
 }
 
 static tr_status attr_read_int(const loader *L, hid_t obj, const char *objpath, const char *name,
-                               long long *v)
-{
+                               long long *v) {
     hid_t a = -1;
     TR_CALL(attr_open(L, obj, objpath, name, H5T_INTEGER, &a));
     herr_t r = H5Aread(a, H5T_NATIVE_LLONG, v);
@@ -194,8 +187,7 @@ static tr_status attr_read_int(const loader *L, hid_t obj, const char *objpath, 
     return TR_OK;
 }
 
-static void describe_type(hid_t t, char *buf, size_t len)
-{
+static void describe_type(hid_t t, char *buf, size_t len) {
     H5T_class_t c = H5Tget_class(t);
     size_t bits = H5Tget_size(t) * 8;
     if (c == H5T_FLOAT)
@@ -209,8 +201,7 @@ static void describe_type(hid_t t, char *buf, size_t len)
 }
 
 static tr_status read_open_dataset(const loader *L, const char *path, hid_t d, dtype want,
-                                   int *rank, hsize_t dims[4], void **out)
-{
+                                   int *rank, hsize_t dims[4], void **out) {
     hid_t t = H5Dget_type(d);
     TR_CHECK(t >= 0, TR_ERR_DATA, "data: %s: %s: cannot read its datatype", L->file, path);
     H5T_class_t c = H5Tget_class(t);
@@ -239,8 +230,9 @@ static tr_status read_open_dataset(const loader *L, const char *path, hid_t d, d
     size_t esz = want == DT_F64 ? 8 : 4;
     void *buf = tr_calloc(count ? count : 1, esz);
     TR_CHECK(buf != NULL, TR_ERR_NOMEM, "out of memory reading %s (%zu elements)", path, count);
-    hid_t mt = want == DT_F32 ? H5T_NATIVE_FLOAT : want == DT_I32 ? H5T_NATIVE_INT32
-                                                                   : H5T_NATIVE_DOUBLE;
+    hid_t mt = want == DT_F32   ? H5T_NATIVE_FLOAT
+               : want == DT_I32 ? H5T_NATIVE_INT32
+                                : H5T_NATIVE_DOUBLE;
     if (count > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
         tr_free(buf);
         TR_RAISE(TR_ERR_DATA, "data: %s: %s: cannot read its data (corrupt file?)", L->file, path);
@@ -252,10 +244,8 @@ static tr_status read_open_dataset(const loader *L, const char *path, hid_t d, d
 
 /* Read the whole dataset at path, checking its dtype. *out is tr_calloc'd. */
 static tr_status read_dataset(const loader *L, const char *path, dtype want, int *rank,
-                              hsize_t dims[4], void **out)
-{
-    TR_CHECK(path_exists(L->fid, path), TR_ERR_DATA, "data: %s: missing dataset %s", L->file,
-             path);
+                              hsize_t dims[4], void **out) {
+    TR_CHECK(path_exists(L->fid, path), TR_ERR_DATA, "data: %s: missing dataset %s", L->file, path);
     hid_t d = H5Dopen2(L->fid, path, H5P_DEFAULT);
     TR_CHECK(d >= 0, TR_ERR_DATA, "data: %s: %s is not a dataset", L->file, path);
     tr_status s = read_open_dataset(L, path, d, want, rank, dims, out);
@@ -264,8 +254,7 @@ static tr_status read_dataset(const loader *L, const char *path, dtype want, int
     return TR_OK;
 }
 
-static tr_status check_finite(const loader *L, const char *path, const float *v, int64_t n)
-{
+static tr_status check_finite(const loader *L, const char *path, const float *v, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(v[i]))
             TR_RAISE(TR_ERR_DATA, "data: %s: %s contains %s at element %lld", L->file, path,
@@ -275,8 +264,7 @@ static tr_status check_finite(const loader *L, const char *path, const float *v,
 
 /* Labels y (n, cols); column j belongs to task (tasks are in order). */
 static tr_status check_labels(const loader *L, const char *path, const tr_dataset *ds,
-                              const int32_t *y, int64_t n, int first_task, int cols)
-{
+                              const int32_t *y, int64_t n, int first_task, int cols) {
     for (int64_t i = 0; i < n; i++)
         for (int j = 0; j < cols; j++) {
             int32_t v = y[i * cols + j];
@@ -292,8 +280,7 @@ static tr_status check_labels(const loader *L, const char *path, const tr_datase
 
 /* Fix or compare the per-sample shape. */
 static tr_status check_sample_shape(tr_dataset *ds, loader *L, const char *path, int rank,
-                                    const hsize_t *dims)
-{
+                                    const hsize_t *dims) {
     TR_CHECK(rank == 2 || rank == 4, TR_ERR_DATA,
              "data: %s: %s has rank %d, expected 2 (n, d) or 4 (n, C, H, W)", L->file, path, rank);
     if (ds->ndim == 0) {
@@ -331,15 +318,13 @@ static tr_status check_sample_shape(tr_dataset *ds, loader *L, const char *path,
 }
 
 /* One split: multi-input task t (t >= 0) or the shared-input split (t = -1). */
-static tr_status load_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t, tr_split s)
-{
+static tr_status load_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t, tr_split s) {
     char base[160], xpath[192], ypath[192];
     if (t >= 0)
         snprintf(base, sizeof(base), "/tasks/%s/%s", ds->tasks[t].name, tr_split_name(s));
     else
         snprintf(base, sizeof(base), "/%s", tr_split_name(s));
-    TR_CHECK(path_exists(L->fid, base), TR_ERR_DATA, "data: %s: missing split %s", L->file,
-             base);
+    TR_CHECK(path_exists(L->fid, base), TR_ERR_DATA, "data: %s: missing split %s", L->file, base);
     snprintf(xpath, sizeof(xpath), "%s/x", base);
     snprintf(ypath, sizeof(ypath), "%s/y", base);
     tr_task_kind kind = ds->tasks[t >= 0 ? t : 0].kind;
@@ -352,19 +337,18 @@ static tr_status load_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t,
     sd->x = buf;
     sd->n = (int64_t)xd[0];
     TR_CALL(check_sample_shape(ds, L, xpath, xr, xd));
-    TR_CALL(read_dataset(L, ypath, kind == TR_TASK_CLASSIFICATION ? DT_I32 : DT_F32, &yr, yd,
-                         &buf));
+    TR_CALL(
+        read_dataset(L, ypath, kind == TR_TASK_CLASSIFICATION ? DT_I32 : DT_F32, &yr, yd, &buf));
     if (kind == TR_TASK_CLASSIFICATION)
         sd->y = buf;
     else
         sd->yf = buf;
     if (t >= 0)
-        TR_CHECK(yr == 1, TR_ERR_DATA, "data: %s: %s has rank %d, expected 1 (n)", L->file,
-                 ypath, yr);
+        TR_CHECK(yr == 1, TR_ERR_DATA, "data: %s: %s has rank %d, expected 1 (n)", L->file, ypath,
+                 yr);
     else
         TR_CHECK(yr == 2 && (int64_t)yd[1] == ds->T, TR_ERR_DATA,
-                 "data: %s: %s must have shape (n, %d) for %d tasks", L->file, ypath, ds->T,
-                 ds->T);
+                 "data: %s: %s must have shape (n, %d) for %d tasks", L->file, ypath, ds->T, ds->T);
     TR_CHECK((int64_t)yd[0] == sd->n, TR_ERR_DATA, "data: %s: %s has %llu rows but %s has %lld",
              L->file, ypath, (unsigned long long)yd[0], xpath, (long long)sd->n);
     TR_CHECK(s != TR_SPLIT_TRAIN || sd->n > 0, TR_ERR_DATA,
@@ -379,8 +363,7 @@ static tr_status load_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t,
 
 /* Attributes of /tasks/<name>: kind, classes, index. */
 static tr_status load_task_attrs(const loader *L, hid_t g, const char *gpath, tr_task_info *ti,
-                                 long long *index)
-{
+                                 long long *index) {
     char kind[64];
     TR_CALL(attr_read_str(L, g, gpath, "kind", kind, sizeof(kind)));
     if (strcmp(kind, "classification") == 0)
@@ -389,8 +372,8 @@ static tr_status load_task_attrs(const loader *L, hid_t g, const char *gpath, tr
         ti->kind = TR_TASK_REGRESSION;
     else
         TR_RAISE(TR_ERR_DATA,
-                 "data: %s: %s: unknown kind '%s' (expected classification or regression)",
-                 L->file, gpath, kind);
+                 "data: %s: %s: unknown kind '%s' (expected classification or regression)", L->file,
+                 gpath, kind);
     long long classes = 1;
     if (ti->kind == TR_TASK_CLASSIFICATION || H5Aexists(g, "classes") > 0)
         TR_CALL(attr_read_int(L, g, gpath, "classes", &classes));
@@ -407,10 +390,8 @@ static tr_status load_task_attrs(const loader *L, hid_t g, const char *gpath, tr
 }
 
 /* The task table from /tasks/<name>, ordered by the `index` attribute. */
-static tr_status load_tasks(tr_dataset *ds, const loader *L)
-{
-    TR_CHECK(path_exists(L->fid, "/tasks"), TR_ERR_DATA, "data: %s: missing group /tasks",
-             L->file);
+static tr_status load_tasks(tr_dataset *ds, const loader *L) {
+    TR_CHECK(path_exists(L->fid, "/tasks"), TR_ERR_DATA, "data: %s: missing group /tasks", L->file);
     hid_t g = H5Gopen2(L->fid, "/tasks", H5P_DEFAULT);
     TR_CHECK(g >= 0, TR_ERR_DATA, "data: %s: /tasks is not a group", L->file);
     H5G_info_t info;
@@ -457,8 +438,7 @@ static tr_status load_tasks(tr_dataset *ds, const loader *L)
     return TR_OK;
 }
 
-static tr_status load_sigma3(tr_dataset *ds, const loader *L)
-{
+static tr_status load_sigma3(tr_dataset *ds, const loader *L) {
     const char *path = "/truth/sigma3";
     if (!path_exists(L->fid, path))
         return TR_OK;
@@ -475,8 +455,7 @@ static tr_status load_sigma3(tr_dataset *ds, const loader *L)
     return TR_OK;
 }
 
-static tr_status load_file(tr_dataset *ds, loader *L)
-{
+static tr_status load_file(tr_dataset *ds, loader *L) {
     char setting[64];
     TR_CALL(attr_read_str(L, L->fid, "/", "setting", setting, sizeof(setting)));
     if (strcmp(setting, "multi_input") == 0)
@@ -499,8 +478,7 @@ static tr_status load_file(tr_dataset *ds, loader *L)
     return TR_OK;
 }
 
-tr_status tr_dataset_load(tr_dataset *ds, const char *path)
-{
+tr_status tr_dataset_load(tr_dataset *ds, const char *path) {
     memset(ds, 0, sizeof(*ds));
     struct stat st;
     TR_CHECK(stat(path, &st) == 0, TR_ERR_DATA, "dataset file not found: %s", path);

@@ -12,8 +12,7 @@
 
 #include "io/data_internal.h"
 
-tr_status tr_data_attr_str(hid_t obj, const char *name, const char *value)
-{
+tr_status tr_data_attr_str(hid_t obj, const char *name, const char *value) {
     if (H5Aexists(obj, name) > 0)
         TR_H5(H5Adelete(obj, name));
     hid_t t = H5Tcopy(H5T_C_S1);
@@ -33,8 +32,7 @@ tr_status tr_data_attr_str(hid_t obj, const char *name, const char *value)
 }
 
 static tr_status attr_scalar(hid_t obj, const char *name, hid_t ftype, hid_t mtype,
-                             const void *value)
-{
+                             const void *value) {
     if (H5Aexists(obj, name) > 0)
         TR_H5(H5Adelete(obj, name));
     hid_t sp = H5Screate(H5S_SCALAR);
@@ -47,16 +45,14 @@ static tr_status attr_scalar(hid_t obj, const char *name, hid_t ftype, hid_t mty
     return TR_OK;
 }
 
-tr_status tr_data_attr_int(hid_t obj, const char *name, int value)
-{
+tr_status tr_data_attr_int(hid_t obj, const char *name, int value) {
     TR_CALL(attr_scalar(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, &value));
     return TR_OK;
 }
 
 /* Create dataset name under loc with file type ftype and write data (mtype). */
 static tr_status write_array(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
-                             const hsize_t *dims, const void *data)
-{
+                             const hsize_t *dims, const void *data) {
     hsize_t count = 1;
     for (int i = 0; i < rank; i++)
         count *= dims[i];
@@ -74,14 +70,12 @@ static tr_status write_array(hid_t loc, const char *name, hid_t ftype, hid_t mty
 }
 
 tr_status tr_data_write_f64(hid_t loc, const char *name, int rank, const hsize_t *dims,
-                            const double *data)
-{
+                            const double *data) {
     TR_CALL(write_array(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, data));
     return TR_OK;
 }
 
-static tr_status group_create(hid_t loc, const char *name, hid_t *g)
-{
+static tr_status group_create(hid_t loc, const char *name, hid_t *g) {
     *g = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     TR_CHECK(*g >= 0, TR_ERR_IO, "HDF5: cannot create group '%s'", name);
     return TR_OK;
@@ -89,8 +83,7 @@ static tr_status group_create(hid_t loc, const char *name, hid_t *g)
 
 /* {x, y} of one split into the open group g. */
 static tr_status write_split(hid_t g, const tr_dataset *ds, const tr_split_data *sd,
-                             tr_task_kind kind, int cols)
-{
+                             tr_task_kind kind, int cols) {
     hsize_t xd[4] = {(hsize_t)sd->n, 0, 0, 0};
     for (int i = 0; i < ds->ndim; i++)
         xd[i + 1] = (hsize_t)ds->dims[i];
@@ -110,8 +103,7 @@ static tr_status write_split(hid_t g, const tr_dataset *ds, const tr_split_data 
 
 /* Open group g (already created), run write_split, close. */
 static tr_status write_split_group(hid_t loc, const char *name, const tr_dataset *ds,
-                                   const tr_split_data *sd, tr_task_kind kind, int cols)
-{
+                                   const tr_split_data *sd, tr_task_kind kind, int cols) {
     hid_t g;
     TR_CALL(group_create(loc, name, &g));
     tr_status s = write_split(g, ds, sd, kind, cols);
@@ -120,14 +112,12 @@ static tr_status write_split_group(hid_t loc, const char *name, const tr_dataset
     return TR_OK;
 }
 
-static tr_status write_task(hid_t tasks, const tr_dataset *ds, int t)
-{
+static tr_status write_task(hid_t tasks, const tr_dataset *ds, int t) {
     const tr_task_info *ti = &ds->tasks[t];
     hid_t g;
     TR_CALL(group_create(tasks, ti->name, &g));
-    tr_status s = tr_data_attr_str(g, "kind", ti->kind == TR_TASK_CLASSIFICATION
-                                                  ? "classification"
-                                                  : "regression");
+    tr_status s = tr_data_attr_str(
+        g, "kind", ti->kind == TR_TASK_CLASSIFICATION ? "classification" : "regression");
     if (s == TR_OK)
         s = tr_data_attr_int(g, "classes", ti->kind == TR_TASK_CLASSIFICATION ? ti->classes : 1);
     if (s == TR_OK)
@@ -141,11 +131,9 @@ static tr_status write_task(hid_t tasks, const tr_dataset *ds, int t)
 }
 
 static tr_status write_file(hid_t f, const tr_dataset *ds, const char *builder, uint64_t seed,
-                            const char *options)
-{
-    TR_CALL(tr_data_attr_str(f, "setting", ds->setting == TR_SETTING_MULTI_INPUT
-                                               ? "multi_input"
-                                               : "shared_input"));
+                            const char *options) {
+    TR_CALL(tr_data_attr_str(
+        f, "setting", ds->setting == TR_SETTING_MULTI_INPUT ? "multi_input" : "shared_input"));
     TR_CALL(tr_data_attr_str(f, "builder", builder ? builder : ""));
     TR_CALL(attr_scalar(f, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed));
     TR_CALL(tr_data_attr_str(f, "options", options ? options : ""));
@@ -171,8 +159,7 @@ static tr_status write_file(hid_t f, const tr_dataset *ds, const char *builder, 
     return TR_OK;
 }
 
-static tr_status check_writable(const tr_dataset *ds)
-{
+static tr_status check_writable(const tr_dataset *ds) {
     TR_CHECK(ds->T >= 1 && ds->tasks != NULL, TR_ERR_INTERNAL, "dataset to save has no tasks");
     TR_CHECK(ds->ndim == 1 || ds->ndim == 3, TR_ERR_INTERNAL, "dataset to save has ndim %d",
              ds->ndim);
@@ -194,8 +181,7 @@ static tr_status check_writable(const tr_dataset *ds)
 
 tr_status tr_data_save_ex(const tr_dataset *ds, const char *path, const char *builder,
                           uint64_t seed, const char *options, tr_data_extra_fn extra,
-                          const void *ctx)
-{
+                          const void *ctx) {
     TR_CALL(check_writable(ds));
     char tmp[4096];
     TR_CHECK(snprintf(tmp, sizeof(tmp), "%s.tmp", path) < (int)sizeof(tmp), TR_ERR_USAGE,
@@ -234,8 +220,7 @@ tr_status tr_data_save_ex(const tr_dataset *ds, const char *path, const char *bu
 }
 
 tr_status tr_dataset_save(const tr_dataset *ds, const char *path, const char *builder,
-                          uint64_t seed, const char *options)
-{
+                          uint64_t seed, const char *options) {
     TR_CALL(tr_data_save_ex(ds, path, builder, seed, options, NULL, NULL));
     return TR_OK;
 }

@@ -16,8 +16,7 @@
 #define IDX_MAX_BYTES ((int64_t)1 << 34)
 
 /* Read exactly len bytes or report how many were read. */
-static int64_t gz_read_full(gzFile gz, uint8_t *buf, int64_t len)
-{
+static int64_t gz_read_full(gzFile gz, uint8_t *buf, int64_t len) {
     int64_t got = 0;
     while (got < len) {
         int64_t want = len - got;
@@ -32,8 +31,7 @@ static int64_t gz_read_full(gzFile gz, uint8_t *buf, int64_t len)
 }
 
 static tr_status idx_read_open(gzFile gz, const char *path, uint8_t **data, int *ndim,
-                               int64_t dims[4])
-{
+                               int64_t dims[4]) {
     uint8_t head[4];
     TR_CHECK(gz_read_full(gz, head, 4) == 4, TR_ERR_DATA,
              "data: %s: not an IDX file (shorter than its 4-byte header)", path);
@@ -66,8 +64,9 @@ static tr_status idx_read_open(gzFile gz, const char *path, uint8_t **data, int 
         int zerr = 0;
         const char *zmsg = gzerror(gz, &zerr);
         tr_free(buf);
-        TR_RAISE(TR_ERR_DATA, "data: %s: IDX file truncated or corrupt (%lld of %lld data bytes%s%s)",
-                 path, (long long)got, (long long)total, zerr < 0 ? "; zlib: " : "",
+        TR_RAISE(TR_ERR_DATA,
+                 "data: %s: IDX file truncated or corrupt (%lld of %lld data bytes%s%s)", path,
+                 (long long)got, (long long)total, zerr < 0 ? "; zlib: " : "",
                  zerr < 0 ? zmsg : "");
     }
     uint8_t extra;
@@ -80,8 +79,7 @@ static tr_status idx_read_open(gzFile gz, const char *path, uint8_t **data, int 
     return TR_OK;
 }
 
-tr_status tr_idx_read(const char *path, uint8_t **data, int *ndim, int64_t dims[4])
-{
+tr_status tr_idx_read(const char *path, uint8_t **data, int *ndim, int64_t dims[4]) {
     *data = NULL;
     *ndim = 0;
     errno = 0;

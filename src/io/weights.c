@@ -9,8 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static tr_status write_attr_int(hid_t loc, const char *name, long long v)
-{
+static tr_status write_attr_int(hid_t loc, const char *name, long long v) {
     hid_t sp = H5Screate(H5S_SCALAR);
     TR_H5(sp);
     hid_t a = H5Acreate2(loc, name, H5T_NATIVE_LLONG, sp, H5P_DEFAULT, H5P_DEFAULT);
@@ -22,8 +21,7 @@ static tr_status write_attr_int(hid_t loc, const char *name, long long v)
     return TR_OK;
 }
 
-static tr_status write_attr_str(hid_t loc, const char *name, const char *v)
-{
+static tr_status write_attr_str(hid_t loc, const char *name, const char *v) {
     hid_t ty = H5Tcopy(H5T_C_S1);
     TR_H5(ty);
     H5Tset_size(ty, strlen(v) + 1);
@@ -38,14 +36,12 @@ static tr_status write_attr_str(hid_t loc, const char *name, const char *v)
     return TR_OK;
 }
 
-static int owns_rows(const tr_tensor *t, const tr_grid *g)
-{
+static int owns_rows(const tr_tensor *t, const tr_grid *g) {
     return t->task_axis ? (g->r == 0 && t->tn > 0) : (g->rank == 0);
 }
 
 /* File and memory selections of this rank's part of tensor t. */
-static tr_status select_part(hid_t fspace, hid_t *mspace, const tr_tensor *t, int active)
-{
+static tr_status select_part(hid_t fspace, hid_t *mspace, const tr_tensor *t, int active) {
     hsize_t count = active ? (hsize_t)t->count : 0;
     hsize_t mdim = count > 0 ? count : 1;
     *mspace = H5Screate_simple(1, &mdim, NULL);
@@ -69,8 +65,7 @@ static tr_status select_part(hid_t fspace, hid_t *mspace, const tr_tensor *t, in
 }
 
 static tr_status save_group(hid_t file, const char *group, const tr_params *p, const tr_grid *g,
-                            hid_t dxpl)
-{
+                            hid_t dxpl) {
     hid_t grp = H5Gcreate2(file, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     TR_H5(grp);
     tr_status st = TR_OK;
@@ -87,8 +82,8 @@ static tr_status save_group(hid_t file, const char *group, const tr_params *p, c
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
         H5Pset_chunk(dcpl, t->ndim, chunk);
         H5Pset_fletcher32(dcpl);
-        hid_t ds = H5Dcreate2(grp, t->name, H5T_NATIVE_FLOAT, fspace, H5P_DEFAULT, dcpl,
-                              H5P_DEFAULT);
+        hid_t ds =
+            H5Dcreate2(grp, t->name, H5T_NATIVE_FLOAT, fspace, H5P_DEFAULT, dcpl, H5P_DEFAULT);
         hid_t mspace = -1;
         if (ds < 0)
             st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__,
@@ -98,8 +93,8 @@ static tr_status save_group(hid_t file, const char *group, const tr_params *p, c
         if (st == TR_OK) {
             const float *src = p->data + t->offset;
             if (H5Dwrite(ds, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, src) < 0)
-                st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__,
-                                  "cannot write %s/%s", group, t->name);
+                st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot write %s/%s",
+                                  group, t->name);
         }
         if (mspace >= 0)
             H5Sclose(mspace);
@@ -113,8 +108,7 @@ static tr_status save_group(hid_t file, const char *group, const tr_params *p, c
 }
 
 tr_status tr_weights_save(const char *path, const tr_params *params, const tr_params *buffers,
-                          const tr_grid *g, const tr_config *cfg)
-{
+                          const tr_grid *g, const tr_config *cfg) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     TR_H5(fapl);
     TR_H5(H5Pset_fapl_mpio(fapl, g->world, MPI_INFO_NULL));
@@ -156,15 +150,13 @@ tr_status tr_weights_save(const char *path, const tr_params *params, const tr_pa
 }
 
 static tr_status load_group(hid_t file, const char *path, const char *group, tr_params *p,
-                            const tr_grid *g, hid_t dxpl)
-{
+                            const tr_grid *g, hid_t dxpl) {
     for (int i = 0; i < p->n; i++) {
         const tr_tensor *t = &p->t[i];
         char name[TR_NAME_LEN + 16];
         snprintf(name, sizeof(name), "%s/%s", group, t->name);
-        htri_t exists = H5Lexists(file, group, H5P_DEFAULT) > 0
-                            ? H5Lexists(file, name, H5P_DEFAULT)
-                            : 0;
+        htri_t exists =
+            H5Lexists(file, group, H5P_DEFAULT) > 0 ? H5Lexists(file, name, H5P_DEFAULT) : 0;
         TR_CHECK(exists > 0, TR_ERR_DATA, "weights file %s has no tensor %s", path, name);
         hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
         TR_CHECK(ds >= 0, TR_ERR_DATA, "weights file %s: cannot open %s", path, name);
@@ -202,8 +194,7 @@ static tr_status load_group(hid_t file, const char *path, const char *group, tr_
 }
 
 tr_status tr_weights_load(const char *path, tr_params *params, tr_params *buffers,
-                          const tr_grid *g)
-{
+                          const tr_grid *g) {
     TR_CHECK(access(path, R_OK) == 0, TR_ERR_DATA, "weights file not found: %s", path);
     H5E_auto2_t old_fn;
     void *old_data;

@@ -13,8 +13,7 @@
  * index; with independent head init each task gets its own sub-stream. */
 #define TR_INIT_TASK_STRIDE 4096u
 
-static tr_status add_op(tr_model *m, tr_op **out, tr_op_kind kind, int c, int h, int w)
-{
+static tr_status add_op(tr_model *m, tr_op **out, tr_op_kind kind, int c, int h, int w) {
     TR_CHECK(m->n_ops < (int)(sizeof(m->ops) / sizeof(m->ops[0])), TR_ERR_CONFIG,
              "model has too many layers");
     tr_op *op = &m->ops[m->n_ops++];
@@ -32,8 +31,7 @@ static tr_status add_op(tr_model *m, tr_op **out, tr_op_kind kind, int c, int h,
 }
 
 static tr_status declare(tr_model *m, int *id, const char *name, int decay, int ndim,
-                         const int64_t *shape, int per_task)
-{
+                         const int64_t *shape, int per_task) {
     return tr_params_add(&m->params, id, name, per_task ? TR_GROUP_HEAD : TR_GROUP_TRUNK, decay,
                          ndim, shape, per_task, m->T, m->t0, m->tn);
 }
@@ -41,14 +39,12 @@ static tr_status declare(tr_model *m, int *id, const char *name, int decay, int 
 /* Trunk parameters are grouped as TRUNK even when per task (STL), so that
  * train.lr_mult_trunk applies to them. */
 static tr_status declare_trunk(tr_model *m, int *id, const char *name, int decay, int ndim,
-                               const int64_t *shape)
-{
+                               const int64_t *shape) {
     return tr_params_add(&m->params, id, name, TR_GROUP_TRUNK, decay, ndim, shape,
                          m->trunk_per_task, m->T, m->t0, m->tn);
 }
 
-static tr_status add_bn(tr_model *m, int idx, int c, int h, int w)
-{
+static tr_status add_bn(tr_model *m, int idx, int c, int h, int w) {
     tr_op *op = NULL;
     TR_CALL(add_op(m, &op, TR_OP_BN, c, h, w));
     char name[TR_NAME_LEN];
@@ -66,8 +62,7 @@ static tr_status add_bn(tr_model *m, int idx, int c, int h, int w)
     return TR_OK;
 }
 
-static tr_status build_trunk(tr_model *m, const tr_config *cfg)
-{
+static tr_status build_trunk(tr_model *m, const tr_config *cfg) {
     int c, h, w;
     if (m->in_ndim == 3) {
         c = (int)m->in_dims[0];
@@ -155,8 +150,7 @@ static tr_status build_trunk(tr_model *m, const tr_config *cfg)
     return TR_OK;
 }
 
-static tr_status alloc_buffers(tr_model *m)
-{
+static tr_status alloc_buffers(tr_model *m) {
     size_t max_act = (size_t)m->in_size, max_col = 1;
     float *prev_out = NULL;
     for (int i = 0; i < m->n_ops; i++) {
@@ -215,8 +209,7 @@ static tr_status alloc_buffers(tr_model *m)
 
 /* PyTorch's default for conv and linear layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
  * for weight and bias, so that taskrel and the PyTorch reference start alike. */
-static void init_params(tr_model *m, tr_head_init head_init)
-{
+static void init_params(tr_model *m, tr_head_init head_init) {
     tr_params *p = &m->params;
     for (int i = 0; i < p->n; i++) {
         tr_tensor *t = &p->t[i];
@@ -263,8 +256,7 @@ static void init_params(tr_model *m, tr_head_init head_init)
 }
 
 tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds, int t0, int tn,
-                        int max_rows, int max_head_rows, int slots)
-{
+                        int max_rows, int max_head_rows, int slots) {
     memset(m, 0, sizeof(*m));
     tr_params_init(&m->params);
     tr_params_init(&m->buffers);
@@ -316,8 +308,7 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     return TR_OK;
 }
 
-void tr_model_free(tr_model *m)
-{
+void tr_model_free(tr_model *m) {
     if (!m)
         return;
     float *prev = NULL;
@@ -346,18 +337,15 @@ void tr_model_free(tr_model *m)
     memset(m, 0, sizeof(*m));
 }
 
-static float *pdata(const tr_model *m, int id, int task)
-{
+static float *pdata(const tr_model *m, int id, int task) {
     return id < 0 ? NULL : tr_params_task_data(&m->params, id, task);
 }
-static float *pgrad(const tr_model *m, int id, int task)
-{
+static float *pgrad(const tr_model *m, int id, int task) {
     return id < 0 ? NULL : tr_params_task_grad(&m->params, id, task);
 }
 
-static tr_status bn_forward(tr_model *m, tr_op *op, int task, int slot, float *out,
-                            const float *in, int n, int train)
-{
+static tr_status bn_forward(tr_model *m, tr_op *op, int task, int slot, float *out, const float *in,
+                            int n, int train) {
     int c = op->c, s = op->h * op->w;
     float *gamma = pdata(m, op->pw, task), *beta = pdata(m, op->pb, task);
     float *rm = tr_params_task_data(&m->buffers, op->brm, task);
@@ -381,8 +369,7 @@ static tr_status bn_forward(tr_model *m, tr_op *op, int task, int slot, float *o
 
 tr_status tr_model_trunk_forward(tr_model *m, const float **feat, int task, int slot, int row0,
                                  int n, const float *x, const int64_t *ids, int train,
-                                 uint64_t step)
-{
+                                 uint64_t step) {
     TR_ASSERT(row0 + n <= m->max_rows && slot < m->slots);
     const float *in = x;
     for (int i = 0; i < m->n_ops; i++) {
@@ -428,22 +415,19 @@ tr_status tr_model_trunk_forward(tr_model *m, const float **feat, int task, int 
     return TR_OK;
 }
 
-float *tr_model_features(const tr_model *m, int row0)
-{
+float *tr_model_features(const tr_model *m, int row0) {
     const tr_op *op = &m->ops[m->n_ops - 1];
     return op->out + (size_t)row0 * op->out_size;
 }
 
-tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int n,
-                                  const float *x, const float *dfeat)
-{
+tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int n, const float *x,
+                                  const float *dfeat) {
     const float *dout = dfeat;
     float *bufs[2] = {m->grad_a, m->grad_b};
     int cur = 0;
     for (int i = m->n_ops - 1; i >= 0; i--) {
         tr_op *op = &m->ops[i];
-        const float *in =
-            i > 0 ? m->ops[i - 1].out + (size_t)row0 * m->ops[i - 1].out_size : x;
+        const float *in = i > 0 ? m->ops[i - 1].out + (size_t)row0 * m->ops[i - 1].out_size : x;
         float *din = NULL;
         if (i > 0) {
             din = bufs[cur];
@@ -453,10 +437,9 @@ tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int
         float *out = op->out + (size_t)row0 * op->out_size;
         switch (op->kind) {
         case TR_OP_CONV:
-            tr_conv2d_backward(din, pgrad(m, op->pw, task), pgrad(m, op->pb, task),
-                               m->dcol, dout, op->col + (size_t)row0 * op->col_size,
-                               pdata(m, op->pw, task), n, op->c, op->h, op->w, op->oc, op->k,
-                               op->pad, op->stride);
+            tr_conv2d_backward(din, pgrad(m, op->pw, task), pgrad(m, op->pb, task), m->dcol, dout,
+                               op->col + (size_t)row0 * op->col_size, pdata(m, op->pw, task), n,
+                               op->c, op->h, op->w, op->oc, op->k, op->pad, op->stride);
             break;
         case TR_OP_FC:
             tr_linear_backward(din, pgrad(m, op->pw, task), pgrad(m, op->pb, task), dout, in,
@@ -498,8 +481,7 @@ tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int
 
 tr_status tr_model_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
                              const float *feat, float *dfeat, const int32_t *y, const float *yf,
-                             float scale)
-{
+                             float scale) {
     TR_ASSERT(hrow0 + n <= m->max_head_rows);
     TR_ASSERT(task >= m->t0 && task < m->t0 + m->tn);
     int C = m->out_dim, H = m->head_hidden;
@@ -508,8 +490,8 @@ tr_status tr_model_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0
     float *h7 = NULL, *dh7 = NULL;
     if (H > 0) {
         h7 = m->h7 + (size_t)hrow0 * H;
-        tr_linear_forward(h7, feat, pdata(m, m->h7w, task), pdata(m, m->h7b, task), n,
-                          m->feat_dim, H);
+        tr_linear_forward(h7, feat, pdata(m, m->h7w, task), pdata(m, m->h7b, task), n, m->feat_dim,
+                          H);
         tr_relu_forward(h7, h7, (size_t)n * H);
         hin = h7;
         din = H;

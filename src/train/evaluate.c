@@ -8,15 +8,13 @@
 
 #include "trainer_internal.h"
 
-static void part(int64_t total, int parts, int index, int64_t *lo, int64_t *n)
-{
+static void part(int64_t total, int parts, int index, int64_t *lo, int64_t *n) {
     int64_t a = total * index / parts, b = total * (index + 1) / parts;
     *lo = a;
     *n = b - a;
 }
 
-static tr_status eval_multi_input(tr_trainer *tr, tr_split split, tr_task_stats *local)
-{
+static tr_status eval_multi_input(tr_trainer *tr, tr_split split, tr_task_stats *local) {
     tr_model *m = &tr->model;
     size_t ss = (size_t)tr->ds.sample_size;
     for (int j = 0; j < tr->tn; j++) {
@@ -31,15 +29,14 @@ static tr_status eval_multi_input(tr_trainer *tr, tr_split split, tr_task_stats 
             TR_CALL(tr_model_trunk_forward(m, &feat, t, j, 0, rows, sd->x + (size_t)first * ss,
                                            NULL, 0, 0));
             TR_CALL(tr_model_head_step(m, &local[t], t, 0, rows, feat, NULL,
-                                       sd->y ? sd->y + first : NULL,
-                                       sd->yf ? sd->yf + first : NULL, 0.0f));
+                                       sd->y ? sd->y + first : NULL, sd->yf ? sd->yf + first : NULL,
+                                       0.0f));
         }
     }
     return TR_OK;
 }
 
-static tr_status eval_shared_input(tr_trainer *tr, tr_split split, tr_task_stats *local)
-{
+static tr_status eval_shared_input(tr_trainer *tr, tr_split split, tr_task_stats *local) {
     tr_model *m = &tr->model;
     size_t ss = (size_t)tr->ds.sample_size;
     const tr_split_data *sd = &tr->ds.shared[split];
@@ -62,15 +59,13 @@ static tr_status eval_shared_input(tr_trainer *tr, tr_split split, tr_task_stats
                 if (sd->yf)
                     tr->yf[i] = sd->yf[(first + i) * tr->T + t];
             }
-            TR_CALL(tr_model_head_step(m, &local[t], t, 0, rows, feat, NULL, tr->y, tr->yf,
-                                       0.0f));
+            TR_CALL(tr_model_head_step(m, &local[t], t, 0, rows, feat, NULL, tr->y, tr->yf, 0.0f));
         }
     }
     return TR_OK;
 }
 
-tr_status tr_trainer_evaluate(tr_trainer *tr, tr_split split, tr_task_stats *stats)
-{
+tr_status tr_trainer_evaluate(tr_trainer *tr, tr_split split, tr_task_stats *stats) {
     int T = tr->T;
     memset(stats, 0, sizeof(*stats) * (size_t)T);
     if (tr->ds.setting == TR_SETTING_MULTI_INPUT)
@@ -94,15 +89,13 @@ tr_status tr_trainer_evaluate(tr_trainer *tr, tr_split split, tr_task_stats *sta
     return TR_OK;
 }
 
-double tr_task_metric(const tr_trainer *tr, const tr_task_stats *st)
-{
+double tr_task_metric(const tr_trainer *tr, const tr_task_stats *st) {
     if (st->count <= 0)
         return NAN;
     return tr->classification ? st->correct / st->count : st->loss_sum / st->count;
 }
 
-double tr_mean_metric(const tr_trainer *tr, const tr_task_stats *stats)
-{
+double tr_mean_metric(const tr_trainer *tr, const tr_task_stats *stats) {
     double s = 0.0;
     for (int t = 0; t < tr->T; t++)
         s += tr_task_metric(tr, &stats[t]);

@@ -12,8 +12,7 @@ static const char *const k_phase_names[TR_PHASE_COUNT] = {
     "data", "forward", "backward", "comm", "optimizer", "eval",
 };
 
-tr_status tr_report_open(tr_trainer *tr)
-{
+tr_status tr_report_open(tr_trainer *tr) {
     char path[TR_PATH_LEN + 32];
     snprintf(path, sizeof(path), "%s/config.ini", tr->run_dir);
     FILE *f = fopen(path, "w");
@@ -28,8 +27,9 @@ tr_status tr_report_open(tr_trainer *tr)
     tr->progress_tty = mode == TR_PROGRESS_ON || (mode == TR_PROGRESS_AUTO && isatty(2));
     if (!tr->opts.quiet) {
         const tr_grid *g = &tr->grid;
-        tr_log(TR_LOG_INFO, "%s on %s: %d task(s), %d rank(s) = %d replica(s) x %d shard(s), "
-                            "%lld steps (%lld per epoch), run directory %s",
+        tr_log(TR_LOG_INFO,
+               "%s on %s: %d task(s), %d rank(s) = %d replica(s) x %d shard(s), "
+               "%lld steps (%lld per epoch), run directory %s",
                tr_model_kind_str(tr->cfg->model_kind), tr->cfg->data_path, tr->T, g->size, g->R,
                g->S, (long long)tr->total_steps, (long long)tr->steps_per_epoch, tr->run_dir);
         for (int s = 0; s < g->S; s++)
@@ -40,15 +40,13 @@ tr_status tr_report_open(tr_trainer *tr)
     return TR_OK;
 }
 
-void tr_report_close(tr_trainer *tr)
-{
+void tr_report_close(tr_trainer *tr) {
     if (tr->metrics)
         fclose(tr->metrics);
     tr->metrics = NULL;
 }
 
-static void fmt_duration(char *buf, size_t n, double s)
-{
+static void fmt_duration(char *buf, size_t n, double s) {
     if (!isfinite(s) || s < 0)
         s = 0;
     int h = (int)(s / 3600), mi = (int)(fmod(s, 3600) / 60), se = (int)fmod(s, 60);
@@ -60,8 +58,7 @@ static void fmt_duration(char *buf, size_t n, double s)
         snprintf(buf, n, "%ds", se);
 }
 
-void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_line)
-{
+void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_line) {
     double rate = tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0;
     double per_step = step > 0 ? (tr_time_now() - tr->t_start) / (double)step : 0.0;
     char eta[32];
@@ -79,21 +76,19 @@ void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_lin
         int every = tr->cfg->log_every > 0 ? tr->cfg->log_every : 50;
         if (force_line || step % every == 0 || step == tr->total_steps)
             tr_log(TR_LOG_INFO, "epoch %lld/%lld step %lld/%lld loss %.4f %.0f samples/s ETA %s",
-                   (long long)epoch, (long long)epochs, (long long)step,
-                   (long long)tr->total_steps, loss, rate, eta);
+                   (long long)epoch, (long long)epochs, (long long)step, (long long)tr->total_steps,
+                   loss, rate, eta);
     }
 }
 
-static void json_array(FILE *f, const char *key, const double *v, int n)
-{
+static void json_array(FILE *f, const char *key, const double *v, int n) {
     fprintf(f, "\"%s\":[", key);
     for (int i = 0; i < n; i++)
         fprintf(f, isfinite(v[i]) ? "%s%.6g" : "%snull", i ? "," : "", v[i]);
     fprintf(f, "]");
 }
 
-static void json_phases(FILE *f, const tr_trainer *tr)
-{
+static void json_phases(FILE *f, const tr_trainer *tr) {
     fprintf(f, "\"phases_s\":{");
     for (int p = 0; p < TR_PHASE_COUNT; p++)
         fprintf(f, "%s\"%s\":%.6g", p ? "," : "", k_phase_names[p], tr->phase[p]);
@@ -106,8 +101,7 @@ static void json_phases(FILE *f, const tr_trainer *tr)
 }
 
 static void metrics_of(const tr_trainer *tr, const tr_task_stats *st, double *metric,
-                       double *loss)
-{
+                       double *loss) {
     for (int t = 0; t < tr->T; t++) {
         metric[t] = tr_task_metric(tr, &st[t]);
         loss[t] = st[t].count > 0 ? st[t].loss_sum / st[t].count : NAN;
@@ -115,8 +109,7 @@ static void metrics_of(const tr_trainer *tr, const tr_task_stats *st, double *me
 }
 
 void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_stats,
-                    const tr_task_stats *val, double lr)
-{
+                    const tr_task_stats *val, double lr) {
     if (!tr->metrics)
         return;
     double metric[TR_MAX_TASKS], loss[TR_MAX_TASKS];
@@ -136,7 +129,9 @@ void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_sta
     fprintf(f, ",");
     snprintf(key, sizeof(key), "val_%s", mname);
     json_array(f, key, metric, tr->T);
-    fprintf(f, ",\"val_mean\":%.6g,\"train_samples_per_s\":%.6g,\"train_seconds\":%.6g,\"elapsed_s\":%.6g,",
+    fprintf(f,
+            ",\"val_mean\":%.6g,\"train_samples_per_s\":%.6g,\"train_seconds\":%.6g,\"elapsed_s\":%"
+            ".6g,",
             tr_mean_metric(tr, val),
             tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0,
             tr->train_seconds, tr_time_now() - tr->t_start);
@@ -148,8 +143,7 @@ void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_sta
                tr_mean_metric(tr, val));
 }
 
-void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test)
-{
+void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test) {
     if (!tr->metrics)
         return;
     double metric[TR_MAX_TASKS], loss[TR_MAX_TASKS];
@@ -174,27 +168,26 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
         fprintf(f, ",");
         json_array(f, "test_mae", mae, tr->T);
     }
-    fprintf(f, ",\"val_mean\":%.6g,\"test_mean\":%.6g,\"train_samples_per_s\":%.6g,"
-               "\"train_seconds\":%.6g,\"elapsed_s\":%.6g,\"ranks\":%d,\"replicas\":%d,\"shards\":%d,",
+    fprintf(f,
+            ",\"val_mean\":%.6g,\"test_mean\":%.6g,\"train_samples_per_s\":%.6g,"
+            "\"train_seconds\":%.6g,\"elapsed_s\":%.6g,\"ranks\":%d,\"replicas\":%d,\"shards\":%d,",
             tr_mean_metric(tr, val), tr_mean_metric(tr, test),
             tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0,
-            tr->train_seconds, tr_time_now() - tr->t_start, tr->grid.size, tr->grid.R,
-            tr->grid.S);
+            tr->train_seconds, tr_time_now() - tr->t_start, tr->grid.size, tr->grid.R, tr->grid.S);
     json_phases(f, tr);
     fprintf(f, "}\n");
     fflush(f);
 }
 
 void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test,
-                     double seconds)
-{
+                     double seconds) {
     const char *mname = tr->classification ? "acc" : "mse";
     printf("\n%-16s %-14s %10s %10s\n", "task", "kind", tr->classification ? "val acc" : "val mse",
            tr->classification ? "test acc" : "test mse");
     for (int t = 0; t < tr->T; t++)
         printf("%-16s %-14s %10.4f %10.4f\n", tr->ds.tasks[t].name,
-               tr->classification ? "classification" : "regression",
-               tr_task_metric(tr, &val[t]), tr_task_metric(tr, &test[t]));
+               tr->classification ? "classification" : "regression", tr_task_metric(tr, &val[t]),
+               tr_task_metric(tr, &test[t]));
     printf("%-16s %-14s %10.4f %10.4f\n", "mean", "", tr_mean_metric(tr, val),
            tr_mean_metric(tr, test));
     char dur[32];

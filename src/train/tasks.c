@@ -7,8 +7,7 @@
 
 #include "trainer_internal.h"
 
-static tr_status parse_spec(const tr_dataset *ds, const char *spec, int *sel, int *nsel)
-{
+static tr_status parse_spec(const tr_dataset *ds, const char *spec, int *sel, int *nsel) {
     *nsel = 0;
     char *end;
     long count = strtol(spec, &end, 10);
@@ -27,19 +26,16 @@ static tr_status parse_spec(const tr_dataset *ds, const char *spec, int *sel, in
         for (int t = 0; t < ds->T; t++)
             if (strcmp(ds->tasks[t].name, tok) == 0)
                 found = t;
-        TR_CHECK(found >= 0, TR_ERR_CONFIG, "data.tasks: the dataset has no task named '%s'",
-                 tok);
+        TR_CHECK(found >= 0, TR_ERR_CONFIG, "data.tasks: the dataset has no task named '%s'", tok);
         for (int i = 0; i < *nsel; i++)
-            TR_CHECK(sel[i] != found, TR_ERR_CONFIG, "data.tasks: task '%s' is listed twice",
-                     tok);
+            TR_CHECK(sel[i] != found, TR_ERR_CONFIG, "data.tasks: task '%s' is listed twice", tok);
         sel[(*nsel)++] = found;
     }
     TR_CHECK(*nsel > 0, TR_ERR_CONFIG, "data.tasks = '%s' selects no task", spec);
     return TR_OK;
 }
 
-tr_status tr_dataset_select_tasks(tr_dataset *ds, const char *spec)
-{
+tr_status tr_dataset_select_tasks(tr_dataset *ds, const char *spec) {
     if (!spec || !spec[0])
         return TR_OK;
     int sel[TR_MAX_TASKS], nsel;

@@ -25,7 +25,7 @@ typedef struct {
 } event;
 
 struct tr_timeline {
-    event *ev;     /* (capacity) ring; event k (0-based, in add order) is ev[k % capacity] */
+    event *ev; /* (capacity) ring; event k (0-based, in add order) is ev[k % capacity] */
     int capacity;
     int64_t added; /* events ever added */
 };
@@ -45,9 +45,9 @@ enum { HDR_CLOCK, HDR_NREC, HDR_NSTR, HDR_DROPPED, HDR_LEN };
 
 typedef struct {
     /* every rank */
-    wire_rec *send;    /* (nsend) */
+    wire_rec *send; /* (nsend) */
     int nsend;
-    char *strtab;      /* (nstr) NUL-terminated names back to back */
+    char *strtab; /* (nstr) NUL-terminated names back to back */
     int nstr;
     const char **uniq; /* (nuniq) distinct names, while packing */
     int *uniq_off;     /* (nuniq) their offsets in strtab */
@@ -62,8 +62,7 @@ typedef struct {
     int *scount, *sdispl; /* (P) in bytes */
 } write_ctx;
 
-tr_status tr_timeline_create(tr_timeline **tl, int capacity)
-{
+tr_status tr_timeline_create(tr_timeline **tl, int capacity) {
     *tl = NULL;
     TR_CHECK(capacity >= 1, TR_ERR_CONFIG, "timeline capacity must be >= 1 (got %d)", capacity);
     tr_timeline *t = tr_calloc(1, sizeof(*t));
@@ -78,16 +77,14 @@ tr_status tr_timeline_create(tr_timeline **tl, int capacity)
     return TR_OK;
 }
 
-void tr_timeline_free(tr_timeline *tl)
-{
+void tr_timeline_free(tr_timeline *tl) {
     if (tl == NULL)
         return;
     tr_free(tl->ev);
     tr_free(tl);
 }
 
-void tr_timeline_add(tr_timeline *tl, const char *name, double t0, double t1, int64_t step)
-{
+void tr_timeline_add(tr_timeline *tl, const char *name, double t0, double t1, int64_t step) {
     if (tl == NULL)
         return;
     event *e = &tl->ev[tl->added % tl->capacity];
@@ -98,15 +95,13 @@ void tr_timeline_add(tr_timeline *tl, const char *name, double t0, double t1, in
     tl->added++;
 }
 
-int tr_timeline_count(const tr_timeline *tl)
-{
+int tr_timeline_count(const tr_timeline *tl) {
     if (tl == NULL)
         return 0;
     return tl->added < tl->capacity ? (int)tl->added : tl->capacity;
 }
 
-int64_t tr_timeline_dropped(const tr_timeline *tl)
-{
+int64_t tr_timeline_dropped(const tr_timeline *tl) {
     return tl == NULL ? 0 : tl->added - tr_timeline_count(tl);
 }
 
@@ -114,8 +109,7 @@ int64_t tr_timeline_dropped(const tr_timeline *tl)
 
 /* Offset of `name` in the table being built, adding it if new. Few distinct
  * names (one per phase), so a linear search over them is the cheap option. */
-static tr_status name_offset(write_ctx *c, const char *name, int *off)
-{
+static tr_status name_offset(write_ctx *c, const char *name, int *off) {
     for (int i = 0; i < c->nuniq; i++)
         if (c->uniq[i] == name || strcmp(c->uniq[i], name) == 0) {
             *off = c->uniq_off[i];
@@ -129,8 +123,7 @@ static tr_status name_offset(write_ctx *c, const char *name, int *off)
     return TR_OK;
 }
 
-static tr_status pack_local(write_ctx *c, const tr_timeline *tl)
-{
+static tr_status pack_local(write_ctx *c, const tr_timeline *tl) {
     int n = tr_timeline_count(tl);
     c->dropped = tr_timeline_dropped(tl);
     TR_ALLOC(c->send, (size_t)n, "packed timeline events");
@@ -155,8 +148,7 @@ static tr_status pack_local(write_ctx *c, const tr_timeline *tl)
 
 /* ---- rank 0 --------------------------------------------------------------- */
 
-static tr_status alloc_root(write_ctx *c, int P)
-{
+static tr_status alloc_root(write_ctx *c, int P) {
     TR_ALLOC(c->rcount, P, "timeline receive counts");
     TR_ALLOC(c->rdispl, P, "timeline receive offsets");
     TR_ALLOC(c->scount, P, "timeline name counts");
@@ -179,8 +171,7 @@ static tr_status alloc_root(write_ctx *c, int P)
 }
 
 /* Start time ascending; on ties the longer (enclosing) event first. */
-static int cmp_rec(const void *pa, const void *pb)
-{
+static int cmp_rec(const void *pa, const void *pb) {
     const wire_rec *a = pa, *b = pb;
     if (a->t0 != b->t0)
         return a->t0 < b->t0 ? -1 : 1;
@@ -192,8 +183,7 @@ static int cmp_rec(const void *pa, const void *pb)
     return (a->name > b->name) - (a->name < b->name);
 }
 
-static void put_json_string(FILE *f, const char *s)
-{
+static void put_json_string(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\')
@@ -206,15 +196,18 @@ static void put_json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void put_events(FILE *f, const write_ctx *c, int P)
-{
+static void put_events(FILE *f, const write_ctx *c, int P) {
     fputs("{\"traceEvents\":[\n", f);
     fputs("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"args\":{\"name\":\"taskrel\"}}", f);
     for (int r = 0; r < P; r++) {
-        fprintf(f, ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%d,"
-                   "\"args\":{\"name\":\"rank %d\"}}", r, r);
-        fprintf(f, ",\n{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":0,\"tid\":%d,"
-                   "\"args\":{\"sort_index\":%d}}", r, r);
+        fprintf(f,
+                ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":%d,"
+                "\"args\":{\"name\":\"rank %d\"}}",
+                r, r);
+        fprintf(f,
+                ",\n{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":0,\"tid\":%d,"
+                "\"args\":{\"sort_index\":%d}}",
+                r, r);
     }
     /* Each rank's times shifted onto rank 0's clock, then made relative to the
      * earliest start, so ts >= 0 (the earliest is exactly 0). */
@@ -242,20 +235,21 @@ static void put_events(FILE *f, const write_ctx *c, int P)
     int64_t dropped = 0;
     for (int r = 0; r < P; r++)
         dropped += (int64_t)c->hdr[r * HDR_LEN + HDR_DROPPED];
-    fprintf(f, "\n],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":{\"ranks\":%d,"
-               "\"dropped_events\":%lld,\"dropped_per_rank\":[", P, (long long)dropped);
+    fprintf(f,
+            "\n],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":{\"ranks\":%d,"
+            "\"dropped_events\":%lld,\"dropped_per_rank\":[",
+            P, (long long)dropped);
     for (int r = 0; r < P; r++)
         fprintf(f, "%s%lld", r ? "," : "", (long long)c->hdr[r * HDR_LEN + HDR_DROPPED]);
     fputs("]}}\n", f);
 }
 
-static tr_status write_root(write_ctx *c, int P, const char *path)
-{
+static tr_status write_root(write_ctx *c, int P, const char *path) {
     TR_CHECK(path != NULL, TR_ERR_INTERNAL, "tr_timeline_write: path is NULL on rank 0");
     /* Offsets come from another rank: check them before printing names. */
     for (int r = 0; r < P; r++) {
-        TR_ASSERT(c->rcount[r] == 0 || (c->scount[r] > 0 &&
-                                        c->rstr[c->sdispl[r] + c->scount[r] - 1] == '\0'));
+        TR_ASSERT(c->rcount[r] == 0 ||
+                  (c->scount[r] > 0 && c->rstr[c->sdispl[r] + c->scount[r] - 1] == '\0'));
         for (int i = 0; i < c->rcount[r]; i++)
             TR_ASSERT(c->recv[c->rdispl[r] + i].name >= 0 &&
                       c->recv[c->rdispl[r] + i].name < c->scount[r]);
@@ -279,8 +273,7 @@ static tr_status write_root(write_ctx *c, int P, const char *path)
 
 /* Every rank returns the same status: the largest any rank had. A rank that
  * did not fail raises it with a message naming the file. */
-static tr_status agree(MPI_Comm comm, tr_status local, const char *path)
-{
+static tr_status agree(MPI_Comm comm, tr_status local, const char *path) {
     int mine = (int)local, worst = (int)local;
     TR_MPI(MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, comm));
     if (worst == TR_OK)
@@ -292,8 +285,7 @@ static tr_status agree(MPI_Comm comm, tr_status local, const char *path)
     return (tr_status)worst;
 }
 
-static tr_status write_collective(write_ctx *c, tr_timeline *tl, MPI_Comm comm, const char *path)
-{
+static tr_status write_collective(write_ctx *c, tr_timeline *tl, MPI_Comm comm, const char *path) {
     int rank, P;
     TR_MPI(MPI_Comm_rank(comm, &rank));
     TR_MPI(MPI_Comm_size(comm, &P));
@@ -321,18 +313,17 @@ static tr_status write_collective(write_ctx *c, tr_timeline *tl, MPI_Comm comm, 
 
     TR_MPI(MPI_Type_contiguous((int)sizeof(wire_rec), MPI_BYTE, &c->rec_type));
     TR_MPI(MPI_Type_commit(&c->rec_type));
-    TR_MPI(MPI_Gatherv(c->send, c->nsend, c->rec_type, c->recv, c->rcount, c->rdispl,
-                       c->rec_type, 0, comm));
-    TR_MPI(MPI_Gatherv(c->strtab, c->nstr, MPI_CHAR, c->rstr, c->scount, c->sdispl, MPI_CHAR,
+    TR_MPI(MPI_Gatherv(c->send, c->nsend, c->rec_type, c->recv, c->rcount, c->rdispl, c->rec_type,
                        0, comm));
+    TR_MPI(MPI_Gatherv(c->strtab, c->nstr, MPI_CHAR, c->rstr, c->scount, c->sdispl, MPI_CHAR, 0,
+                       comm));
     if (rank == 0)
         st = write_root(c, P, path);
     TR_CALL(agree(comm, st, path));
     return TR_OK;
 }
 
-tr_status tr_timeline_write(tr_timeline *tl, MPI_Comm comm, const char *path)
-{
+tr_status tr_timeline_write(tr_timeline *tl, MPI_Comm comm, const char *path) {
     write_ctx c = {.rec_type = MPI_DATATYPE_NULL};
     tr_status st = write_collective(&c, tl, comm, path);
     if (c.rec_type != MPI_DATATYPE_NULL)

@@ -26,35 +26,35 @@ typedef enum {
 typedef struct {
     const tr_config *cfg;
     tr_train_opts opts;
-    int eval_only;             /* tr_eval_run: no run directory, no training */
+    int eval_only; /* tr_eval_run: no run directory, no training */
     tr_grid grid;
     tr_dataset ds;
     tr_model model;
     tr_optimizer opt;
     int T, t0, tn;
-    int B;                     /* global batch: per task (multi-input) or total (shared) */
+    int B; /* global batch: per task (multi-input) or total (shared) */
     int64_t steps_per_epoch, total_steps;
-    int64_t step;              /* the step being taken (dropout keys) */
+    int64_t step; /* the step being taken (dropout keys) */
     float task_weight[TR_MAX_TASKS];
     /* batch assembly */
-    int32_t *perm;             /* (tn, max n) multi-input or (n) shared-input */
+    int32_t *perm; /* (tn, max n) multi-input or (n) shared-input */
     int64_t perm_stride;
     int64_t perm_epoch;
-    float *x;                  /* (max_rows, in_size) */
-    int64_t *ids;              /* (max_rows) */
-    int32_t *y;                /* (max_head_rows) */
-    float *yf;                 /* (max_head_rows) */
-    float *dfeat;              /* (max_rows, feat_dim) */
-    float *feat_all;           /* shared-input: (replica rows, feat_dim) gathered features */
-    float *dfeat_all;          /* shared-input: (replica rows, feat_dim) */
+    float *x;         /* (max_rows, in_size) */
+    int64_t *ids;     /* (max_rows) */
+    int32_t *y;       /* (max_head_rows) */
+    float *yf;        /* (max_head_rows) */
+    float *dfeat;     /* (max_rows, feat_dim) */
+    float *feat_all;  /* shared-input: (replica rows, feat_dim) gathered features */
+    float *dfeat_all; /* shared-input: (replica rows, feat_dim) */
     int seg_off[TR_MAX_TASKS], seg_n[TR_MAX_TASKS]; /* per local task rows */
-    int rows;                  /* trunk rows this step */
-    int rep_lo, rep_n;         /* shared-input: replica part of the global batch */
-    int my_lo, my_n;           /* shared-input: this rank's sub-slice */
+    int rows;                                       /* trunk rows this step */
+    int rep_lo, rep_n;                  /* shared-input: replica part of the global batch */
+    int my_lo, my_n;                    /* shared-input: this rank's sub-slice */
     int *gather_counts, *gather_displs; /* shared-input, in floats, per replica_comm rank */
     int max_rows, max_head_rows, eval_chunk;
     /* statistics */
-    double *scalars;           /* fused buffer: 3T sums + 2 flags */
+    double *scalars; /* fused buffer: 3T sums + 2 flags */
     double phase[TR_PHASE_COUNT];
     double train_seconds;
     int64_t samples;
@@ -65,11 +65,20 @@ typedef struct {
     int classification;
     /* output */
     char run_dir[TR_PATH_LEN];
-    FILE *metrics;             /* rank 0 */
+    FILE *metrics; /* rank 0 */
     int progress_tty;
     struct tr_timeline *timeline; /* per-rank phase events -> timeline.json */
     double t_start;
 } tr_trainer;
+
+/* setup.c */
+tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
+                          const tr_train_opts *opts);
+void tr_trainer_free(tr_trainer *tr);
+/* Training examples of task t (shared-input: of every task). */
+int64_t tr_task_n(const tr_trainer *tr, int t, tr_split s);
+/* Rows [lo, lo+n) of part `index` of a contiguous split of `total` into `parts`. */
+void tr_part_range(int total, int parts, int index, int *lo, int *n);
 
 /* evaluate.c: per-task stats on a split, summed over world. Collective. */
 tr_status tr_trainer_evaluate(tr_trainer *tr, tr_split split, tr_task_stats *stats);

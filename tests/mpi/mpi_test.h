@@ -10,8 +10,7 @@
 #include <stdio.h>
 
 /* 1 on every rank iff cond held on every rank; prints the failing ranks. */
-static inline int mpi_all(int cond, const char *what)
-{
+static inline int mpi_all(int cond, const char *what) {
     int ok = cond ? 1 : 0, all = 0, rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);

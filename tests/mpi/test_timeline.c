@@ -50,8 +50,7 @@ typedef struct {
 
 static parsed_trace g_trace; /* rank 0 only */
 
-static int field_num(const char *line, const char *key, double *out)
-{
+static int field_num(const char *line, const char *key, double *out) {
     const char *p = strstr(line, key);
     if (p == NULL)
         return 0;
@@ -60,8 +59,7 @@ static int field_num(const char *line, const char *key, double *out)
     return end != p + strlen(key);
 }
 
-static void parse_x_line(parsed_trace *t, const char *line)
-{
+static void parse_x_line(parsed_trace *t, const char *line) {
     parsed_event *e = &t->ev[t->nev];
     const char *b = strstr(line, "{\"name\":\"");
     const char *q = strstr(line, "\",\"ph\":\"X\"");
@@ -80,8 +78,7 @@ static void parse_x_line(parsed_trace *t, const char *line)
 }
 
 /* Just enough for the writer's own one-event-per-line output. */
-static int parse_trace(const char *path, parsed_trace *t)
-{
+static int parse_trace(const char *path, parsed_trace *t) {
     memset(t, 0, sizeof(*t));
     t->ranks = -1;
     t->dropped = -1;
@@ -115,8 +112,7 @@ static int parse_trace(const char *path, parsed_trace *t)
 }
 
 /* Rank 0 writes and reads g_path; its verdict is agreed on over all ranks. */
-static int check_common(const parsed_trace *t, int expect_x, long long expect_dropped)
-{
+static int check_common(const parsed_trace *t, int expect_x, long long expect_dropped) {
     int ok = t->bad_lines == 0 && t->process_names == 1 && t->ranks == g_size &&
              t->dropped == expect_dropped && t->nev == expect_x;
     for (int r = 0; r < MAX_RANKS; r++)
@@ -132,8 +128,7 @@ static int check_common(const parsed_trace *t, int expect_x, long long expect_dr
 }
 
 /* Events of rank r in file order. */
-static int rank_events(const parsed_trace *t, int r, const parsed_event **out, int max)
-{
+static int rank_events(const parsed_trace *t, int r, const parsed_event **out, int max) {
     int n = 0;
     for (int i = 0; i < t->nev; i++)
         if (t->ev[i].tid == r && n < max)
@@ -144,13 +139,11 @@ static int rank_events(const parsed_trace *t, int r, const parsed_event **out, i
 static const char *const k_names[4] = {"data", "forward", "backward", "optimizer"};
 
 /* Synthetic event i of rank r: starts 10 ms apart, lasts 1000 + 250 i + 10 r us. */
-static double synth_dur_us(int r, int i)
-{
+static double synth_dur_us(int r, int i) {
     return 1000.0 + 250.0 * i + 10.0 * r;
 }
 
-static int check_gather_rank(const parsed_trace *t, int r)
-{
+static int check_gather_rank(const parsed_trace *t, int r) {
     int K = 4 + r;
     const parsed_event *e[64];
     int n = rank_events(t, r, e, 64), ok = n == K + 2;
@@ -173,8 +166,7 @@ static int check_gather_rank(const parsed_trace *t, int r)
     return ok;
 }
 
-static void test_gather(void **state)
-{
+static void test_gather(void **state) {
     tr_timeline *tl;
     MPI_ASSERT(tr_timeline_create(&tl, 64) == TR_OK);
     double tb0 = tr_time_now(), tb1;
@@ -208,8 +200,7 @@ static void test_gather(void **state)
     tr_timeline_free(tl);
 }
 
-static void test_capacity_dropped(void **state)
-{
+static void test_capacity_dropped(void **state) {
     tr_timeline *tl;
     MPI_ASSERT(tr_timeline_create(&tl, 3) == TR_OK);
     int n = 5 + g_rank;
@@ -240,8 +231,7 @@ static void test_capacity_dropped(void **state)
     tr_timeline_free(tl);
 }
 
-static void test_unwritable_path(void **state)
-{
+static void test_unwritable_path(void **state) {
     const char *bad = "/nonexistent/dir/x.json";
     tr_timeline *tl;
     MPI_ASSERT(tr_timeline_create(&tl, 8) == TR_OK);
@@ -262,8 +252,7 @@ static void test_unwritable_path(void **state)
     tr_timeline_free(tl);
 }
 
-static void test_null_and_bad_events(void **state)
-{
+static void test_null_and_bad_events(void **state) {
     tr_timeline_add(NULL, "forward", 1.0, 2.0, 3);
     tr_timeline_free(NULL);
     MPI_ASSERT(tr_timeline_count(NULL) == 0 && tr_timeline_dropped(NULL) == 0);
@@ -294,8 +283,7 @@ static void test_null_and_bad_events(void **state)
     tr_timeline_free(tl);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);

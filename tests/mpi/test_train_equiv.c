@@ -30,8 +30,7 @@
 static char g_dir[256];
 static int g_rank, g_size;
 
-static void build_data(void)
-{
+static void build_data(void) {
     if (g_rank == 0) {
         snprintf(g_dir, sizeof(g_dir), "/tmp/taskrel-mpitest-%d", (int)getpid());
         mkdir(g_dir, 0755);
@@ -70,8 +69,7 @@ static void build_data(void)
         MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
-static void make_config(tr_config *c, const char *data, tr_model_kind kind, int batchnorm)
-{
+static void make_config(tr_config *c, const char *data, tr_model_kind kind, int batchnorm) {
     tr_config_default(c);
     snprintf(c->data_path, sizeof(c->data_path), "%s/%s", g_dir, data);
     c->model_kind = kind;
@@ -95,8 +93,7 @@ static void make_config(tr_config *c, const char *data, tr_model_kind kind, int 
     }
 }
 
-static tr_status run(const tr_config *c, MPI_Comm comm, tr_train_result *res, const char *tag)
-{
+static tr_status run(const tr_config *c, MPI_Comm comm, tr_train_result *res, const char *tag) {
     char dir[512];
     snprintf(dir, sizeof(dir), "%s/run-%s-%d", g_dir, tag, g_rank);
     int crank;
@@ -111,8 +108,7 @@ static tr_status run(const tr_config *c, MPI_Comm comm, tr_train_result *res, co
     return st;
 }
 
-static double max_rel_diff(const double *a, const double *b, size_t n)
-{
+static double max_rel_diff(const double *a, const double *b, size_t n) {
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs(a[i] - b[i]) / fmax(fabs(b[i]), 1e-12);
@@ -123,8 +119,7 @@ static double max_rel_diff(const double *a, const double *b, size_t n)
 }
 
 /* The reference: rank 0 runs alone on MPI_COMM_SELF, losses broadcast. */
-static void reference(const tr_config *c, double *losses, int *T, const char *tag)
-{
+static void reference(const tr_config *c, double *losses, int *T, const char *tag) {
     int ok = 1;
     if (g_rank == 0) {
         tr_train_result r;
@@ -143,7 +138,9 @@ static void reference(const tr_config *c, double *losses, int *T, const char *ta
     MPI_Bcast(losses, STEPS * *T, MPI_DOUBLE, 0, MPI_COMM_WORLD);
 }
 
-static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
+static int64_t pad16(int64_t n) {
+    return (n + 15) / 16 * 16;
+}
 
 /* Analytic bytes moved by this rank's collectives for the mlp model:
  *   trunk all-reduce over world   = the shared tensors (padded arena range)
@@ -151,12 +148,11 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
  *   features over replica_comm    = (my rows + replica rows) x feature width
  * once per step each, and nothing where the communicator has one rank. */
 static void check_volume(const tr_config *c, const tr_train_result *r, int S, int T,
-                         int shared_input, int in_dim)
-{
+                         int shared_input, int in_dim) {
     int R = g_size / S, s = g_rank % S;
     int stl = c->model_kind == TR_MODEL_STL;
     int t0 = T * s / S, tn = T * (s + 1) / S - t0; /* equal costs: balanced blocks */
-    int64_t trunk = 0, din = in_dim; /* floats of one copy of the trunk */
+    int64_t trunk = 0, din = in_dim;               /* floats of one copy of the trunk */
     for (int i = 0; i < c->mlp_layers; i++) {
         int64_t h = c->mlp_hidden[i];
         trunk += pad16(din * h) + (c->batchnorm ? 2 * pad16(h) : pad16(h)); /* BN: no bias */
@@ -202,8 +198,7 @@ static void check_volume(const tr_config *c, const tr_train_result *r, int S, in
     MPI_ASSERT(sc->bytes == (g_size > 1 ? steps * (4 * T + 2) * 8 : 0));
 }
 
-static void check_setting(const char *data, tr_model_kind kind, int shared_input, int bn)
-{
+static void check_setting(const char *data, tr_model_kind kind, int shared_input, int bn) {
     char tag[64];
     snprintf(tag, sizeof(tag), "%s-%s-bn%d", data, tr_model_kind_str(kind), bn);
     tr_config c;
@@ -238,23 +233,40 @@ static void check_setting(const char *data, tr_model_kind kind, int shared_input
     }
 }
 
-static void test_multi_input_hps(void **s) { (void)s; check_setting("multi.h5", TR_MODEL_HPS, 0, 0); }
-static void test_multi_input_hps_bn(void **s) { (void)s; check_setting("multi.h5", TR_MODEL_HPS, 0, 1); }
-static void test_multi_input_stl(void **s) { (void)s; check_setting("multi.h5", TR_MODEL_STL, 0, 0); }
-static void test_shared_input_hps(void **s) { (void)s; check_setting("shared.h5", TR_MODEL_HPS, 1, 0); }
-static void test_shared_input_hps_bn(void **s) { (void)s; check_setting("shared.h5", TR_MODEL_HPS, 1, 1); }
-static void test_shared_input_stl(void **s) { (void)s; check_setting("shared.h5", TR_MODEL_STL, 1, 0); }
+static void test_multi_input_hps(void **s) {
+    (void)s;
+    check_setting("multi.h5", TR_MODEL_HPS, 0, 0);
+}
+static void test_multi_input_hps_bn(void **s) {
+    (void)s;
+    check_setting("multi.h5", TR_MODEL_HPS, 0, 1);
+}
+static void test_multi_input_stl(void **s) {
+    (void)s;
+    check_setting("multi.h5", TR_MODEL_STL, 0, 0);
+}
+static void test_shared_input_hps(void **s) {
+    (void)s;
+    check_setting("shared.h5", TR_MODEL_HPS, 1, 0);
+}
+static void test_shared_input_hps_bn(void **s) {
+    (void)s;
+    check_setting("shared.h5", TR_MODEL_HPS, 1, 1);
+}
+static void test_shared_input_stl(void **s) {
+    (void)s;
+    check_setting("shared.h5", TR_MODEL_STL, 1, 0);
+}
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     tr_log_init(g_rank, TR_LOG_WARN);
     build_data();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_multi_input_hps),  cmocka_unit_test(test_multi_input_hps_bn),
-        cmocka_unit_test(test_multi_input_stl),  cmocka_unit_test(test_shared_input_hps),
+        cmocka_unit_test(test_multi_input_hps),     cmocka_unit_test(test_multi_input_hps_bn),
+        cmocka_unit_test(test_multi_input_stl),     cmocka_unit_test(test_shared_input_hps),
         cmocka_unit_test(test_shared_input_hps_bn), cmocka_unit_test(test_shared_input_stl),
     };
     int rc = cmocka_run_group_tests_name("train_equiv", tests, NULL, NULL);

@@ -16,8 +16,7 @@
 #include "taskrel/core.h"
 #include "taskrel/params.h"
 
-static void test_exit_codes(void **state)
-{
+static void test_exit_codes(void **state) {
     (void)state;
     assert_int_equal(tr_status_exit_code(TR_OK), 0);
     assert_int_equal(tr_status_exit_code(TR_ERR_USAGE), 2);
@@ -31,20 +30,17 @@ static void test_exit_codes(void **state)
         assert_non_null(tr_status_str((tr_status)s));
 }
 
-static tr_status inner(int x)
-{
+static tr_status inner(int x) {
     TR_CHECK(x > 0, TR_ERR_CONFIG, "x must be positive, got %d", x);
     return TR_OK;
 }
 
-static tr_status outer(int x)
-{
+static tr_status outer(int x) {
     TR_CALL(inner(x));
     return TR_OK;
 }
 
-static void test_error_propagation(void **state)
-{
+static void test_error_propagation(void **state) {
     (void)state;
     tr_error_clear();
     assert_int_equal(outer(1), TR_OK);
@@ -60,8 +56,7 @@ static void test_error_propagation(void **state)
     assert_int_equal(tr_error_status(), TR_OK);
 }
 
-static void test_rng_deterministic_and_keyed(void **state)
-{
+static void test_rng_deterministic_and_keyed(void **state) {
     (void)state;
     tr_rng a, b, c, d;
     tr_rng_init(&a, 42, TR_RNG_TEST, 7);
@@ -79,8 +74,7 @@ static void test_rng_deterministic_and_keyed(void **state)
 }
 
 /* A draw's value depends only on its key and position (counter-based). */
-static void test_rng_random_access(void **state)
-{
+static void test_rng_random_access(void **state) {
     (void)state;
     tr_rng r;
     tr_rng_init(&r, 9, TR_RNG_DROPOUT, 123456789012ull);
@@ -88,8 +82,7 @@ static void test_rng_random_access(void **state)
         assert_true(tr_rng_uniform(&r) == tr_rng_uniform_at(9, TR_RNG_DROPOUT, 123456789012ull, k));
 }
 
-static void test_rng_moments(void **state)
-{
+static void test_rng_moments(void **state) {
     (void)state;
     tr_rng r;
     tr_rng_init(&r, 1, TR_RNG_TEST, 0);
@@ -117,8 +110,7 @@ static void test_rng_moments(void **state)
         assert_true(abs(counts[k] - 10000) < 500); /* 5 sigma = 463 */
 }
 
-static void test_permutation(void **state)
-{
+static void test_permutation(void **state) {
     (void)state;
     enum { N = 1000 };
     int32_t p[N], q[N];
@@ -138,8 +130,7 @@ static void test_permutation(void **state)
     assert_true(memcmp(p, q, sizeof(p)) != 0);
 }
 
-static void test_params_layout(void **state)
-{
+static void test_params_layout(void **state) {
     (void)state;
     tr_params p;
     tr_params_init(&p);
@@ -171,8 +162,7 @@ static void test_params_layout(void **state)
     tr_params_free(&p); /* no-op on a freed (zeroed) struct */
 }
 
-static void test_params_domain_contiguity(void **state)
-{
+static void test_params_domain_contiguity(void **state) {
     (void)state;
     tr_params p;
     tr_params_init(&p);
@@ -187,8 +177,7 @@ static void test_params_domain_contiguity(void **state)
     tr_params_free(&p);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_error_propagation),

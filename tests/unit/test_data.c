@@ -27,8 +27,7 @@
 
 static char g_dir[256];
 
-static const char *tmp_path(const char *name)
-{
+static const char *tmp_path(const char *name) {
     static char buf[4][512];
     static int k = 0;
     k = (k + 1) % 4;
@@ -36,31 +35,27 @@ static const char *tmp_path(const char *name)
     return buf[k];
 }
 
-static int fashion_available(void)
-{
+static int fashion_available(void) {
     return access(FASHION_DIR "/train-images-idx3-ubyte.gz", R_OK) == 0 &&
            access(FASHION_DIR "/t10k-images-idx3-ubyte.gz", R_OK) == 0;
 }
 
 /* Load path, asserting success. */
-static void load_ok(tr_dataset *ds, const char *path)
-{
+static void load_ok(tr_dataset *ds, const char *path) {
     tr_error_clear();
     tr_status s = tr_dataset_load(ds, path);
     if (s != TR_OK)
         fail_msg("loading %s: %s", path, tr_error_message());
 }
 
-static void build_ok(tr_status (*build)(const tr_builder_opts *), const tr_builder_opts *o)
-{
+static void build_ok(tr_status (*build)(const tr_builder_opts *), const tr_builder_opts *o) {
     tr_error_clear();
     tr_status s = build(o);
     if (s != TR_OK)
         fail_msg("building %s: %s", o->out, tr_error_message());
 }
 
-static int split_equal(const tr_split_data *a, const tr_split_data *b, int64_t ss, int cols)
-{
+static int split_equal(const tr_split_data *a, const tr_split_data *b, int64_t ss, int cols) {
     if (a->n != b->n || !a->y != !b->y || !a->yf != !b->yf)
         return 0;
     if (a->n == 0)
@@ -75,8 +70,7 @@ static int split_equal(const tr_split_data *a, const tr_split_data *b, int64_t s
 }
 
 /* Byte-equal datasets (structure and every array). */
-static int ds_equal(const tr_dataset *a, const tr_dataset *b)
-{
+static int ds_equal(const tr_dataset *a, const tr_dataset *b) {
     if (a->setting != b->setting || a->T != b->T || a->ndim != b->ndim ||
         a->sample_size != b->sample_size || memcmp(a->dims, b->dims, sizeof(a->dims)) != 0)
         return 0;
@@ -99,8 +93,7 @@ static int ds_equal(const tr_dataset *a, const tr_dataset *b)
 }
 
 /* Expect TR_ERR_DATA from loading path, with `needle` in the message. */
-static void expect_load_error(const char *path, const char *needle)
-{
+static void expect_load_error(const char *path, const char *needle) {
     tr_dataset ds;
     tr_error_clear();
     tr_status s = tr_dataset_load(&ds, path);
@@ -116,8 +109,7 @@ static void expect_load_error(const char *path, const char *needle)
 /* ---- IDX ---------------------------------------------------------------------- */
 
 static void write_idx(const char *path, int gz, const uint8_t *head, size_t hlen,
-                      const uint8_t *data, size_t n)
-{
+                      const uint8_t *data, size_t n) {
     if (gz) {
         gzFile f = gzopen(path, "wb");
         assert_non_null(f);
@@ -135,8 +127,7 @@ static void write_idx(const char *path, int gz, const uint8_t *head, size_t hlen
     }
 }
 
-static void test_idx_read(void **state)
-{
+static void test_idx_read(void **state) {
     (void)state;
     const uint8_t head[] = {0, 0, 0x08, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4};
     uint8_t data[24];
@@ -183,8 +174,7 @@ static void test_idx_read(void **state)
 
 /* A small multi-input dataset: task "a" (3 classes), task "b" (regression);
  * per-sample shape (1, 2, 3). Train 4, val 2, test 3. */
-static void make_small_multi(tr_dataset *ds)
-{
+static void make_small_multi(tr_dataset *ds) {
     memset(ds, 0, sizeof(*ds));
     ds->setting = TR_SETTING_MULTI_INPUT;
     ds->T = 2;
@@ -220,8 +210,7 @@ static void make_small_multi(tr_dataset *ds)
         }
 }
 
-static void test_roundtrip_multi(void **state)
-{
+static void test_roundtrip_multi(void **state) {
     (void)state;
     tr_dataset a, b;
     make_small_multi(&a);
@@ -237,8 +226,7 @@ static void test_roundtrip_multi(void **state)
     tr_dataset_free(NULL);
 }
 
-static void test_roundtrip_shared(void **state)
-{
+static void test_roundtrip_shared(void **state) {
     (void)state;
     tr_dataset a;
     memset(&a, 0, sizeof(a));
@@ -283,8 +271,7 @@ static void test_roundtrip_shared(void **state)
 
 /* ---- validation: malformed files written with HDF5 directly ------------------------ */
 
-static hid_t open_rw(const char *p)
-{
+static hid_t open_rw(const char *p) {
     hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
     assert_true(f >= 0);
     return f;
@@ -292,8 +279,7 @@ static hid_t open_rw(const char *p)
 
 /* Replace (or create) dataset path with the given type and contents. */
 static void put_dataset(hid_t f, const char *path, hid_t type, int rank, const hsize_t *dims,
-                        const void *data)
-{
+                        const void *data) {
     if (H5Lexists(f, path, H5P_DEFAULT) > 0)
         assert_true(H5Ldelete(f, path, H5P_DEFAULT) >= 0);
     hid_t sp = H5Screate_simple(rank, dims, NULL);
@@ -308,8 +294,7 @@ static void put_dataset(hid_t f, const char *path, hid_t type, int rank, const h
     H5Sclose(sp);
 }
 
-static const char *make_base(const char *name)
-{
+static const char *make_base(const char *name) {
     tr_dataset ds;
     make_small_multi(&ds);
     const char *p = tmp_path(name);
@@ -319,8 +304,7 @@ static const char *make_base(const char *name)
     return p;
 }
 
-static void test_validate_missing_file(void **state)
-{
+static void test_validate_missing_file(void **state) {
     (void)state;
     const char *p = tmp_path("does_not_exist.h5");
     char want[600];
@@ -334,8 +318,7 @@ static void test_validate_missing_file(void **state)
     expect_load_error(q, "not_hdf5.h5");
 }
 
-static void test_validate_shapes(void **state)
-{
+static void test_validate_shapes(void **state) {
     (void)state;
     float x[40] = {0};
     int32_t y[8] = {0};
@@ -370,8 +353,7 @@ static void test_validate_shapes(void **state)
     expect_load_error(p, "/tasks/b/train/x is empty");
 }
 
-static void test_validate_values(void **state)
-{
+static void test_validate_values(void **state) {
     (void)state;
     float x[24] = {0};
     int32_t y[4] = {0, 1, 7, 2};
@@ -400,8 +382,7 @@ static void test_validate_values(void **state)
     expect_load_error(p, "/tasks/b/test/y contains Inf at element 1");
 }
 
-static void test_validate_types(void **state)
-{
+static void test_validate_types(void **state) {
     (void)state;
     /* y stored as float64 for a classification task */
     const char *p = make_base("bad_dtype.h5");
@@ -447,8 +428,7 @@ static void test_validate_types(void **state)
     expect_load_error(p, "unknown setting 'bogus'");
 }
 
-static void test_validate_missing(void **state)
-{
+static void test_validate_missing(void **state) {
     (void)state;
     const char *p = make_base("missing_split.h5");
     hid_t f = open_rw(p);
@@ -471,8 +451,7 @@ static void test_validate_missing(void **state)
 
 /* ---- synthetic builders ---------------------------------------------------------------- */
 
-static void test_synthetic_tn(void **state)
-{
+static void test_synthetic_tn(void **state) {
     (void)state;
     tr_builder_opts o;
     tr_builder_opts_default(&o);
@@ -549,8 +528,7 @@ static void test_synthetic_tn(void **state)
     tr_dataset_free(&a);
 }
 
-static double corr(const float *y, int T, int64_t n, int i, int j)
-{
+static double corr(const float *y, int T, int64_t n, int i, int j) {
     double mi = 0, mj = 0, sij = 0, sii = 0, sjj = 0;
     for (int64_t k = 0; k < n; k++) {
         mi += y[k * T + i];
@@ -567,8 +545,7 @@ static double corr(const float *y, int T, int64_t n, int i, int j)
     return sij / sqrt(sii * sjj);
 }
 
-static void test_synthetic_mmoe(void **state)
-{
+static void test_synthetic_mmoe(void **state) {
     (void)state;
     tr_builder_opts o;
     tr_builder_opts_default(&o);
@@ -621,8 +598,7 @@ typedef struct {
     uint8_t *train_x, *train_y, *test_x, *test_y;
 } raw_fashion;
 
-static void raw_load(raw_fashion *r)
-{
+static void raw_load(raw_fashion *r) {
     int nd;
     int64_t d[4];
     tr_error_clear();
@@ -636,8 +612,7 @@ static void raw_load(raw_fashion *r)
                      TR_OK);
 }
 
-static void raw_free(raw_fashion *r)
-{
+static void raw_free(raw_fashion *r) {
     tr_free(r->train_x);
     tr_free(r->train_y);
     tr_free(r->test_x);
@@ -645,8 +620,7 @@ static void raw_free(raw_fashion *r)
 }
 
 static void read_task_attr(const char *file, const char *task, const char *attr, char *buf,
-                           size_t len)
-{
+                           size_t len) {
     hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(f >= 0);
     char path[128];
@@ -665,8 +639,7 @@ static void read_task_attr(const char *file, const char *task, const char *attr,
 
 static const int32_t k_perm[10] = {3, 7, 0, 9, 5, 1, 8, 2, 6, 4};
 
-static void test_fashion_domains(void **state)
-{
+static void test_fashion_domains(void **state) {
     (void)state;
     if (!fashion_available())
         skip();
@@ -731,9 +704,7 @@ static void test_fashion_domains(void **state)
                 for (int p = 0; p < 784; p++) {
                     int rr = p / 28, cc = p % 28;
                     float v = img[p] / 255.0f;
-                    float want = t == 4 ? img[(27 - cc) * 28 + rr] / 255.0f
-                                 : t == 5 ? 1.0f - v
-                                          : v;
+                    float want = t == 4 ? img[(27 - cc) * 28 + rr] / 255.0f : t == 5 ? 1.0f - v : v;
                     if (t == 0 || t >= 3)
                         assert_true(x[p] == want);
                     assert_true(x[p] >= 0.0f && x[p] <= 1.0f);
@@ -772,8 +743,7 @@ static void test_fashion_domains(void **state)
     assert_int_equal(access(o.out, F_OK), -1);
 }
 
-static void test_multifashion(void **state)
-{
+static void test_multifashion(void **state) {
     (void)state;
     if (!fashion_available())
         skip();
@@ -823,10 +793,10 @@ static void test_multifashion(void **state)
     }
 }
 
-/* ---- taskrel data ----------------------------------------------------------------------------- */
+/* ---- taskrel data -----------------------------------------------------------------------------
+ */
 
-static tr_status run_cmd(const char *line)
-{
+static tr_status run_cmd(const char *line) {
     char buf[1024], *argv[32];
     int argc = 0;
     snprintf(buf, sizeof(buf), "%s", line);
@@ -846,17 +816,15 @@ static tr_status run_cmd(const char *line)
     return s;
 }
 
-static void expect_usage(const char *line, const char *needle)
-{
+static void expect_usage(const char *line, const char *needle) {
     tr_status s = run_cmd(line);
     if (s != TR_ERR_USAGE || !strstr(tr_error_message(), needle))
-        fail_msg("'%s': expected usage error with '%s', got %s: %s", line, needle,
-                 tr_status_str(s), tr_error_message());
+        fail_msg("'%s': expected usage error with '%s', got %s: %s", line, needle, tr_status_str(s),
+                 tr_error_message());
     tr_error_clear();
 }
 
-static void test_cmd_data(void **state)
-{
+static void test_cmd_data(void **state) {
     (void)state;
     expect_usage("synthetic-tn --out x.h5 --bogus 3", "--bogus");
     expect_usage("synthetic-tn --out x.h5 --seed abc", "--seed");
@@ -915,17 +883,16 @@ static void test_cmd_data(void **state)
     tr_dataset_free(&b);
 }
 
-/* ---- setup ------------------------------------------------------------------------------------ */
+/* ---- setup ------------------------------------------------------------------------------------
+ */
 
-static int rm_tree(const char *dir)
-{
+static int rm_tree(const char *dir) {
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     return system(cmd);
 }
 
-static int group_setup(void **state)
-{
+static int group_setup(void **state) {
     (void)state;
     tr_log_init(0, TR_LOG_WARN);
     const char *tmp = getenv("TMPDIR");
@@ -933,29 +900,21 @@ static int group_setup(void **state)
     return mkdtemp(g_dir) ? 0 : -1;
 }
 
-static int group_teardown(void **state)
-{
+static int group_teardown(void **state) {
     (void)state;
     if (getenv("TASKREL_KEEP_TEST_FILES") == NULL)
         rm_tree(g_dir);
     return 0;
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_idx_read),
-        cmocka_unit_test(test_roundtrip_multi),
-        cmocka_unit_test(test_roundtrip_shared),
-        cmocka_unit_test(test_validate_missing_file),
-        cmocka_unit_test(test_validate_shapes),
-        cmocka_unit_test(test_validate_values),
-        cmocka_unit_test(test_validate_types),
-        cmocka_unit_test(test_validate_missing),
-        cmocka_unit_test(test_synthetic_tn),
-        cmocka_unit_test(test_synthetic_mmoe),
-        cmocka_unit_test(test_fashion_domains),
-        cmocka_unit_test(test_multifashion),
+        cmocka_unit_test(test_idx_read),         cmocka_unit_test(test_roundtrip_multi),
+        cmocka_unit_test(test_roundtrip_shared), cmocka_unit_test(test_validate_missing_file),
+        cmocka_unit_test(test_validate_shapes),  cmocka_unit_test(test_validate_values),
+        cmocka_unit_test(test_validate_types),   cmocka_unit_test(test_validate_missing),
+        cmocka_unit_test(test_synthetic_tn),     cmocka_unit_test(test_synthetic_mmoe),
+        cmocka_unit_test(test_fashion_domains),  cmocka_unit_test(test_multifashion),
         cmocka_unit_test(test_cmd_data),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
