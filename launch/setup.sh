@@ -25,6 +25,7 @@ PACKAGES=(
     libhdf5-openmpi-dev hdf5-tools
     libcmocka-dev libinih-dev zlib1g-dev
     gnuplot-nox dataset-fashion-mnist
+    python3 # the e2e tests read metrics.jsonl with it
 )
 
 usage() {
