@@ -344,8 +344,8 @@ static float *pgrad(const tr_model *m, int id, int task) {
     return id < 0 ? NULL : tr_params_task_grad(&m->params, id, task);
 }
 
-static tr_status bn_forward(tr_model *m, tr_op *op, int task, int slot, float *out, const float *in,
-                            int n, int train) {
+static tr_status bn_forward(tr_model *m, tr_op *op, int task, int slot, float *out, float *xhat,
+                            const float *in, int n, int train) {
     int c = op->c, s = op->h * op->w;
     float *gamma = pdata(m, op->pw, task), *beta = pdata(m, op->pb, task);
     float *rm = tr_params_task_data(&m->buffers, op->brm, task);
@@ -361,8 +361,8 @@ static tr_status bn_forward(tr_model *m, tr_op *op, int task, int slot, float *o
         TR_CALL(m->sync(m->sync_ctx, m->sync_buf, 2 * c + 1));
     double count = sumsq[c];
     TR_CHECK(count > 0, TR_ERR_INTERNAL, "batch norm over an empty global batch");
-    tr_bn_forward(out, op->xhat + 0, op->rstd + (size_t)slot * c, in, sum, sumsq, count, gamma,
-                  beta, n, c, s, m->bn_eps);
+    tr_bn_forward(out, xhat, op->rstd + (size_t)slot * c, in, sum, sumsq, count, gamma, beta, n, c,
+                  s, m->bn_eps);
     tr_bn_update_running(rm, rv, sum, sumsq, count, c, m->bn_momentum);
     return TR_OK;
 }
@@ -385,15 +385,10 @@ tr_status tr_model_trunk_forward(tr_model *m, const float **feat, int task, int 
             tr_linear_forward(out, in, pdata(m, op->pw, task), pdata(m, op->pb, task), n, op->c,
                               op->oc);
             break;
-        case TR_OP_BN: {
-            /* xhat cache is addressed per row: shift the base for this segment */
-            float *xhat = op->xhat;
-            op->xhat = xhat + (size_t)row0 * op->out_size;
-            tr_status st = bn_forward(m, op, task, slot, out, in, n, train);
-            op->xhat = xhat;
-            TR_CALL(st);
+        case TR_OP_BN:
+            TR_CALL(bn_forward(m, op, task, slot, out, op->xhat + (size_t)row0 * op->out_size, in,
+                               n, train));
             break;
-        }
         case TR_OP_RELU:
             tr_relu_forward(out, in, (size_t)n * op->out_size);
             break;

@@ -8,23 +8,17 @@
 
 #include "trainer_internal.h"
 
-static void part(int64_t total, int parts, int index, int64_t *lo, int64_t *n) {
-    int64_t a = total * index / parts, b = total * (index + 1) / parts;
-    *lo = a;
-    *n = b - a;
-}
-
 static tr_status eval_multi_input(tr_trainer *tr, tr_split split, tr_task_stats *local) {
     tr_model *m = &tr->model;
     size_t ss = (size_t)tr->ds.sample_size;
     for (int j = 0; j < tr->tn; j++) {
         int t = tr->t0 + j;
         const tr_split_data *sd = &tr->ds.tasks[t].split[split];
-        int64_t lo, n;
-        part(sd->n, tr->grid.R, tr->grid.r, &lo, &n);
-        for (int64_t c = 0; c < n; c += tr->eval_chunk) {
-            int rows = (int)(n - c < tr->eval_chunk ? n - c : tr->eval_chunk);
-            int64_t first = lo + c;
+        int lo, n; /* example counts fit an int: permutations are int32 */
+        tr_part_range((int)sd->n, tr->grid.R, tr->grid.r, &lo, &n);
+        for (int c = 0; c < n; c += tr->eval_chunk) {
+            int rows = n - c < tr->eval_chunk ? n - c : tr->eval_chunk;
+            int64_t first = (int64_t)lo + c;
             const float *feat;
             TR_CALL(tr_model_trunk_forward(m, &feat, t, j, 0, rows, sd->x + (size_t)first * ss,
                                            NULL, 0, 0));
@@ -40,11 +34,11 @@ static tr_status eval_shared_input(tr_trainer *tr, tr_split split, tr_task_stats
     tr_model *m = &tr->model;
     size_t ss = (size_t)tr->ds.sample_size;
     const tr_split_data *sd = &tr->ds.shared[split];
-    int64_t lo, n;
-    part(sd->n, tr->grid.R, tr->grid.r, &lo, &n);
-    for (int64_t c = 0; c < n; c += tr->eval_chunk) {
-        int rows = (int)(n - c < tr->eval_chunk ? n - c : tr->eval_chunk);
-        int64_t first = lo + c;
+    int lo, n;
+    tr_part_range((int)sd->n, tr->grid.R, tr->grid.r, &lo, &n);
+    for (int c = 0; c < n; c += tr->eval_chunk) {
+        int rows = n - c < tr->eval_chunk ? n - c : tr->eval_chunk;
+        int64_t first = (int64_t)lo + c;
         const float *x = sd->x + (size_t)first * ss;
         const float *feat = NULL;
         if (!m->trunk_per_task)

@@ -45,12 +45,11 @@ static void make_perms(tr_trainer *tr, int64_t epoch) {
     tr->perm_epoch = epoch;
 }
 
-static void copy_example(tr_trainer *tr, int row, const tr_split_data *sd, int64_t idx, int t,
+static void copy_example(tr_trainer *tr, int row, const tr_split_data *sd, int64_t idx,
                          int64_t id) {
     size_t ss = (size_t)tr->ds.sample_size;
     memcpy(tr->x + (size_t)row * ss, sd->x + (size_t)idx * ss, ss * sizeof(float));
     tr->ids[row] = id;
-    (void)t;
 }
 
 /* Assemble the rows of global batch k for this rank. */
@@ -70,7 +69,7 @@ static void assemble_batch(tr_trainer *tr, int64_t step) {
             for (int i = 0; i < n; i++) {
                 int64_t pos = (k * tr->B + lo + i) % sd->n;
                 int64_t idx = perm[pos];
-                copy_example(tr, row, sd, idx, t, ((int64_t)t << TR_SAMPLE_ID_TASK_SHIFT) | idx);
+                copy_example(tr, row, sd, idx, ((int64_t)t << TR_SAMPLE_ID_TASK_SHIFT) | idx);
                 if (sd->y)
                     tr->y[row] = sd->y[idx];
                 if (sd->yf)
@@ -88,7 +87,7 @@ static void assemble_batch(tr_trainer *tr, int64_t step) {
         for (int i = 0; i < n; i++) {
             int64_t pos = (k * tr->B + tr->rep_lo + lo + i) % sd->n;
             int64_t idx = tr->perm[pos];
-            copy_example(tr, i, sd, idx, -1, idx);
+            copy_example(tr, i, sd, idx, idx);
         }
         tr->rows = n;
         /* labels of the replica part, per local task, laid out task-major */

@@ -177,23 +177,9 @@ else
 fi
 
 # ---- runs ----------------------------------------------------------------------
-# CPU pressure (Linux PSI) "some" total in microseconds; empty without PSI.
-psi_some() { awk '/^some/ { sub(/^total=/, "", $5); print $5 }' /proc/pressure/cpu 2>/dev/null || true; }
-# Wait up to --wait-idle seconds for the CPU pressure of the last 10 s to fall below 2 %.
-wait_for_idle() {
-    ((wait_idle > 0)) && [[ -r /proc/pressure/cpu ]] || return 0
-    local waited=0 avg
-    while :; do
-        avg=$(awk '/^some/ { sub(/^avg10=/, "", $2); print $2 }' /proc/pressure/cpu)
-        awk -v a="$avg" 'BEGIN { exit !(a < 2) }' && return 0
-        if ((waited >= wait_idle)); then
-            echo "bench: machine still busy (cpu pressure avg10 $avg %) after ${wait_idle}s; running anyway" >&2
-            return 0
-        fi
-        sleep 2
-        waited=$((waited + 2))
-    done
-}
+BENCH_NAME=bench
+# shellcheck source=tests/bench/lib.bash
+source "$ROOT/tests/bench/lib.bash"
 # Share of the wall time between two (psi, ns) points with CPU pressure, e.g. "1.2%".
 cpu_wait() {
     [[ -n $1 && -n $2 ]] || {

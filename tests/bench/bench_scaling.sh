@@ -168,27 +168,9 @@ echo "bench_scaling: building the fashion-domains dataset"
     exit 1
 }
 
-# CPU pressure (Linux PSI): microseconds during which some runnable task waited
-# for a CPU; its growth over a run's wall time says how much other load the
-# machine had (2 ranks on 2 idle cores: about 0). Empty if PSI is unavailable.
-psi_some() { awk '/^some/ { sub(/^total=/, "", $5); print $5 }' /proc/pressure/cpu 2>/dev/null || true; }
-
-# Wait up to --wait-idle seconds for the CPU pressure of the last 10 s to fall
-# below 2 %.
-wait_for_idle() {
-    ((wait_idle > 0)) && [[ -r /proc/pressure/cpu ]] || return 0
-    local waited=0 avg
-    while :; do
-        avg=$(awk '/^some/ { sub(/^avg10=/, "", $2); print $2 }' /proc/pressure/cpu)
-        awk -v a="$avg" 'BEGIN { exit !(a < 2) }' && return 0
-        if ((waited >= wait_idle)); then
-            echo "bench_scaling: machine still busy (cpu pressure avg10 $avg %) after ${wait_idle}s; running anyway" >&2
-            return 0
-        fi
-        sleep 2
-        waited=$((waited + 2))
-    done
-}
+BENCH_NAME=bench_scaling
+# shellcheck source=tests/bench/lib.bash
+source "$ROOT/tests/bench/lib.bash"
 
 # One run: P ranks, task_shards S, per-task batch B. Prints
 # "samples/s step_ms comm_share median_step_ms cpu_wait replicas shards" over
