@@ -4,37 +4,12 @@
  */
 #include "taskrel/weights.h"
 
+#include "h5util.h"
+
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static tr_status write_attr_int(hid_t loc, const char *name, long long v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    TR_H5(sp);
-    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_LLONG, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LLONG, &v);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    TR_H5(rc);
-    return TR_OK;
-}
-
-static tr_status write_attr_str(hid_t loc, const char *name, const char *v) {
-    hid_t ty = H5Tcopy(H5T_C_S1);
-    TR_H5(ty);
-    H5Tset_size(ty, strlen(v) + 1);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, ty, v);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(ty);
-    TR_H5(rc);
-    return TR_OK;
-}
 
 static int owns_rows(const tr_tensor *t, const tr_grid *g) {
     return t->task_axis ? (g->r == 0 && t->tn > 0) : (g->rank == 0);
@@ -117,17 +92,17 @@ tr_status tr_weights_save(const char *path, const tr_params *params, const tr_pa
     TR_CHECK(file >= 0, TR_ERR_IO, "cannot create weights file %s", path);
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-    tr_status st = write_attr_str(file, "format", "taskrel-weights");
+    tr_status st = tr_h5_attr_write_str(file, "format", "taskrel-weights");
     if (st == TR_OK)
-        st = write_attr_int(file, "version", TR_WEIGHTS_VERSION);
+        st = tr_h5_attr_write_int(file, "version", TR_WEIGHTS_VERSION);
     if (st == TR_OK)
-        st = write_attr_int(file, "tasks", g->T);
+        st = tr_h5_attr_write_int(file, "tasks", g->T);
     if (st == TR_OK)
-        st = write_attr_int(file, "world_size", g->size);
+        st = tr_h5_attr_write_int(file, "world_size", g->size);
     if (st == TR_OK)
-        st = write_attr_int(file, "replicas", g->R);
+        st = tr_h5_attr_write_int(file, "replicas", g->R);
     if (st == TR_OK)
-        st = write_attr_int(file, "shards", g->S);
+        st = tr_h5_attr_write_int(file, "shards", g->S);
     if (st == TR_OK && cfg) {
         char *text = NULL;
         size_t len = 0;
@@ -135,7 +110,7 @@ tr_status tr_weights_save(const char *path, const tr_params *params, const tr_pa
         if (mem) {
             tr_config_write(cfg, mem);
             fclose(mem);
-            st = write_attr_str(file, "config", text);
+            st = tr_h5_attr_write_str(file, "config", text);
             free(text);
         }
     }
