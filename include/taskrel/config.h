@@ -31,6 +31,8 @@ typedef enum {
 typedef enum { TR_TRUNK_LENET = 0, TR_TRUNK_MLP } tr_trunk_kind;
 typedef enum { TR_HEAD_INIT_SHARED = 0, TR_HEAD_INIT_INDEPENDENT } tr_head_init;
 typedef enum { TR_PROGRESS_AUTO = 0, TR_PROGRESS_ON, TR_PROGRESS_OFF } tr_progress_mode;
+typedef enum { TR_MRN_PROX = 0, TR_MRN_GRADIENT } tr_mrn_prior_step;
+typedef enum { TR_MRN_FLOOR = 0, TR_MRN_OFFICIAL } tr_mrn_numerics;
 
 typedef struct {
     /* [data] */
@@ -71,6 +73,21 @@ typedef struct {
 
     /* [dist] */
     int task_shards; /* dist.task_shards (0 = largest divisor of P that is <= T) */
+
+    /* [mrn] (model.kind = mrn) */
+    float mrn_lambda;                 /* mrn.lambda: prior weight per training example (1) */
+    char mrn_layers[64];              /* mrn.layers: "fc7,fc8" */
+    char mrn_modes[64];               /* mrn.modes: "feature,class,task" */
+    int mrn_update_every;             /* mrn.update_every: steps between covariance updates (50) */
+    int mrn_flipflop_iters;           /* mrn.flipflop_iters (1) */
+    float mrn_eps;                    /* mrn.eps: ε added to covariance diagonals (1e-6) */
+    float mrn_eig_floor;              /* mrn.eig_floor (0.1) */
+    tr_mrn_prior_step mrn_prior_step; /* mrn.prior_step = prox|gradient (prox) */
+    int mrn_prox_every;               /* mrn.prox_every: steps per (amortised) prox step (1) */
+    tr_mrn_numerics mrn_numerics;     /* mrn.numerics = floor|official (floor) */
+
+    /* [linalg] */
+    int scalapack_min_dim; /* linalg.scalapack_min_dim (256) */
 } tr_config;
 
 /* Defaults for every key. */

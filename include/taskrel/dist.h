@@ -86,6 +86,8 @@ tr_status tr_allreduce_f64(tr_grid *g, MPI_Comm comm, double *buf, size_t n, tr_
 /* Variable-count all-gather of floats (counts/displs in elements) over comm. */
 tr_status tr_allgatherv_f32(tr_grid *g, MPI_Comm comm, const float *send, int sendcount,
                             float *recv, const int *counts, const int *displs, tr_coll_kind kind);
+tr_status tr_allgatherv_f64(tr_grid *g, MPI_Comm comm, const double *send, int sendcount,
+                            double *recv, const int *counts, const int *displs, tr_coll_kind kind);
 /* Reduce-scatter (sum) with per-rank counts over comm. */
 tr_status tr_reduce_scatter_f32(tr_grid *g, MPI_Comm comm, const float *send, float *recv,
                                 const int *counts, tr_coll_kind kind);

@@ -83,6 +83,12 @@ tr_status tr_mrn_precision_official(double *omega, double *u, double *p, double 
 /* omega (n, n) = U diag(p) Uᵀ, exactly symmetric. u (n, n), p (n). */
 tr_status tr_mrn_precision_from_eig(double *omega, const double *u, const double *p, int n);
 
+/* The precision eigenvalues p (n) and ln|Ω| from covariance eigenvalues s (n,
+ * ascending) computed elsewhere (e.g. ScaLAPACK): the floor rule (official = 0)
+ * or the published code's rule (official = 1), exactly as the two functions above. */
+tr_status tr_mrn_precision_eigvals(double *p, double *logdet, const double *s, int official,
+                                   double eig_floor, int n);
+
 /* Multiply a precision and its eigenvalues by c > 0 (after tr_mrn_cov_normalize
  * moved a factor between the covariances): omega *= c, p *= c, logdet += n ln c.
  * p and logdet may be NULL. */
@@ -156,6 +162,8 @@ tr_status tr_mrn_cov_normalize(double *sigma1, double *sigma2, double *sigma3, d
  * w_out (tn, d1, d2), may alias w + t0*d1*d2; w (t, d1, d2) all tasks;
  * u1 (d1, d1), u2 (d2, d2), u3 (t, t); p1 (d1), p2 (d2), p3 (t).
  * eta·λ·p3·p1·p2 > -1 is required (always true for positive precisions).
+ * u1 or u2 may be NULL: that factor is the identity (its p must then be given
+ * as usual; a mode that is not learned has p = 1), and its products are skipped.
  * Scratch: 2 t d1 d2 + d1 d2 doubles. */
 tr_status tr_mrn_prox(double *w_out, const double *w, const double *u1, const double *u2,
                       const double *u3, const double *p1, const double *p2, const double *p3,

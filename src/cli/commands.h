@@ -21,4 +21,10 @@ tr_status tr_cmd_train(int argc, char **argv);
 /* taskrel eval -c CONFIG --checkpoint PATH [--set ...]. Collective. */
 tr_status tr_cmd_eval(int argc, char **argv);
 
+/* taskrel inspect RUN_DIR|FILE.h5: attributes, tensors, relation matrices. Serial. */
+tr_status tr_cmd_inspect(int argc, char **argv);
+
+/* taskrel plot relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]. Serial (gnuplot). */
+tr_status tr_cmd_plot(int argc, char **argv);
+
 #endif

@@ -19,7 +19,9 @@ static void usage(FILE *f) {
         "  train   -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
         "  eval    -c CONFIG --checkpoint PATH\n"
         "  data    fashion-domains|multifashion|synthetic-tn|synthetic-mmoe --out FILE [options]\n"
-        "  config  --markdown | --defaults | -c CONFIG [--set ...]\n\n"
+        "  config  --markdown | --defaults | -c CONFIG [--set ...]\n"
+        "  inspect RUN_DIR|FILE.h5\n"
+        "  plot    relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]\n\n"
         "Run under mpirun/srun for several ranks. `taskrel COMMAND --help` for details.\n",
         TASKREL_VERSION_STRING);
 }
@@ -73,6 +75,10 @@ int main(int argc, char **argv) {
         st = run_on_rank0(cmd_data_entry, argc - 1, argv + 1, rank);
     } else if (strcmp(cmd, "config") == 0) {
         st = run_on_rank0(tr_cmd_config, argc - 1, argv + 1, rank);
+    } else if (strcmp(cmd, "inspect") == 0) {
+        st = run_on_rank0(tr_cmd_inspect, argc - 1, argv + 1, rank);
+    } else if (strcmp(cmd, "plot") == 0) {
+        st = run_on_rank0(tr_cmd_plot, argc - 1, argv + 1, rank);
     } else {
         if (rank == 0)
             usage(stderr);

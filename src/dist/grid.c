@@ -144,15 +144,28 @@ tr_status tr_allreduce_f64(tr_grid *g, MPI_Comm comm, double *buf, size_t n, tr_
     return allreduce_bucketed(g, comm, buf, n, MPI_DOUBLE, sizeof(double), kind);
 }
 
-tr_status tr_allgatherv_f32(tr_grid *g, MPI_Comm comm, const float *send, int sendcount,
-                            float *recv, const int *counts, const int *displs, tr_coll_kind kind) {
+static tr_status allgatherv(tr_grid *g, MPI_Comm comm, const void *send, int sendcount, void *recv,
+                            const int *counts, const int *displs, MPI_Datatype ty, size_t esize,
+                            tr_coll_kind kind) {
     double t0 = tr_time_now();
-    TR_MPI(MPI_Allgatherv(send, sendcount, MPI_FLOAT, recv, counts, displs, MPI_FLOAT, comm));
+    TR_MPI(MPI_Allgatherv(send, sendcount, ty, recv, counts, displs, ty, comm));
     int csize;
     TR_MPI(MPI_Comm_size(comm, &csize));
     if (csize > 1)
-        count(g, kind, (size_t)sendcount * sizeof(float), t0);
+        count(g, kind, (size_t)sendcount * esize, t0);
     return TR_OK;
+}
+
+tr_status tr_allgatherv_f32(tr_grid *g, MPI_Comm comm, const float *send, int sendcount,
+                            float *recv, const int *counts, const int *displs, tr_coll_kind kind) {
+    return allgatherv(g, comm, send, sendcount, recv, counts, displs, MPI_FLOAT, sizeof(float),
+                      kind);
+}
+
+tr_status tr_allgatherv_f64(tr_grid *g, MPI_Comm comm, const double *send, int sendcount,
+                            double *recv, const int *counts, const int *displs, tr_coll_kind kind) {
+    return allgatherv(g, comm, send, sendcount, recv, counts, displs, MPI_DOUBLE, sizeof(double),
+                      kind);
 }
 
 tr_status tr_reduce_scatter_f32(tr_grid *g, MPI_Comm comm, const float *send, float *recv,

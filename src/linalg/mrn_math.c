@@ -115,6 +115,17 @@ static tr_status apply_rule(double *p, double *logdet, const double *s, precisio
     return TR_OK;
 }
 
+tr_status tr_mrn_precision_eigvals(double *p, double *logdet, const double *s, int official,
+                                   double eig_floor, int n) {
+    TR_CHECK(n > 0, TR_ERR_INTERNAL, "MRN: precision size must be positive (n=%d)", n);
+    TR_CHECK(official || eig_floor > 0.0, TR_ERR_CONFIG, "mrn.eig_floor must be positive");
+    double ld = 0.0;
+    TR_CALL(apply_rule(p, &ld, s, official ? RULE_OFFICIAL : RULE_FLOOR, eig_floor, n));
+    if (logdet)
+        *logdet = ld;
+    return TR_OK;
+}
+
 static tr_status precision_run(double *omega, double *u, double *p, double *logdet, double *s,
                                const double *sigma, precision_rule rule, double eig_floor, int n) {
     TR_CALL(sym_eig(u, s, sigma, n));
@@ -378,10 +389,20 @@ tr_status tr_mrn_prox_rotate(double *x, const double *w, const double *u1, const
     double *tmp; // (d1, d2) U1ᵀ W_k
     TR_ALLOC(tmp, nn, "MRN prox scratch");
     for (int k = 0; k < n; k++) {
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d1, d2, d1, 1.0, u1, d1, w + k * nn,
-                    d2, 0.0, tmp, d2);
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d2, 1.0, tmp, d2, u2, d2,
-                    0.0, x + k * nn, d2);
+        const double *src = w + k * nn;
+        if (u1) {
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d1, d2, d1, 1.0, u1, d1, src, d2,
+                        0.0, tmp, d2);
+            src = tmp;
+        } else if (u2 && src == x + k * nn) {
+            memcpy(tmp, src, nn * sizeof(double)); /* x aliases w: dgemm must not */
+            src = tmp;
+        }
+        if (u2)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d2, 1.0, src, d2, u2, d2,
+                        0.0, x + k * nn, d2);
+        else if (src != x + k * nn)
+            memmove(x + k * nn, src, nn * sizeof(double));
     }
     tr_free(tmp);
     return TR_OK;
@@ -409,12 +430,22 @@ static tr_status prox_finish_run(double *w_out, double *wt, double *tmp, const d
     /* x is not read below, so w_out may overlap it. */
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, t, 1.0, u3 + (size_t)t0 * t, t,
                 wt, nn, 0.0, w_out, nn);
-    for (int i = 0; i < tn; i++) {
+    for (int i = 0; i < tn && (u1 || u2); i++) {
         double *wi = w_out + (size_t)i * nn;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d1, 1.0, u1, d1, wi, d2, 0.0,
-                    tmp, d2);
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d1, d2, d2, 1.0, tmp, d2, u2, d2, 0.0,
-                    wi, d2);
+        if (u1 && u2) {
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d1, 1.0, u1, d1, wi, d2,
+                        0.0, tmp, d2);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d1, d2, d2, 1.0, tmp, d2, u2, d2,
+                        0.0, wi, d2);
+        } else if (u1) {
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d1, 1.0, u1, d1, wi, d2,
+                        0.0, tmp, d2);
+            memcpy(wi, tmp, (size_t)nn * sizeof(double));
+        } else {
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d1, d2, d2, 1.0, wi, d2, u2, d2,
+                        0.0, tmp, d2);
+            memcpy(wi, tmp, (size_t)nn * sizeof(double));
+        }
     }
     return TR_OK;
 }

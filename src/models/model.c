@@ -260,8 +260,10 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     memset(m, 0, sizeof(*m));
     tr_params_init(&m->params);
     tr_params_init(&m->buffers);
-    TR_CHECK(cfg->model_kind == TR_MODEL_STL || cfg->model_kind == TR_MODEL_HPS, TR_ERR_CONFIG,
-             "model.kind = %s is not available in this build", tr_model_kind_str(cfg->model_kind));
+    TR_CHECK(cfg->model_kind == TR_MODEL_STL || cfg->model_kind == TR_MODEL_HPS ||
+                 cfg->model_kind == TR_MODEL_MRN,
+             TR_ERR_CONFIG, "model.kind = %s is not available in this build",
+             tr_model_kind_str(cfg->model_kind));
     m->kind = cfg->model_kind;
     m->T = ds->T;
     m->t0 = t0;

@@ -15,6 +15,7 @@
 
 #include <ini.h>
 
+#include "taskrel/mrn.h"
 #include "train/config_keys.h"
 
 /* inih's line buffer; longer lines cannot be read back. */
@@ -193,6 +194,11 @@ tr_status tr_config_set(tr_config *c, const char *assignment) {
 }
 
 tr_status tr_config_validate(const tr_config *c) {
+    if (c->model_kind == TR_MODEL_MRN) {
+        unsigned mask;
+        TR_CALL(tr_mrn_parse_layers(c->mrn_layers, &mask));
+        TR_CALL(tr_mrn_parse_modes(c->mrn_modes, &mask));
+    }
     TR_CHECK(c->data_path[0], TR_ERR_CONFIG,
              "data.path is required: give it in the config or with --set data.path=FILE");
     TR_CHECK(c->opt.kind != TR_OPT_SGD || !c->opt.nesterov || c->opt.momentum > 0.0f, TR_ERR_CONFIG,

@@ -31,9 +31,13 @@ static const char *const k_head_init_names[] = {"shared", "independent", NULL};
 static const char *const k_opt_names[] = {"sgd", "adamw", NULL};
 static const char *const k_sched_names[] = {"const", "step", "cosine", "inv", NULL};
 static const char *const k_progress_names[] = {"auto", "on", "off", NULL};
+static const char *const k_prior_step_names[] = {"prox", "gradient", NULL};
+static const char *const k_numerics_names[] = {"floor", "official", NULL};
 
 /* Enum fields are accessed as int (same size, corresponding signedness). */
-_Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == sizeof(int),
+_Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == sizeof(int) &&
+                   sizeof(tr_mrn_prior_step) == sizeof(int) &&
+                   sizeof(tr_mrn_numerics) == sizeof(int),
                "enum fields must be int-sized");
 
 #define FSIZE(f) sizeof(((tr_config *)0)->f)
@@ -116,6 +120,34 @@ const tr_cfg_key tr_cfg_keys[] = {
 
     K("dist", "task_shards", TR_CFG_INT, task_shards, 0, "0", CC(0, TR_MAX_TASKS), NULL,
       "task-parallel groups (0: the largest divisor of the rank count that is <= T)"),
+
+    K("mrn", "lambda", TR_CFG_FLOAT, mrn_lambda, 0, "1", CC(0, 1e9), NULL,
+      "weight of the tensor-normal prior per training example (the batch objective gets "
+      "lambda / mean training-set size)"),
+    K("mrn", "layers", TR_CFG_STRING, mrn_layers, FSIZE(mrn_layers), "fc7,fc8", ANY, NULL,
+      "task-specific layers that carry a prior: fc7, fc8 or both, comma separated"),
+    K("mrn", "modes", TR_CFG_STRING, mrn_modes, FSIZE(mrn_modes), "feature,class,task", ANY, NULL,
+      "covariances learned: any of feature, class, task (comma separated; the others stay I)"),
+    K("mrn", "update_every", TR_CFG_INT, mrn_update_every, 0, "50", CC(1, 100000000), NULL,
+      "steps between covariance updates (after the optimizer step)"),
+    K("mrn", "flipflop_iters", TR_CFG_INT, mrn_flipflop_iters, 0, "1", CC(1, 100), NULL,
+      "flip-flop cycles over the learned modes per update"),
+    K("mrn", "eps", TR_CFG_FLOAT, mrn_eps, 0, "1e-6", CC(0, 1), NULL,
+      "added to each covariance's diagonal (floor numerics)"),
+    K("mrn", "eig_floor", TR_CFG_FLOAT, mrn_eig_floor, 0, "0.1", OC(0, 1), NULL,
+      "covariance eigenvalues below eig_floor x their mean are raised to it before inverting"),
+    K("mrn", "prior_step", TR_CFG_ENUM, mrn_prior_step, 0, "prox", ANY, k_prior_step_names,
+      "prox (exact implicit step after the optimizer, stable) or gradient (the paper's)"),
+    K("mrn", "prox_every", TR_CFG_INT, mrn_prox_every, 0, "1", CC(1, 100000), NULL,
+      "prox: apply the proximal step every N steps with the summed step size (1: exact, every "
+      "step; N > 1 trades exactness for N times less prior work)"),
+    K("mrn", "numerics", TR_CFG_ENUM, mrn_numerics, 0, "floor", ANY, k_numerics_names,
+      "floor (scaled ML updates, eigenvalue floor, trace normalisation) or official (the "
+      "published code's rules: task mode only, unscaled, eps 1e-5, 0.1 threshold, trace cap 3000)"),
+
+    K("linalg", "scalapack_min_dim", TR_CFG_INT, scalapack_min_dim, 0, "256", GE(1), NULL,
+      "covariances larger than this are eigendecomposed by ScaLAPACK over all ranks; smaller "
+      "ones by LAPACK on every rank"),
 };
 #define N_KEYS (sizeof(tr_cfg_keys) / sizeof(tr_cfg_keys[0]))
 const int tr_cfg_nkeys = (int)N_KEYS;
@@ -127,6 +159,8 @@ const tr_cfg_section tr_cfg_sections[] = {
     {"train", "Optimisation: length, batch, optimizer, learning-rate schedule, task weights."},
     {"run", "Run directory and console output."},
     {"dist", "Distribution over MPI ranks."},
+    {"mrn", "Multilinear relationship networks (model.kind = mrn): tensor-normal priors."},
+    {"linalg", "Dense linear algebra."},
 };
 const int tr_cfg_nsections = (int)(sizeof(tr_cfg_sections) / sizeof(tr_cfg_sections[0]));
 

@@ -40,7 +40,7 @@ typedef struct {
     const char *name, *doc;
 } tr_cfg_section;
 
-#define TR_CFG_MAX_KEYS 64
+#define TR_CFG_MAX_KEYS 160
 
 extern const tr_cfg_key tr_cfg_keys[]; /* writers list them in this order per section */
 extern const int tr_cfg_nkeys;

@@ -9,7 +9,7 @@
 #include "trainer_internal.h"
 
 static const char *const k_phase_names[TR_PHASE_COUNT] = {
-    "data", "forward", "backward", "comm", "optimizer", "eval",
+    "data", "forward", "backward", "comm", "optimizer", "eval", "mrn",
 };
 
 tr_status tr_report_open(tr_trainer *tr) {
@@ -136,6 +136,10 @@ void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_sta
             tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0,
             tr->train_seconds, tr_time_now() - tr->t_start);
     json_phases(f, tr);
+    if (tr->has_mrn) {
+        fprintf(f, ",\"mrn\":");
+        tr_mrn_write_json(&tr->mrn, f);
+    }
     fprintf(f, "}\n");
     fflush(f);
     if (!tr->opts.quiet && !tr->progress_tty)
@@ -202,4 +206,22 @@ void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_ta
            (long long)tr->best_step, mname, tr->grid.size, dur, seconds,
            tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0, tr->run_dir);
     fflush(stdout);
+}
+
+void tr_report_relations(const tr_trainer *tr, FILE *out) {
+    for (int i = 0; i < tr->relations.n; i++) {
+        const tr_relation *r = &tr->relations.items[i];
+        if (strcmp(r->axes, "task,task") != 0 || !strstr(r->name, "corr"))
+            continue;
+        fprintf(out, "\n%s\n%-14s", r->title, "");
+        for (int j = 0; j < r->cols; j++)
+            fprintf(out, " %8.8s", tr->ds.tasks[j].name);
+        fprintf(out, "\n");
+        for (int a = 0; a < r->rows; a++) {
+            fprintf(out, "%-14.14s", tr->ds.tasks[a].name);
+            for (int b = 0; b < r->cols; b++)
+                fprintf(out, " %8.3f", r->data[(size_t)a * r->cols + b]);
+            fprintf(out, "\n");
+        }
+    }
 }

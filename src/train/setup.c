@@ -170,6 +170,15 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
     }
     TR_ALLOC(tr->scalars, (size_t)(4 * tr->T + 2), "step scalars");
     TR_CALL(tr_opt_init(&tr->opt, &cfg->opt, &m->params));
+    if (cfg->model_kind == TR_MODEL_MRN && !tr->eval_only) {
+        double n_mean = 0.0;
+        for (int t = 0; t < tr->T; t++)
+            n_mean += (double)tr_task_n(tr, t, TR_SPLIT_TRAIN) / tr->T;
+        tr_mrn_opts mo;
+        TR_CALL(tr_mrn_opts_from_config(&mo, cfg, n_mean));
+        tr->has_mrn = 1;
+        TR_CALL(tr_mrn_init_model(&tr->mrn, &mo, cfg, m, g));
+    }
     TR_ALLOC(tr->best_params, m->params.total, "best parameters");
     TR_ALLOC(tr->best_buffers, m->buffers.total ? m->buffers.total : 1, "best buffers");
     if (!tr->eval_only) {
@@ -200,5 +209,7 @@ void tr_trainer_free(tr_trainer *tr) {
     tr_free(tr->best_buffers);
     tr_report_close(tr);
     tr_timeline_free(tr->timeline);
+    tr_mrn_free(&tr->mrn);
+    tr_relations_free(&tr->relations);
     tr_grid_free(&tr->grid);
 }

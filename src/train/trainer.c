@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "taskrel/relations.h"
 #include "taskrel/timeline.h"
 #include "taskrel/weights.h"
 #include "trainer_internal.h"
@@ -222,6 +223,52 @@ static tr_status reduce_gradients(tr_trainer *tr) {
 
 /* ---- loop ------------------------------------------------------------------------- */
 
+/* MRN after the optimizer: the proximal prior step (eta = the head learning
+ * rate; with mrn.prox_every = N, every N steps with the summed eta, and always
+ * before a covariance update, a validation and the end), then every
+ * mrn.update_every steps the covariance updates. */
+static tr_status mrn_after_step(tr_trainer *tr, int64_t step, float lr, int64_t eval_every) {
+    double t0 = tr_time_now();
+    int64_t done = step + 1;
+    int update = done % tr->mrn.o.update_every == 0;
+    if (tr->mrn.o.prox) {
+        tr->mrn_eta += (double)lr * tr->cfg->opt.lr_mult[TR_GROUP_HEAD];
+        if (done % tr->mrn.o.prox_every == 0 || update || done % eval_every == 0 ||
+            done == tr->total_steps) {
+            TR_CALL(tr_mrn_step_prox(&tr->mrn, &tr->model, &tr->grid, tr->mrn_eta));
+            tr->mrn_eta = 0.0;
+            phase_add(tr, TR_PHASE_MRN, "mrn_prox", t0, tr_time_now());
+        }
+    }
+    if (update) {
+        double t1 = tr_time_now();
+        TR_CALL(tr_mrn_step_update(&tr->mrn, &tr->model, &tr->grid));
+        phase_add(tr, TR_PHASE_MRN, "mrn_update", t1, tr_time_now());
+    }
+    return TR_OK;
+}
+
+/* The relation matrices of the trained model: MRN's task correlations (from
+ * the last covariance update, and of W - W_init of the selected weights). */
+static tr_status collect_relations(tr_trainer *tr) {
+    if (!tr->has_mrn)
+        return TR_OK;
+    tr_mrn *mrn = &tr->mrn;
+    for (int l = 0; l < mrn->n_layers; l++)
+        TR_CALL(tr_mrn_layer_gather(
+            mrn, l, &tr->grid, tr_params_task_data(&tr->model.params, mrn->layer[l].pid, mrn->t0)));
+    size_t len = 0;
+    for (int t = 0; t < tr->T; t++) {
+        int k = snprintf(tr->relations.tasks + len, sizeof(tr->relations.tasks) - len, "%s%s",
+                         t ? "," : "", tr->ds.tasks[t].name);
+        if (k < 0 || (size_t)k >= sizeof(tr->relations.tasks) - len)
+            break;
+        len += (size_t)k;
+    }
+    TR_CALL(tr_mrn_relations(mrn, &tr->relations));
+    return TR_OK;
+}
+
 static void snapshot_best(tr_trainer *tr, int64_t step, double score) {
     tr_model *m = &tr->model;
     memcpy(tr->best_params, m->params.data, m->params.total * sizeof(float));
@@ -278,6 +325,11 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res) {
         else
             TR_CALL(step_shared_input(tr, st));
         TR_CALL(reduce_gradients(tr));
+        if (tr->has_mrn && !tr->mrn.o.prox) {
+            double tm = tr_time_now();
+            TR_CALL(tr_mrn_step_gradient(&tr->mrn, m, &tr->grid));
+            phase_add(tr, TR_PHASE_MRN, "mrn_prior_gradient", tm, tr_time_now());
+        }
         /* fused scalars: per task loss, count, correct, abs; then non-finite and stop flags */
         double *sc = tr->scalars;
         memset(sc, 0, (size_t)(4 * T + 2) * sizeof(double));
@@ -306,6 +358,8 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res) {
         double to = tr_time_now();
         tr_opt_step(&tr->opt, &m->params, lr);
         phase_add(tr, TR_PHASE_OPTIMIZER, "optimizer", to, tr_time_now());
+        if (tr->has_mrn)
+            TR_CALL(mrn_after_step(tr, step, lr, eval_every));
         double mean_loss = 0.0;
         for (int t = 0; t < T; t++) {
             double l = sc[4 * t + 1] > 0 ? sc[4 * t] / sc[4 * t + 1] : 0.0;
@@ -358,11 +412,23 @@ static tr_status finish(tr_trainer *tr, tr_train_result *res) {
     TR_CALL(tr_weights_save(path, &m->params, &m->buffers, &tr->grid, tr->cfg));
     snprintf(path, sizeof(path), "%s/timeline.json", tr->run_dir);
     TR_CALL(tr_timeline_write(tr->timeline, tr->grid.world, path));
+    TR_CALL(collect_relations(tr));
+    tr_status st = TR_OK;
     if (tr->grid.rank == 0) {
+        if (tr->relations.n > 0) {
+            snprintf(path, sizeof(path), "%s/relations.h5", tr->run_dir);
+            st = tr_relations_save(path, &tr->relations);
+        }
         tr_report_final(tr, val, test);
-        if (!tr->opts.quiet)
+        if (!tr->opts.quiet) {
             tr_report_table(tr, val, test, tr_time_now() - tr->t_start);
+            tr_report_relations(tr, stdout);
+            if (tr->relations.n > 0)
+                printf("\nrelations: %s/relations.h5 (taskrel inspect / taskrel plot relations)\n",
+                       tr->run_dir);
+        }
     }
+    TR_CALL(tr_agree(tr->grid.world, st));
     return TR_OK;
 }
 

@@ -9,6 +9,7 @@
 #include "taskrel/data.h"
 #include "taskrel/dist.h"
 #include "taskrel/model.h"
+#include "taskrel/mrn.h"
 #include "taskrel/optim.h"
 #include "taskrel/train.h"
 
@@ -20,6 +21,7 @@ typedef enum {
     TR_PHASE_COMM,
     TR_PHASE_OPTIMIZER,
     TR_PHASE_EVAL,
+    TR_PHASE_MRN, /* prior steps and covariance updates (their collectives included) */
     TR_PHASE_COUNT
 } tr_phase;
 
@@ -68,6 +70,11 @@ typedef struct {
     FILE *metrics; /* rank 0 */
     int progress_tty;
     struct tr_timeline *timeline; /* per-rank phase events -> timeline.json */
+    /* MRN (model.kind = mrn) */
+    int has_mrn;
+    tr_mrn mrn;
+    double mrn_eta; /* prox step size accumulated since the last prox (mrn.prox_every) */
+    tr_relations relations; /* learned relation matrices (relations.h5, checkpoints) */
     double t_start;
 } tr_trainer;
 
@@ -91,6 +98,8 @@ double tr_mean_metric(const tr_trainer *tr, const tr_task_stats *stats);
 tr_status tr_report_open(tr_trainer *tr);
 void tr_report_close(tr_trainer *tr);
 void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_line);
+/* The learned task correlations (tr->relations) as text tables. */
+void tr_report_relations(const tr_trainer *tr, FILE *out);
 void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_stats,
                     const tr_task_stats *val, double lr);
 void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test);

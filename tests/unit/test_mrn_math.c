@@ -509,6 +509,27 @@ static void test_prox(void **state) {
                                      lambda, s.d1, s.d2, s.t, 0, s.t),
                          TR_OK);
         assert_true(rel_err(wcopy, ref, n) < TOL);
+        /* NULL U1 / U2 mean the identity: equal to passing explicit identities with the
+         * same eigenvalues (a mode that is diagonal in its own basis). */
+        for (int which = 0; which < 3; which++) {
+            double *e1 = dbuf((size_t)s.d1 * s.d1), *e2 = dbuf((size_t)s.d2 * s.d2);
+            for (int i = 0; i < s.d1; i++)
+                e1[i * s.d1 + i] = 1.0;
+            for (int i = 0; i < s.d2; i++)
+                e2[i * s.d2 + i] = 1.0;
+            const double *a1 = which != 1 ? NULL : u[0], *a2 = which != 0 ? NULL : u[1];
+            const double *b1 = a1 ? a1 : e1, *b2 = a2 ? a2 : e2;
+            double *o1 = dbuf(n), *o2 = dbuf(n);
+            memcpy(o1, w, n * sizeof(double));
+            assert_int_equal(tr_mrn_prox(o1, o1, a1, a2, u[2], pk[0], pk[1], pk[2], eta, lambda,
+                                         s.d1, s.d2, s.t, 0, s.t),
+                             TR_OK);
+            assert_int_equal(tr_mrn_prox(o2, w, b1, b2, u[2], pk[0], pk[1], pk[2], eta, lambda,
+                                         s.d1, s.d2, s.t, 0, s.t),
+                             TR_OK);
+            assert_true(rel_err(o1, o2, n) < TOL);
+            free(e1), free(e2), free(o1), free(o2);
+        }
         for (int m = 0; m < 3; m++)
             free(om[m]), free(u[m]), free(pk[m]);
         free(w), free(k), free(x), free(ref), free(out), free(rot), free(wcopy);

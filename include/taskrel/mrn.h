@@ -1,0 +1,149 @@
+/*
+ * MRN in training (ALGORITHMS.md §2): the tensor-normal priors of the chosen
+ * task-specific layers, their covariances, and the collectives that tie them
+ * to the rank grid. The math is taskrel/mrn_math.h (serial, double); this
+ * module feeds it the all-gathered weights and assembles the covariances.
+ *
+ * Per layer ℓ (fc7: D1 = trunk features, D2 = head_hidden; fc8: D1 = fc8's
+ * inputs, D2 = classes) the state is Σ_k, Ω_k = U_k diag(p_k) U_kᵀ and ln|Ω_k|
+ * for the three modes k = feature, class, task, identical on every rank.
+ * Modes that are not learned stay Σ = Ω = I.
+ *
+ * Per step (after the gradient all-reduces):
+ *  - prior_step = gradient: all-gather the layer's task weights within
+ *    replica_comm and add λ' Ω1 M_t Ω2 to each owned task's gradient;
+ *  - prior_step = prox (after the optimizer step): the exact implicit step
+ *    vec(W) <- (I + η λ' Ω3⊗Ω2⊗Ω1)^{-1} vec(W): the owned tasks are rotated by
+ *    U1, U2, all-gathered within replica_comm, mixed by U3, divided and
+ *    rotated back. Before the first update (all Ω = I) and while the task
+ *    mode is I, no task mixing is needed and nothing is communicated.
+ * λ' = mrn.lambda / mean training-set size (λ per example, [choice]).
+ *
+ * Every mrn.update_every steps (after the optimizer and prox), per layer:
+ * all-gather W in replica_comm; per learned mode, replica 0's ranks compute
+ * the rows of their own tasks (tr_mrn_cov_part), one all-reduce over world
+ * assembles the covariance on every rank (the other replicas contribute zeros),
+ * then the precision: by ScaLAPACK (pdsyevd + pdgemm on a BLACS grid over
+ * world) if n > linalg.scalapack_min_dim and there is more than one rank,
+ * else by LAPACKE on every rank. Floor numerics rescale Σ1, Σ2 to traces D1,
+ * D2 after each flip-flop cycle and move the factor into Σ3.
+ *
+ * All functions are collective over the grid's communicators unless noted,
+ * and every rank must call them at the same steps with the same arguments.
+ */
+#ifndef TASKREL_MRN_H
+#define TASKREL_MRN_H
+
+#include "taskrel/config.h"
+#include "taskrel/dist.h"
+#include "taskrel/linalg_dist.h"
+#include "taskrel/model.h"
+#include "taskrel/mrn_math.h"
+#include "taskrel/relations.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TR_MRN_MAX_LAYERS 2
+
+typedef struct {
+    double lambda;      /* λ' per batch = mrn.lambda / mean training-set size */
+    unsigned modes;     /* bit k set: mode k (tr_mrn_mode) is learned */
+    int update_every;   /* steps between covariance updates */
+    int flipflop_iters; /* cycles per update */
+    int prox;           /* 1: proximal step after the optimizer; 0: gradient */
+    int prox_every;     /* prox: amortise over this many steps */
+    int official;       /* official numerics (task mode only, unscaled, ...) */
+    double eps;         /* ε on the covariance diagonal */
+    double eig_floor;   /* floor numerics */
+    int scalapack_min_dim;
+} tr_mrn_opts;
+
+typedef struct {
+    char name[8]; /* "fc7" or "fc8" */
+    int pid;      /* weight's param id in the model (-1 when used without a model) */
+    int d1, d2;
+    int n[TR_MRN_MODE_COUNT]; /* d1, d2, T */
+    double *sigma[TR_MRN_MODE_COUNT], *omega[TR_MRN_MODE_COUNT];
+    double *u[TR_MRN_MODE_COUNT], *p[TR_MRN_MODE_COUNT]; /* eigenvectors, precision eigenvalues */
+    double logdet[TR_MRN_MODE_COUNT];                    /* ln|Ω_k| */
+    int rotated[TR_MRN_MODE_COUNT]; /* U_k is not the identity (mode updated at least once) */
+    double prior_value;             /* ½ vec(W)ᵀ (Ω3⊗Ω2⊗Ω1) vec(W) at the last update */
+    double *w_all;                  /* (T, d1, d2) gathered weights */
+    double *w_init;                 /* (T, d1, d2) weights at the start (W - W_init correlations) */
+    double *work;                   /* (T + 2) d1 d2 scratch */
+    float *w_f32;                   /* (T, d1, d2) gather buffer */
+} tr_mrn_layer;
+
+typedef struct {
+    tr_mrn_opts o;
+    int T, t0, tn; /* tasks; this rank's tasks */
+    int n_layers;
+    tr_mrn_layer layer[TR_MRN_MAX_LAYERS];
+    int *counts, *displs; /* (S) elements per replica_comm rank, for the current layer */
+    double *eye_tn;       /* (tn, tn) identity (prox without task mixing) */
+    tr_blacs blacs;       /* over world, when some n > scalapack_min_dim and P > 1 */
+    int use_blacs;
+    int64_t updates;
+    double update_seconds; /* total time in covariance updates on this rank */
+    int scalapack_calls, lapack_calls;
+} tr_mrn;
+
+/* Parse "fc7,fc8" (bit 0 fc7, bit 1 fc8) and "feature,class,task" (bits by
+ * tr_mrn_mode). TR_ERR_CONFIG naming the key for an unknown or empty entry. */
+tr_status tr_mrn_parse_layers(const char *text, unsigned *mask);
+tr_status tr_mrn_parse_modes(const char *text, unsigned *mask);
+
+/* Options from the [mrn] and [linalg] keys; n_mean = mean training examples
+ * per task (λ' = mrn.lambda / n_mean). Official numerics force the task mode only. */
+tr_status tr_mrn_opts_from_config(tr_mrn_opts *o, const tr_config *cfg, double n_mean);
+
+/* Set up n_layers layers of (d1[l], d2[l]) over the grid's tasks; all Σ = Ω = I.
+ * Collective over g->world (BLACS grid). */
+tr_status tr_mrn_init(tr_mrn *mrn, const tr_mrn_opts *o, const tr_grid *g, int n_layers,
+                      const char *const *names, const int *d1, const int *d2);
+/* tr_mrn_init for the layers of a model named by mrn.layers (fc7 needs
+ * model.head_hidden > 0: TR_ERR_CONFIG otherwise), recording W_init. */
+tr_status tr_mrn_init_model(tr_mrn *mrn, const tr_mrn_opts *o, const tr_config *cfg, tr_model *m,
+                            tr_grid *g);
+void tr_mrn_free(tr_mrn *mrn); /* no-op on a zeroed struct */
+
+/* All-gather layer l's task weights into layer->w_all. w_local: the owned
+ * tasks (tn, d1, d2) float. Collective over replica_comm. */
+tr_status tr_mrn_layer_gather(tr_mrn *mrn, int l, tr_grid *g, const float *w_local);
+/* Gradient form: add λ' Ω1 M_t Ω2 to g_local (tn, d1, d2) of the owned tasks,
+ * from w_all (call tr_mrn_layer_gather first). Local. */
+tr_status tr_mrn_layer_prior_grad(tr_mrn *mrn, int l, float *g_local);
+/* Proximal form: the exact implicit step with step size eta (the head learning
+ * rate) on the owned tasks' weights w_local (tn, d1, d2), in place. */
+tr_status tr_mrn_layer_prox(tr_mrn *mrn, int l, tr_grid *g, float *w_local, double eta);
+/* Covariance update of layer l from w_all (call tr_mrn_layer_gather first). */
+tr_status tr_mrn_layer_update(tr_mrn *mrn, int l, tr_grid *g);
+
+/* Precision of a replicated covariance sigma (n, n): ScaLAPACK or LAPACKE as
+ * above; omega, u (n, n), p (n), logdet as in tr_mrn_precision_floor. */
+tr_status tr_mrn_precision(tr_mrn *mrn, double *omega, double *u, double *p, double *logdet,
+                           const double *sigma, int n);
+
+/* The model-level wrappers the trainer calls (layers by their param ids). */
+tr_status tr_mrn_step_gradient(tr_mrn *mrn, tr_model *m, tr_grid *g);
+tr_status tr_mrn_step_prox(tr_mrn *mrn, tr_model *m, tr_grid *g, double eta);
+tr_status tr_mrn_step_update(tr_mrn *mrn, tr_model *m, tr_grid *g);
+
+/* Largest precision eigenvalue of mode k of layer l. */
+double tr_mrn_max_precision(const tr_mrn *mrn, int l, int k);
+
+/* Relation matrices for inspect/plot: per layer "mrn.<layer>.task_corr"
+ * (correlation of Σ3), "mrn.<layer>.task_cov" (Σ3) and
+ * "mrn.<layer>.delta_corr" (Pearson correlation between tasks of W_t - W_init,t,
+ * from w_all: call after a gather of the final weights). Local. */
+tr_status tr_mrn_relations(const tr_mrn *mrn, tr_relations *rel);
+
+/* One JSON object (no newline) with the MRN state for metrics.jsonl. */
+void tr_mrn_write_json(const tr_mrn *mrn, FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,371 @@
+/*
+ * taskrel inspect PATH           a file's attributes, tensors and relation matrices
+ * taskrel plot relations PATH -o FILE.png [--name NAME]   heatmaps (gnuplot)
+ *
+ * PATH is an HDF5 file written by taskrel (model.h5, relations.h5, a
+ * checkpoint) or a run directory, for which its relations.h5 and model.h5 are
+ * shown. Serial (rank 0); read-only.
+ */
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "taskrel/relations.h"
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int exists(const char *p) {
+    return access(p, R_OK) == 0;
+}
+
+/* ---- attributes and tensors --------------------------------------------------- */
+
+static herr_t print_attr(hid_t loc, const char *name, const H5A_info_t *info, void *op) {
+    (void)info;
+    (void)op;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0)
+        return 0;
+    hid_t ty = H5Aget_type(a);
+    hid_t sp = H5Aget_space(a);
+    H5T_class_t cls = H5Tget_class(ty);
+    hssize_t npts = H5Sget_simple_extent_npoints(sp);
+    if (cls == H5T_STRING && !H5Tis_variable_str(ty)) {
+        size_t n = H5Tget_size(ty);
+        char *buf = calloc(1, n + 1);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, n);
+        if (buf && H5Aread(a, mt, buf) >= 0) {
+            if (strchr(buf, '\n'))
+                printf("  %-14s (%zu bytes of text; first line: %.*s)\n", name, strlen(buf),
+                       (int)strcspn(buf, "\n"), buf);
+            else
+                printf("  %-14s %s\n", name, buf);
+        }
+        H5Tclose(mt);
+        free(buf);
+    } else if (cls == H5T_INTEGER && npts >= 1 && npts <= 16) {
+        long long v[16];
+        if (H5Aread(a, H5T_NATIVE_LLONG, v) >= 0) {
+            printf("  %-14s", name);
+            for (hssize_t i = 0; i < npts; i++)
+                printf(" %lld", v[i]);
+            printf("\n");
+        }
+    } else if (cls == H5T_FLOAT && npts >= 1 && npts <= 16) {
+        double v[16];
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0) {
+            printf("  %-14s", name);
+            for (hssize_t i = 0; i < npts; i++)
+                printf(" %.6g", v[i]);
+            printf("\n");
+        }
+    } else {
+        printf("  %-14s (%lld values)\n", name, (long long)npts);
+    }
+    H5Sclose(sp);
+    H5Tclose(ty);
+    H5Aclose(a);
+    return 0;
+}
+
+static herr_t print_object(hid_t loc, const char *name, const H5O_info_t *info, void *op) {
+    int *count = op;
+    if (info->type != H5O_TYPE_DATASET || strncmp(name, "relations/", 10) == 0)
+        return 0;
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0)
+        return 0;
+    hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds);
+    hsize_t dims[8] = {0};
+    int nd = H5Sget_simple_extent_ndims(sp);
+    if (nd > 8)
+        nd = 8;
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    char shape[128] = "";
+    for (int i = 0; i < nd; i++)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", i ? " x " : "",
+                 (unsigned long long)dims[i]);
+    const char *tn = H5Tget_class(ty) == H5T_FLOAT
+                         ? (H5Tget_size(ty) == 4 ? "float32" : "float64")
+                         : (H5Tget_class(ty) == H5T_INTEGER ? "int" : "other");
+    printf("  /%-40s %-8s %s\n", name, tn, nd ? shape : "scalar");
+    H5Tclose(ty);
+    H5Sclose(sp);
+    H5Dclose(ds);
+    (*count)++;
+    return 0;
+}
+
+static tr_status inspect_tensors(const char *path) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    TR_CHECK(f >= 0, TR_ERR_DATA, "%s: cannot open as HDF5", path);
+    printf("%s\n attributes:\n", path);
+    H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, NULL, print_attr, NULL);
+    int count = 0;
+    printf(" tensors:\n");
+    herr_t rc = H5Ovisit(f, H5_INDEX_NAME, H5_ITER_INC, print_object, &count);
+    H5Fclose(f);
+    TR_CHECK(rc >= 0, TR_ERR_DATA, "%s: cannot list the file's objects (corrupt?)", path);
+    if (count == 0)
+        printf("  (none besides /relations)\n");
+    return TR_OK;
+}
+
+/* ---- relation matrices ------------------------------------------------------- */
+
+/* Task name k of the comma-separated list (or "k"). */
+static void task_name(char *out, size_t cap, const char *tasks, int k) {
+    const char *p = tasks;
+    for (int i = 0; i < k && p; i++) {
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    if (!p || !*p) {
+        snprintf(out, cap, "%d", k);
+        return;
+    }
+    size_t n = strcspn(p, ",");
+    snprintf(out, cap, "%.*s", (int)(n < cap - 1 ? n : cap - 1), p);
+}
+
+static void print_relation(const tr_relation *r, const char *tasks) {
+    int row_tasks = strncmp(r->axes, "task", 4) == 0;
+    int col_tasks = strcmp(r->axes, "task,task") == 0;
+    printf("\n%s  [%s, %d x %d]\n%-12s", r->title, r->name, r->rows, r->cols, "");
+    int cols = r->cols > 16 ? 16 : r->cols;
+    char nm[64];
+    for (int j = 0; j < cols; j++) {
+        if (col_tasks)
+            task_name(nm, sizeof nm, tasks, j);
+        else
+            snprintf(nm, sizeof nm, "%d", j);
+        printf(" %8.8s", nm);
+    }
+    printf("%s\n", cols < r->cols ? " ..." : "");
+    for (int i = 0; i < r->rows; i++) {
+        if (row_tasks)
+            task_name(nm, sizeof nm, tasks, i);
+        else
+            snprintf(nm, sizeof nm, "%d", i);
+        printf("%-12.12s", nm);
+        for (int j = 0; j < cols; j++)
+            printf(" %8.3f", r->data[(size_t)i * r->cols + j]);
+        printf("\n");
+    }
+}
+
+static tr_status inspect_relations(const char *path, int *found) {
+    tr_relations rel;
+    TR_CALL(tr_relations_load(path, &rel, found));
+    for (int i = 0; i < rel.n; i++)
+        print_relation(&rel.items[i], rel.tasks);
+    tr_relations_free(&rel);
+    return TR_OK;
+}
+
+static tr_status inspect_file(const char *path) {
+    TR_CHECK(exists(path), TR_ERR_DATA, "%s: no such file", path);
+    TR_CHECK(H5Fis_hdf5(path) > 0, TR_ERR_DATA, "%s: not an HDF5 file", path);
+    TR_CALL(inspect_tensors(path));
+    int found = 0;
+    TR_CALL(inspect_relations(path, &found));
+    return TR_OK;
+}
+
+static tr_status inspect_path(const char *path) {
+    if (!is_dir(path))
+        return inspect_file(path);
+    const char *names[] = {"checkpoints/latest", "model.h5", "relations.h5"};
+    char p[2048];
+    int shown = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", path, names[i]);
+        if (!exists(p))
+            continue;
+        if (shown++)
+            printf("\n");
+        TR_CALL(inspect_file(p));
+    }
+    TR_CHECK(shown > 0, TR_ERR_DATA,
+             "%s: no model.h5, relations.h5 or checkpoint in this directory", path);
+    return TR_OK;
+}
+
+tr_status tr_cmd_inspect(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        printf("usage: taskrel inspect RUN_DIR|FILE.h5\n"
+               "Prints a taskrel HDF5 file's attributes (step, grid, format), its tensors with\n"
+               "their global shapes, and the learned relation matrices. For a run directory:\n"
+               "its latest checkpoint, model.h5 and relations.h5.\n");
+        return argc < 2 ? tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
+                                       "inspect needs a run directory or file")
+                        : tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__, "help shown");
+    }
+    TR_CHECK(argc == 2, TR_ERR_USAGE, "inspect takes one path (got %d arguments)", argc - 1);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return inspect_path(argv[1]);
+}
+
+/* ---- plot --------------------------------------------------------------------- */
+
+static int wanted(const tr_relation *r, const char *name) {
+    if (name)
+        return strcmp(r->name, name) == 0;
+    return strcmp(r->axes, "task,task") == 0 && strstr(r->name, "corr") != NULL;
+}
+
+/* One heatmap panel per relation; values printed in the cells for small matrices. */
+static void gnuplot_panel(FILE *gp, const tr_relation *r, const char *tasks, const char *datafile) {
+    int sq = strcmp(r->axes, "task,task") == 0;
+    fprintf(gp, "set title \"%s\" noenhanced\n", r->title);
+    fprintf(gp, "set xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\n", r->cols - 1, r->rows - 1);
+    if (sq) {
+        fprintf(gp, "set cbrange [-1:1]\n");
+    } else {
+        fprintf(gp, "set autoscale cb\n");
+    }
+    char nm[64];
+    fprintf(gp, "set xtics rotate by 45 right (");
+    for (int j = 0; j < r->cols && r->cols <= 32; j++) {
+        if (sq)
+            task_name(nm, sizeof nm, tasks, j);
+        else
+            snprintf(nm, sizeof nm, "%d", j);
+        fprintf(gp, "%s\"%s\" %d", j ? ", " : "", nm, j);
+    }
+    fprintf(gp, ")\nset ytics (");
+    for (int i = 0; i < r->rows && r->rows <= 32; i++) {
+        task_name(nm, sizeof nm, tasks, i);
+        fprintf(gp, "%s\"%s\" %d", i ? ", " : "", nm, i);
+    }
+    fprintf(gp, ")\n");
+    if (r->rows <= 12 && r->cols <= 12)
+        fprintf(gp,
+                "plot '%s' index %s matrix with image notitle, '' index %s matrix using "
+                "1:2:(sprintf('%%.2f',$3)) with labels font ',8' notitle\n",
+                datafile, r->name, r->name);
+    else
+        fprintf(gp, "plot '%s' index %s matrix with image notitle\n", datafile, r->name);
+}
+
+static tr_status write_data(const char *datafile, const tr_relations *rel, const char *name) {
+    FILE *f = fopen(datafile, "w");
+    TR_CHECK(f != NULL, TR_ERR_IO, "cannot write %s", datafile);
+    for (int k = 0; k < rel->n; k++) {
+        const tr_relation *r = &rel->items[k];
+        if (!wanted(r, name))
+            continue;
+        fprintf(f, "# %s\n", r->name);
+        for (int i = 0; i < r->rows; i++) {
+            for (int j = 0; j < r->cols; j++)
+                fprintf(f, "%s%.6g", j ? " " : "", r->data[(size_t)i * r->cols + j]);
+            fprintf(f, "\n");
+        }
+        fprintf(f, "\n\n");
+    }
+    return fclose(f) == 0
+               ? TR_OK
+               : tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot write %s", datafile);
+}
+
+static tr_status plot_run(const tr_relations *rel, const char *name, const char *out) {
+    int n = 0;
+    for (int k = 0; k < rel->n; k++)
+        n += wanted(&rel->items[k], name);
+    TR_CHECK(n > 0, TR_ERR_DATA, "no relation matrix %s%sto plot", name ? name : "",
+             name ? " " : "");
+    char datafile[] = "/tmp/taskrel-plot-XXXXXX";
+    int fd = mkstemp(datafile);
+    TR_CHECK(fd >= 0, TR_ERR_IO, "cannot create a temporary file");
+    close(fd);
+    tr_status st = write_data(datafile, rel, name);
+    if (st == TR_OK) {
+        int cols = n < 3 ? n : 3, rows = (n + cols - 1) / cols;
+        FILE *gp = popen("gnuplot 2>/tmp/taskrel-gnuplot.err", "w");
+        if (!gp) {
+            st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot run gnuplot");
+        } else {
+            fprintf(gp, "set terminal pngcairo size %d,%d font ',10'\nset output '%s'\n",
+                    520 * cols, 480 * rows, out);
+            fprintf(gp, "set palette defined (-1 '#2166ac', 0 '#f7f7f7', 1 '#b2182b')\n");
+            fprintf(gp, "set size ratio -1\nset termoption noenhanced\nset datafile commentschars '#'\n");
+            fprintf(gp, "set multiplot layout %d,%d\n", rows, cols);
+            int idx = 0;
+            for (int k = 0; k < rel->n; k++) {
+                tr_relation r = rel->items[k];
+                if (!wanted(&r, name))
+                    continue;
+                char index[16];
+                snprintf(index, sizeof index, "%d", idx++);
+                snprintf(r.name, sizeof r.name, "%s", index); /* gnuplot data-block index */
+                gnuplot_panel(gp, &r, rel->tasks, datafile);
+            }
+            fprintf(gp, "unset multiplot\n");
+            int rc = pclose(gp);
+            if (rc != 0)
+                st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__,
+                                  "gnuplot failed (exit %d); see /tmp/taskrel-gnuplot.err", rc);
+        }
+    }
+    unlink(datafile);
+    return st;
+}
+
+static const char *relations_file(const char *path, char *buf, size_t cap) {
+    if (!is_dir(path))
+        return path;
+    snprintf(buf, cap, "%s/relations.h5", path);
+    if (!exists(buf))
+        snprintf(buf, cap, "%s/checkpoints/latest", path);
+    return buf;
+}
+
+tr_status tr_cmd_plot(int argc, char **argv) {
+    const char *what = argc > 1 ? argv[1] : NULL, *path = NULL, *out = NULL, *name = NULL;
+    if (!what || strcmp(what, "--help") == 0 || strcmp(what, "-h") == 0) {
+        printf(
+            "usage: taskrel plot relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]\n"
+            "Heatmaps of the learned relation matrices (default: every task correlation\n"
+            "matrix; --name picks one, e.g. mrn.fc8.task_corr; `taskrel inspect` lists them).\n");
+        return tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
+                            what ? "help shown" : "plot needs a subject");
+    }
+    TR_CHECK(strcmp(what, "relations") == 0, TR_ERR_USAGE,
+             "unknown plot '%s' (available: relations)", what);
+    for (int i = 2; i < argc; i++) {
+        if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0) && i + 1 < argc)
+            out = argv[++i];
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (argv[i][0] == '-')
+            TR_RAISE(TR_ERR_USAGE, "plot relations: unknown option '%s'", argv[i]);
+        else if (!path)
+            path = argv[i];
+        else
+            TR_RAISE(TR_ERR_USAGE, "plot relations: unexpected argument '%s'", argv[i]);
+    }
+    TR_CHECK(path && out, TR_ERR_USAGE, "usage: taskrel plot relations PATH -o FILE.png");
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    char buf[2048];
+    const char *file = relations_file(path, buf, sizeof buf);
+    TR_CHECK(exists(file), TR_ERR_DATA, "%s: no such file (no relations.h5 in a run directory?)",
+             file);
+    tr_relations rel;
+    int found = 0;
+    TR_CALL(tr_relations_load(file, &rel, &found));
+    TR_CHECK(found, TR_ERR_DATA, "%s has no /relations group (was the model mrn or mran?)", file);
+    tr_status st = plot_run(&rel, name, out);
+    tr_relations_free(&rel);
+    if (st == TR_OK)
+        printf("wrote %s\n", out);
+    return st;
+}

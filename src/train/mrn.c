@@ -1,0 +1,441 @@
+/*
+ * MRN priors in training (see taskrel/mrn.h): state per prior layer, the
+ * per-step gradient or proximal step, and the covariance updates assembled
+ * over the rank grid.
+ */
+#include "taskrel/mrn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const k_layer_names[] = {"fc7", "fc8"};
+static const char *const k_mode_names[TR_MRN_MODE_COUNT] = {"feature", "class", "task"};
+
+/* ---- options ---------------------------------------------------------------- */
+
+static tr_status parse_list(const char *text, const char *key, const char *const *names, int n,
+                            unsigned *mask) {
+    *mask = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", text);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        int k = 0;
+        while (k < n && strcmp(tok, names[k]) != 0)
+            k++;
+        if (k == n) {
+            char all[96] = "";
+            for (int i = 0; i < n; i++)
+                snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", i ? ", " : "",
+                         names[i]);
+            TR_RAISE(TR_ERR_CONFIG, "%s: unknown entry '%s' (expected some of: %s)", key, tok, all);
+        }
+        *mask |= 1u << k;
+    }
+    TR_CHECK(*mask != 0, TR_ERR_CONFIG, "%s must name at least one entry", key);
+    return TR_OK;
+}
+
+tr_status tr_mrn_parse_layers(const char *text, unsigned *mask) {
+    return parse_list(text, "mrn.layers", k_layer_names, 2, mask);
+}
+
+tr_status tr_mrn_parse_modes(const char *text, unsigned *mask) {
+    return parse_list(text, "mrn.modes", k_mode_names, TR_MRN_MODE_COUNT, mask);
+}
+
+tr_status tr_mrn_opts_from_config(tr_mrn_opts *o, const tr_config *cfg, double n_mean) {
+    memset(o, 0, sizeof *o);
+    TR_CHECK(n_mean > 0, TR_ERR_DATA, "MRN: the training sets are empty");
+    TR_CALL(tr_mrn_parse_modes(cfg->mrn_modes, &o->modes));
+    o->lambda = cfg->mrn_lambda / n_mean;
+    o->update_every = cfg->mrn_update_every;
+    o->flipflop_iters = cfg->mrn_flipflop_iters;
+    o->prox = cfg->mrn_prior_step == TR_MRN_PROX;
+    o->prox_every = cfg->mrn_prox_every;
+    o->official = cfg->mrn_numerics == TR_MRN_OFFICIAL;
+    o->eps = o->official ? TR_MRN_OFFICIAL_EPS : cfg->mrn_eps;
+    o->eig_floor = cfg->mrn_eig_floor;
+    o->scalapack_min_dim = cfg->scalapack_min_dim;
+    if (o->official)
+        o->modes = 1u << TR_MRN_MODE_TASK;
+    return TR_OK;
+}
+
+/* ---- set-up ------------------------------------------------------------------ */
+
+static void set_identity(double *a, int n) {
+    memset(a, 0, (size_t)n * n * sizeof(double));
+    for (int i = 0; i < n; i++)
+        a[(size_t)i * n + i] = 1.0;
+}
+
+static tr_status layer_init(tr_mrn_layer *L, const char *name, int d1, int d2, int T) {
+    snprintf(L->name, sizeof L->name, "%s", name);
+    L->pid = -1;
+    L->d1 = d1;
+    L->d2 = d2;
+    L->n[0] = d1;
+    L->n[1] = d2;
+    L->n[2] = T;
+    for (int k = 0; k < TR_MRN_MODE_COUNT; k++) {
+        int n = L->n[k];
+        TR_ALLOC(L->sigma[k], (size_t)n * n, "MRN covariance");
+        TR_ALLOC(L->omega[k], (size_t)n * n, "MRN precision");
+        TR_ALLOC(L->u[k], (size_t)n * n, "MRN eigenvectors");
+        TR_ALLOC(L->p[k], (size_t)n, "MRN precision eigenvalues");
+        set_identity(L->sigma[k], n);
+        set_identity(L->omega[k], n);
+        set_identity(L->u[k], n);
+        for (int i = 0; i < n; i++)
+            L->p[k][i] = 1.0;
+    }
+    size_t nn = (size_t)d1 * d2, big = (size_t)T * nn;
+    size_t sq = (size_t)d1 * d1 > (size_t)d2 * d2 ? (size_t)d1 * d1 : (size_t)d2 * d2;
+    if ((size_t)T * T > sq)
+        sq = (size_t)T * T;
+    TR_ALLOC(L->w_all, big, "MRN gathered weights");
+    TR_ALLOC(L->w_init, big, "MRN initial weights");
+    TR_ALLOC(L->work, big + (sq > nn ? sq : nn), "MRN scratch");
+    TR_ALLOC(L->w_f32, big, "MRN gather buffer");
+    return TR_OK;
+}
+
+tr_status tr_mrn_init(tr_mrn *mrn, const tr_mrn_opts *o, const tr_grid *g, int n_layers,
+                      const char *const *names, const int *d1, const int *d2) {
+    memset(mrn, 0, sizeof *mrn);
+    mrn->blacs.ctxt = -1;
+    mrn->o = *o;
+    mrn->T = g->T;
+    mrn->t0 = g->t0;
+    mrn->tn = g->tn;
+    TR_CHECK(n_layers >= 1 && n_layers <= TR_MRN_MAX_LAYERS, TR_ERR_INTERNAL, "MRN: %d layers",
+             n_layers);
+    mrn->n_layers = n_layers;
+    int maxn = g->T;
+    for (int l = 0; l < n_layers; l++) {
+        TR_CALL(layer_init(&mrn->layer[l], names[l], d1[l], d2[l], g->T));
+        if (d1[l] > maxn)
+            maxn = d1[l];
+        if (d2[l] > maxn)
+            maxn = d2[l];
+    }
+    TR_ALLOC(mrn->counts, 2 * (size_t)g->S, "MRN gather counts");
+    mrn->displs = mrn->counts + g->S;
+    TR_ALLOC(mrn->eye_tn, (size_t)(g->tn > 0 ? g->tn : 1) * (g->tn > 0 ? g->tn : 1), "MRN eye");
+    set_identity(mrn->eye_tn, g->tn > 0 ? g->tn : 1);
+    mrn->use_blacs = g->size > 1 && maxn > o->scalapack_min_dim;
+    if (mrn->use_blacs)
+        TR_CALL(tr_blacs_init(&mrn->blacs, g->world, 0));
+    return TR_OK;
+}
+
+void tr_mrn_free(tr_mrn *mrn) {
+    if (!mrn->n_layers && !mrn->counts)
+        return;
+    for (int l = 0; l < mrn->n_layers; l++) {
+        tr_mrn_layer *L = &mrn->layer[l];
+        for (int k = 0; k < TR_MRN_MODE_COUNT; k++) {
+            tr_free(L->sigma[k]);
+            tr_free(L->omega[k]);
+            tr_free(L->u[k]);
+            tr_free(L->p[k]);
+        }
+        tr_free(L->w_all);
+        tr_free(L->w_init);
+        tr_free(L->work);
+        tr_free(L->w_f32);
+    }
+    tr_free(mrn->counts);
+    tr_free(mrn->eye_tn);
+    if (mrn->use_blacs)
+        tr_blacs_free(&mrn->blacs);
+    memset(mrn, 0, sizeof *mrn);
+}
+
+/* ---- per step ---------------------------------------------------------------- */
+
+static void set_counts(tr_mrn *mrn, const tr_grid *g, int nn) {
+    for (int s = 0; s < g->S; s++) {
+        mrn->counts[s] = g->shard_tn[s] * nn;
+        mrn->displs[s] = g->shard_t0[s] * nn;
+    }
+}
+
+tr_status tr_mrn_layer_gather(tr_mrn *mrn, int l, tr_grid *g, const float *w_local) {
+    tr_mrn_layer *L = &mrn->layer[l];
+    int nn = L->d1 * L->d2;
+    set_counts(mrn, g, nn);
+    TR_CALL(tr_allgatherv_f32(g, g->replica_comm, w_local, mrn->tn * nn, L->w_f32, mrn->counts,
+                              mrn->displs, TR_COLL_MRN));
+    size_t total = (size_t)mrn->T * nn;
+    for (size_t i = 0; i < total; i++)
+        L->w_all[i] = L->w_f32[i];
+    return TR_OK;
+}
+
+tr_status tr_mrn_layer_prior_grad(tr_mrn *mrn, int l, float *g_local) {
+    tr_mrn_layer *L = &mrn->layer[l];
+    TR_CALL(tr_mrn_prior_grad(L->work, NULL, L->w_all, L->omega[0], L->omega[1], L->omega[2],
+                              mrn->o.lambda, L->d1, L->d2, mrn->T, mrn->t0, mrn->tn));
+    size_t n = (size_t)mrn->tn * L->d1 * L->d2;
+    for (size_t i = 0; i < n; i++)
+        g_local[i] += (float)L->work[i];
+    return TR_OK;
+}
+
+tr_status tr_mrn_layer_prox(tr_mrn *mrn, int l, tr_grid *g, float *w_local, double eta) {
+    tr_mrn_layer *L = &mrn->layer[l];
+    int d1 = L->d1, d2 = L->d2, nn = d1 * d2, tn = mrn->tn;
+    const double *u1 = L->rotated[0] ? L->u[0] : NULL, *u2 = L->rotated[1] ? L->u[1] : NULL;
+    double *x = L->work; /* (tn, d1, d2) owned tasks */
+    size_t n = (size_t)tn * nn;
+    for (size_t i = 0; i < n; i++)
+        x[i] = w_local[i];
+    if (!L->rotated[TR_MRN_MODE_TASK]) {
+        /* Ω3 is diagonal: no task mixing, nothing to communicate */
+        TR_CALL(tr_mrn_prox(x, x, u1, u2, mrn->eye_tn, L->p[0], L->p[1], L->p[2] + mrn->t0, eta,
+                            mrn->o.lambda, d1, d2, tn, 0, tn));
+    } else {
+        TR_CALL(tr_mrn_prox_rotate(x, x, u1, u2, d1, d2, tn));
+        set_counts(mrn, g, nn);
+        /* w_all holds the rotated weights of all tasks from here on */
+        TR_CALL(tr_allgatherv_f64(g, g->replica_comm, x, tn * nn, L->w_all, mrn->counts,
+                                  mrn->displs, TR_COLL_MRN));
+        TR_CALL(tr_mrn_prox_finish(x, L->w_all, u1, u2, L->u[2], L->p[0], L->p[1], L->p[2], eta,
+                                   mrn->o.lambda, d1, d2, mrn->T, mrn->t0, tn));
+    }
+    for (size_t i = 0; i < n; i++)
+        w_local[i] = (float)x[i];
+    return TR_OK;
+}
+
+/* ---- covariance updates ------------------------------------------------------- */
+
+tr_status tr_mrn_precision(tr_mrn *mrn, double *omega, double *u, double *p, double *logdet,
+                           const double *sigma, int n) {
+    const tr_mrn_opts *o = &mrn->o;
+    if (!mrn->use_blacs || n <= o->scalapack_min_dim) {
+        mrn->lapack_calls++;
+        if (o->official)
+            return tr_mrn_precision_official(omega, u, p, logdet, sigma, n);
+        return tr_mrn_precision_floor(omega, u, p, logdet, sigma, o->eig_floor, n);
+    }
+    mrn->scalapack_calls++;
+    double *s;
+    TR_ALLOC(s, (size_t)n, "eigenvalues");
+    tr_status st = tr_dist_sym_eig(&mrn->blacs, s, u, sigma, n);
+    /* every rank must apply the rule to the same eigenvalues */
+    if (st == TR_OK && MPI_Bcast(s, n, MPI_DOUBLE, 0, mrn->blacs.comm) != MPI_SUCCESS)
+        st = tr_error_set(TR_ERR_MPI, __FILE__, __LINE__, __func__, "MPI_Bcast of eigenvalues");
+    if (st == TR_OK)
+        st = tr_mrn_precision_eigvals(p, logdet, s, o->official, o->eig_floor, n);
+    if (st == TR_OK)
+        st = tr_dist_from_eig(&mrn->blacs, omega, u, p, n);
+    tr_free(s);
+    return st;
+}
+
+static double trace(const double *a, int n) {
+    double t = 0.0;
+    for (int i = 0; i < n; i++)
+        t += a[(size_t)i * n + i];
+    return t;
+}
+
+/* Floor numerics: Σ1, Σ2 to traces D1, D2, the factor into Σ3; precisions follow. */
+static tr_status normalize(tr_mrn_layer *L) {
+    double a = L->d1 / trace(L->sigma[0], L->d1), b = L->d2 / trace(L->sigma[1], L->d2);
+    TR_CALL(
+        tr_mrn_cov_normalize(L->sigma[0], L->sigma[1], L->sigma[2], NULL, L->d1, L->d2, L->n[2]));
+    tr_mrn_precision_scale(L->omega[0], L->p[0], &L->logdet[0], 1.0 / a, L->d1);
+    tr_mrn_precision_scale(L->omega[1], L->p[1], &L->logdet[1], 1.0 / b, L->d2);
+    tr_mrn_precision_scale(L->omega[2], L->p[2], &L->logdet[2], a * b, L->n[2]);
+    return TR_OK;
+}
+
+static tr_status update_mode(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, int k) {
+    const tr_mrn_opts *o = &mrn->o;
+    int n = L->n[k];
+    double *part = L->work;
+    if (g->r == 0) {
+        TR_CALL(tr_mrn_cov_part(part, (tr_mrn_mode)k, L->w_all, L->omega[0], L->omega[1],
+                                L->omega[2], L->d1, L->d2, mrn->T, mrn->t0, mrn->tn));
+    } else {
+        memset(part, 0, (size_t)n * n * sizeof(double)); /* replica 0 holds the same rows */
+    }
+    TR_CALL(tr_allreduce_f64(g, g->world, part, (size_t)n * n, TR_COLL_MRN));
+    double scale = o->official ? 1.0 : tr_mrn_cov_scale((tr_mrn_mode)k, L->d1, L->d2, mrn->T);
+    tr_mrn_cov_finalize(part, scale, o->eps, n);
+    memcpy(L->sigma[k], part, (size_t)n * n * sizeof(double));
+    TR_CALL(tr_mrn_precision(mrn, L->omega[k], L->u[k], L->p[k], &L->logdet[k], L->sigma[k], n));
+    L->rotated[k] = 1;
+    return TR_OK;
+}
+
+tr_status tr_mrn_layer_update(tr_mrn *mrn, int l, tr_grid *g) {
+    tr_mrn_layer *L = &mrn->layer[l];
+    double t0 = tr_time_now();
+    for (int it = 0; it < mrn->o.flipflop_iters; it++) {
+        for (int k = 0; k < TR_MRN_MODE_COUNT; k++)
+            if (mrn->o.modes & (1u << k))
+                TR_CALL(update_mode(mrn, L, g, k));
+        if (!mrn->o.official)
+            TR_CALL(normalize(L));
+    }
+    /* prior value ½ vec(W)ᵀ Ω vec(W): owned parts of replica 0, summed */
+    double v = 0.0;
+    if (g->r == 0)
+        TR_CALL(tr_mrn_prior_value(&v, L->w_all, L->omega[0], L->omega[1], L->omega[2], 1.0, L->d1,
+                                   L->d2, mrn->T, mrn->t0, mrn->tn));
+    TR_CALL(tr_allreduce_f64(g, g->world, &v, 1, TR_COLL_MRN));
+    L->prior_value = v;
+    mrn->update_seconds += tr_time_now() - t0;
+    return TR_OK;
+}
+
+/* ---- model-level wrappers ------------------------------------------------------ */
+
+tr_status tr_mrn_init_model(tr_mrn *mrn, const tr_mrn_opts *o, const tr_config *cfg, tr_model *m,
+                            tr_grid *g) {
+    unsigned mask;
+    TR_CALL(tr_mrn_parse_layers(cfg->mrn_layers, &mask));
+    TR_CHECK(!(mask & 1u) || m->h7w >= 0, TR_ERR_CONFIG,
+             "mrn.layers names fc7 but the heads have no fc7 (model.head_hidden = 0)");
+    const char *names[TR_MRN_MAX_LAYERS] = {0};
+    int d1[TR_MRN_MAX_LAYERS] = {0}, d2[TR_MRN_MAX_LAYERS] = {0}, pid[TR_MRN_MAX_LAYERS] = {0},
+        n = 0;
+    if (mask & 1u) {
+        names[n] = "fc7";
+        d1[n] = m->feat_dim;
+        d2[n] = m->head_hidden;
+        pid[n++] = m->h7w;
+    }
+    if (mask & 2u) {
+        names[n] = "fc8";
+        d1[n] = m->h7w >= 0 ? m->head_hidden : m->feat_dim;
+        d2[n] = m->out_dim;
+        pid[n++] = m->h8w;
+    }
+    TR_CALL(tr_mrn_init(mrn, o, g, n, names, d1, d2));
+    for (int l = 0; l < n; l++) {
+        tr_mrn_layer *L = &mrn->layer[l];
+        L->pid = pid[l];
+        TR_CALL(tr_mrn_layer_gather(mrn, l, g, tr_params_task_data(&m->params, L->pid, mrn->t0)));
+        memcpy(L->w_init, L->w_all, (size_t)mrn->T * L->d1 * L->d2 * sizeof(double));
+    }
+    return TR_OK;
+}
+
+tr_status tr_mrn_step_gradient(tr_mrn *mrn, tr_model *m, tr_grid *g) {
+    for (int l = 0; l < mrn->n_layers; l++) {
+        tr_mrn_layer *L = &mrn->layer[l];
+        TR_CALL(tr_mrn_layer_gather(mrn, l, g, tr_params_task_data(&m->params, L->pid, mrn->t0)));
+        TR_CALL(tr_mrn_layer_prior_grad(mrn, l, tr_params_task_grad(&m->params, L->pid, mrn->t0)));
+    }
+    return TR_OK;
+}
+
+tr_status tr_mrn_step_prox(tr_mrn *mrn, tr_model *m, tr_grid *g, double eta) {
+    for (int l = 0; l < mrn->n_layers; l++)
+        TR_CALL(tr_mrn_layer_prox(
+            mrn, l, g, tr_params_task_data(&m->params, mrn->layer[l].pid, mrn->t0), eta));
+    return TR_OK;
+}
+
+tr_status tr_mrn_step_update(tr_mrn *mrn, tr_model *m, tr_grid *g) {
+    for (int l = 0; l < mrn->n_layers; l++) {
+        tr_mrn_layer *L = &mrn->layer[l];
+        TR_CALL(tr_mrn_layer_gather(mrn, l, g, tr_params_task_data(&m->params, L->pid, mrn->t0)));
+        TR_CALL(tr_mrn_layer_update(mrn, l, g));
+    }
+    mrn->updates++;
+    return TR_OK;
+}
+
+/* ---- reporting ---------------------------------------------------------------- */
+
+double tr_mrn_max_precision(const tr_mrn *mrn, int l, int k) {
+    const tr_mrn_layer *L = &mrn->layer[l];
+    double mx = 0.0;
+    for (int i = 0; i < L->n[k]; i++)
+        mx = fmax(mx, L->p[k][i]);
+    return mx;
+}
+
+/* corr (T, T): Pearson correlation between tasks of W_t - W_init,t. */
+static void delta_corr(double *corr, const tr_mrn_layer *L, int T) {
+    size_t nn = (size_t)L->d1 * L->d2;
+    double *mean = corr + (size_t)T * T; /* (T) scratch after the matrix (caller sized) */
+    for (int t = 0; t < T; t++) {
+        double s = 0.0;
+        for (size_t i = 0; i < nn; i++)
+            s += L->w_all[t * nn + i] - L->w_init[t * nn + i];
+        mean[t] = s / (double)nn;
+    }
+    for (int a = 0; a < T; a++)
+        for (int b = a; b < T; b++) {
+            double sab = 0.0, saa = 0.0, sbb = 0.0;
+            for (size_t i = 0; i < nn; i++) {
+                double x = L->w_all[a * nn + i] - L->w_init[a * nn + i] - mean[a];
+                double y = L->w_all[b * nn + i] - L->w_init[b * nn + i] - mean[b];
+                sab += x * y;
+                saa += x * x;
+                sbb += y * y;
+            }
+            double r = saa > 0.0 && sbb > 0.0 ? sab / sqrt(saa * sbb) : (a == b ? 1.0 : 0.0);
+            corr[(size_t)a * T + b] = r;
+            corr[(size_t)b * T + a] = r;
+        }
+}
+
+tr_status tr_mrn_relations(const tr_mrn *mrn, tr_relations *rel) {
+    int T = mrn->T;
+    double *buf;
+    TR_ALLOC(buf, (size_t)T * T + T, "MRN relations");
+    tr_status st = TR_OK;
+    for (int l = 0; l < mrn->n_layers && st == TR_OK; l++) {
+        const tr_mrn_layer *L = &mrn->layer[l];
+        char name[TR_RELATION_NAME_LEN], title[TR_RELATION_TITLE_LEN];
+        st = tr_mrn_corr(buf, L->sigma[2], T);
+        if (st == TR_OK) {
+            snprintf(name, sizeof name, "mrn.%s.task_corr", L->name);
+            snprintf(title, sizeof title, "MRN %s: task correlation (from the task covariance)",
+                     L->name);
+            st = tr_relations_add(rel, name, title, "task,task", buf, T, T);
+        }
+        if (st == TR_OK) {
+            snprintf(name, sizeof name, "mrn.%s.task_cov", L->name);
+            snprintf(title, sizeof title, "MRN %s: task covariance", L->name);
+            st = tr_relations_add(rel, name, title, "task,task", L->sigma[2], T, T);
+        }
+        if (st == TR_OK) {
+            delta_corr(buf, L, T);
+            snprintf(name, sizeof name, "mrn.%s.delta_corr", L->name);
+            snprintf(title, sizeof title, "MRN %s: correlation of W - W_init between tasks",
+                     L->name);
+            st = tr_relations_add(rel, name, title, "task,task", buf, T, T);
+        }
+    }
+    tr_free(buf);
+    return st;
+}
+
+void tr_mrn_write_json(const tr_mrn *mrn, FILE *f) {
+    fprintf(f, "{\"updates\":%lld,\"update_s\":%.6g,\"lambda_batch\":%.6g,\"layers\":{",
+            (long long)mrn->updates, mrn->update_seconds, mrn->o.lambda);
+    for (int l = 0; l < mrn->n_layers; l++) {
+        const tr_mrn_layer *L = &mrn->layer[l];
+        fprintf(f, "%s\"%s\":{\"prior\":%.8g,\"logdet\":[%.8g,%.8g,%.8g],\"max_precision\":[",
+                l ? "," : "", L->name, L->prior_value, L->logdet[0], L->logdet[1], L->logdet[2]);
+        double curv = mrn->o.lambda;
+        for (int k = 0; k < TR_MRN_MODE_COUNT; k++) {
+            double mx = tr_mrn_max_precision(mrn, l, k);
+            curv *= mx;
+            fprintf(f, "%s%.6g", k ? "," : "", mx);
+        }
+        fprintf(f, "],\"curvature\":%.6g}", curv);
+    }
+    fprintf(f, "}}");
+}

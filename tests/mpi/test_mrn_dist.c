@@ -1,0 +1,228 @@
+// mpi-ranks: 1 2 3 4
+/*
+ * MRN over the rank grid: for every grid P = R x S allows (S <= T), the
+ * covariances, precisions and prior values assembled by tr_mrn_layer_update
+ * (per-task rows, one all-reduce per covariance), the prior gradient and the
+ * proximal step on each rank's own tasks equal a 1-rank run on MPI_COMM_SELF
+ * to 1e-10 relative (1e-6 for the float weights of the prox); two flip-flop
+ * cycles, all three modes, floor and official numerics. And the ScaLAPACK
+ * path (pdsyevd + pdgemm over all ranks) gives the LAPACKE precision of a
+ * 512 x 512 covariance to 1e-8.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpi_test.h"
+#include "taskrel/mrn.h"
+
+#define T 5
+#define NL 2
+static const int D1[NL] = {6, 4}, D2[NL] = {4, 3};
+static const char *const NAMES[NL] = {"fc7", "fc8"};
+
+/* Deterministic weights, identical on every rank: tasks 0-1 and 2-3 related,
+ * task 4 anti-correlated with task 0. */
+static float weight(int l, int t, int i) {
+    int base = t == 1 ? 0 : (t == 3 ? 2 : t);
+    double v = sin(1.3 * i + 0.7 * l + 2.1 * base) + 0.3 * cos(0.37 * i * (t + 1));
+    return (float)(t == 4 ? -0.8 * sin(1.3 * i + 0.7 * l) + 0.2 * cos(0.5 * i) : v);
+}
+
+static void fill(float *w, int l, int t0, int tn) {
+    int nn = D1[l] * D2[l];
+    for (int k = 0; k < tn; k++)
+        for (int i = 0; i < nn; i++)
+            w[(size_t)k * nn + i] = weight(l, t0 + k, i);
+}
+
+static double rel_diff(const double *a, const double *b, size_t n) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        num = fmax(num, fabs(a[i] - b[i]));
+        den = fmax(den, fabs(b[i]));
+    }
+    return den > 0 ? num / den : num;
+}
+
+static tr_mrn_opts opts(int official) {
+    tr_mrn_opts o = {0};
+    o.lambda = 0.7;
+    o.modes = official ? 1u << TR_MRN_MODE_TASK : 7u;
+    o.update_every = 1;
+    o.flipflop_iters = 2;
+    o.prox = 1;
+    o.prox_every = 1;
+    o.official = official;
+    o.eps = official ? TR_MRN_OFFICIAL_EPS : 1e-6;
+    o.eig_floor = 0.1;
+    o.scalapack_min_dim = 1 << 20;
+    return o;
+}
+
+typedef struct {
+    tr_grid g;
+    tr_mrn mrn;
+    float *w[NL], *grad[NL];
+} run;
+
+/* Two updates, a prior gradient and a prox step on grid (world, S). */
+static void run_on(run *r, MPI_Comm world, int S, int official) {
+    memset(r, 0, sizeof *r);
+    assert_int_equal(tr_grid_init(&r->g, world, T, S, NULL), TR_OK);
+    tr_mrn_opts o = opts(official);
+    assert_int_equal(tr_mrn_init(&r->mrn, &o, &r->g, NL, NAMES, D1, D2), TR_OK);
+    for (int l = 0; l < NL; l++) {
+        size_t n = (size_t)r->g.tn * D1[l] * D2[l];
+        r->w[l] = calloc(n, sizeof(float));
+        r->grad[l] = calloc(n, sizeof(float));
+        fill(r->w[l], l, r->g.t0, r->g.tn);
+        for (int rep = 0; rep < 2; rep++) {
+            assert_int_equal(tr_mrn_layer_gather(&r->mrn, l, &r->g, r->w[l]), TR_OK);
+            assert_int_equal(tr_mrn_layer_update(&r->mrn, l, &r->g), TR_OK);
+        }
+        assert_int_equal(tr_mrn_layer_prior_grad(&r->mrn, l, r->grad[l]), TR_OK);
+        assert_int_equal(tr_mrn_layer_prox(&r->mrn, l, &r->g, r->w[l], 0.05), TR_OK);
+    }
+}
+
+static void run_free(run *r) {
+    for (int l = 0; l < NL; l++) {
+        free(r->w[l]);
+        free(r->grad[l]);
+    }
+    tr_mrn_free(&r->mrn);
+    tr_grid_free(&r->g);
+}
+
+static void compare(const run *ref, const run *r, double *worst) {
+    for (int l = 0; l < NL; l++) {
+        const tr_mrn_layer *A = &r->mrn.layer[l], *B = &ref->mrn.layer[l];
+        for (int k = 0; k < TR_MRN_MODE_COUNT; k++) {
+            size_t nn = (size_t)A->n[k] * A->n[k];
+            double ds = rel_diff(A->sigma[k], B->sigma[k], nn);
+            double dw = rel_diff(A->omega[k], B->omega[k], nn);
+            *worst = fmax(*worst, fmax(ds, dw));
+            MPI_ASSERT(ds <= 1e-10 && dw <= 1e-10);
+            MPI_ASSERT(fabs(A->logdet[k] - B->logdet[k]) <= 1e-10 * fmax(1.0, fabs(B->logdet[k])));
+        }
+        MPI_ASSERT(fabs(A->prior_value - B->prior_value) <= 1e-10 * fabs(B->prior_value));
+        /* own tasks of the gradient (double in the math, float here) and the prox */
+        size_t nn = (size_t)D1[l] * D2[l], off = (size_t)r->g.t0 * nn, n = (size_t)r->g.tn * nn;
+        double gmax = 0.0, gd = 0.0, wmax = 0.0, wd = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            gmax = fmax(gmax, fabs(ref->grad[l][off + i]));
+            gd = fmax(gd, fabs(r->grad[l][i] - ref->grad[l][off + i]));
+            wmax = fmax(wmax, fabs(ref->w[l][off + i]));
+            wd = fmax(wd, fabs(r->w[l][i] - ref->w[l][off + i]));
+        }
+        MPI_ASSERT(gd <= 1e-6 * gmax && wd <= 1e-6 * wmax);
+    }
+}
+
+static void check_grids(int official) {
+    int P;
+    MPI_Comm_size(MPI_COMM_WORLD, &P);
+    run ref;
+    run_on(&ref, MPI_COMM_SELF, 1, official);
+    /* the prior must have done something, or the comparison is vacuous */
+    MPI_ASSERT(ref.mrn.layer[0].rotated[TR_MRN_MODE_TASK]);
+    double worst = 0.0;
+    for (int S = 1; S <= P && S <= T; S++) {
+        if (P % S)
+            continue;
+        run r;
+        run_on(&r, MPI_COMM_WORLD, S, official);
+        compare(&ref, &r, &worst);
+        run_free(&r);
+    }
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0)
+        printf("P=%d %s: worst covariance/precision relative difference %.3g\n", P,
+               official ? "official" : "floor", worst);
+    run_free(&ref);
+}
+
+static void test_assembly_floor(void **state) {
+    (void)state;
+    check_grids(0);
+}
+
+static void test_assembly_official(void **state) {
+    (void)state;
+    check_grids(1);
+}
+
+/* A 512 x 512 covariance with a decaying spectrum (so the floor is active):
+ * ScaLAPACK (P > 1) against LAPACKE on every rank. */
+static void test_scalapack_precision(void **state) {
+    (void)state;
+    const int n = 512, r = 96;
+    int P;
+    MPI_Comm_size(MPI_COMM_WORLD, &P);
+    tr_grid g;
+    assert_int_equal(tr_grid_init(&g, MPI_COMM_WORLD, T, 1, NULL), TR_OK);
+    tr_mrn_opts o = opts(0);
+    o.scalapack_min_dim = 256;
+    int d1[1] = {n}, d2[1] = {2};
+    const char *names[1] = {"fc7"};
+    tr_mrn mrn;
+    assert_int_equal(tr_mrn_init(&mrn, &o, &g, 1, names, d1, d2), TR_OK);
+    MPI_ASSERT(mrn.use_blacs == (P > 1));
+    double *b = malloc(sizeof(double) * n * r), *sigma = malloc(sizeof(double) * n * n);
+    double *om_s = malloc(sizeof(double) * n * n), *om_l = malloc(sizeof(double) * n * n);
+    double *u = malloc(sizeof(double) * n * n), *p = malloc(sizeof(double) * n);
+    for (int i = 0; i < n * r; i++)
+        b[i] = sin(0.001 * i * i + 0.3 * i) * exp(-0.02 * (i % r));
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int k = 0; k < r; k++)
+                s += b[i * r + k] * b[j * r + k];
+            sigma[i * n + j] = s / r + (i == j ? 1e-3 : 0.0);
+        }
+    double ld_s = 0.0, ld_l = 0.0;
+    assert_int_equal(tr_mrn_precision(&mrn, om_s, u, p, &ld_s, sigma, n), TR_OK);
+    MPI_ASSERT(mrn.scalapack_calls == (P > 1 ? 1 : 0));
+    assert_int_equal(tr_mrn_precision_floor(om_l, NULL, NULL, &ld_l, sigma, 0.1, n), TR_OK);
+    double d = rel_diff(om_s, om_l, (size_t)n * n);
+    MPI_ASSERT(d <= 1e-8);
+    MPI_ASSERT(fabs(ld_s - ld_l) <= 1e-8 * fabs(ld_l));
+    /* U diag(p) Uᵀ of the returned eigenvectors is the precision too */
+    double *chk = malloc(sizeof(double) * n * n);
+    assert_int_equal(tr_mrn_precision_from_eig(chk, u, p, n), TR_OK);
+    MPI_ASSERT(rel_diff(chk, om_l, (size_t)n * n) <= 1e-8);
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0)
+        printf("P=%d: ScaLAPACK vs LAPACKE precision, relative difference %.3g\n", P, d);
+    free(chk);
+    free(b);
+    free(sigma);
+    free(om_s);
+    free(om_l);
+    free(u);
+    free(p);
+    tr_mrn_free(&mrn);
+    tr_grid_free(&g);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_assembly_floor),
+        cmocka_unit_test(test_assembly_official),
+        cmocka_unit_test(test_scalapack_precision),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    MPI_Finalize();
+    return rc;
+}
