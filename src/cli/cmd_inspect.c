@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "taskrel/mrn_math.h"
 #include "taskrel/relations.h"
 
 static int is_dir(const char *p) {
@@ -163,27 +164,95 @@ static void print_relation(const tr_relation *r, const char *tasks) {
     }
 }
 
-static tr_status inspect_relations(const char *path, int *found) {
+/* The true task covariance of a synthetic-tn dataset (/truth/sigma3, T x T). */
+static tr_status load_truth(const char *path, double **sigma, int *T) {
+    TR_CHECK(exists(path) && H5Fis_hdf5(path) > 0, TR_ERR_DATA, "%s: not a readable HDF5 file",
+             path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    TR_CHECK(f >= 0, TR_ERR_DATA, "%s: cannot open", path);
+    hid_t ds =
+        H5Lexists(f, "truth", H5P_DEFAULT) > 0 && H5Lexists(f, "truth/sigma3", H5P_DEFAULT) > 0
+            ? H5Dopen2(f, "truth/sigma3", H5P_DEFAULT)
+            : -1;
+    if (ds < 0) {
+        H5Fclose(f);
+        TR_RAISE(TR_ERR_DATA,
+                 "%s has no /truth/sigma3 (only synthetic-tn data has a known task "
+                 "covariance)",
+                 path);
+    }
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[2] = {0, 0};
+    int nd = H5Sget_simple_extent_ndims(sp);
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    tr_status st = TR_OK;
+    if (nd != 2 || dims[0] != dims[1] || dims[0] == 0 || dims[0] > 4096) {
+        st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
+                          "%s: /truth/sigma3 is not a square matrix", path);
+    } else {
+        *T = (int)dims[0];
+        *sigma = malloc(sizeof(double) * dims[0] * dims[1]);
+        if (!*sigma || H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *sigma) < 0)
+            st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
+                              "%s: cannot read /truth/sigma3", path);
+    }
+    H5Dclose(ds);
+    H5Fclose(f);
+    return st;
+}
+
+/* Pearson r over the off-diagonal entries of each task correlation matrix
+ * against the true correlation. */
+static tr_status score_truth(const tr_relations *rel, const char *truth) {
+    double *sigma = NULL;
+    int T = 0;
+    tr_status st = load_truth(truth, &sigma, &T);
+    if (st == TR_OK)
+        st = tr_mrn_corr(sigma, sigma, T);
+    printf("\nagreement with the true task correlation of %s\n(Pearson r over off-diagonal "
+           "entries):\n",
+           truth);
+    for (int i = 0; i < rel->n && st == TR_OK; i++) {
+        const tr_relation *r = &rel->items[i];
+        if (strcmp(r->axes, "task,task") != 0 || !strstr(r->name, "corr"))
+            continue;
+        if (r->rows != T) {
+            st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
+                              "%s is %d x %d but the dataset has %d tasks", r->name, r->rows,
+                              r->cols, T);
+            break;
+        }
+        double pr;
+        tr_mrn_offdiag_pearson(&pr, r->data, sigma, T);
+        printf("  %-28s r = %.4f\n", r->name, pr);
+    }
+    free(sigma);
+    return st;
+}
+
+static tr_status inspect_relations(const char *path, const char *truth, int *found) {
     tr_relations rel;
     TR_CALL(tr_relations_load(path, &rel, found));
     for (int i = 0; i < rel.n; i++)
         print_relation(&rel.items[i], rel.tasks);
+    tr_status st = *found && truth ? score_truth(&rel, truth) : TR_OK;
     tr_relations_free(&rel);
-    return TR_OK;
+    return st;
 }
 
-static tr_status inspect_file(const char *path) {
+static tr_status inspect_file(const char *path, const char *truth) {
     TR_CHECK(exists(path), TR_ERR_DATA, "%s: no such file", path);
     TR_CHECK(H5Fis_hdf5(path) > 0, TR_ERR_DATA, "%s: not an HDF5 file", path);
     TR_CALL(inspect_tensors(path));
     int found = 0;
-    TR_CALL(inspect_relations(path, &found));
+    TR_CALL(inspect_relations(path, truth, &found));
     return TR_OK;
 }
 
-static tr_status inspect_path(const char *path) {
+static tr_status inspect_path(const char *path, const char *truth) {
     if (!is_dir(path))
-        return inspect_file(path);
+        return inspect_file(path, truth);
     const char *names[] = {"checkpoints/latest", "model.h5", "relations.h5"};
     char p[2048];
     int shown = 0;
@@ -193,7 +262,7 @@ static tr_status inspect_path(const char *path) {
             continue;
         if (shown++)
             printf("\n");
-        TR_CALL(inspect_file(p));
+        TR_CALL(inspect_file(p, strstr(names[i], "relations") ? truth : NULL));
     }
     TR_CHECK(shown > 0, TR_ERR_DATA,
              "%s: no model.h5, relations.h5 or checkpoint in this directory", path);
@@ -201,18 +270,29 @@ static tr_status inspect_path(const char *path) {
 }
 
 tr_status tr_cmd_inspect(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        printf("usage: taskrel inspect RUN_DIR|FILE.h5\n"
-               "Prints a taskrel HDF5 file's attributes (step, grid, format), its tensors with\n"
-               "their global shapes, and the learned relation matrices. For a run directory:\n"
-               "its latest checkpoint, model.h5 and relations.h5.\n");
-        return argc < 2 ? tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
-                                       "inspect needs a run directory or file")
-                        : tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__, "help shown");
+    const char *path = NULL, *truth = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: taskrel inspect RUN_DIR|FILE.h5 [--truth DATASET.h5]\n"
+                   "Prints a taskrel HDF5 file's attributes (step, grid, format), its tensors\n"
+                   "with their global shapes, and the learned relation matrices. For a run\n"
+                   "directory: its latest checkpoint, model.h5 and relations.h5. --truth scores\n"
+                   "the task correlations against a synthetic-tn dataset's true covariance.\n");
+            return tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__, "help shown");
+        } else if (strcmp(argv[i], "--truth") == 0 && i + 1 < argc) {
+            truth = argv[++i];
+        } else if (argv[i][0] == '-') {
+            TR_RAISE(TR_ERR_USAGE, "inspect: unknown option '%s'", argv[i]);
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            TR_RAISE(TR_ERR_USAGE, "inspect takes one path ('%s' is a second one)", argv[i]);
+        }
     }
-    TR_CHECK(argc == 2, TR_ERR_USAGE, "inspect takes one path (got %d arguments)", argc - 1);
+    TR_CHECK(path != NULL, TR_ERR_USAGE,
+             "usage: taskrel inspect RUN_DIR|FILE.h5 [--truth DATA.h5]");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    return inspect_path(argv[1]);
+    return inspect_path(path, truth);
 }
 
 /* ---- plot --------------------------------------------------------------------- */
@@ -297,7 +377,9 @@ static tr_status plot_run(const tr_relations *rel, const char *name, const char 
             fprintf(gp, "set terminal pngcairo size %d,%d font ',10'\nset output '%s'\n",
                     520 * cols, 480 * rows, out);
             fprintf(gp, "set palette defined (-1 '#2166ac', 0 '#f7f7f7', 1 '#b2182b')\n");
-            fprintf(gp, "set size ratio -1\nset termoption noenhanced\nset datafile commentschars '#'\n");
+            fprintf(
+                gp,
+                "set size ratio -1\nset termoption noenhanced\nset datafile commentschars '#'\n");
             fprintf(gp, "set multiplot layout %d,%d\n", rows, cols);
             int idx = 0;
             for (int k = 0; k < rel->n; k++) {

@@ -353,8 +353,13 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res) {
         if (sc[4 * T] > 0.0)
             TR_RAISE(TR_ERR_NUMERIC,
                      "non-finite loss or gradient at step %lld (lr %.3g): lower train.lr or "
-                     "check the data",
-                     (long long)step, (double)lr);
+                     "check the data%s",
+                     (long long)step, (double)lr,
+                     tr->has_mrn && !tr->mrn.o.prox
+                         ? " (with mrn.prior_step = gradient the prior's curvature can exceed "
+                           "2 / lr once tasks correlate: use mrn.prior_step = prox or a smaller "
+                           "mrn.lambda)"
+                         : "");
         double to = tr_time_now();
         tr_opt_step(&tr->opt, &m->params, lr);
         phase_add(tr, TR_PHASE_OPTIMIZER, "optimizer", to, tr_time_now());

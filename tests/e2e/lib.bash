@@ -14,6 +14,17 @@ fail() {
     failures=$((failures + 1))
 }
 
+# pass MSG / check_fail MSG: the outcome of a check made by hand.
+pass() {
+    checks=$((checks + 1))
+    echo "ok: $*"
+}
+
+check_fail() {
+    checks=$((checks + 1))
+    fail "$@"
+}
+
 mpirun_np() {
     local np=$1
     shift

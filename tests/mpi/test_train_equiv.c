@@ -69,6 +69,8 @@ static void build_data(void) {
         MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
+static int g_mrn_gradient; /* MRN cases: prior_step = gradient instead of prox */
+
 static void make_config(tr_config *c, const char *data, tr_model_kind kind, int batchnorm) {
     tr_config_default(c);
     snprintf(c->data_path, sizeof(c->data_path), "%s/%s", g_dir, data);
@@ -87,6 +89,11 @@ static void make_config(tr_config *c, const char *data, tr_model_kind kind, int 
     c->sched.base_lr = 0.05f;
     c->progress = TR_PROGRESS_OFF;
     c->seed = 3;
+    if (kind == TR_MODEL_MRN) { /* 4 covariance updates in the 20 steps; a strong prior */
+        c->mrn_update_every = 5;
+        c->mrn_lambda = g_mrn_gradient ? 0.1f : 20.0f; /* the gradient form diverges at 2 */
+        c->mrn_prior_step = g_mrn_gradient ? TR_MRN_GRADIENT : TR_MRN_PROX;
+    }
     if (batchnorm) { /* the batch-norm variants also cover AdamW */
         c->opt.kind = TR_OPT_ADAMW;
         c->sched.base_lr = 0.003f;
@@ -200,7 +207,8 @@ static void check_volume(const tr_config *c, const tr_train_result *r, int S, in
 
 static void check_setting(const char *data, tr_model_kind kind, int shared_input, int bn) {
     char tag[64];
-    snprintf(tag, sizeof(tag), "%s-%s-bn%d", data, tr_model_kind_str(kind), bn);
+    snprintf(tag, sizeof(tag), "%s-%s%s-bn%d", data, tr_model_kind_str(kind),
+             kind == TR_MODEL_MRN && g_mrn_gradient ? "-grad" : "", bn);
     tr_config c;
     make_config(&c, data, kind, bn);
     double ref[STEPS * 8];
@@ -245,6 +253,16 @@ static void test_multi_input_stl(void **s) {
     (void)s;
     check_setting("multi.h5", TR_MODEL_STL, 0, 0);
 }
+static void test_multi_input_mrn(void **s) {
+    (void)s;
+    g_mrn_gradient = 0;
+    check_setting("multi.h5", TR_MODEL_MRN, 0, 0);
+}
+static void test_multi_input_mrn_gradient(void **s) {
+    (void)s;
+    g_mrn_gradient = 1;
+    check_setting("multi.h5", TR_MODEL_MRN, 0, 0);
+}
 static void test_shared_input_hps(void **s) {
     (void)s;
     check_setting("shared.h5", TR_MODEL_HPS, 1, 0);
@@ -268,6 +286,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_multi_input_hps),     cmocka_unit_test(test_multi_input_hps_bn),
         cmocka_unit_test(test_multi_input_stl),     cmocka_unit_test(test_shared_input_hps),
         cmocka_unit_test(test_shared_input_hps_bn), cmocka_unit_test(test_shared_input_stl),
+        cmocka_unit_test(test_multi_input_mrn),     cmocka_unit_test(test_multi_input_mrn_gradient),
     };
     int rc = cmocka_run_group_tests_name("train_equiv", tests, NULL, NULL);
     MPI_Barrier(MPI_COMM_WORLD);
