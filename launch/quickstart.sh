@@ -3,9 +3,11 @@
 #
 # Installs what is missing and builds (launch/setup.sh), builds the
 # fashion-domains dataset from Debian's Fashion-MNIST (six tasks, 10 % of each
-# task's images labelled) if it is not there yet, and trains an HPS network
-# (shared lenet trunk, one head per task) under mpirun on 2 ranks. Prints a
-# progress line while training and the per-task table at the end.
+# task's images labelled) if it is not there yet, and trains MRN (a shared lenet
+# trunk, one head per task, tensor-normal priors on the heads whose task
+# covariance is learned) under mpirun on 2 ranks. Prints a progress line while
+# training; at the end the per-task table, the learned task correlation
+# matrices and the path of their heatmap PNG.
 #
 # Usage: launch/quickstart.sh [--ranks N] [--set section.key=value ...]
 # Environment: TASKREL_DATA_DIR (data), TASKREL_BUILD_DIR (build).
@@ -48,6 +50,8 @@ if [[ ! -f $DATA ]]; then
 fi
 
 RUN_DIR="$ROOT/runs/quickstart-$(date -u +%Y%m%d-%H%M%S)"
-echo "quickstart: training HPS on $ranks rank(s); run directory $RUN_DIR"
-"$ROOT/launch/local.sh" -np "$ranks" "$BIN" train -c launch/configs/fashion-hps.ini \
+echo "quickstart: training MRN on $ranks rank(s); run directory $RUN_DIR"
+"$ROOT/launch/local.sh" -np "$ranks" "$BIN" train -c launch/configs/fashion-mrn.ini \
     --set data.path="$DATA" --run-dir "$RUN_DIR" "${extra[@]}"
+"$BIN" plot relations "$RUN_DIR" -o "$RUN_DIR/relations.png" >/dev/null
+echo "quickstart: task correlation heatmaps: $RUN_DIR/relations.png"
