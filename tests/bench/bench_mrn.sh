@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# tests/bench/bench_mrn.sh — the cost of MRN (not run in CI).
+#
+# 1. Step time of MRN over HPS: tests/bench/hps_lenet_bench.ini on the six
+#    fashion-domains tasks, 32 examples per task per step (the batch of
+#    launch/configs/fashion-mrn.ini), 1 rank, one BLAS thread, SGD; MRN with
+#    the default [mrn] keys (fc7 and fc8, all three modes, update every 50
+#    steps, exact proximal step every step), and the variants
+#    mrn.prox_every=10 and mrn.prior_step=gradient. Steps 1-50 are warm-up;
+#    the mean step time is the difference of train_seconds between the
+#    validations at steps 50 and 150 over 100 steps, so it includes two
+#    covariance updates (steps 100 and 150). Runs are interleaved
+#    (hps, mrn, variants; --repeat times) and the median per model is printed.
+# 2. One covariance update and one proximal step of an fc7-like layer
+#    (D1 = 512, 1024, 2048; D2 = 256; T = 6) on 1 and 2 ranks
+#    (tests/bench/bench_mrn_update.c; ScaLAPACK on 2 ranks for n > 256).
+#
+# Usage: tests/bench/bench_mrn.sh [--repeat N] [--wait-idle S]
+# Environment: TASKREL_BUILD_DIR (build), OPENBLAS_CORETYPE passed through.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH_NAME=bench_mrn
+source "$ROOT/tests/bench/lib.bash"
+BUILD=${TASKREL_BUILD_DIR:-$ROOT/build}
+BIN=$BUILD/taskrel
+repeat=1
+wait_idle=0
+while (($#)); do
+    case "$1" in
+    --repeat) repeat=$2; shift 2 ;;
+    --wait-idle) wait_idle=$2; shift 2 ;;
+    *) echo "bench_mrn: unknown option '$1'" >&2; exit 2 ;;
+    esac
+done
+export OPENBLAS_NUM_THREADS=1
+TMP=$(mktemp -d /tmp/taskrel-bench-mrn.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+cmake --build "$BUILD" --target taskrel_cli bench_mrn_update -j2 >/dev/null
+"$BIN" data fashion-domains --out "$TMP/fd.h5" --train-frac 0.5 >/dev/null 2>&1
+
+echo "# taskrel $(git -C "$ROOT" rev-parse --short HEAD), $(nproc) cores," \
+    "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}, $(date -u +%F)"
+common=(-c "$ROOT/tests/bench/hps_lenet_bench.ini" --set data.path="$TMP/fd.h5"
+    --set train.batch_size=32 --set train.max_steps=150 --set train.eval_every=50
+    --set run.progress=off)
+declare -A times
+variants=("hps" "mrn" "mrn mrn.prox_every=10" "mrn mrn.prior_step=gradient mrn.lambda=0.05")
+for ((rep = 0; rep < repeat; rep++)); do
+    for v in "${variants[@]}"; do
+        set -- $v
+        kind=$1
+        shift
+        sets=(--set model.kind="$kind")
+        for kv in "$@"; do sets+=(--set "$kv"); done
+        wait_for_idle
+        dir=$TMP/run-$rep-${v// /_}
+        "$BIN" train "${common[@]}" "${sets[@]}" --run-dir "$dir" >/dev/null 2>&1
+        t=$(python3 - "$dir/metrics.jsonl" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if '"final"' not in l]
+by = {e["step"]: e for e in ev}
+a, b = by[50], by[150]
+ms = 1e3 * (b["train_seconds"] - a["train_seconds"]) / 100
+mrn = 1e3 * (b["phases_s"]["mrn"] - a["phases_s"]["mrn"]) / 100
+print(f"{ms:.2f} {mrn:.2f}")
+PY
+)
+        times["$v"]+="$t;"
+    done
+done
+median() { tr ';' '\n' | awk 'NF' | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+hps=$(echo "${times[hps]}" | median | awk '{print $1}')
+printf '\n%-46s %10s %10s %8s\n' "model (1 rank, 6 tasks x 32, lenet)" "step ms" "mrn ms" "x HPS"
+for v in "${variants[@]}"; do
+    read -r ms mrn <<<"$(echo "${times[$v]}" | median)"
+    printf '%-46s %10s %10s %8.3f\n' "$v" "$ms" "$mrn" "$(echo "$ms / $hps" | bc -l)"
+done
+
+echo
+for P in 1 2; do
+    wait_for_idle
+    mpirun -np "$P" --oversubscribe --bind-to none $([[ $(id -u) -eq 0 ]] && echo --allow-run-as-root) \
+        -x OPENBLAS_NUM_THREADS=1 "$BUILD/tests/bench_mrn_update" 5
+done
