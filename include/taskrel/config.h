@@ -71,6 +71,12 @@ typedef struct {
 
     /* [dist] */
     int task_shards; /* dist.task_shards (0 = largest divisor of P that is <= T) */
+
+    /* [checkpoint] (docs/checkpoints.md) */
+    int64_t ckpt_every_steps;   /* checkpoint.every_steps (0 = off) */
+    float ckpt_every_seconds;   /* checkpoint.every_seconds, on rank 0's clock (0 = off) */
+    int ckpt_keep;              /* checkpoint.keep: newest checkpoints kept (0 = all) */
+    char ckpt_dir[TR_PATH_LEN]; /* checkpoint.dir ("" = <run dir>/checkpoints) */
 } tr_config;
 
 /* Defaults for every key. */

@@ -116,6 +116,16 @@ const tr_cfg_key tr_cfg_keys[] = {
 
     K("dist", "task_shards", TR_CFG_INT, task_shards, 0, "0", CC(0, TR_MAX_TASKS), NULL,
       "task-parallel groups (0: the largest divisor of the rank count that is <= T)"),
+
+    K("checkpoint", "every_steps", TR_CFG_INT64, ckpt_every_steps, 0, "0", GE(0), NULL,
+      "write a checkpoint every this many steps (0: off)"),
+    K("checkpoint", "every_seconds", TR_CFG_FLOAT, ckpt_every_seconds, 0, "600", CC(0, 1e9), NULL,
+      "write a checkpoint when this many seconds of rank 0's clock have passed since the last "
+      "one (0: off)"),
+    K("checkpoint", "keep", TR_CFG_INT, ckpt_keep, 0, "3", CC(0, 1000000), NULL,
+      "newest checkpoints kept; older ones are deleted (0: keep all)"),
+    K("checkpoint", "dir", TR_CFG_STRING, ckpt_dir, FSIZE(ckpt_dir), "", ANY, NULL,
+      "checkpoint directory (empty: `<run dir>/checkpoints`); `--resume auto` looks here"),
 };
 #define N_KEYS (sizeof(tr_cfg_keys) / sizeof(tr_cfg_keys[0]))
 const int tr_cfg_nkeys = (int)N_KEYS;
@@ -127,6 +137,8 @@ const tr_cfg_section tr_cfg_sections[] = {
     {"train", "Optimisation: length, batch, optimizer, learning-rate schedule, task weights."},
     {"run", "Run directory and console output."},
     {"dist", "Distribution over MPI ranks."},
+    {"checkpoint", "Resumable checkpoints (docs/checkpoints.md): when to write them and how many "
+                   "to keep."},
 };
 const int tr_cfg_nsections = (int)(sizeof(tr_cfg_sections) / sizeof(tr_cfg_sections[0]));
 

@@ -198,6 +198,7 @@ void tr_trainer_free(tr_trainer *tr) {
     tr_free(tr->scalars);
     tr_free(tr->best_params);
     tr_free(tr->best_buffers);
+    tr_relations_free(&tr->relations);
     tr_report_close(tr);
     tr_timeline_free(tr->timeline);
     tr_grid_free(&tr->grid);
