@@ -263,37 +263,48 @@ static tr_status candidates(tr_trainer *tr, const char *resume, int64_t *steps, 
     return TR_OK;
 }
 
-/* The newest candidate that validates into path; "" if none (auto only). */
-static tr_status choose(tr_trainer *tr, const char *resume, const tr_ckpt_state *expect, char *path,
-                        size_t pathn) {
-    int auto_mode = strcmp(resume, "auto") == 0;
-    int64_t *steps = malloc(MAX_CANDIDATES * sizeof(*steps));
-    TR_CHECK(steps != NULL, TR_ERR_NOMEM, "out of memory");
-    int n = 0;
-    tr_status st = candidates(tr, resume, steps, &n);
-    path[0] = '\0';
-    for (int i = 0; i < n && st == TR_OK; i++) {
-        char p[TR_PATH_LEN + 64], why[512];
-        if (auto_mode)
-            snprintf(p, sizeof(p), "%s/ckpt-%lld.h5", tr->ckpt_dir, (long long)steps[i]);
-        else
-            snprintf(p, sizeof(p), "%s", resume);
-        tr_ckpt_verdict v = tr_checkpoint_validate_all(p, expect, tr->grid.world, why, sizeof(why));
-        if (v == TR_CKPT_VALID) {
-            snprintf(path, pathn, "%s", p);
-            break;
-        }
-        if (v == TR_CKPT_INCOMPATIBLE || !auto_mode) {
-            st = tr_error_set(v == TR_CKPT_INCOMPATIBLE ? TR_ERR_CONFIG : TR_ERR_DATA, __FILE__,
-                              __LINE__, __func__, "%s", why);
-            break;
-        }
-        tr_log0(TR_LOG_WARN, "%s; %s", why,
-                i + 1 < n ? "trying the previous checkpoint" : "no older checkpoint left");
+/* Apply a loaded checkpoint's scalars to the trainer. */
+static void apply(tr_trainer *tr, const tr_ckpt_state *s, const char *path) {
+    tr->start_step = s->sc.step;
+    tr->opt.t = s->sc.opt_t;
+    tr->best_step = s->sc.best_step >= 0 ? s->sc.best_step : 0;
+    tr->best_score = s->sc.best_step >= 0 ? s->sc.best_score : NAN;
+    tr->train_seconds = s->sc.train_seconds;
+    tr->samples = s->sc.samples;
+    if (tr->grid.rank == 0) {
+        tr_ckpt_trim_metrics(tr, s->sc.step);
+        if (!tr->opts.quiet)
+            tr_log(TR_LOG_INFO, "resumed from %s at step %lld (epoch %lld, batch %lld)", path,
+                   (long long)s->sc.step, (long long)(s->sc.step / tr->steps_per_epoch),
+                   (long long)(s->sc.step % tr->steps_per_epoch));
     }
-    if (st == TR_OK && auto_mode && n > 0 && !path[0])
-        tr_log0(TR_LOG_WARN, "no checkpoint in %s validates: starting from step 0", tr->ckpt_dir);
-    free(steps);
+}
+
+/* Try candidate p: validate (rank 0, verdict shared), compare configs, load.
+ * *skip = 1 if it is damaged and (auto) an older one may be tried. */
+static tr_status try_one(tr_trainer *tr, tr_ckpt_state *s, const char *p, int auto_mode, int *skip,
+                         int *partial) {
+    char why[512];
+    *skip = 0;
+    tr_ckpt_verdict v = tr_checkpoint_validate_all(p, s, tr->grid.world, why, sizeof(why));
+    if (v == TR_CKPT_INCOMPATIBLE)
+        TR_RAISE(TR_ERR_CONFIG, "%s", why);
+    if (v == TR_CKPT_CORRUPT) {
+        TR_CHECK(auto_mode, TR_ERR_DATA, "%s", why);
+        tr_log0(TR_LOG_WARN, "%s", why);
+        *skip = 1;
+        return TR_OK;
+    }
+    tr_status st = tr->grid.rank == 0 ? check_config(tr, p) : TR_OK;
+    TR_CALL(tr_agree(tr->grid.world, st));
+    st = tr_checkpoint_load(p, s, &tr->grid, &tr->ckpt_io);
+    if (st != TR_OK && auto_mode) {
+        /* damage the serial check missed but the collective read caught */
+        tr_log0(TR_LOG_WARN, "%s", tr_error_message());
+        tr_error_clear();
+        *skip = *partial = 1;
+        return TR_OK;
+    }
     return st;
 }
 
@@ -301,30 +312,40 @@ tr_status tr_ckpt_resume(tr_trainer *tr, const char *resume) {
     tr->last_ckpt_time = tr_time_now();
     if (!resume || strcmp(resume, "none") == 0)
         return TR_OK;
+    int auto_mode = strcmp(resume, "auto") == 0;
     tr_ckpt_state s;
-    char names[1024], path[TR_PATH_LEN + 64];
+    char names[1024];
     fill_state(tr, &s, names, sizeof(names));
-    TR_CALL(choose(tr, resume, &s, path, sizeof(path)));
-    if (!path[0]) {
-        if (strcmp(resume, "auto") == 0 && tr->grid.rank == 0 && !tr->opts.quiet)
-            tr_log(TR_LOG_INFO, "no checkpoint in %s: starting from step 0", tr->ckpt_dir);
+    int64_t *steps = malloc(MAX_CANDIDATES * sizeof(*steps));
+    TR_CHECK(steps != NULL, TR_ERR_NOMEM, "out of memory");
+    int n = 0, partial = 0, done = 0;
+    tr_status st = candidates(tr, resume, steps, &n);
+    for (int i = 0; i < n && st == TR_OK && !done; i++) {
+        char p[TR_PATH_LEN + 64];
+        if (auto_mode)
+            snprintf(p, sizeof(p), "%s/ckpt-%lld.h5", tr->ckpt_dir, (long long)steps[i]);
+        else
+            snprintf(p, sizeof(p), "%s", resume);
+        int skip = 0;
+        st = try_one(tr, &s, p, auto_mode, &skip, &partial);
+        if (st == TR_OK && skip && i + 1 < n)
+            tr_log0(TR_LOG_WARN, "falling back to the previous checkpoint");
+        if (st == TR_OK && !skip) {
+            apply(tr, &s, p);
+            done = 1;
+        }
+    }
+    free(steps);
+    TR_CALL(st);
+    if (done)
         return TR_OK;
-    }
-    tr_status st = tr->grid.rank == 0 ? check_config(tr, path) : TR_OK;
-    TR_CALL(tr_agree(tr->grid.world, st));
-    TR_CALL(tr_checkpoint_load(path, &s, &tr->grid, &tr->ckpt_io));
-    tr->start_step = s.sc.step;
-    tr->opt.t = s.sc.opt_t;
-    tr->best_step = s.sc.best_step >= 0 ? s.sc.best_step : 0;
-    tr->best_score = s.sc.best_step >= 0 ? s.sc.best_score : NAN;
-    tr->train_seconds = s.sc.train_seconds;
-    tr->samples = s.sc.samples;
-    if (tr->grid.rank == 0) {
-        tr_ckpt_trim_metrics(tr, s.sc.step);
-        if (!tr->opts.quiet)
-            tr_log(TR_LOG_INFO, "resumed from %s at step %lld (epoch %lld, batch %lld)", path,
-                   (long long)s.sc.step, (long long)(s.sc.step / tr->steps_per_epoch),
-                   (long long)(s.sc.step % tr->steps_per_epoch));
-    }
+    /* a failed load may have overwritten part of the state: no fresh start then */
+    TR_CHECK(!partial, TR_ERR_DATA,
+             "no checkpoint in %s could be loaded; move the damaged files away to start again",
+             tr->ckpt_dir);
+    if (n > 0)
+        tr_log0(TR_LOG_WARN, "no checkpoint in %s validates: starting from step 0", tr->ckpt_dir);
+    else if (tr->grid.rank == 0 && !tr->opts.quiet)
+        tr_log(TR_LOG_INFO, "no checkpoint in %s: starting from step 0", tr->ckpt_dir);
     return TR_OK;
 }
