@@ -88,6 +88,11 @@ typedef struct {
 
     /* [linalg] */
     int scalapack_min_dim; /* linalg.scalapack_min_dim (256) */
+    /* [checkpoint] (docs/checkpoints.md) */
+    int64_t ckpt_every_steps;   /* checkpoint.every_steps (0 = off) */
+    float ckpt_every_seconds;   /* checkpoint.every_seconds, on rank 0's clock (0 = off) */
+    int ckpt_keep;              /* checkpoint.keep: newest checkpoints kept (0 = all) */
+    char ckpt_dir[TR_PATH_LEN]; /* checkpoint.dir ("" = <run dir>/checkpoints) */
 } tr_config;
 
 /* Defaults for every key. */

@@ -68,12 +68,12 @@ typedef struct {
     double *sigma[TR_MRN_MODE_COUNT], *omega[TR_MRN_MODE_COUNT];
     double *u[TR_MRN_MODE_COUNT], *p[TR_MRN_MODE_COUNT]; /* eigenvectors, precision eigenvalues */
     double logdet[TR_MRN_MODE_COUNT];                    /* ln|Ω_k| */
-    int rotated[TR_MRN_MODE_COUNT]; /* U_k is not the identity (mode updated at least once) */
-    double prior_value;             /* ½ vec(W)ᵀ (Ω3⊗Ω2⊗Ω1) vec(W) at the last update */
-    double *w_all;                  /* (T, d1, d2) gathered weights */
-    double *w_init;                 /* (T, d1, d2) weights at the start (W - W_init correlations) */
-    double *work;                   /* (T + 2) d1 d2 scratch */
-    float *w_f32;                   /* (T, d1, d2) gather buffer */
+    double rotated[TR_MRN_MODE_COUNT]; /* 1: U_k is not the identity (mode updated once) */
+    double prior_value; /* ½ vec(W)ᵀ (Ω3⊗Ω2⊗Ω1) vec(W) at the last update */
+    double *w_all;      /* (T, d1, d2) gathered weights */
+    double *w_init;     /* (T, d1, d2) weights at the start (W - W_init correlations) */
+    double *work;       /* (T + 2) d1 d2 scratch */
+    float *w_f32;       /* (T, d1, d2) gather buffer */
 } tr_mrn_layer;
 
 typedef struct {
@@ -85,7 +85,8 @@ typedef struct {
     double *eye_tn;       /* (tn, tn) identity (prox without task mixing) */
     tr_blacs blacs;       /* over world, when some n > scalapack_min_dim and P > 1 */
     int use_blacs;
-    int64_t updates;
+    double counters[2];    /* [0] covariance updates done, [1] prox step size pending
+                              (mrn.prox_every); checkpointed with the covariances */
     double update_seconds; /* total time in covariance updates on this rank */
     int scalapack_calls, lapack_calls;
 } tr_mrn;
@@ -139,6 +140,14 @@ double tr_mrn_max_precision(const tr_mrn *mrn, int l, int k);
  * "mrn.<layer>.delta_corr" (Pearson correlation between tasks of W_t - W_init,t,
  * from w_all: call after a gather of the final weights). Local. */
 tr_status tr_mrn_relations(const tr_mrn *mrn, tr_relations *rel);
+
+/* Call fn(ctx, name, data, ndim, dims) for every array of the resumable MRN
+ * state (per layer and mode Σ, Ω, U, p; per layer ln|Ω|, the rotated flags and
+ * the prior value; the counters), named "/mrn/<layer>/<what>". Stops at the
+ * first error. */
+typedef tr_status (*tr_mrn_state_fn)(void *ctx, const char *name, double *data, int ndim,
+                                     const int64_t *dims);
+tr_status tr_mrn_each_state(tr_mrn *mrn, tr_mrn_state_fn fn, void *ctx);
 
 /* One JSON object (no newline) with the MRN state for metrics.jsonl. */
 void tr_mrn_write_json(const tr_mrn *mrn, FILE *f);

@@ -8,6 +8,12 @@
  *   config.ini     the resolved configuration
  *   metrics.jsonl  one JSON object per validation, and a final one with test results
  *   model.h5       the weights selected on validation (parallel HDF5, global shapes)
+ *   checkpoints/   resumable checkpoints (taskrel/checkpoint.h, docs/checkpoints.md)
+ *
+ * Signals: while tr_train_run runs, SIGUSR1 and SIGTERM only set a flag. The
+ * flag rides in the per-step fused all-reduce (MAX); every rank finishes the
+ * step, all write a checkpoint together and return TR_STOPPED (exit code 3).
+ * The previous handlers are restored on return.
  */
 #ifndef TASKREL_TRAIN_H
 #define TASKREL_TRAIN_H
@@ -25,17 +31,27 @@ typedef struct {
     const char *run_dir; /* overrides cfg->run_dir if non-NULL */
     int quiet;           /* no progress line or table (tests) */
     int record_losses;   /* keep the per-step mean training loss of each task */
+    const char *resume;  /* "auto" (newest valid checkpoint, if any), "none" (NULL), or a path */
+    /* Testing: act as if a stop signal reached the last rank during the step
+     * that completes this many steps (0: never). */
+    int64_t stop_after_steps;
 } tr_train_opts;
 
 typedef struct {
     int T;
-    int64_t steps;                   /* steps taken */
+    int64_t steps;                   /* steps completed (the last step's index + 1) */
+    int64_t first_step;              /* the step this run started at (> 0 after a resume) */
     int64_t best_step;               /* step of the selected (best validation) model */
     double val_metric[TR_MAX_TASKS]; /* accuracy (classification) or MSE (regression) */
     double test_metric[TR_MAX_TASKS];
     double val_mean, test_mean;
     double train_seconds, samples_per_s;
-    double *losses;                    /* (steps, T) per-step mean training loss if record_losses */
+    double *losses;      /* (steps, T) per-step mean training loss if record_losses (rows from
+                            first_step on are this run's; earlier rows are 0) */
+    int64_t checkpoints; /* checkpoints this run wrote */
+    int64_t ckpt_io_collective;        /* checkpoint transfers HDF5 reported as collective */
+    int64_t ckpt_io_independent;       /* ... and as independent (should stay 0) */
+    char checkpoint[TR_PATH_LEN];      /* the last checkpoint written ("" if none) */
     tr_coll_stats comm[TR_COLL_COUNT]; /* this rank's collective counters (training steps) */
     char run_dir[TR_PATH_LEN];
     int classification; /* 1 if the metric is accuracy */

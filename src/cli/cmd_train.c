@@ -17,6 +17,7 @@ typedef struct {
 
 static void usage_train(FILE *f) {
     fprintf(f, "usage: taskrel train -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
+               "                     [--resume auto|none|CHECKPOINT]\n"
                "       taskrel eval  -c CONFIG --checkpoint PATH [--set section.key=value ...]\n"
                "Keys and defaults: docs/config.md (or `taskrel config --markdown`).\n");
 }
@@ -48,10 +49,7 @@ static tr_status parse(int argc, char **argv, tr_config *cfg, train_args *a, int
         } else if (!is_eval && strcmp(arg, "--resume") == 0) {
             TR_CHECK(i + 1 < argc, TR_ERR_USAGE, "--resume needs auto, none or a path");
             a->resume = argv[++i];
-            TR_CHECK(strcmp(a->resume, "none") == 0, TR_ERR_USAGE,
-                     "--resume %s: checkpoints are not available in this build yet; use "
-                     "--resume none",
-                     a->resume);
+            TR_CHECK(a->resume[0] != '\0', TR_ERR_USAGE, "--resume needs auto, none or a path");
         } else if (is_eval && (strcmp(arg, "--checkpoint") == 0 || strcmp(arg, "--weights") == 0)) {
             TR_CHECK(i + 1 < argc, TR_ERR_USAGE, "%s needs a path", arg);
             a->checkpoint = argv[++i];
@@ -76,7 +74,7 @@ tr_status tr_cmd_train(int argc, char **argv) {
     tr_config cfg;
     train_args a;
     TR_CALL(parse(argc, argv, &cfg, &a, 0));
-    tr_train_opts opts = {.run_dir = a.run_dir};
+    tr_train_opts opts = {.run_dir = a.run_dir, .resume = a.resume};
     tr_train_result res;
     tr_status st = tr_train_run(&cfg, MPI_COMM_WORLD, &opts, &res);
     tr_train_result_free(&res);

@@ -16,7 +16,8 @@ static void usage(FILE *f) {
         f,
         "taskrel %s - distributed multi-task training (MRN, MRAN, HPS, STL)\n\n"
         "usage: taskrel COMMAND [options]\n\n"
-        "  train   -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
+        "  train   -c CONFIG [--set section.key=value ...] [--run-dir DIR] [--resume "
+        "auto|none|PATH]\n"
         "  eval    -c CONFIG --checkpoint PATH\n"
         "  data    fashion-domains|multifashion|synthetic-tn|synthetic-mmoe --out FILE [options]\n"
         "  config  --markdown | --defaults | -c CONFIG [--set ...]\n"
@@ -93,7 +94,8 @@ int main(int argc, char **argv) {
         MPI_Bcast(msg0, (int)sizeof(msg0), MPI_CHAR, 0, MPI_COMM_WORLD);
         int own = strncmp(tr_error_message(), "another rank failed", 19) != 0;
         if (rank == 0 || (own && strcmp(msg0, tr_error_message()) != 0)) {
-            tr_log(TR_LOG_ERROR, "%s", tr_error_message());
+            /* a requested stop (exit 3) is not an error */
+            tr_log(st == TR_STOPPED ? TR_LOG_WARN : TR_LOG_ERROR, "%s", tr_error_message());
             tr_log(TR_LOG_DEBUG, "(%s; at %s)", tr_status_str(st), tr_error_where());
         }
     } else if (st == TR_ERR_USAGE) {

@@ -148,6 +148,15 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("linalg", "scalapack_min_dim", TR_CFG_INT, scalapack_min_dim, 0, "256", GE(1), NULL,
       "covariances larger than this are eigendecomposed by ScaLAPACK over all ranks; smaller "
       "ones by LAPACK on every rank"),
+    K("checkpoint", "every_steps", TR_CFG_INT64, ckpt_every_steps, 0, "0", GE(0), NULL,
+      "write a checkpoint every this many steps (0: off)"),
+    K("checkpoint", "every_seconds", TR_CFG_FLOAT, ckpt_every_seconds, 0, "600", CC(0, 1e9), NULL,
+      "write a checkpoint when this many seconds of rank 0's clock have passed since the last "
+      "one (0: off)"),
+    K("checkpoint", "keep", TR_CFG_INT, ckpt_keep, 0, "3", CC(0, 1000000), NULL,
+      "newest checkpoints kept; older ones are deleted (0: keep all)"),
+    K("checkpoint", "dir", TR_CFG_STRING, ckpt_dir, FSIZE(ckpt_dir), "", ANY, NULL,
+      "checkpoint directory (empty: `<run dir>/checkpoints`); `--resume auto` looks here"),
 };
 #define N_KEYS (sizeof(tr_cfg_keys) / sizeof(tr_cfg_keys[0]))
 const int tr_cfg_nkeys = (int)N_KEYS;
@@ -161,6 +170,8 @@ const tr_cfg_section tr_cfg_sections[] = {
     {"dist", "Distribution over MPI ranks."},
     {"mrn", "Multilinear relationship networks (model.kind = mrn): tensor-normal priors."},
     {"linalg", "Dense linear algebra."},
+    {"checkpoint", "Resumable checkpoints (docs/checkpoints.md): when to write them and how many "
+                   "to keep."},
 };
 const int tr_cfg_nsections = (int)(sizeof(tr_cfg_sections) / sizeof(tr_cfg_sections[0]));
 

@@ -350,7 +350,7 @@ tr_status tr_mrn_step_update(tr_mrn *mrn, tr_model *m, tr_grid *g) {
         TR_CALL(tr_mrn_layer_gather(mrn, l, g, tr_params_task_data(&m->params, L->pid, mrn->t0)));
         TR_CALL(tr_mrn_layer_update(mrn, l, g));
     }
-    mrn->updates++;
+    mrn->counters[0] += 1.0;
     return TR_OK;
 }
 
@@ -424,7 +424,7 @@ tr_status tr_mrn_relations(const tr_mrn *mrn, tr_relations *rel) {
 
 void tr_mrn_write_json(const tr_mrn *mrn, FILE *f) {
     fprintf(f, "{\"updates\":%lld,\"update_s\":%.6g,\"lambda_batch\":%.6g,\"layers\":{",
-            (long long)mrn->updates, mrn->update_seconds, mrn->o.lambda);
+            (long long)mrn->counters[0], mrn->update_seconds, mrn->o.lambda);
     for (int l = 0; l < mrn->n_layers; l++) {
         const tr_mrn_layer *L = &mrn->layer[l];
         fprintf(f, "%s\"%s\":{\"prior\":%.8g,\"logdet\":[%.8g,%.8g,%.8g],\"max_precision\":[",
@@ -438,4 +438,29 @@ void tr_mrn_write_json(const tr_mrn *mrn, FILE *f) {
         fprintf(f, "],\"curvature\":%.6g}", curv);
     }
     fprintf(f, "}}");
+}
+
+tr_status tr_mrn_each_state(tr_mrn *mrn, tr_mrn_state_fn fn, void *ctx) {
+    static const char *const what[4] = {"sigma", "omega", "u", "p"};
+    char name[96];
+    for (int l = 0; l < mrn->n_layers; l++) {
+        tr_mrn_layer *L = &mrn->layer[l];
+        for (int k = 0; k < TR_MRN_MODE_COUNT; k++) {
+            int64_t sq[2] = {L->n[k], L->n[k]};
+            double *arr[4] = {L->sigma[k], L->omega[k], L->u[k], L->p[k]};
+            for (int a = 0; a < 4; a++) {
+                snprintf(name, sizeof name, "/mrn/%s/%s%d", L->name, what[a], k + 1);
+                TR_CALL(fn(ctx, name, arr[a], a == 3 ? 1 : 2, sq));
+            }
+        }
+        int64_t three = TR_MRN_MODE_COUNT, one = 1;
+        snprintf(name, sizeof name, "/mrn/%s/logdet", L->name);
+        TR_CALL(fn(ctx, name, L->logdet, 1, &three));
+        snprintf(name, sizeof name, "/mrn/%s/rotated", L->name);
+        TR_CALL(fn(ctx, name, L->rotated, 1, &three));
+        snprintf(name, sizeof name, "/mrn/%s/prior_value", L->name);
+        TR_CALL(fn(ctx, name, &L->prior_value, 1, &one));
+    }
+    int64_t two = 2;
+    return fn(ctx, "/mrn/counters", mrn->counters, 1, &two);
 }

@@ -21,7 +21,7 @@ tr_status tr_report_open(tr_trainer *tr) {
     fclose(f);
     TR_CALL(st);
     snprintf(path, sizeof(path), "%s/metrics.jsonl", tr->run_dir);
-    tr->metrics = fopen(path, "w");
+    tr->metrics = fopen(path, tr->start_step > 0 ? "a" : "w"); /* a resumed run appends */
     TR_CHECK(tr->metrics != NULL, TR_ERR_IO, "cannot write %s", path);
     tr_progress_mode mode = tr->cfg->progress;
     tr->progress_tty = mode == TR_PROGRESS_ON || (mode == TR_PROGRESS_AUTO && isatty(2));

@@ -89,6 +89,12 @@ static tr_status load_data(tr_trainer *tr, MPI_Comm world) {
     return TR_OK;
 }
 
+/* tr_mrn_each_state callback: the MRN state rides in every checkpoint. */
+static tr_status add_extra(void *ctx, const char *name, double *data, int ndim,
+                           const int64_t *dims) {
+    return tr_trainer_add_extra(ctx, name, data, ndim, dims);
+}
+
 tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
                           const tr_train_opts *opts) {
     int eval_only = tr->eval_only;
@@ -178,6 +184,15 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
         TR_CALL(tr_mrn_opts_from_config(&mo, cfg, n_mean));
         tr->has_mrn = 1;
         TR_CALL(tr_mrn_init_model(&tr->mrn, &mo, cfg, m, g));
+        TR_CALL(tr_mrn_each_state(&tr->mrn, add_extra, tr));
+        size_t len = 0; /* task names of the relation matrices */
+        for (int t = 0; t < tr->T; t++) {
+            int k = snprintf(tr->relations.tasks + len, sizeof(tr->relations.tasks) - len, "%s%s",
+                             t ? "," : "", tr->ds.tasks[t].name);
+            if (k < 0 || (size_t)k >= sizeof(tr->relations.tasks) - len)
+                break;
+            len += (size_t)k;
+        }
     }
     TR_ALLOC(tr->best_params, m->params.total, "best parameters");
     TR_ALLOC(tr->best_buffers, m->buffers.total ? m->buffers.total : 1, "best buffers");
@@ -207,6 +222,7 @@ void tr_trainer_free(tr_trainer *tr) {
     tr_free(tr->scalars);
     tr_free(tr->best_params);
     tr_free(tr->best_buffers);
+    tr_relations_free(&tr->relations);
     tr_report_close(tr);
     tr_timeline_free(tr->timeline);
     tr_mrn_free(&tr->mrn);

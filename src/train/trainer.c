@@ -232,17 +232,18 @@ static tr_status mrn_after_step(tr_trainer *tr, int64_t step, float lr, int64_t 
     int64_t done = step + 1;
     int update = done % tr->mrn.o.update_every == 0;
     if (tr->mrn.o.prox) {
-        tr->mrn_eta += (double)lr * tr->cfg->opt.lr_mult[TR_GROUP_HEAD];
+        tr->mrn.counters[1] += (double)lr * tr->cfg->opt.lr_mult[TR_GROUP_HEAD];
         if (done % tr->mrn.o.prox_every == 0 || update || done % eval_every == 0 ||
             done == tr->total_steps) {
-            TR_CALL(tr_mrn_step_prox(&tr->mrn, &tr->model, &tr->grid, tr->mrn_eta));
-            tr->mrn_eta = 0.0;
+            TR_CALL(tr_mrn_step_prox(&tr->mrn, &tr->model, &tr->grid, tr->mrn.counters[1]));
+            tr->mrn.counters[1] = 0.0;
             phase_add(tr, TR_PHASE_MRN, "mrn_prox", t0, tr_time_now());
         }
     }
     if (update) {
         double t1 = tr_time_now();
         TR_CALL(tr_mrn_step_update(&tr->mrn, &tr->model, &tr->grid));
+        TR_CALL(tr_mrn_relations(&tr->mrn, &tr->relations)); /* for the next checkpoint */
         phase_add(tr, TR_PHASE_MRN, "mrn_update", t1, tr_time_now());
     }
     return TR_OK;
@@ -257,16 +258,23 @@ static tr_status collect_relations(tr_trainer *tr) {
     for (int l = 0; l < mrn->n_layers; l++)
         TR_CALL(tr_mrn_layer_gather(
             mrn, l, &tr->grid, tr_params_task_data(&tr->model.params, mrn->layer[l].pid, mrn->t0)));
-    size_t len = 0;
-    for (int t = 0; t < tr->T; t++) {
-        int k = snprintf(tr->relations.tasks + len, sizeof(tr->relations.tasks) - len, "%s%s",
-                         t ? "," : "", tr->ds.tasks[t].name);
-        if (k < 0 || (size_t)k >= sizeof(tr->relations.tasks) - len)
-            break;
-        len += (size_t)k;
-    }
     TR_CALL(tr_mrn_relations(mrn, &tr->relations));
     return TR_OK;
+}
+
+/* The per-step action slot of the fused all-reduce, combined with MAX:
+ * a stop signal on any rank (checkpoint and stop) beats rank 0's clock saying
+ * a timed checkpoint is due (checkpoint and go on). */
+enum { ACT_NONE = 0, ACT_CHECKPOINT = 1, ACT_STOP = 2 };
+
+static double local_action(const tr_trainer *tr, int64_t step) {
+    if (tr_signals_pending() ||
+        (tr->opts.stop_after_steps == step + 1 && tr->grid.rank == tr->grid.size - 1))
+        return ACT_STOP;
+    float every = tr->cfg->ckpt_every_seconds;
+    if (tr->grid.rank == 0 && every > 0 && tr_time_now() - tr->last_ckpt_time >= every)
+        return ACT_CHECKPOINT;
+    return ACT_NONE;
 }
 
 static void snapshot_best(tr_trainer *tr, int64_t step, double score) {
@@ -306,13 +314,12 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res) {
     sched.total_steps = tr->total_steps;
     int64_t eval_every = cfg->eval_every > 0 ? cfg->eval_every : tr->steps_per_epoch;
     tr_task_stats st[TR_MAX_TASKS];
-    tr_task_stats window[TR_MAX_TASKS]; /* training stats since the last validation */
-    memset(window, 0, sizeof(window));
+    tr_task_stats *window = tr->window; /* training stats since the last validation */
     if (tr->opts.record_losses)
         TR_ALLOC(res->losses, (size_t)tr->total_steps * (size_t)T, "loss history");
     tr_grid_reset_stats(&tr->grid);
-    double t_train = 0.0;
-    for (int64_t step = 0; step < tr->total_steps; step++) {
+    double t_train = tr->train_seconds;
+    for (int64_t step = tr->start_step; step < tr->total_steps; step++) {
         double ts = tr_time_now();
         float lr = tr_schedule_lr(&sched, step);
         tr->step = step;
@@ -346,7 +353,7 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res) {
         if (nonfinite)
             memset(sc, 0, (size_t)(4 * T) * sizeof(double));
         sc[4 * T] = nonfinite;
-        sc[4 * T + 1] = 0.0; /* stop flag (signals: checkpoint issue) */
+        sc[4 * T + 1] = local_action(tr, step);
         double tc = tr_time_now();
         TR_CALL(tr_allreduce_fused(&tr->grid, sc, 4 * T, 2));
         phase_add(tr, TR_PHASE_COMM, "scalar_allreduce", tc, tr_time_now());
@@ -384,7 +391,20 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res) {
             tr_report_progress(tr, step + 1, mean_loss, 0);
         if ((step + 1) % eval_every == 0 || step + 1 == tr->total_steps) {
             TR_CALL(validate_and_select(tr, step + 1, window, lr));
-            memset(window, 0, sizeof(window));
+            memset(window, 0, sizeof(tr->window));
+        }
+        /* every rank takes this branch from the same agreed action */
+        int action = (int)sc[4 * T + 1];
+        int64_t every = cfg->ckpt_every_steps;
+        if (action >= ACT_CHECKPOINT || (every > 0 && (step + 1) % every == 0))
+            TR_CALL(tr_ckpt_write(tr, step + 1));
+        if (action >= ACT_STOP) {
+            if (tr->grid.rank == 0 && tr->progress_tty && !tr->opts.quiet)
+                fprintf(stderr, "\n");
+            TR_RAISE(TR_STOPPED,
+                     "stopped by a signal after step %lld of %lld: checkpoint %s written; "
+                     "continue with --resume auto (exit code 3)",
+                     (long long)(step + 1), (long long)tr->total_steps, tr->ckpt_last);
         }
     }
     return TR_OK;
@@ -437,13 +457,30 @@ static tr_status finish(tr_trainer *tr, tr_train_result *res) {
     return TR_OK;
 }
 
+/* Checkpoint figures into the result (also after a stop). */
+static void ckpt_result(const tr_trainer *tr, tr_train_result *res) {
+    res->first_step = tr->start_step;
+    res->checkpoints = tr->ckpt_written;
+    res->ckpt_io_collective = tr->ckpt_io.collective;
+    res->ckpt_io_independent = tr->ckpt_io.independent;
+    snprintf(res->checkpoint, sizeof(res->checkpoint), "%s", tr->ckpt_last);
+}
+
 static tr_status train_body(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
                             const tr_train_opts *opts, tr_train_result *res) {
     TR_CALL(tr_trainer_init(tr, cfg, world, opts));
     tr->t_start = tr_time_now();
+    TR_CALL(tr_ckpt_prepare(tr));
+    TR_CALL(tr_ckpt_resume(tr, opts ? opts->resume : NULL));
+    res->steps = tr->start_step;
     if (tr->grid.rank == 0)
         TR_CALL(tr_report_open(tr));
-    TR_CALL(train_loop(tr, res));
+    tr_status st = train_loop(tr, res);
+    ckpt_result(tr, res);
+    if (tr->ckpt_io.independent > 0 && tr->grid.rank == 0)
+        tr_log(TR_LOG_WARN, "checkpoint I/O fell back to independent I/O %lld time(s): %s",
+               (long long)tr->ckpt_io.independent, tr->ckpt_io.cause);
+    TR_CALL(st);
     TR_CALL(finish(tr, res));
     return TR_OK;
 }
@@ -453,7 +490,9 @@ tr_status tr_train_run(const tr_config *cfg, MPI_Comm world, const tr_train_opts
     memset(res, 0, sizeof(*res));
     tr_trainer *tr = calloc(1, sizeof(*tr));
     TR_CHECK(tr != NULL, TR_ERR_NOMEM, "out of memory");
+    tr_signals_install();
     tr_status st = train_body(tr, cfg, world, opts, res);
+    tr_signals_restore();
     /* Every failure that can differ between ranks is agreed on here, so no
      * rank leaves while another waits in a collective. Failures inside a
      * collective on one rank surface as MPI errors on the others. */

@@ -5,12 +5,14 @@
 #ifndef TASKREL_TRAINER_INTERNAL_H
 #define TASKREL_TRAINER_INTERNAL_H
 
+#include "taskrel/checkpoint.h"
 #include "taskrel/config.h"
 #include "taskrel/data.h"
 #include "taskrel/dist.h"
 #include "taskrel/model.h"
 #include "taskrel/mrn.h"
 #include "taskrel/optim.h"
+#include "taskrel/relations.h"
 #include "taskrel/train.h"
 
 /* Phases timed per step (seconds accumulated on this rank). */
@@ -65,6 +67,25 @@ typedef struct {
     double best_score;
     int64_t best_step;
     int classification;
+    tr_task_stats window[TR_MAX_TASKS]; /* training stats since the last validation */
+    /* checkpoints (checkpointing.c) */
+    int64_t start_step; /* first step of this run (> 0 after a resume) */
+    char ckpt_dir[TR_PATH_LEN];
+    double last_ckpt_time; /* rank 0's clock at the last checkpoint (or the start) */
+    tr_ckpt_io ckpt_io;    /* summed over this run's checkpoint writes and loads */
+    int64_t ckpt_written;
+    char ckpt_last[TR_PATH_LEN];
+    /* Replicated state saved and restored with every checkpoint (MRN
+     * covariances, precisions, eigenvectors; the MRAN alpha matrix): register
+     * each array once after the model is built, with
+     *     TR_CALL(tr_trainer_add_extra(tr, "/mrn/fc8/sigma3", sigma3, 2, (int64_t[]){d, d}));
+     * The data must be identical on every rank; rank 0 writes it, every rank
+     * reads it back in place on resume. */
+    tr_extra_state extra[TR_MAX_EXTRA];
+    int n_extra;
+    /* Relation matrices written to /relations of each checkpoint (empty until
+     * MRN/MRAN fill it; the same list on every rank). */
+    tr_relations relations;
     /* output */
     char run_dir[TR_PATH_LEN];
     FILE *metrics; /* rank 0 */
@@ -73,8 +94,6 @@ typedef struct {
     /* MRN (model.kind = mrn) */
     int has_mrn;
     tr_mrn mrn;
-    double mrn_eta; /* prox step size accumulated since the last prox (mrn.prox_every) */
-    tr_relations relations; /* learned relation matrices (relations.h5, checkpoints) */
     double t_start;
 } tr_trainer;
 
@@ -105,6 +124,26 @@ void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_sta
 void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test);
 void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test,
                      double seconds);
+
+/* checkpointing.c (collective over world unless noted) */
+/* Register a replicated float64 array (see tr_trainer.extra). Local. */
+tr_status tr_trainer_add_extra(tr_trainer *tr, const char *name, double *data, int ndim,
+                               const int64_t *dims);
+/* Make the checkpoint directory; remove stale *.tmp files left by a killed job. */
+tr_status tr_ckpt_prepare(tr_trainer *tr);
+/* --resume auto|none|PATH: find the newest checkpoint that validates, load it,
+ * set start_step and the optimizer, selection and reporting state. */
+tr_status tr_ckpt_resume(tr_trainer *tr, const char *resume);
+/* Write a checkpoint of the state after `steps` completed steps. */
+tr_status tr_ckpt_write(tr_trainer *tr, int64_t steps);
+/* rank 0: drop metrics.jsonl lines of steps after `step` (a resumed run
+ * appends from there). */
+void tr_ckpt_trim_metrics(const tr_trainer *tr, int64_t step);
+
+/* signals.c: SIGUSR1/SIGTERM set a flag (nothing else happens in the handler). */
+void tr_signals_install(void);
+void tr_signals_restore(void);
+int tr_signals_pending(void); /* the signal number seen, 0 if none */
 
 /* Apply data.tasks to a loaded dataset (keeps the selected tasks in order). */
 tr_status tr_dataset_select_tasks(tr_dataset *ds, const char *spec);

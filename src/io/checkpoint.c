@@ -1,0 +1,471 @@
+/*
+ * Collective HDF5 checkpoints (see taskrel/checkpoint.h): save, load, the
+ * atomic tmp + rename + latest + keep-K write, and the directory listing.
+ * Not here: validation and the read-only summary (checkpoint_check.c), when
+ * to checkpoint and what to do with one (src/train/checkpointing.c).
+ */
+#include "taskrel/checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint_internal.h"
+#include "h5util.h"
+
+/* ---- I/O mode bookkeeping -------------------------------------------------------- */
+
+static void note_io(hid_t dxpl, tr_ckpt_io *io) {
+    if (!io)
+        return;
+    H5D_mpio_actual_io_mode_t mode = H5D_MPIO_NO_COLLECTIVE;
+    if (H5Pget_mpio_actual_io_mode(dxpl, &mode) < 0)
+        mode = H5D_MPIO_NO_COLLECTIVE;
+    if (mode == H5D_MPIO_CHUNK_COLLECTIVE || mode == H5D_MPIO_CONTIGUOUS_COLLECTIVE) {
+        io->collective++;
+        return;
+    }
+    io->independent++;
+    if (!io->cause[0]) {
+        uint32_t local = 0, global = 0;
+        H5Pget_mpio_no_collective_cause(dxpl, &local, &global);
+        snprintf(io->cause, sizeof(io->cause), "mode %d, no-collective cause 0x%x/0x%x", (int)mode,
+                 local, global);
+    }
+}
+
+/* ---- datasets --------------------------------------------------------------------- */
+
+/* File and memory selections of this rank's part of tensor t (all of it, its
+ * task rows, or nothing). */
+static tr_status select_part(hid_t fspace, hid_t *mspace, const tr_tensor *t, int active) {
+    hsize_t count = active ? (hsize_t)t->count : 0;
+    hsize_t mdim = count > 0 ? count : 1;
+    *mspace = H5Screate_simple(1, &mdim, NULL);
+    TR_H5(*mspace);
+    if (!active) {
+        TR_H5(H5Sselect_none(fspace));
+        TR_H5(H5Sselect_none(*mspace));
+        return TR_OK;
+    }
+    if (t->task_axis) {
+        hsize_t start[TR_MAX_DIMS] = {0}, cnt[TR_MAX_DIMS];
+        for (int d = 0; d < t->ndim; d++)
+            cnt[d] = (hsize_t)t->shape[d];
+        start[0] = (hsize_t)t->t0;
+        cnt[0] = (hsize_t)t->tn;
+        TR_H5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL));
+    } else {
+        TR_H5(H5Sselect_all(fspace));
+    }
+    return TR_OK;
+}
+
+/* A chunked, fletcher32-checksummed dataset; chunk = one task's slice
+ * (task_axis) or the whole array. */
+static hid_t create_dataset(hid_t loc, const char *name, hid_t type, int ndim, const hsize_t *dims,
+                            int task_axis) {
+    hsize_t chunk[TR_MAX_DIMS];
+    for (int d = 0; d < ndim; d++)
+        chunk[d] = dims[d] > 0 ? dims[d] : 1;
+    if (task_axis)
+        chunk[0] = 1;
+    hid_t fspace = H5Screate_simple(ndim, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    H5Pset_chunk(dcpl, ndim, chunk);
+    H5Pset_fletcher32(dcpl);
+    hid_t ds = H5Dcreate2(loc, name, type, fspace, lcpl, dcpl, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(fspace);
+    return ds;
+}
+
+/* Write (or read) an arena `data` laid out like p under `group`, one dataset
+ * per tensor. Writers: rank 0 for shared tensors, replica 0 for task rows.
+ * Readers: every rank that holds the tensor. */
+static tr_status arena_io(hid_t file, const char *group, const tr_params *p, float *data,
+                          const tr_grid *g, hid_t dxpl, int write, const char *path,
+                          tr_ckpt_io *io) {
+    for (int i = 0; i < p->n; i++) {
+        const tr_tensor *t = &p->t[i];
+        char name[TR_NAME_LEN + 64];
+        snprintf(name, sizeof(name), "%s/%s", group, t->name);
+        hsize_t dims[TR_MAX_DIMS];
+        for (int d = 0; d < t->ndim; d++)
+            dims[d] = (hsize_t)t->shape[d];
+        hid_t ds = write ? create_dataset(file, name, H5T_NATIVE_FLOAT, t->ndim, dims, t->task_axis)
+                         : H5Dopen2(file, name, H5P_DEFAULT);
+        TR_CHECK(ds >= 0, write ? TR_ERR_IO : TR_ERR_DATA, "checkpoint %s: cannot %s %s", path,
+                 write ? "create" : "open", name);
+        hid_t fspace = H5Dget_space(ds), mspace = -1;
+        int ok = fspace >= 0 && H5Sget_simple_extent_ndims(fspace) == t->ndim;
+        if (ok && !write) {
+            hsize_t fd[TR_MAX_DIMS];
+            H5Sget_simple_extent_dims(fspace, fd, NULL);
+            for (int d = 0; d < t->ndim; d++)
+                ok = ok && fd[d] == dims[d];
+        }
+        int active = write ? (t->task_axis ? g->r == 0 && t->tn > 0 : g->rank == 0) : t->count > 0;
+        tr_status st =
+            ok ? select_part(fspace, &mspace, t, active)
+               : tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
+                              "checkpoint %s: %s does not have the model's shape", path, name);
+        if (st == TR_OK) {
+            float *buf = data + t->offset;
+            herr_t rc = write ? H5Dwrite(ds, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf)
+                              : H5Dread(ds, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf);
+            if (rc < 0)
+                st = tr_error_set(write ? TR_ERR_IO : TR_ERR_DATA, __FILE__, __LINE__, __func__,
+                                  "checkpoint %s: cannot %s %s%s", path, write ? "write" : "read",
+                                  name, write ? "" : " (corrupt file or checksum mismatch)");
+            else
+                note_io(dxpl, io);
+        }
+        if (mspace >= 0)
+            H5Sclose(mspace);
+        if (fspace >= 0)
+            H5Sclose(fspace);
+        H5Dclose(ds);
+        TR_CALL(st);
+    }
+    return TR_OK;
+}
+
+/* A replicated float64 array: rank 0 writes, every rank reads all of it. */
+static tr_status doubles_io(hid_t file, const char *name, double *data, int ndim,
+                            const int64_t *dims64, const tr_grid *g, hid_t dxpl, int write,
+                            const char *path, tr_ckpt_io *io) {
+    hsize_t dims[3], n = 1;
+    for (int d = 0; d < ndim; d++) {
+        dims[d] = (hsize_t)dims64[d];
+        n *= dims[d];
+    }
+    hid_t ds = write ? create_dataset(file, name, H5T_NATIVE_DOUBLE, ndim, dims, 0)
+                     : H5Dopen2(file, name, H5P_DEFAULT);
+    TR_CHECK(ds >= 0, write ? TR_ERR_IO : TR_ERR_DATA, "checkpoint %s: cannot %s %s", path,
+             write ? "create" : "open", name);
+    hid_t fspace = H5Dget_space(ds);
+    int ok = fspace >= 0 && (hsize_t)H5Sget_simple_extent_npoints(fspace) == n;
+    hsize_t mdim = n > 0 ? n : 1;
+    hid_t mspace = H5Screate_simple(1, &mdim, NULL);
+    if (write && g->rank != 0) {
+        H5Sselect_none(fspace);
+        H5Sselect_none(mspace);
+    }
+    herr_t rc = -1;
+    if (ok)
+        rc = write ? H5Dwrite(ds, H5T_NATIVE_DOUBLE, mspace, fspace, dxpl, data)
+                   : H5Dread(ds, H5T_NATIVE_DOUBLE, mspace, fspace, dxpl, data);
+    if (rc >= 0)
+        note_io(dxpl, io);
+    H5Sclose(mspace);
+    H5Sclose(fspace);
+    H5Dclose(ds);
+    TR_CHECK(ok, TR_ERR_DATA, "checkpoint %s: %s does not have the expected size", path, name);
+    TR_CHECK(rc >= 0, write ? TR_ERR_IO : TR_ERR_DATA, "checkpoint %s: cannot %s %s", path,
+             write ? "write" : "read", name);
+    return TR_OK;
+}
+
+tr_status tr_ckpt_attr_write_double(hid_t loc, const char *name, double v) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    TR_H5(sp);
+    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    TR_H5(rc);
+    return TR_OK;
+}
+
+tr_status tr_ckpt_attr_read_double(hid_t loc, const char *name, double *v, int *found) {
+    *found = 0;
+    htri_t ex = H5Aexists(loc, name);
+    TR_H5(ex);
+    if (!ex)
+        return TR_OK;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    TR_H5(a);
+    herr_t rc = H5Aread(a, H5T_NATIVE_DOUBLE, v);
+    H5Aclose(a);
+    TR_CHECK(rc >= 0, TR_ERR_DATA, "cannot read attribute '%s'", name);
+    *found = 1;
+    return TR_OK;
+}
+
+/* ---- save ------------------------------------------------------------------------- */
+
+static tr_status write_attrs(hid_t file, const tr_ckpt_state *s, const tr_grid *g,
+                             const tr_config *cfg) {
+    const tr_ckpt_scalars *c = &s->sc;
+    int64_t spe = c->steps_per_epoch > 0 ? c->steps_per_epoch : 1;
+    TR_CALL(tr_h5_attr_write_str(file, "format", TR_CHECKPOINT_FORMAT));
+    TR_CALL(tr_h5_attr_write_int(file, "version", TR_CHECKPOINT_VERSION));
+    TR_CALL(tr_h5_attr_write_int(file, "step", c->step));
+    TR_CALL(tr_h5_attr_write_int(file, "epoch", c->step / spe));
+    TR_CALL(tr_h5_attr_write_int(file, "cursor", c->step % spe));
+    TR_CALL(tr_h5_attr_write_int(file, "steps_per_epoch", c->steps_per_epoch));
+    TR_CALL(tr_h5_attr_write_int(file, "total_steps", c->total_steps));
+    TR_CALL(tr_h5_attr_write_int(file, "seed", (long long)c->seed));
+    TR_CALL(tr_h5_attr_write_str(file, "rng",
+                                 "philox4x32-10 keyed (seed, purpose, index): shuffle index = "
+                                 "epoch*65536+task, dropout index = step"));
+    TR_CALL(tr_h5_attr_write_int(file, "opt_kind", s->opt_v ? TR_OPT_ADAMW : TR_OPT_SGD));
+    TR_CALL(tr_h5_attr_write_int(file, "opt_t", c->opt_t));
+    TR_CALL(tr_h5_attr_write_int(file, "best_step", c->best_step));
+    TR_CALL(tr_ckpt_attr_write_double(file, "best_score", c->best_score));
+    TR_CALL(tr_ckpt_attr_write_double(file, "train_seconds", c->train_seconds));
+    TR_CALL(tr_h5_attr_write_int(file, "samples", c->samples));
+    TR_CALL(tr_h5_attr_write_int(file, "tasks", g->T));
+    TR_CALL(tr_h5_attr_write_str(file, "task_names", s->task_names ? s->task_names : ""));
+    TR_CALL(tr_h5_attr_write_int(file, "world_size", g->size));
+    TR_CALL(tr_h5_attr_write_int(file, "replicas", g->R));
+    TR_CALL(tr_h5_attr_write_int(file, "shards", g->S));
+    if (cfg) {
+        TR_CALL(tr_h5_attr_write_str(file, "model_kind", tr_model_kind_str(cfg->model_kind)));
+        char *text = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&text, &len);
+        TR_CHECK(mem != NULL, TR_ERR_NOMEM, "out of memory (config text)");
+        tr_config_write(cfg, mem);
+        fclose(mem);
+        tr_status st = tr_h5_attr_write_str(file, "config", text);
+        free(text);
+        TR_CALL(st);
+    }
+    return TR_OK;
+}
+
+static tr_status save_body(hid_t file, const tr_ckpt_state *s, const tr_grid *g,
+                           const tr_config *cfg, hid_t dxpl, const char *path, tr_ckpt_io *io) {
+    TR_CALL(write_attrs(file, s, g, cfg));
+    TR_CALL(arena_io(file, "/params", s->params, s->params->data, g, dxpl, 1, path, io));
+    if (s->buffers && s->buffers->n > 0)
+        TR_CALL(arena_io(file, "/buffers", s->buffers, s->buffers->data, g, dxpl, 1, path, io));
+    TR_CALL(arena_io(file, "/optim/m", s->params, s->opt_m, g, dxpl, 1, path, io));
+    if (s->opt_v)
+        TR_CALL(arena_io(file, "/optim/v", s->params, s->opt_v, g, dxpl, 1, path, io));
+    if (s->sc.best_step >= 0 && s->best_params) {
+        TR_CALL(arena_io(file, "/best/params", s->params, s->best_params, g, dxpl, 1, path, io));
+        if (s->buffers && s->buffers->n > 0 && s->best_buffers)
+            TR_CALL(
+                arena_io(file, "/best/buffers", s->buffers, s->best_buffers, g, dxpl, 1, path, io));
+    }
+    if (s->window) {
+        int64_t dims[2] = {g->T, 4};
+        TR_CALL(doubles_io(file, "/train/window", s->window, 2, dims, g, dxpl, 1, path, io));
+    }
+    for (int i = 0; i < s->n_extra; i++) {
+        tr_extra_state *e = &s->extra[i];
+        TR_CALL(doubles_io(file, e->name, e->data, e->ndim, e->dims, g, dxpl, 1, path, io));
+    }
+    if (s->relations && s->relations->n > 0)
+        TR_CALL(tr_relations_write_h5(file, s->relations, g->rank == 0));
+    return TR_OK;
+}
+
+hid_t tr_ckpt_fapl(MPI_Comm comm) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0)
+        return fapl;
+    if (comm != MPI_COMM_NULL)
+        H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+    /* 1.8+ object format: checksummed superblock and object headers */
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
+    return fapl;
+}
+
+tr_status tr_checkpoint_save(const char *path, const tr_ckpt_state *s, const tr_grid *g,
+                             const tr_config *cfg, tr_ckpt_io *io) {
+    double t0 = tr_time_now();
+    hid_t fapl = tr_ckpt_fapl(g->world);
+    TR_H5(fapl);
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    tr_status st = TR_OK;
+    if (file < 0)
+        st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot create checkpoint %s",
+                          path);
+    TR_CALL(tr_agree(g->world, st));
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+    st = save_body(file, s, g, cfg, dxpl, path, io);
+    H5Pclose(dxpl);
+    if (H5Fclose(file) < 0 && st == TR_OK)
+        st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot close %s", path);
+    if (io) {
+        struct stat sb;
+        io->bytes = stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+        io->seconds += tr_time_now() - t0;
+    }
+    return tr_agree(g->world, st);
+}
+
+/* ---- load ------------------------------------------------------------------------- */
+
+static tr_status read_scalars(hid_t file, tr_ckpt_scalars *c, const char *path) {
+    static const char *const names[] = {"step",  "steps_per_epoch", "total_steps", "seed",
+                                        "opt_t", "best_step",       "samples"};
+    int64_t *dst[] = {&c->step,  &c->steps_per_epoch, &c->total_steps, (int64_t *)&c->seed,
+                      &c->opt_t, &c->best_step,       &c->samples};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        long long v = 0;
+        int found = 0;
+        TR_CALL(tr_h5_attr_read_int(file, names[i], &v, &found));
+        TR_CHECK(found, TR_ERR_DATA, "checkpoint %s has no attribute '%s'", path, names[i]);
+        *dst[i] = (int64_t)v;
+    }
+    int found = 0;
+    TR_CALL(tr_ckpt_attr_read_double(file, "best_score", &c->best_score, &found));
+    TR_CHECK(found, TR_ERR_DATA, "checkpoint %s has no attribute 'best_score'", path);
+    TR_CALL(tr_ckpt_attr_read_double(file, "train_seconds", &c->train_seconds, &found));
+    return TR_OK;
+}
+
+static tr_status load_body(hid_t file, tr_ckpt_state *s, const tr_grid *g, hid_t dxpl,
+                           const char *path, tr_ckpt_io *io) {
+    TR_CALL(read_scalars(file, &s->sc, path));
+    TR_CALL(arena_io(file, "/params", s->params, s->params->data, g, dxpl, 0, path, io));
+    if (s->buffers && s->buffers->n > 0)
+        TR_CALL(arena_io(file, "/buffers", s->buffers, s->buffers->data, g, dxpl, 0, path, io));
+    TR_CALL(arena_io(file, "/optim/m", s->params, s->opt_m, g, dxpl, 0, path, io));
+    if (s->opt_v)
+        TR_CALL(arena_io(file, "/optim/v", s->params, s->opt_v, g, dxpl, 0, path, io));
+    if (s->sc.best_step >= 0 && s->best_params) {
+        TR_CALL(arena_io(file, "/best/params", s->params, s->best_params, g, dxpl, 0, path, io));
+        if (s->buffers && s->buffers->n > 0 && s->best_buffers)
+            TR_CALL(
+                arena_io(file, "/best/buffers", s->buffers, s->best_buffers, g, dxpl, 0, path, io));
+    }
+    if (s->window) {
+        int64_t dims[2] = {g->T, 4};
+        TR_CALL(doubles_io(file, "/train/window", s->window, 2, dims, g, dxpl, 0, path, io));
+    }
+    for (int i = 0; i < s->n_extra; i++) {
+        tr_extra_state *e = &s->extra[i];
+        TR_CALL(doubles_io(file, e->name, e->data, e->ndim, e->dims, g, dxpl, 0, path, io));
+    }
+    return TR_OK;
+}
+
+tr_status tr_checkpoint_load(const char *path, tr_ckpt_state *s, const tr_grid *g, tr_ckpt_io *io) {
+    double t0 = tr_time_now();
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t fapl = tr_ckpt_fapl(g->world);
+    hid_t file = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    tr_status st = TR_OK;
+    if (file < 0)
+        st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
+                          "%s is not a readable checkpoint", path);
+    st = tr_agree(g->world, st);
+    if (st == TR_OK) {
+        hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+        H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+        st = load_body(file, s, g, dxpl, path, io);
+        H5Pclose(dxpl);
+    }
+    if (file >= 0)
+        H5Fclose(file);
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    if (io)
+        io->seconds += tr_time_now() - t0;
+    return tr_agree(g->world, st);
+}
+
+/* ---- atomic write, keep K, listing -------------------------------------------------- */
+
+static int cmp_desc(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int tr_ckpt_parse_name(const char *name, int64_t *step) {
+    long long v = 0;
+    int n = 0;
+    if (sscanf(name, "ckpt-%lld.h5%n", &v, &n) != 1 || name[n] != '\0' || v < 0 ||
+        strncmp(name, "ckpt-", 5) != 0 || name[5] < '0' || name[5] > '9')
+        return 0;
+    *step = (int64_t)v;
+    return 1;
+}
+
+int tr_checkpoint_list(const char *dir, int64_t *steps, int cap) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < cap) {
+        int64_t st;
+        if (tr_ckpt_parse_name(e->d_name, &st))
+            steps[n++] = st;
+    }
+    closedir(d);
+    qsort(steps, (size_t)n, sizeof(*steps), cmp_desc);
+    return n;
+}
+
+static void fsync_path(const char *path, int flags) {
+    int fd = open(path, flags);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Rank 0: rename tmp -> final, latest -> final, drop all but the newest keep. */
+static tr_status commit(const char *dir, const char *tmp, const char *final, int64_t step,
+                        int keep) {
+    fsync_path(tmp, O_RDONLY);
+    TR_CHECK(rename(tmp, final) == 0, TR_ERR_IO, "cannot rename %s to %s: %s", tmp, final,
+             strerror(errno));
+    char link_tmp[TR_PATH_LEN + 32], link[TR_PATH_LEN + 16], target[64];
+    snprintf(link_tmp, sizeof(link_tmp), "%s/latest.tmp", dir);
+    snprintf(link, sizeof(link), "%s/latest", dir);
+    snprintf(target, sizeof(target), "ckpt-%lld.h5", (long long)step);
+    unlink(link_tmp);
+    TR_CHECK(symlink(target, link_tmp) == 0 && rename(link_tmp, link) == 0, TR_ERR_IO,
+             "cannot point %s at %s: %s", link, target, strerror(errno));
+    fsync_path(dir, O_RDONLY | O_DIRECTORY);
+    if (keep <= 0)
+        return TR_OK;
+    int64_t steps[4096];
+    int n = tr_checkpoint_list(dir, steps, 4096);
+    for (int i = keep; i < n; i++) {
+        char old[TR_PATH_LEN + 32];
+        snprintf(old, sizeof(old), "%s/ckpt-%lld.h5", dir, (long long)steps[i]);
+        if (steps[i] != step && unlink(old) != 0)
+            tr_log(TR_LOG_WARN, "cannot remove old checkpoint %s: %s", old, strerror(errno));
+    }
+    return TR_OK;
+}
+
+tr_status tr_checkpoint_write(const char *dir, const tr_ckpt_state *s, const tr_grid *g,
+                              const tr_config *cfg, int keep, char *out, size_t outn,
+                              tr_ckpt_io *io) {
+    char tmp[TR_PATH_LEN + 64], final[TR_PATH_LEN + 32];
+    snprintf(final, sizeof(final), "%s/ckpt-%lld.h5", dir, (long long)s->sc.step);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", final);
+    TR_CALL(tr_checkpoint_save(tmp, s, g, cfg, io));
+    tr_status st = TR_OK;
+    if (g->rank == 0)
+        st = commit(dir, tmp, final, s->sc.step, keep);
+    TR_CALL(tr_agree(g->world, st));
+    if (out)
+        snprintf(out, outn, "%s", final);
+    return TR_OK;
+}

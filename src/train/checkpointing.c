@@ -1,0 +1,351 @@
+/*
+ * The trainer's side of checkpoints: which state goes into one, where they
+ * live, and resuming (--resume auto|none|PATH): pick the newest checkpoint
+ * that validates (rank 0 checks, everyone gets the verdict), refuse one made
+ * for another model or dataset, warn about changed settings, load it on any
+ * grid, and trim metrics.jsonl back to the checkpoint's step.
+ * Not here: the file format (src/io/checkpoint*.c), when to write one
+ * (trainer.c), signals (signals.c).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "trainer_internal.h"
+
+_Static_assert(sizeof(tr_task_stats) == 4 * sizeof(double),
+               "tr_task_stats is saved as 4 doubles per task");
+
+#define MAX_CANDIDATES 4096
+
+tr_status tr_trainer_add_extra(tr_trainer *tr, const char *name, double *data, int ndim,
+                               const int64_t *dims) {
+    TR_CHECK(tr->n_extra < TR_MAX_EXTRA, TR_ERR_INTERNAL, "more than %d extra state arrays",
+             TR_MAX_EXTRA);
+    TR_CHECK(name[0] == '/' && strlen(name) < TR_EXTRA_NAME_LEN && ndim >= 1 && ndim <= 3,
+             TR_ERR_INTERNAL, "bad extra state array '%s' (ndim %d)", name, ndim);
+    tr_extra_state *e = &tr->extra[tr->n_extra++];
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    e->data = data;
+    e->ndim = ndim;
+    for (int d = 0; d < 3; d++)
+        e->dims[d] = d < ndim ? dims[d] : 1;
+    return TR_OK;
+}
+
+/* The trainer's state as a checkpoint sees it. */
+static void fill_state(tr_trainer *tr, tr_ckpt_state *s, char *names, size_t namesn) {
+    memset(s, 0, sizeof(*s));
+    tr_model *m = &tr->model;
+    s->params = &m->params;
+    s->buffers = &m->buffers;
+    s->opt_m = tr->opt.m;
+    s->opt_v = tr->opt.v;
+    s->best_params = tr->best_params;
+    s->best_buffers = m->buffers.total ? tr->best_buffers : NULL;
+    s->window = (double *)tr->window;
+    s->extra = tr->extra;
+    s->n_extra = tr->n_extra;
+    s->relations = &tr->relations;
+    size_t used = 0;
+    names[0] = '\0';
+    for (int t = 0; t < tr->T && used < namesn; t++)
+        used += (size_t)snprintf(names + used, namesn - used, "%s%s", t ? "," : "",
+                                 tr->ds.tasks[t].name);
+    s->task_names = names;
+    s->sc.steps_per_epoch = tr->steps_per_epoch;
+    s->sc.total_steps = tr->total_steps;
+    s->sc.seed = tr->cfg->seed;
+    s->sc.opt_t = tr->opt.t;
+    s->sc.best_step = isnan(tr->best_score) ? -1 : tr->best_step;
+    s->sc.best_score = tr->best_score;
+    s->sc.train_seconds = tr->train_seconds;
+    s->sc.samples = tr->samples;
+}
+
+static tr_status mkdir_p(const char *dir) {
+    char tmp[TR_PATH_LEN];
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        mkdir(tmp, 0755);
+        *p = '/';
+    }
+    TR_CHECK(mkdir(tmp, 0755) == 0 || errno == EEXIST, TR_ERR_IO,
+             "cannot create checkpoint directory %s: %s", dir, strerror(errno));
+    TR_CHECK(access(tmp, W_OK) == 0, TR_ERR_IO, "checkpoint directory %s is not writable", dir);
+    return TR_OK;
+}
+
+/* A killed job can leave ckpt-<step>.h5.tmp and latest.tmp behind. */
+static void remove_stale(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "ckpt-", 5) == 0 && n > 4 &&
+            strcmp(e->d_name + n - 4, ".tmp") == 0) {
+            char p[TR_PATH_LEN + 300];
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            if (unlink(p) == 0)
+                tr_log(TR_LOG_INFO, "removed %s (an unfinished checkpoint)", p);
+        }
+    }
+    closedir(d);
+}
+
+tr_status tr_ckpt_prepare(tr_trainer *tr) {
+    if (tr->cfg->ckpt_dir[0])
+        snprintf(tr->ckpt_dir, sizeof(tr->ckpt_dir), "%s", tr->cfg->ckpt_dir);
+    else
+        snprintf(tr->ckpt_dir, sizeof(tr->ckpt_dir), "%.*s/checkpoints", TR_PATH_LEN - 16,
+                 tr->run_dir);
+    tr_status st = TR_OK;
+    if (tr->grid.rank == 0) {
+        st = mkdir_p(tr->ckpt_dir);
+        if (st == TR_OK)
+            remove_stale(tr->ckpt_dir);
+    }
+    TR_CALL(tr_agree(tr->grid.world, st));
+    return TR_OK;
+}
+
+tr_status tr_ckpt_write(tr_trainer *tr, int64_t steps) {
+    tr_ckpt_state s;
+    char names[1024];
+    fill_state(tr, &s, names, sizeof(names));
+    s.sc.step = steps;
+    TR_CALL(tr_checkpoint_write(tr->ckpt_dir, &s, &tr->grid, tr->cfg, tr->cfg->ckpt_keep,
+                                tr->ckpt_last, sizeof(tr->ckpt_last), &tr->ckpt_io));
+    tr->ckpt_written++;
+    tr->last_ckpt_time = tr_time_now();
+    if (tr->grid.rank == 0 && !tr->opts.quiet)
+        tr_log(TR_LOG_INFO, "checkpoint %s (step %lld, %.1f MB)", tr->ckpt_last, (long long)steps,
+               (double)tr->ckpt_io.bytes / 1e6);
+    return TR_OK;
+}
+
+/* ---- config compatibility ----------------------------------------------------------- */
+
+/* Keys whose change makes a checkpoint meaningless for this run. */
+static int is_hard_key(const char *sec, const char *key) {
+    if (strcmp(sec, "model") == 0)
+        return 1;
+    if (strcmp(sec, "data") == 0)
+        return strcmp(key, "tasks") == 0;
+    if (strcmp(sec, "train") == 0)
+        return strcmp(key, "batch_size") == 0 || strcmp(key, "seed") == 0 ||
+               strcmp(key, "optimizer") == 0;
+    return 0;
+}
+
+/* Value of section.key in INI text written by tr_config_write (NULL if absent). */
+static const char *ini_value(const char *text, const char *sec, const char *key, char *buf,
+                             size_t n) {
+    char cur[64] = "";
+    const char *p = text;
+    while (p && *p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        char line[2048];
+        snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
+        if (line[0] == '[') {
+            sscanf(line, "[%63[^]]]", cur);
+        } else if (line[0] != ';' && strcmp(cur, sec) == 0) {
+            size_t kl = strlen(key);
+            if (strncmp(line, key, kl) == 0 && strncmp(line + kl, " =", 2) == 0) {
+                const char *v = line + kl + 2;
+                while (*v == ' ')
+                    v++;
+                snprintf(buf, n, "%s", v);
+                return buf;
+            }
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* rank 0: compare the checkpoint's config with this run's. */
+static tr_status check_config(const tr_trainer *tr, const char *path) {
+    char *old = NULL, *cur = NULL;
+    size_t curn = 0;
+    TR_CALL(tr_checkpoint_read_config(path, &old));
+    FILE *mem = open_memstream(&cur, &curn);
+    if (!mem) {
+        free(old);
+        TR_RAISE(TR_ERR_NOMEM, "out of memory (config text)");
+    }
+    tr_config_write(tr->cfg, mem);
+    fclose(mem);
+    tr_status st = TR_OK;
+    char sec[64] = "";
+    for (const char *p = cur; p && *p && st == TR_OK;) {
+        const char *eol = strchr(p, '\n');
+        char line[2048], key[128], a[1200], b[1200];
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
+        p = eol ? eol + 1 : NULL;
+        if (line[0] == '[') {
+            sscanf(line, "[%63[^]]]", sec);
+            continue;
+        }
+        if (line[0] == ';' || sscanf(line, "%127s =", key) != 1 ||
+            !ini_value(cur, sec, key, a, sizeof(a)))
+            continue;
+        if (strcmp(sec, "run") == 0 || strcmp(sec, "dist") == 0 || strcmp(sec, "checkpoint") == 0)
+            continue;
+        if (!ini_value(old, sec, key, b, sizeof(b)) || strcmp(a, b) == 0)
+            continue;
+        if (is_hard_key(sec, key))
+            st = tr_error_set(TR_ERR_CONFIG, __FILE__, __LINE__, __func__,
+                              "%s.%s = %s, but checkpoint %s was written with %s: resume with the "
+                              "same setting, or start a new run (--resume none or another "
+                              "run directory)",
+                              sec, key, a, path, b);
+        else
+            tr_log(TR_LOG_WARN, "%s.%s changed since checkpoint %s: %s -> %s", sec, key, path, b,
+                   a);
+    }
+    free(old);
+    free(cur);
+    return st;
+}
+
+/* ---- resume ------------------------------------------------------------------------- */
+
+void tr_ckpt_trim_metrics(const tr_trainer *tr, int64_t step) {
+    char path[TR_PATH_LEN + 32], tmp[TR_PATH_LEN + 48];
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", tr->run_dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return;
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, in) > 0) {
+        long long s = -1;
+        if (strstr(line, "\"final\":true") || sscanf(line, "{\"step\":%lld", &s) != 1 || s > step)
+            continue;
+        fputs(line, out);
+    }
+    free(line);
+    fclose(in);
+    fclose(out);
+    rename(tmp, path);
+}
+
+/* Candidate paths, newest first: every ckpt-<step>.h5 of the directory (auto)
+ * or the one path given. Same list on every rank (rank 0 lists). */
+static tr_status candidates(tr_trainer *tr, const char *resume, int64_t *steps, int *n) {
+    *n = 0;
+    if (strcmp(resume, "auto") != 0) {
+        *n = 1;
+        return TR_OK;
+    }
+    if (tr->grid.rank == 0)
+        *n = tr_checkpoint_list(tr->ckpt_dir, steps, MAX_CANDIDATES);
+    TR_MPI(MPI_Bcast(n, 1, MPI_INT, 0, tr->grid.world));
+    TR_MPI(MPI_Bcast(steps, *n, MPI_INT64_T, 0, tr->grid.world));
+    return TR_OK;
+}
+
+/* Apply a loaded checkpoint's scalars to the trainer. */
+static void apply(tr_trainer *tr, const tr_ckpt_state *s, const char *path) {
+    tr->start_step = s->sc.step;
+    tr->opt.t = s->sc.opt_t;
+    tr->best_step = s->sc.best_step >= 0 ? s->sc.best_step : 0;
+    tr->best_score = s->sc.best_step >= 0 ? s->sc.best_score : NAN;
+    tr->train_seconds = s->sc.train_seconds;
+    tr->samples = s->sc.samples;
+    if (tr->grid.rank == 0) {
+        tr_ckpt_trim_metrics(tr, s->sc.step);
+        if (!tr->opts.quiet)
+            tr_log(TR_LOG_INFO, "resumed from %s at step %lld (epoch %lld, batch %lld)", path,
+                   (long long)s->sc.step, (long long)(s->sc.step / tr->steps_per_epoch),
+                   (long long)(s->sc.step % tr->steps_per_epoch));
+    }
+}
+
+/* Try candidate p: validate (rank 0, verdict shared), compare configs, load.
+ * *skip = 1 if it is damaged and (auto) an older one may be tried. */
+static tr_status try_one(tr_trainer *tr, tr_ckpt_state *s, const char *p, int auto_mode, int *skip,
+                         int *partial) {
+    char why[512];
+    *skip = 0;
+    tr_ckpt_verdict v = tr_checkpoint_validate_all(p, s, tr->grid.world, why, sizeof(why));
+    if (v == TR_CKPT_INCOMPATIBLE)
+        TR_RAISE(TR_ERR_CONFIG, "%s", why);
+    if (v == TR_CKPT_CORRUPT) {
+        TR_CHECK(auto_mode, TR_ERR_DATA, "%s", why);
+        tr_log0(TR_LOG_WARN, "%s", why);
+        *skip = 1;
+        return TR_OK;
+    }
+    tr_status st = tr->grid.rank == 0 ? check_config(tr, p) : TR_OK;
+    TR_CALL(tr_agree(tr->grid.world, st));
+    st = tr_checkpoint_load(p, s, &tr->grid, &tr->ckpt_io);
+    if (st != TR_OK && auto_mode) {
+        /* damage the serial check missed but the collective read caught */
+        tr_log0(TR_LOG_WARN, "%s", tr_error_message());
+        tr_error_clear();
+        *skip = *partial = 1;
+        return TR_OK;
+    }
+    return st;
+}
+
+tr_status tr_ckpt_resume(tr_trainer *tr, const char *resume) {
+    tr->last_ckpt_time = tr_time_now();
+    if (!resume || strcmp(resume, "none") == 0)
+        return TR_OK;
+    int auto_mode = strcmp(resume, "auto") == 0;
+    tr_ckpt_state s;
+    char names[1024];
+    fill_state(tr, &s, names, sizeof(names));
+    int64_t *steps = malloc(MAX_CANDIDATES * sizeof(*steps));
+    TR_CHECK(steps != NULL, TR_ERR_NOMEM, "out of memory");
+    int n = 0, partial = 0, done = 0;
+    tr_status st = candidates(tr, resume, steps, &n);
+    for (int i = 0; i < n && st == TR_OK && !done; i++) {
+        char p[TR_PATH_LEN + 64];
+        if (auto_mode)
+            snprintf(p, sizeof(p), "%s/ckpt-%lld.h5", tr->ckpt_dir, (long long)steps[i]);
+        else
+            snprintf(p, sizeof(p), "%s", resume);
+        int skip = 0;
+        st = try_one(tr, &s, p, auto_mode, &skip, &partial);
+        if (st == TR_OK && skip && i + 1 < n)
+            tr_log0(TR_LOG_WARN, "falling back to the previous checkpoint");
+        if (st == TR_OK && !skip) {
+            apply(tr, &s, p);
+            done = 1;
+        }
+    }
+    free(steps);
+    TR_CALL(st);
+    if (done)
+        return TR_OK;
+    /* a failed load may have overwritten part of the state: no fresh start then */
+    TR_CHECK(!partial, TR_ERR_DATA,
+             "no checkpoint in %s could be loaded; move the damaged files away to start again",
+             tr->ckpt_dir);
+    if (n > 0)
+        tr_log0(TR_LOG_WARN, "no checkpoint in %s validates: starting from step 0", tr->ckpt_dir);
+    else if (tr->grid.rank == 0 && !tr->opts.quiet)
+        tr_log(TR_LOG_INFO, "no checkpoint in %s: starting from step 0", tr->ckpt_dir);
+    return TR_OK;
+}
