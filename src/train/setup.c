@@ -149,6 +149,8 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
         m->sync = trunk_per_task ? bn_sync_shard : bn_sync_world;
         m->sync_ctx = tr;
     }
+    if (m->rel)
+        TR_CALL(tr_rel_trainer_setup(tr));
     tr->classification = m->task_kind == TR_TASK_CLASSIFICATION;
     size_t fd = (size_t)m->feat_dim;
     TR_ALLOC(tr->x, (size_t)tr->max_rows * (size_t)tr->ds.sample_size, "batch inputs");
@@ -196,6 +198,8 @@ void tr_trainer_free(tr_trainer *tr) {
     tr_free(tr->gather_counts);
     tr_free(tr->gather_displs);
     tr_free(tr->scalars);
+    tr_free(tr->yall);
+    tr_free(tr->yfall);
     tr_free(tr->best_params);
     tr_free(tr->best_buffers);
     tr_report_close(tr);
