@@ -83,6 +83,39 @@ struct tr_rel {
     double *gate_n;   /* (T) */
 };
 
+/* Helpers shared by mran.c and attn_module.c. */
+static inline tr_status sync_world(struct tr_rel *r, double *buf, int n) {
+    return r->world ? r->world(r->ctx, buf, n) : TR_OK;
+}
+static inline tr_status sync_shard(struct tr_rel *r, double *buf, int n) {
+    return r->shard ? r->shard(r->ctx, buf, n) : TR_OK;
+}
+static inline float *P(const tr_model *m, int id) {
+    return id < 0 ? NULL : tr_params_data(&m->params, id);
+}
+static inline float *PG(const tr_model *m, int id) {
+    return id < 0 ? NULL : tr_params_grad(&m->params, id);
+}
+static inline float *B(const tr_model *m, int id) {
+    return tr_params_data(&m->buffers, id);
+}
+
+/* mran.c: declare a shared (non task-axis) tensor of shape (a) or (a, b) in p. */
+tr_status tr_rel_add_shared(tr_params *p, tr_model *m, int *id, const char *name, int decay,
+                            int64_t a, int64_t b);
+
+/* attn_module.c: one attention module (T-T or F-F), see taskrel/relational.h.
+ * declare: tensors named <pre>.* for k tokens (on = attention enabled);
+ * forward: mod->z (n, k) -> mod->out (n, k), collective over world if train;
+ * backward: mod->dout (n, k) -> mod->dz (n, k), parameter gradients added. */
+tr_status tr_attn_module_declare(tr_model *m, tr_attn_module *mod, const char *pre, int k, int on,
+                                 const tr_config *cfg);
+tr_status tr_attn_module_alloc(tr_attn_module *mod, int rows);
+void tr_attn_module_free(tr_attn_module *mod);
+void tr_attn_module_init(tr_model *m, tr_attn_module *mod);
+tr_status tr_attn_module_forward(tr_model *m, tr_attn_module *mod, int n, int train);
+tr_status tr_attn_module_backward(tr_model *m, tr_attn_module *mod, int n);
+
 /* mmoe.c */
 tr_status tr_mmoe_declare(tr_model *m, const tr_config *cfg);
 tr_status tr_mmoe_setup(tr_model *m);
