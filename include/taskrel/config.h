@@ -93,6 +93,20 @@ typedef struct {
     float ckpt_every_seconds;   /* checkpoint.every_seconds, on rank 0's clock (0 = off) */
     int ckpt_keep;              /* checkpoint.keep: newest checkpoints kept (0 = all) */
     char ckpt_dir[TR_PATH_LEN]; /* checkpoint.dir ("" = <run dir>/checkpoints) */
+
+    /* [mran] (model.kind = mran; see docs/algorithms.md) */
+    int mran_attention;         /* mran.attention = dot|general|concat|multihead (tr_attn_kind) */
+    char mran_modules[32];      /* mran.modules: subset of "tt,ff,tf" (all three) */
+    int mran_embed_dim;         /* mran.embed_dim: token embedding m (8) */
+    int mran_concat_hidden;     /* mran.concat_hidden: q of concat attention (16) */
+    int mran_heads;             /* mran.heads: multihead heads, divides embed_dim (2) */
+    float mran_alpha_momentum;  /* mran.alpha_momentum: EMA weight of a new batch (0.1) */
+    int mran_penalty;           /* mran.relation_penalty = fro|l1 (fro) */
+    float mran_relation_weight; /* mran.relation_weight: gamma2 (1e-4) */
+
+    /* [mmoe] (model.kind = mmoe) */
+    int mmoe_experts;       /* mmoe.experts: E (4) */
+    int mmoe_expert_hidden; /* mmoe.expert_hidden: width of each expert (32) */
 } tr_config;
 
 /* Defaults for every key. */

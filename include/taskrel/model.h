@@ -84,7 +84,8 @@ typedef struct {
     uint64_t seed;
     tr_sync_fn sync;
     void *sync_ctx;
-    double *sync_buf; /* (2 * max channels + 1) */
+    double *sync_buf;   /* (2 * max channels + 1) */
+    struct tr_rel *rel; /* MRAN / MMoE state (taskrel/relational.h), NULL otherwise */
 } tr_model;
 
 /* Build the model for dataset ds, holding tasks [t0, t0+tn). max_rows bounds

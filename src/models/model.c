@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "taskrel/nn.h"
+#include "taskrel/relational.h"
 
 /* Parameter initialisation streams: a tensor's draw is keyed on its declaration
  * index; with independent head init each task gets its own sub-stream. */
@@ -260,8 +261,9 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     memset(m, 0, sizeof(*m));
     tr_params_init(&m->params);
     tr_params_init(&m->buffers);
+    int relational = cfg->model_kind == TR_MODEL_MRAN || cfg->model_kind == TR_MODEL_MMOE;
     TR_CHECK(cfg->model_kind == TR_MODEL_STL || cfg->model_kind == TR_MODEL_HPS ||
-                 cfg->model_kind == TR_MODEL_MRN,
+                 cfg->model_kind == TR_MODEL_MRN || relational,
              TR_ERR_CONFIG, "model.kind = %s is not available in this build",
              tr_model_kind_str(cfg->model_kind));
     m->kind = cfg->model_kind;
@@ -292,7 +294,15 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     m->dropout = cfg->dropout;
     m->seed = cfg->seed;
     TR_CALL(build_trunk(m, cfg));
-    m->h7w = m->h7b = -1;
+    m->h7w = m->h7b = m->h8w = m->h8b = -1;
+    if (relational) { /* MRAN / MMoE heads: taskrel/relational.h */
+        TR_CALL(tr_rel_declare(m, cfg));
+        TR_CALL(tr_params_alloc(&m->params));
+        TR_CALL(tr_params_alloc(&m->buffers));
+        TR_CALL(alloc_buffers(m));
+        init_params(m, cfg->head_init);
+        return tr_rel_setup(m, cfg);
+    }
     int din = m->feat_dim;
     if (m->head_hidden > 0) {
         int64_t ws[2] = {din, m->head_hidden}, bs[1] = {m->head_hidden};
@@ -313,6 +323,7 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
 void tr_model_free(tr_model *m) {
     if (!m)
         return;
+    tr_rel_free(m);
     float *prev = NULL;
     for (int i = 0; i < m->n_ops; i++) {
         tr_op *op = &m->ops[i];

@@ -33,6 +33,8 @@ static const char *const k_sched_names[] = {"const", "step", "cosine", "inv", NU
 static const char *const k_progress_names[] = {"auto", "on", "off", NULL};
 static const char *const k_prior_step_names[] = {"prox", "gradient", NULL};
 static const char *const k_numerics_names[] = {"floor", "official", NULL};
+static const char *const k_attention_names[] = {"dot", "general", "concat", "multihead", NULL};
+static const char *const k_penalty_names[] = {"fro", "l1", NULL};
 
 /* Enum fields are accessed as int (same size, corresponding signedness). */
 _Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == sizeof(int) &&
@@ -157,6 +159,30 @@ const tr_cfg_key tr_cfg_keys[] = {
       "newest checkpoints kept; older ones are deleted (0: keep all)"),
     K("checkpoint", "dir", TR_CFG_STRING, ckpt_dir, FSIZE(ckpt_dir), "", ANY, NULL,
       "checkpoint directory (empty: `<run dir>/checkpoints`); `--resume auto` looks here"),
+    K("mran", "attention", TR_CFG_ENUM, mran_attention, 0, "dot", ANY, k_attention_names,
+      "relation score of the attention modules: dot, general (bilinear), concat (additive) or "
+      "multihead (self-attention)"),
+    K("mran", "modules", TR_CFG_STRING, mran_modules, FSIZE(mran_modules), "tt,ff,tf", ANY, NULL,
+      "attention modules to run, comma separated subset of tt (task-task), ff "
+      "(feature-feature), tf (task-feature alignment); empty for none"),
+    K("mran", "embed_dim", TR_CFG_INT, mran_embed_dim, 0, "8", CC(1, 1024), NULL,
+      "embedding width m of every token"),
+    K("mran", "concat_hidden", TR_CFG_INT, mran_concat_hidden, 0, "16", CC(1, 1024), NULL,
+      "concat attention: hidden width q of v^T tanh(W [e_i; e_j])"),
+    K("mran", "heads", TR_CFG_INT, mran_heads, 0, "2", CC(1, 64), NULL,
+      "multihead attention: number of heads (must divide mran.embed_dim)"),
+    K("mran", "alpha_momentum", TR_CFG_FLOAT, mran_alpha_momentum, 0, "0.1", OC(0, 1), NULL,
+      "weight of the current batch in the moving averages of the alignment weights and the "
+      "feature attention used at test time"),
+    K("mran", "relation_penalty", TR_CFG_ENUM, mran_penalty, 0, "fro", ANY, k_penalty_names,
+      "norm of the relation-matrix penalty: fro (squared Frobenius) or l1"),
+    K("mran", "relation_weight", TR_CFG_FLOAT, mran_relation_weight, 0, "1e-4", CC(0, 100), NULL,
+      "weight gamma2 of the relation-matrix penalty (0: none)"),
+
+    K("mmoe", "experts", TR_CFG_INT, mmoe_experts, 0, "4", CC(1, 256), NULL,
+      "number of experts E shared by all tasks"),
+    K("mmoe", "expert_hidden", TR_CFG_INT, mmoe_expert_hidden, 0, "32", CC(1, 65536), NULL,
+      "output width of each expert (fc-ReLU on the trunk features)"),
 };
 #define N_KEYS (sizeof(tr_cfg_keys) / sizeof(tr_cfg_keys[0]))
 const int tr_cfg_nkeys = (int)N_KEYS;
@@ -172,6 +198,8 @@ const tr_cfg_section tr_cfg_sections[] = {
     {"linalg", "Dense linear algebra."},
     {"checkpoint", "Resumable checkpoints (docs/checkpoints.md): when to write them and how many "
                    "to keep."},
+    {"mran", "MRAN: relational attention modules (model.kind = mran)."},
+    {"mmoe", "MMoE: multi-gate mixture of experts (model.kind = mmoe)."},
 };
 const int tr_cfg_nsections = (int)(sizeof(tr_cfg_sections) / sizeof(tr_cfg_sections[0]));
 

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "taskrel/relational.h"
 #include "trainer_internal.h"
 
 static tr_status eval_multi_input(tr_trainer *tr, tr_split split, tr_task_stats *local) {
@@ -41,7 +42,9 @@ static tr_status eval_shared_input(tr_trainer *tr, tr_split split, tr_task_stats
         int64_t first = (int64_t)lo + c;
         const float *x = sd->x + (size_t)first * ss;
         const float *feat = NULL;
-        if (!m->trunk_per_task)
+        if (m->rel) /* MRAN / MMoE test path: no T-T, no T-F, stored alpha */
+            TR_CALL(tr_rel_shared_forward(m, &feat, rows, x, NULL, NULL, NULL, 0, 0));
+        else if (!m->trunk_per_task)
             TR_CALL(tr_model_trunk_forward(m, &feat, tr->t0, 0, 0, rows, x, NULL, 0, 0));
         for (int j = 0; j < tr->tn; j++) {
             int t = tr->t0 + j;
@@ -53,7 +56,12 @@ static tr_status eval_shared_input(tr_trainer *tr, tr_split split, tr_task_stats
                 if (sd->yf)
                     tr->yf[i] = sd->yf[(first + i) * tr->T + t];
             }
-            TR_CALL(tr_model_head_step(m, &local[t], t, 0, rows, feat, NULL, tr->y, tr->yf, 0.0f));
+            if (m->rel)
+                TR_CALL(
+                    tr_rel_head_step(m, &local[t], t, 0, rows, feat, NULL, tr->y, tr->yf, 0.0f));
+            else
+                TR_CALL(
+                    tr_model_head_step(m, &local[t], t, 0, rows, feat, NULL, tr->y, tr->yf, 0.0f));
         }
     }
     return TR_OK;

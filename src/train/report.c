@@ -211,7 +211,7 @@ void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_ta
 void tr_report_relations(const tr_trainer *tr, FILE *out) {
     for (int i = 0; i < tr->relations.n; i++) {
         const tr_relation *r = &tr->relations.items[i];
-        if (strcmp(r->axes, "task,task") != 0 || !strstr(r->name, "corr"))
+        if (strcmp(r->axes, "task,task") != 0 || strstr(r->name, "cov"))
             continue;
         fprintf(out, "\n%s\n%-14s", r->title, "");
         for (int j = 0; j < r->cols; j++)

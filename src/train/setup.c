@@ -155,6 +155,8 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
         m->sync = trunk_per_task ? bn_sync_shard : bn_sync_world;
         m->sync_ctx = tr;
     }
+    if (m->rel)
+        TR_CALL(tr_rel_trainer_setup(tr));
     tr->classification = m->task_kind == TR_TASK_CLASSIFICATION;
     size_t fd = (size_t)m->feat_dim;
     TR_ALLOC(tr->x, (size_t)tr->max_rows * (size_t)tr->ds.sample_size, "batch inputs");
@@ -176,6 +178,14 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
     }
     TR_ALLOC(tr->scalars, (size_t)(4 * tr->T + 2), "step scalars");
     TR_CALL(tr_opt_init(&tr->opt, &cfg->opt, &m->params));
+    size_t len = 0; /* task names of the relation matrices (MRN, MRAN) */
+    for (int t = 0; t < tr->T; t++) {
+        int k = snprintf(tr->relations.tasks + len, sizeof(tr->relations.tasks) - len, "%s%s",
+                         t ? "," : "", tr->ds.tasks[t].name);
+        if (k < 0 || (size_t)k >= sizeof(tr->relations.tasks) - len)
+            break;
+        len += (size_t)k;
+    }
     if (cfg->model_kind == TR_MODEL_MRN && !tr->eval_only) {
         double n_mean = 0.0;
         for (int t = 0; t < tr->T; t++)
@@ -185,14 +195,6 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
         tr->has_mrn = 1;
         TR_CALL(tr_mrn_init_model(&tr->mrn, &mo, cfg, m, g));
         TR_CALL(tr_mrn_each_state(&tr->mrn, add_extra, tr));
-        size_t len = 0; /* task names of the relation matrices */
-        for (int t = 0; t < tr->T; t++) {
-            int k = snprintf(tr->relations.tasks + len, sizeof(tr->relations.tasks) - len, "%s%s",
-                             t ? "," : "", tr->ds.tasks[t].name);
-            if (k < 0 || (size_t)k >= sizeof(tr->relations.tasks) - len)
-                break;
-            len += (size_t)k;
-        }
     }
     TR_ALLOC(tr->best_params, m->params.total, "best parameters");
     TR_ALLOC(tr->best_buffers, m->buffers.total ? m->buffers.total : 1, "best buffers");
@@ -220,6 +222,8 @@ void tr_trainer_free(tr_trainer *tr) {
     tr_free(tr->gather_counts);
     tr_free(tr->gather_displs);
     tr_free(tr->scalars);
+    tr_free(tr->yall);
+    tr_free(tr->yfall);
     tr_free(tr->best_params);
     tr_free(tr->best_buffers);
     tr_relations_free(&tr->relations);

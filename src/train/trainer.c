@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "taskrel/relational.h"
 #include "taskrel/relations.h"
 #include "taskrel/timeline.h"
 #include "taskrel/weights.h"
@@ -327,7 +328,9 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res) {
         phase_add(tr, TR_PHASE_DATA, "data", ts, tr_time_now());
         tr_params_zero_grad(&m->params);
         memset(st, 0, sizeof(st[0]) * (size_t)(tr->tn > 0 ? tr->tn : 1));
-        if (tr->ds.setting == TR_SETTING_MULTI_INPUT)
+        if (m->rel)
+            TR_CALL(tr_step_relational(tr, st));
+        else if (tr->ds.setting == TR_SETTING_MULTI_INPUT)
             TR_CALL(step_multi_input(tr, st));
         else
             TR_CALL(step_shared_input(tr, st));
@@ -435,6 +438,8 @@ static tr_status finish(tr_trainer *tr, tr_train_result *res) {
     char path[TR_PATH_LEN + 16];
     snprintf(path, sizeof(path), "%s/model.h5", tr->run_dir);
     TR_CALL(tr_weights_save(path, &m->params, &m->buffers, &tr->grid, tr->cfg));
+    if (m->rel) /* MRAN / MMoE: relation matrices and alignment of the selected model */
+        TR_CALL(tr_rel_relations(&tr->model, &tr->relations));
     snprintf(path, sizeof(path), "%s/timeline.json", tr->run_dir);
     TR_CALL(tr_timeline_write(tr->timeline, tr->grid.world, path));
     TR_CALL(collect_relations(tr));

@@ -56,6 +56,8 @@ typedef struct {
     int rep_lo, rep_n;                  /* shared-input: replica part of the global batch */
     int my_lo, my_n;                    /* shared-input: this rank's sub-slice */
     int *gather_counts, *gather_displs; /* shared-input, in floats, per replica_comm rank */
+    int32_t *yall; /* MRAN: (max_rows, T) every task's label of this rank's trunk rows */
+    float *yfall;  /* MRAN: (max_rows, T) every task's target of this rank's trunk rows */
     int max_rows, max_head_rows, eval_chunk;
     /* statistics */
     double *scalars; /* fused buffer: 3T sums + 2 flags */
@@ -144,6 +146,11 @@ void tr_ckpt_trim_metrics(const tr_trainer *tr, int64_t step);
 void tr_signals_install(void);
 void tr_signals_restore(void);
 int tr_signals_pending(void); /* the signal number seen, 0 if none */
+
+/* step_rel.c: MRAN / MMoE (taskrel/relational.h) */
+tr_status tr_rel_trainer_setup(tr_trainer *tr);
+/* One shared-input training step of MRAN or MMoE. Collective. */
+tr_status tr_step_relational(tr_trainer *tr, tr_task_stats *st);
 
 /* Apply data.tasks to a loaded dataset (keeps the selected tasks in order). */
 tr_status tr_dataset_select_tasks(tr_dataset *ds, const char *spec);

@@ -1,0 +1,389 @@
+/*
+ * MRAN, the Multiple Relational Attention Network, as reconstructed in
+ * ALGORITHMS.md §3 (choices in docs/algorithms.md): F-F attention on the
+ * trunk features, T-T attention on the task values, T-F alignment weights
+ * alpha, per-task batch norm and towers; plus the dispatch of
+ * taskrel/relational.h to MMoE (mmoe.c). Layer math is in src/nn/attention.c;
+ * collectives come through the sync callbacks; the step is in src/train.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "taskrel/nn.h"
+
+#include "rel_internal.h"
+
+#define TR_REL_INIT_STREAM 4095u /* sub-stream of a tensor's init family (model.c uses 0..T) */
+
+void tr_rel_init_uniform(tr_model *m, int id, float bound) {
+    const tr_tensor *t = &m->params.t[id];
+    uint64_t stream = (uint64_t)id * 4096u + TR_REL_INIT_STREAM;
+    for (int64_t lt = 0; lt < t->tn; lt++)
+        tr_init_uniform(tr_params_data(&m->params, id) + (size_t)lt * t->per_task, t->per_task,
+                        bound, m->seed, stream);
+}
+
+/* ---- declaration ------------------------------------------------------------------------ */
+
+tr_status tr_rel_add_shared(tr_params *p, tr_model *m, int *id, const char *name, int decay,
+                            int64_t a, int64_t b) {
+    int64_t shape[2] = {a, b};
+    return tr_params_add(p, id, name, TR_GROUP_TRUNK, decay, b > 0 ? 2 : 1, shape, 0, m->T, m->t0,
+                         m->tn);
+}
+
+static tr_status add_task(tr_params *p, tr_model *m, int *id, const char *name, int64_t a) {
+    int64_t shape[1] = {a};
+    return tr_params_add(p, id, name, TR_GROUP_HEAD, 0, 1, shape, 1, m->T, m->t0, m->tn);
+}
+
+/* mran.modules: comma-separated subset of tt, ff, tf. */
+static tr_status parse_modules(const char *s, int *tt, int *ff, int *tf) {
+    *tt = *ff = *tf = 0;
+    const char *p = s;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        size_t len = strcspn(p, ", ");
+        if (len == 2 && strncmp(p, "tt", 2) == 0)
+            *tt = 1;
+        else if (len == 2 && strncmp(p, "ff", 2) == 0)
+            *ff = 1;
+        else if (len == 2 && strncmp(p, "tf", 2) == 0)
+            *tf = 1;
+        else
+            TR_RAISE(TR_ERR_CONFIG, "mran.modules: '%.*s' is not one of tt, ff, tf (value '%s')",
+                     (int)len, p, s);
+        p += len;
+    }
+    return TR_OK;
+}
+
+static tr_status mran_declare(tr_model *m, const tr_config *cfg) {
+    struct tr_rel *r = m->rel;
+    int tt, ff, tf;
+    TR_CALL(parse_modules(cfg->mran_modules, &tt, &ff, &tf));
+    TR_CHECK(cfg->mran_attention != TR_ATTN_MULTIHEAD || cfg->mran_embed_dim % cfg->mran_heads == 0,
+             TR_ERR_CONFIG, "mran.heads = %d does not divide mran.embed_dim = %d", cfg->mran_heads,
+             cfg->mran_embed_dim);
+    r->tf_on = tf;
+    r->alpha_mom = cfg->mran_alpha_momentum;
+    r->penalty_w = cfg->mran_relation_weight;
+    r->penalty_l1 = cfg->mran_penalty == 1;
+    r->plabel = r->balpha = -1;
+    /* shared tensors first, then task tensors (params.h) */
+    TR_CALL(tr_attn_module_declare(m, &r->ff, "mran.ff", r->d, ff, cfg));
+    /* T-T runs when on, or to feed the alignment (then H_T = BN(z)) */
+    if (tt || tf) {
+        TR_CALL(tr_attn_module_declare(m, &r->tt, "mran.tt", r->T, tt, cfg));
+        if (m->task_kind == TR_TASK_CLASSIFICATION)
+            TR_CALL(tr_rel_add_shared(&m->params, m, &r->plabel, "mran.tt.label_value", 0, r->T,
+                                      m->out_dim));
+    } else {
+        r->tt.d.k = 0;
+    }
+    if (tf)
+        TR_CALL(tr_rel_add_shared(&m->buffers, m, &r->balpha, "mran.alpha", 0, r->T, r->d));
+    TR_CALL(add_task(&m->params, m, &r->pkg, "mran.task.bn.gamma", r->d));
+    TR_CALL(add_task(&m->params, m, &r->pkb, "mran.task.bn.beta", r->d));
+    TR_CALL(add_task(&m->buffers, m, &r->bkrm, "mran.task.bn.running_mean", r->d));
+    TR_CALL(add_task(&m->buffers, m, &r->bkrv, "mran.task.bn.running_var", r->d));
+    TR_CALL(tr_tower_declare(&r->tower, m, r->d));
+    return TR_OK;
+}
+
+tr_status tr_rel_declare(tr_model *m, const tr_config *cfg) {
+    m->rel = tr_calloc(1, sizeof(*m->rel));
+    TR_CHECK(m->rel != NULL, TR_ERR_NOMEM, "out of memory");
+    m->rel->kind = cfg->model_kind;
+    m->rel->T = m->T;
+    m->rel->d = m->feat_dim;
+    if (cfg->model_kind == TR_MODEL_MMOE)
+        return tr_mmoe_declare(m, cfg);
+    return mran_declare(m, cfg);
+}
+
+/* ---- set-up --------------------------------------------------------------------------- */
+
+static size_t max_sz(size_t a, size_t b) {
+    return a > b ? a : b;
+}
+
+tr_status tr_rel_setup(tr_model *m, const tr_config *cfg) {
+    struct tr_rel *r = m->rel;
+    TR_CALL(tr_tower_alloc(&r->tower, m->max_head_rows));
+    if (r->kind == TR_MODEL_MMOE)
+        return tr_mmoe_setup(m);
+    int rows = m->max_rows, hrows = m->max_head_rows, T = r->T, d = r->d;
+    TR_CALL(tr_attn_module_alloc(&r->ff, rows));
+    if (r->tt.d.k > 0)
+        TR_CALL(tr_attn_module_alloc(&r->tt, rows));
+    size_t scr = tr_attn_scratch_size(&r->ff.d);
+    if (r->tt.d.k > 0)
+        scr = max_sz(scr, tr_attn_scratch_size(&r->tt.d));
+    TR_ALLOC(r->scratch, scr, "attention scratch");
+    size_t sb = max_sz(2 * (size_t)d + 1, 2 * (size_t)T + 1);
+    sb = max_sz(sb, (size_t)T * d + 1);
+    TR_ALLOC(r->sbuf, sb, "attention sync buffer");
+    TR_ALLOC(r->alpha, (size_t)T * d, "alignment weights");
+    TR_ALLOC(r->salign, (size_t)T * d + 1, "alignment sums");
+    TR_ALLOC(r->dalpha, (size_t)T * d, "alignment gradients");
+    TR_ALLOC(r->galign, (size_t)T * d, "alignment gradients");
+    size_t hd = (size_t)hrows * d;
+    TR_ALLOC(r->xk, hd, "task features");
+    TR_ALLOC(r->xkhat, hd, "task batch norm");
+    TR_ALLOC(r->hk, hd, "task features");
+    TR_ALLOC(r->dhk, hd, "task feature gradients");
+    TR_ALLOC(r->dxk, hd, "task feature gradients");
+    TR_ALLOC(r->krstd, (size_t)(m->tn > 0 ? m->tn : 1) * d, "task batch norm");
+    tr_attn_module_init(m, &r->ff);
+    tr_attn_module_init(m, &r->tt);
+    if (r->plabel >= 0)
+        tr_rel_init_uniform(m, r->plabel, 1.0f);
+    if (r->balpha >= 0) {
+        float *al = B(m, r->balpha);
+        for (size_t i = 0; i < (size_t)T * d; i++)
+            al[i] = 1.0f / (float)d;
+    }
+    (void)cfg;
+    return TR_OK;
+}
+
+void tr_rel_free(tr_model *m) {
+    struct tr_rel *r = m->rel;
+    if (!r)
+        return;
+    tr_tower_free(&r->tower);
+    tr_attn_module_free(&r->ff);
+    tr_attn_module_free(&r->tt);
+    tr_free(r->scratch);
+    tr_free(r->sbuf);
+    tr_free(r->alpha);
+    tr_free(r->salign);
+    tr_free(r->dalpha);
+    tr_free(r->galign);
+    tr_free(r->xk);
+    tr_free(r->xkhat);
+    tr_free(r->hk);
+    tr_free(r->dhk);
+    tr_free(r->dxk);
+    tr_free(r->krstd);
+    tr_mmoe_free(r);
+    tr_free(r);
+    m->rel = NULL;
+}
+
+void tr_rel_set_sync(tr_model *m, tr_sync_fn world, tr_sync_fn shard, void *ctx) {
+    m->rel->world = world;
+    m->rel->shard = shard;
+    m->rel->ctx = ctx;
+}
+
+void tr_rel_epoch_begin(tr_model *m) {
+    struct tr_rel *r = m->rel;
+    tr_attn_module *mods[2] = {&r->ff, &r->tt};
+    for (int i = 0; i < 2; i++)
+        if (mods[i]->sum) {
+            memset(mods[i]->sum, 0, (size_t)mods[i]->d.k * mods[i]->d.k * sizeof(double));
+            mods[i]->nsum = 0.0;
+        }
+    if (r->gate_sum) {
+        memset(r->gate_sum, 0, (size_t)r->T * r->E * sizeof(double));
+        memset(r->gate_n, 0, (size_t)r->T * sizeof(double));
+    }
+}
+
+/* ---- shared stage ------------------------------------------------------------------------ */
+
+static tr_status mran_shared_forward(tr_model *m, const float **feat, int n, const float *x,
+                                     const int64_t *ids, const int32_t *yall, const float *yfall,
+                                     int train, uint64_t step) {
+    struct tr_rel *r = m->rel;
+    int T = r->T, d = r->d;
+    const float *h;
+    TR_CALL(tr_model_trunk_forward(m, &h, m->t0, 0, 0, n, x, ids, train, step));
+    memcpy(r->ff.z, h, (size_t)n * d * sizeof(float));
+    TR_CALL(tr_attn_module_forward(m, &r->ff, n, train));
+    *feat = r->ff.out;
+    if (!train || r->tt.d.k == 0)
+        return TR_OK;
+    r->yall = yall;
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < T; t++) {
+            size_t o = (size_t)i * T + t;
+            r->tt.z[o] =
+                r->plabel >= 0 ? P(m, r->plabel)[(size_t)t * m->out_dim + yall[o]] : yfall[o];
+        }
+    TR_CALL(tr_attn_module_forward(m, &r->tt, n, 1));
+    memset(r->dalpha, 0, (size_t)T * d * sizeof(double));
+    if (!r->tf_on)
+        return TR_OK;
+    size_t td = (size_t)T * d;
+    memset(r->salign, 0, (td + 1) * sizeof(double));
+    tr_align_scores_sum(r->salign, r->tt.out, r->ff.out, n, T, d);
+    r->salign[td] = n;
+    TR_CALL(sync_world(r, r->salign, (int)td + 1));
+    r->align_cnt = r->salign[td];
+    for (size_t i = 0; i < td; i++)
+        r->alpha[i] = (float)(r->salign[i] / r->align_cnt);
+    tr_softmax_forward(r->alpha, r->alpha, T, d);
+    float *arun = B(m, r->balpha);
+    for (size_t i = 0; i < td; i++)
+        arun[i] = (1.0f - r->alpha_mom) * arun[i] + r->alpha_mom * r->alpha[i];
+    return TR_OK;
+}
+
+static tr_status mran_shared_backward(tr_model *m, int n, const float *x, const float *dfeat) {
+    struct tr_rel *r = m->rel;
+    int T = r->T, d = r->d;
+    memcpy(r->ff.dout, dfeat, (size_t)n * d * sizeof(float));
+    if (r->tt.d.k > 0) {
+        memset(r->tt.dout, 0, (size_t)n * T * sizeof(float));
+        if (r->tf_on) {
+            size_t td = (size_t)T * d;
+            TR_CALL(sync_world(r, r->dalpha, (int)td));
+            float *dp = r->galign; /* dalpha as float, then the softmax backward in place */
+            float tmp[d > 0 ? d : 1];
+            for (int t = 0; t < T; t++) {
+                for (int j = 0; j < d; j++)
+                    tmp[j] = (float)r->dalpha[(size_t)t * d + j];
+                memset(dp + (size_t)t * d, 0, (size_t)d * sizeof(float));
+                tr_softmax_backward(dp + (size_t)t * d, tmp, r->alpha + (size_t)t * d, 1, d);
+            }
+            float inv = (float)(1.0 / r->align_cnt);
+            for (size_t i = 0; i < td; i++)
+                dp[i] *= inv;
+            tr_align_backward(r->tt.dout, r->ff.dout, dp, r->tt.out, r->ff.out, n, T, d);
+        }
+        TR_CALL(tr_attn_module_backward(m, &r->tt, n));
+        if (r->plabel >= 0) {
+            float *dl = PG(m, r->plabel);
+            for (int i = 0; i < n; i++)
+                for (int t = 0; t < T; t++) {
+                    size_t o = (size_t)i * T + t;
+                    dl[(size_t)t * m->out_dim + r->yall[o]] += r->tt.dz[o];
+                }
+        }
+    }
+    TR_CALL(tr_attn_module_backward(m, &r->ff, n));
+    return tr_model_trunk_backward(m, m->t0, 0, 0, n, x, r->ff.dz);
+}
+
+/* ---- task stage ------------------------------------------------------------------------------ */
+
+static tr_status mran_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
+                                const float *feat, float *dfeat, const int32_t *y, const float *yf,
+                                float scale) {
+    struct tr_rel *r = m->rel;
+    int d = r->d, train = dfeat != NULL, j = task - m->t0;
+    size_t off = (size_t)hrow0 * d, nd = (size_t)n * d;
+    float *xk = r->xk + off, *xkhat = r->xkhat + off, *hk = r->hk + off;
+    const float *al = NULL;
+    if (r->tf_on) {
+        al = (train ? r->alpha : B(m, r->balpha)) + (size_t)task * d;
+        tr_reweight_forward(xk, feat, al, n, d);
+    } else {
+        memcpy(xk, feat, nd * sizeof(float));
+    }
+    float *g = tr_params_task_data(&m->params, r->pkg, task);
+    float *b = tr_params_task_data(&m->params, r->pkb, task);
+    float *rm = tr_params_task_data(&m->buffers, r->bkrm, task);
+    float *rv = tr_params_task_data(&m->buffers, r->bkrv, task);
+    float *rstd = r->krstd + (size_t)j * d;
+    if (!train) {
+        tr_bn_forward_eval(hk, xk, rm, rv, g, b, n, d, 1, m->bn_eps);
+        tr_tower_step(&r->tower, m, st, task, hrow0, n, hk, NULL, y, yf, scale);
+        return TR_OK;
+    }
+    double *sum = r->sbuf, *sq = r->sbuf + d;
+    tr_bn_stats(sum, sq, xk, n, d, 1);
+    sq[d] = n;
+    TR_CALL(sync_shard(r, r->sbuf, 2 * d + 1));
+    tr_bn_forward(hk, xkhat, rstd, xk, sum, sq, sq[d], g, b, n, d, 1, m->bn_eps);
+    tr_bn_update_running(rm, rv, sum, sq, sq[d], d, m->bn_momentum);
+    float *dhk = r->dhk + off, *dxk = r->dxk + off;
+    memset(dhk, 0, nd * sizeof(float));
+    tr_tower_step(&r->tower, m, st, task, hrow0, n, hk, dhk, y, yf, scale);
+    tr_bn_backward_stats(sum, sq, dhk, xkhat, n, d, 1);
+    sq[d] = n;
+    TR_CALL(sync_shard(r, r->sbuf, 2 * d + 1));
+    memset(dxk, 0, nd * sizeof(float));
+    tr_bn_backward(dxk, tr_params_task_grad(&m->params, r->pkg, task),
+                   tr_params_task_grad(&m->params, r->pkb, task), dhk, xkhat, rstd, sum, sq, sq[d],
+                   g, n, d, 1);
+    if (r->tf_on) {
+        tr_reweight_backward(dfeat, r->dalpha + (size_t)task * d, dxk, feat, al, n, d);
+    } else {
+        for (size_t i = 0; i < nd; i++)
+            dfeat[i] += dxk[i];
+    }
+    return TR_OK;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+
+tr_status tr_rel_shared_forward(tr_model *m, const float **feat, int n, const float *x,
+                                const int64_t *ids, const int32_t *yall, const float *yfall,
+                                int train, uint64_t step) {
+    TR_ASSERT(m->rel != NULL && n <= m->max_rows);
+    if (m->rel->kind == TR_MODEL_MMOE)
+        return tr_mmoe_shared_forward(m, feat, n, x, ids, train, step);
+    return mran_shared_forward(m, feat, n, x, ids, yall, yfall, train, step);
+}
+
+tr_status tr_rel_shared_backward(tr_model *m, int n, const float *x, const float *dfeat) {
+    if (m->rel->kind == TR_MODEL_MMOE)
+        return tr_mmoe_shared_backward(m, n, x, dfeat);
+    return mran_shared_backward(m, n, x, dfeat);
+}
+
+tr_status tr_rel_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
+                           const float *feat, float *dfeat, const int32_t *y, const float *yf,
+                           float scale) {
+    TR_ASSERT(hrow0 + n <= m->max_head_rows);
+    TR_ASSERT(task >= m->t0 && task < m->t0 + m->tn);
+    if (m->rel->kind == TR_MODEL_MMOE)
+        return tr_mmoe_head_step(m, st, task, hrow0, n, feat, dfeat, y, yf, scale);
+    return mran_head_step(m, st, task, hrow0, n, feat, dfeat, y, yf, scale);
+}
+
+tr_status tr_rel_relations(tr_model *m, tr_relations *out) {
+    struct tr_rel *r = m->rel;
+    if (r->kind == TR_MODEL_MMOE)
+        return tr_mmoe_relations(m, out);
+    const tr_attn_module *mods[2] = {&r->tt, &r->ff};
+    const char *names[2] = {"mran.tt", "mran.ff"};
+    const char *titles[2] = {"MRAN task-task relation matrix S_T (mean over the last epoch)",
+                             "MRAN feature-feature relation matrix S_F (mean over the last epoch)"};
+    const char *axes[2] = {"task,task", "feature,feature"};
+    for (int i = 0; i < 2; i++) {
+        const tr_attn_module *mod = mods[i];
+        if (!mod->on || mod->d.k == 0 || mod->nsum <= 0)
+            continue;
+        size_t kk = (size_t)mod->d.k * mod->d.k;
+        double *mean = tr_calloc(kk, sizeof(double));
+        TR_CHECK(mean != NULL, TR_ERR_NOMEM, "out of memory");
+        for (size_t j = 0; j < kk; j++)
+            mean[j] = mod->sum[j] / mod->nsum;
+        tr_status st =
+            tr_relations_add(out, names[i], titles[i], axes[i], mean, mod->d.k, mod->d.k);
+        tr_free(mean);
+        TR_CALL(st);
+    }
+    if (r->tf_on) {
+        size_t td = (size_t)r->T * r->d;
+        double *al = tr_calloc(td, sizeof(double));
+        TR_CHECK(al != NULL, TR_ERR_NOMEM, "out of memory");
+        const float *a = B(m, r->balpha);
+        for (size_t j = 0; j < td; j++)
+            al[j] = a[j];
+        tr_status st =
+            tr_relations_add(out, "mran.alpha", "MRAN stored task-feature alignment weights alpha",
+                             "task,feature", al, r->T, r->d);
+        tr_free(al);
+        TR_CALL(st);
+    }
+    return TR_OK;
+}
