@@ -21,4 +21,11 @@ tr_status tr_cmd_train(int argc, char **argv);
 /* taskrel eval -c CONFIG --checkpoint PATH [--set ...]. Collective. */
 tr_status tr_cmd_eval(int argc, char **argv);
 
+/* taskrel calibrate [--out FILE] [--max-bytes N] [--reps N]: MPI alpha/beta
+ * (ping-pong, all-reduce) and GEMM rate for the scaling cost model.
+ * Collective over MPI_COMM_WORLD; needs >= 2 ranks. */
+tr_status tr_cmd_calibrate(int argc, char **argv);
+/* Least-squares fit of t = alpha + beta * n on relative errors (m >= 2 sizes). */
+tr_status tr_calib_fit(const double *n, const double *t, int m, double *alpha, double *beta);
+
 #endif

@@ -19,7 +19,8 @@ static void usage(FILE *f) {
         "  train   -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
         "  eval    -c CONFIG --checkpoint PATH\n"
         "  data    fashion-domains|multifashion|synthetic-tn|synthetic-mmoe --out FILE [options]\n"
-        "  config  --markdown | --defaults | -c CONFIG [--set ...]\n\n"
+        "  config  --markdown | --defaults | -c CONFIG [--set ...]\n"
+        "  calibrate [--out FILE]   MPI alpha/beta and GEMM rate (>= 2 ranks)\n\n"
         "Run under mpirun/srun for several ranks. `taskrel COMMAND --help` for details.\n",
         TASKREL_VERSION_STRING);
 }
@@ -71,6 +72,8 @@ int main(int argc, char **argv) {
         st = tr_cmd_eval(argc - 1, argv + 1);
     } else if (strcmp(cmd, "data") == 0) {
         st = run_on_rank0(cmd_data_entry, argc - 1, argv + 1, rank);
+    } else if (strcmp(cmd, "calibrate") == 0) {
+        st = tr_cmd_calibrate(argc - 1, argv + 1);
     } else if (strcmp(cmd, "config") == 0) {
         st = run_on_rank0(tr_cmd_config, argc - 1, argv + 1, rank);
     } else {
