@@ -7,7 +7,7 @@
 #   Runs COMMAND on NP ranks, its output in DIR/run.log, and writes
 #   DIR/point.json: ranks, launcher, host, cores, load average (1 min) and
 #   the CPU pressure total (/proc/pressure/cpu "some", microseconds) before
-#   and after, wall seconds, exit code, SLURM job id (if any). Exits with
+#   and after, start and end (Unix seconds), wall seconds, exit code, SLURM job id (if any). Exits with
 #   COMMAND's exit code.
 # Environment: TASKREL_POINT_LAUNCHER  local (launch/local.sh, default),
 #   mpirun (mpirun -np NP with the flags of local.sh, for a SLURM allocation:
@@ -47,8 +47,9 @@ l0=$(load1) p0=$(psi) t0=$(date +%s%N)
 rc=$?
 t1=$(date +%s%N) l1=$(load1) p1=$(psi)
 cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
-printf '{"ranks":%d,"launcher":"%s","host":"%s","cores":%d,"loadavg_before":%s,"loadavg_after":%s,"cpu_some_us_before":%s,"cpu_some_us_after":%s,"wall_s":%.3f,"exit_code":%d,"slurm_job_id":"%s"}\n' \
+printf '{"ranks":%d,"launcher":"%s","host":"%s","cores":%d,"loadavg_before":%s,"loadavg_after":%s,"cpu_some_us_before":%s,"cpu_some_us_after":%s,"start_unix":%s,"end_unix":%s,"wall_s":%.3f,"exit_code":%d,"slurm_job_id":"%s"}\n' \
     "$np" "$launcher" "$(hostname)" "$cores" "$l0" "$l1" "${p0:-null}" "${p1:-null}" \
+    "$(awk -v a="$t0" 'BEGIN { printf "%.3f", a / 1e9 }')" "$(awk -v b="$t1" 'BEGIN { printf "%.3f", b / 1e9 }')" \
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1e9 }')" "$rc" "${SLURM_JOB_ID:-}" \
     >"$dir/point.json"
 exit "$rc"
