@@ -178,8 +178,9 @@ if [[ ! -e $data ]]; then
     esac
     echo "scaling: $data does not exist; building it: taskrel data $name ${bopts[*]}"
     mkdir -p "$(dirname "$data")"
-    "$BIN" data "$name" --out "$data.tmp" "${bopts[@]}" && mv "$data.tmp" "$data" ||
+    if ! "$BIN" data "$name" --out "$data.tmp" "${bopts[@]}" || ! mv "$data.tmp" "$data"; then
         die "building $data failed"
+    fi
 fi
 
 # ---- the sweep ------------------------------------------------------------------
