@@ -27,4 +27,11 @@ tr_status tr_cmd_inspect(int argc, char **argv);
 /* taskrel plot relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]. Serial (gnuplot). */
 tr_status tr_cmd_plot(int argc, char **argv);
 
+/* taskrel calibrate [--out FILE] [--max-bytes N] [--reps N]: MPI alpha/beta
+ * (ping-pong, all-reduce) and GEMM rate for the scaling cost model.
+ * Collective over MPI_COMM_WORLD; needs >= 2 ranks. */
+tr_status tr_cmd_calibrate(int argc, char **argv);
+/* Least-squares fit of t = alpha + beta * n on relative errors (m >= 2 sizes). */
+tr_status tr_calib_fit(const double *n, const double *t, int m, double *alpha, double *beta);
+
 #endif

@@ -22,7 +22,8 @@ static void usage(FILE *f) {
         "  data    fashion-domains|multifashion|synthetic-tn|synthetic-mmoe --out FILE [options]\n"
         "  config  --markdown | --defaults | -c CONFIG [--set ...]\n"
         "  inspect RUN_DIR|FILE.h5\n"
-        "  plot    relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]\n\n"
+        "  plot    relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]\n"
+        "  calibrate [--out FILE]   MPI alpha/beta and GEMM rate (>= 2 ranks)\n\n"
         "Run under mpirun/srun for several ranks. `taskrel COMMAND --help` for details.\n",
         TASKREL_VERSION_STRING);
 }
@@ -74,6 +75,8 @@ int main(int argc, char **argv) {
         st = tr_cmd_eval(argc - 1, argv + 1);
     } else if (strcmp(cmd, "data") == 0) {
         st = run_on_rank0(cmd_data_entry, argc - 1, argv + 1, rank);
+    } else if (strcmp(cmd, "calibrate") == 0) {
+        st = tr_cmd_calibrate(argc - 1, argv + 1);
     } else if (strcmp(cmd, "config") == 0) {
         st = run_on_rank0(tr_cmd_config, argc - 1, argv + 1, rank);
     } else if (strcmp(cmd, "inspect") == 0) {

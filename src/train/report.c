@@ -88,16 +88,63 @@ static void json_array(FILE *f, const char *key, const double *v, int n) {
     fprintf(f, "]");
 }
 
+/* Algorithmic and bus bandwidth of an all-reduce kind, as nccl-tests defines
+ * them: algbw = bytes per call / seconds per call, busbw = algbw * 2(n-1)/n
+ * for n ranks in the communicator. Only the two gradient all-reduces have one
+ * communicator and one algorithm; the other kinds mix collectives. The time
+ * is this rank's and includes waiting for slower ranks (load imbalance). */
+static void json_bandwidth(FILE *f, const tr_trainer *tr, tr_coll_kind k) {
+    int n = k == TR_COLL_TRUNK ? tr->grid.size : k == TR_COLL_HEAD ? tr->grid.R : 0;
+    const tr_coll_stats *c = &tr->grid.stats[k];
+    if (n < 2 || c->seconds <= 0.0 || c->bytes <= 0)
+        return;
+    double algbw = (double)c->bytes / c->seconds / 1e9;
+    fprintf(f, ",\"ranks\":%d,\"algbw_GBps\":%.6g,\"busbw_GBps\":%.6g", n, algbw,
+            algbw * 2.0 * (n - 1) / n);
+}
+
 static void json_phases(FILE *f, const tr_trainer *tr) {
     fprintf(f, "\"phases_s\":{");
     for (int p = 0; p < TR_PHASE_COUNT; p++)
         fprintf(f, "%s\"%s\":%.6g", p ? "," : "", k_phase_names[p], tr->phase[p]);
     fprintf(f, "},\"comm\":{");
-    for (int k = 0; k < TR_COLL_COUNT; k++)
-        fprintf(f, "%s\"%s\":{\"calls\":%lld,\"bytes\":%lld,\"s\":%.6g}", k ? "," : "",
+    for (int k = 0; k < TR_COLL_COUNT; k++) {
+        fprintf(f, "%s\"%s\":{\"calls\":%lld,\"bytes\":%lld,\"s\":%.6g", k ? "," : "",
                 tr_coll_name((tr_coll_kind)k), (long long)tr->grid.stats[k].calls,
                 (long long)tr->grid.stats[k].bytes, tr->grid.stats[k].seconds);
+        json_bandwidth(f, tr, (tr_coll_kind)k);
+        fprintf(f, "}");
+    }
     fprintf(f, "}");
+}
+
+/* The sizes a cost model needs (final line): the floats of the trunk
+ * all-reduce, per-task floats of the task tensors, the batch, and every
+ * tensor's global shape. */
+static void json_sizes(FILE *f, const tr_trainer *tr) {
+    const tr_params *p = &tr->model.params;
+    size_t off = 0, trunk = 0, per_task = 0;
+    if (tr_params_domain_range(p, 0, &off, &trunk) != TR_OK)
+        trunk = 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i].task_axis)
+            per_task += p->t[i].per_task;
+    fprintf(f,
+            "\"sizes\":{\"setting\":\"%s\",\"tasks\":%d,\"batch\":%d,\"in_size\":%lld,"
+            "\"feat_dim\":%d,\"trunk_floats\":%zu,\"task_floats_per_task\":%zu,"
+            "\"trunk_per_task\":%d,\"tensors\":[",
+            tr->ds.setting == TR_SETTING_SHARED_INPUT ? "shared-input" : "multi-input", tr->T,
+            tr->B, (long long)tr->model.in_size, tr->model.feat_dim, trunk, per_task,
+            tr->model.trunk_per_task);
+    for (int i = 0; i < p->n; i++) {
+        const tr_tensor *t = &p->t[i];
+        fprintf(f, "%s{\"name\":\"%s\",\"task_axis\":%d,\"shape\":[", i ? "," : "", t->name,
+                t->task_axis);
+        for (int d = 0; d < t->ndim; d++)
+            fprintf(f, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        fprintf(f, "]}");
+    }
+    fprintf(f, "]},");
 }
 
 static void metrics_of(const tr_trainer *tr, const tr_task_stats *st, double *metric,
@@ -178,6 +225,7 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
             tr_mean_metric(tr, val), tr_mean_metric(tr, test),
             tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0,
             tr->train_seconds, tr_time_now() - tr->t_start, tr->grid.size, tr->grid.R, tr->grid.S);
+    json_sizes(f, tr);
     json_phases(f, tr);
     fprintf(f, "}\n");
     fflush(f);
