@@ -11,8 +11,9 @@
 #
 # Only packages that dpkg-query does not report as installed are installed, so
 # a second run does nothing but configure and build. Works from any directory.
-# The SLURM packages and python3-torch are not installed here: the scripts that
-# need them (SLURM e2e tests, tests/bench) install them themselves.
+# The SLURM packages are here for the launcher tests (tests/e2e/slurm_*.sh start
+# a throw-away one-node cluster; the Debian services stay disabled under
+# policy-rc.d). python3-torch is not installed here: tests/bench installs it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,6 +27,7 @@ PACKAGES=(
     libcmocka-dev libinih-dev zlib1g-dev
     gnuplot-nox dataset-fashion-mnist
     python3 # the e2e tests read metrics.jsonl with it
+    munge slurmctld slurmd slurm-client # the SLURM e2e tests (a local one-node cluster)
 )
 
 usage() {

@@ -7,12 +7,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 source "$(dirname "${BASH_SOURCE[0]}")/ckpt_lib.bash"
 command -v h5diff >/dev/null || { echo "h5diff (hdf5-tools) is needed"; exit 1; }
 cd "$SCRATCH"
-ARGS=(--set checkpoint.every_steps=500 --set checkpoint.keep=3)
+ARGS=(--set checkpoint.every_steps=40 --set checkpoint.keep=3)
 
 train 2 "${ARGS[@]}" --run-dir straight >straight.log 2>&1 || { cat straight.log; exit 1; }
 
 train_bg killed.log 2 "${ARGS[@]}" --run-dir killed
-wait_for killed/checkpoints/ckpt-1000.h5 120 || fail "no checkpoint to resume from"
+wait_for killed/checkpoints/ckpt-80.h5 120 || fail "no checkpoint to resume from"
 victim=$(pgrep -P "$BG_PID" | tail -1)
 t0=$(date +%s.%N)
 kill -KILL "$victim"

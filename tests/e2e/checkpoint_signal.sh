@@ -9,15 +9,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 source "$(dirname "${BASH_SOURCE[0]}")/ckpt_lib.bash"
 command -v h5diff >/dev/null || { echo "h5diff (hdf5-tools) is needed"; exit 1; }
 cd "$SCRATCH"
-N=$((EPOCHS * 32))
-ARGS=(--set checkpoint.every_steps=1000 --set checkpoint.keep=2)
+N=$((EPOCHS * 16))
+ARGS=(--set checkpoint.every_steps=40 --set checkpoint.keep=2)
 
 train 2 "${ARGS[@]}" --run-dir straight >straight.log 2>&1 || { cat straight.log; exit 1; }
 
 for sig in USR1 TERM; do
     run=stopped-$sig
     train_bg "$run.log" 2 "${ARGS[@]}" --run-dir "$run"
-    wait_for "$run/checkpoints/ckpt-1000.h5" 120 || fail "$sig: no first checkpoint"
+    wait_for "$run/checkpoints/ckpt-40.h5" 120 || fail "$sig: no first checkpoint"
     if [[ $sig == USR1 ]]; then
         kill -USR1 "$BG_PID"
     else

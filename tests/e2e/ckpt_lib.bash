@@ -1,12 +1,15 @@
 # Helpers for the checkpoint e2e tests (sourced after lib.bash): a small
 # multi-input dataset, one config, a reference run, background launches and
 # a bitwise comparison of weights.
-EPOCHS=${EPOCHS:-300} # 32 steps per epoch: 9600 steps, a few seconds on 2 ranks
+# 16 steps per epoch of ~15 ms on 2 idle ranks (steps big enough that the
+# run lasts seconds, not milliseconds, so a signal can arrive mid-run)
+EPOCHS=${EPOCHS:-20}
 DATA=$SCRATCH/tn.h5
-"$TASKREL_BIN" data synthetic-tn --classification --out "$DATA" --tasks 4 --n-train 1000 \
-    --n-val 300 --n-test 300 >/dev/null 2>&1
+"$TASKREL_BIN" data synthetic-tn --classification --out "$DATA" --tasks 4 --dim 128 \
+    --n-train 2000 --n-val 200 --n-test 200 >/dev/null 2>&1
 CFG=(-c "$TASKREL_SOURCE_DIR/launch/configs/synthetic-tn-hps.ini" --set "data.path=$DATA"
-    --set "train.epochs=$EPOCHS" --set run.progress=off --set train.log_every=1000000
+    --set "train.epochs=$EPOCHS" --set train.batch_size=128 --set model.mlp_hidden=256,256
+    --set model.head_hidden=128 --set run.progress=off --set train.log_every=1000000
     --set checkpoint.every_seconds=0)
 
 MPI_FLAGS=(--oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none

@@ -14,7 +14,7 @@ export TASKREL_BIN
 trap 'slurm_cluster_stop; rm -rf "$SCRATCH"' EXIT
 
 if ! slurm_cluster_start "$SCRATCH/cluster"; then
-    echo "SKIPPED: $SLURM_CLUSTER_SKIP"
+    echo "SKIPPED: $SLURM_CLUSTER_WHY"
     exit 0
 fi
 

@@ -1,147 +1,160 @@
-# A real one-node SLURM cluster for the launcher tests (sourced).
+# A throw-away one-node SLURM cluster on this machine, for tests (sourced).
 #
-#   slurm_cluster_start DIR   start munged, slurmctld and slurmd with all their
-#                             files under DIR; exports SLURM_CONF. Returns 1
-#                             with SLURM_CLUSTER_SKIP set to the reason when
-#                             SLURM cannot be used here (packages missing and
-#                             not installable, daemons do not start).
-#   slurm_cluster_stop        stop the three daemons by their PIDs (never by
-#                             name: other clusters may run on the machine).
+#   source tests/e2e/slurm_cluster.bash
+#   slurm_cluster_start "$DIR" || { echo "SKIP: $SLURM_CLUSTER_WHY"; exit 0; }
+#   sbatch ...; squeue ...            # SLURM_CONF points at the cluster
+#   slurm_cluster_stop                # also run from an EXIT trap
 #
-# Everything is private to DIR: its own munge key and socket, its own
-# slurmctld/slurmd ports (free ones picked at start), state and spool
-# directories, so the cluster does not touch /etc/slurm or a system munged.
-# ProctrackType=proctrack/linuxproc and TaskPlugin=task/none: no cgroups
-# needed (containers). The node has the machine's CPUs and memory.
-# Packages: slurmctld slurmd slurm-client munge (installed with apt-get if
-# missing and we are root).
+# slurm_cluster_start DIR starts munged (own key and socket), slurmctld and
+# slurmd (-D, in the background) with a slurm.conf generated in DIR: this
+# host's name, its CPU count, free TCP ports (so several clusters can run at
+# once), ProctrackType=proctrack/linuxproc, TaskPlugin=task/none,
+# SelectType=select/cons_tres, no accounting, state and logs in DIR, and a
+# short requeue delay (AuthInfo cred_expire=10 and a 5 s scheduling pass: a
+# requeued job starts again ~15 s later instead of 1-2 minutes). It waits
+# until the node is idle.
+# Every daemon is stopped by the PID this file started; nothing else is
+# touched. Returns 1 with the reason in SLURM_CLUSTER_WHY when SLURM or munge
+# is not installed and cannot be installed (apt-get, as root), or does not
+# come up. Needs: munge slurmctld slurmd slurm-client (launch/setup.sh).
+# Environment: SLURM_CLUSTER_CPUS (default: nproc), SLURM_CLUSTER_CRED_EXPIRE
+# (seconds before a requeued job may start again, default 10).
 
-SLURM_CLUSTER_DIR=''
-SLURM_CLUSTER_SKIP=''
 SLURM_CLUSTER_PIDS=()
+SLURM_CLUSTER_WHY=
 
-slurm_cluster_have() {
-    command -v slurmctld >/dev/null && command -v slurmd >/dev/null &&
-        command -v sbatch >/dev/null && command -v munged >/dev/null
+_slurm_cluster_have() {
+    command -v munged >/dev/null && command -v slurmctld >/dev/null &&
+        command -v slurmd >/dev/null && command -v sbatch >/dev/null
 }
 
-slurm_cluster_install() {
-    slurm_cluster_have && return 0
-    [[ $(id -u) -eq 0 ]] || return 1
+_slurm_cluster_install() {
+    _slurm_cluster_have && return 0
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+        SLURM_CLUSTER_WHY="SLURM is not installed and cannot be installed here (need root and apt-get): install munge slurmctld slurmd slurm-client"
+        return 1
+    fi
+    echo "slurm_cluster: installing munge slurmctld slurmd slurm-client" >&2
     DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q \
-        --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null 2>&1 &&
-            DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q \
-                --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null 2>&1; }
-    slurm_cluster_have
+        --no-install-recommends munge slurmctld slurmd slurm-client >&2 ||
+        { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            --no-install-recommends munge slurmctld slurmd slurm-client >&2; }
+    _slurm_cluster_have || {
+        SLURM_CLUSTER_WHY="installing SLURM with apt-get failed"
+        return 1
+    }
 }
 
-slurm_cluster_free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+_slurm_cluster_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'
 }
 
-slurm_cluster_wait_pid() { # FILE SECONDS -> the pid in FILE once it exists
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        [[ -s $1 ]] && { cat "$1"; return 0; }
-        sleep 0.1
+# _slurm_cluster_wait SECONDS CMD...: until CMD succeeds
+_slurm_cluster_wait() {
+    local t=$1 i
+    shift
+    for ((i = 0; i < t * 4; i++)); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.25
     done
     return 1
 }
 
 slurm_cluster_start() {
-    local dir=$1 host cpus mem pid i
-    SLURM_CLUSTER_SKIP=''
-    if ! slurm_cluster_install; then
-        SLURM_CLUSTER_SKIP="SLURM packages (slurmctld slurmd slurm-client munge) are not installed and cannot be installed here"
-        return 1
-    fi
-    mkdir -p "$dir"/{state,spool,log,munge}
+    local dir=$1
+    _slurm_cluster_install || return 1
+    mkdir -p "$dir"/{state,spool,log}
+    chmod 700 "$dir"
     dir=$(cd "$dir" && pwd)
-    SLURM_CLUSTER_DIR=$dir
-    chmod 700 "$dir/munge"
-    dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
-    chmod 400 "$dir/munge/munge.key"
-    munged --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
-        --pid-file="$dir/munge/munged.pid" --log-file="$dir/log/munged.log" \
-        --seed-file="$dir/munge/munged.seed" >>"$dir/log/munged.log" 2>&1
-    if ! pid=$(slurm_cluster_wait_pid "$dir/munge/munged.pid" 10); then
-        SLURM_CLUSTER_SKIP="munged did not start (log: $dir/log/munged.log)"
+    local host cpus p1 p2
+    host=$(hostname -s)
+    cpus=${SLURM_CLUSTER_CPUS:-$(nproc)}
+    p1=$(_slurm_cluster_free_port)
+    p2=$(_slurm_cluster_free_port)
+    [[ $p1 == "$p2" ]] && p2=$((p2 + 1))
+    # munge: own key, socket and files; run as this user (--force: root is fine here)
+    dd if=/dev/urandom of="$dir/munge.key" bs=1024 count=1 status=none
+    chmod 400 "$dir/munge.key"
+    munged --force --foreground --socket="$dir/munge.sock" --key-file="$dir/munge.key" \
+        --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log" \
+        --seed-file="$dir/munged.seed" >"$dir/log/munged.out" 2>&1 &
+    SLURM_CLUSTER_PIDS+=($!)
+    if ! _slurm_cluster_wait 10 test -S "$dir/munge.sock"; then
+        SLURM_CLUSTER_WHY="munged did not start (see $dir/log/munged.log)"
+        slurm_cluster_stop
         return 1
     fi
-    SLURM_CLUSTER_PIDS+=("$pid")
-    host=$(hostname -s)
-    cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
-    mem=$(awk '/^MemTotal/ { print int($2 / 1024 * 0.8) }' /proc/meminfo)
-    cat >"$dir/slurm.conf" <<EOF
-ClusterName=taskrel-test
-SlurmctldHost=$host(127.0.0.1)
-SlurmctldPort=$(slurm_cluster_free_port)
-SlurmdPort=$(slurm_cluster_free_port)
+    cat >"$dir/slurm.conf" <<CONF
+ClusterName=taskreltest
+SlurmctldHost=$host
+SlurmctldPort=$p1
+SlurmdPort=$p2
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$dir/munge.sock,cred_expire=${SLURM_CLUSTER_CRED_EXPIRE:-10}
 SlurmUser=$(id -un)
 SlurmdUser=root
-AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket
-CredType=cred/munge
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool/%n
+SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
-MpiDefault=none
-SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
-ReturnToService=2
+SchedulerType=sched/builtin
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-InactiveLimit=0
-KillWait=5
-MinJobAge=300
-SlurmdTimeout=60
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
-EOF
+JobCompType=jobcomp/none
+MpiDefault=none
+ReturnToService=2
+KillWait=10
+MinJobAge=600
+SchedulerParameters=sched_interval=5
+MailProg=/bin/true
+NodeName=$host CPUs=$cpus State=UNKNOWN
+PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+CONF
     export SLURM_CONF=$dir/slurm.conf
-    slurmctld -f "$SLURM_CONF" -i >>"$dir/log/slurmctld.out" 2>&1
-    if ! pid=$(slurm_cluster_wait_pid "$dir/slurmctld.pid" 20); then
-        SLURM_CLUSTER_SKIP="slurmctld did not start (log: $dir/log/slurmctld.log)"
+    SLURM_CLUSTER_DIR=$dir
+    slurmctld -D -i -f "$SLURM_CONF" >"$dir/log/slurmctld.out" 2>&1 &
+    SLURM_CLUSTER_PIDS+=($!)
+    slurmd -D -f "$SLURM_CONF" -N "$host" >"$dir/log/slurmd.out" 2>&1 &
+    SLURM_CLUSTER_PIDS+=($!)
+    if ! _slurm_cluster_wait 60 bash -c "sinfo -h -N -o %t | grep -q idle"; then
+        SLURM_CLUSTER_WHY="the cluster did not come up (logs in $dir/log)"
+        tail -5 "$dir"/log/*.log >&2 || true
+        slurm_cluster_stop
         return 1
     fi
-    SLURM_CLUSTER_PIDS+=("$pid")
-    slurmd -f "$SLURM_CONF" >>"$dir/log/slurmd.out" 2>&1
-    if ! pid=$(slurm_cluster_wait_pid "$dir/slurmd.pid" 20); then
-        SLURM_CLUSTER_SKIP="slurmd did not start (log: $dir/log/slurmd.log)"
-        return 1
-    fi
-    SLURM_CLUSTER_PIDS+=("$pid")
-    for ((i = 0; i < 300; i++)); do # up to 30 s for the node to be idle
-        [[ $(sinfo -h -N -o %t 2>/dev/null) == idle ]] && return 0
-        sleep 0.1
-    done
-    SLURM_CLUSTER_SKIP="the node did not become idle: $(sinfo -h -N -o '%t %E' 2>&1)"
-    return 1
+    SLURM_CLUSTER_DIR=$dir
+    return 0
 }
 
+# slurm_cluster_stop: cancel what is left of this cluster's jobs, let their
+# steps report back, then stop slurmd, slurmctld and munged (in that order, by
+# PID). Safe to call twice.
 slurm_cluster_stop() {
     local pid i
-    [[ -n $SLURM_CLUSTER_DIR ]] || return 0
-    if [[ -n ${SLURM_CONF-} ]]; then
-        scancel --user="$(id -un)" >/dev/null 2>&1 || true
+    if ((${#SLURM_CLUSTER_PIDS[@]} == 3)); then
+        scancel --quiet --user="$(id -un)" 2>/dev/null || true
+        _slurm_cluster_wait 30 bash -c '[[ -z $(squeue -h -o %i 2>/dev/null) ]]' || true
+        _slurm_cluster_wait 10 bash -c "! ls '$SLURM_CLUSTER_DIR/spool/$(hostname -s)_'* >/dev/null 2>&1" || true
     fi
-    # slurmd, slurmctld, munged: reverse start order, by PID only
+    local order=()
     for ((i = ${#SLURM_CLUSTER_PIDS[@]} - 1; i >= 0; i--)); do
-        pid=${SLURM_CLUSTER_PIDS[i]}
-        kill "$pid" 2>/dev/null || continue
-        for _ in $(seq 50); do
+        order+=("${SLURM_CLUSTER_PIDS[i]}")
+    done
+    for pid in "${order[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 40; i++)); do
             kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
+            sleep 0.25
         done
-        kill -9 "$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     done
     SLURM_CLUSTER_PIDS=()
-    SLURM_CLUSTER_DIR=''
 }

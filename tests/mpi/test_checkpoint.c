@@ -4,7 +4,7 @@
  *  - io: a parameter arena with shared and task tensors saved on P ranks is
  *    written with collective I/O only (H5Pget_mpio_actual_io_mode), validates,
  *    and loads on every P' <= P with every grid P' allows (resharding), value
- *    for value; extra replicated arrays round-trip.
+ *    for value; extra replicated arrays round-trip; /relations is readable.
  *  - exact resume: N steps straight versus k steps, a stop (the flag raised on
  *    the last rank only, so it must travel through the fused all-reduce),
  *    `--resume auto`, N - k more: the final checkpoint (weights, BN statistics,
@@ -145,7 +145,13 @@ static void test_io_collective_reshard(void **unused) {
     io_fill(&p, p.data, 0.0f, 0);
     io_fill(&p, m, 0.5f, 0);
     tr_extra_state ex = {.name = "/mrn/fc8/sigma3", .data = extra, .ndim = 2, .dims = {2, 3}};
-    tr_ckpt_state s = {.params = &p, .opt_m = m, .window = window, .extra = &ex, .n_extra = 1};
+    tr_relations rels;
+    memset(&rels, 0, sizeof(rels));
+    double corr[4] = {1.0, 0.5, 0.5, 1.0};
+    MPI_ASSERT(tr_relations_add(&rels, "mrn.fc8.task_corr", "task correlation", "task,task", corr,
+                                2, 2) == TR_OK);
+    tr_ckpt_state s = {
+        .params = &p, .opt_m = m, .window = window, .extra = &ex, .n_extra = 1, .relations = &rels};
     s.sc = (tr_ckpt_scalars){.step = 42,
                              .steps_per_epoch = 10,
                              .total_steps = 100,
@@ -168,6 +174,7 @@ static void test_io_collective_reshard(void **unused) {
     MPI_ASSERT(tr_checkpoint_validate_all(path, &s, MPI_COMM_WORLD, why, sizeof(why)) ==
                TR_CKPT_VALID);
     tr_params_free(&p);
+    tr_relations_free(&rels);
     free(m);
     tr_grid_free(&g);
 
@@ -221,8 +228,13 @@ static void test_io_collective_reshard(void **unused) {
         assert_int_equal(info.epoch, 4);
         assert_int_equal(info.cursor, 2);
         assert_int_equal(info.world_size, g_size);
-        assert_int_equal(info.n_datasets, 10);
+        assert_int_equal(info.n_datasets, 11); /* and /relations/mrn.fc8.task_corr */
         tr_checkpoint_info_free(&info);
+        tr_relations r;
+        int found = 0;
+        assert_int_equal(tr_relations_load(path, &r, &found), TR_OK);
+        assert_true(found && r.n == 1 && r.items[0].data[1] == 0.5);
+        tr_relations_free(&r);
     }
 }
 

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# launch/slurm/train.sbatch on a real one-node SLURM cluster started here
+# (tests/e2e/slurm_cluster.bash): submitted with a one-minute time limit and
+# --signal=B:USR1@50, the job gets the signal while training, checkpoints,
+# exits 3, requeues itself, resumes from its checkpoint, and finishes with the
+# same final weights (bitwise) as an uninterrupted run on the same number of
+# ranks. Skipped (exit 0, "SKIP") only where SLURM cannot be installed.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+source "$(dirname "${BASH_SOURCE[0]}")/slurm_cluster.bash"
+command -v h5diff >/dev/null || { echo "h5diff (hdf5-tools) is needed"; exit 1; }
+trap 'slurm_cluster_stop; rm -rf "$SCRATCH"' EXIT
+cd "$SCRATCH"
+if ! slurm_cluster_start "$SCRATCH/cluster"; then
+    echo "SKIP: $SLURM_CLUSTER_WHY"
+    exit 0
+fi
+echo "cluster up: $(sinfo -h -o '%P %D %c %t')"
+
+# ~45 s of training on 2 ranks of an idle 2-core machine (17 ms a step: big
+# enough steps that machine load slows it a few times, not tenfold): longer
+# than the first signal can take (SLURM checks time limits every 30 s, so
+# USR1@50 of a 1-minute limit comes 10-40 s after the start). If the machine
+# is busy the requeued job may be signalled too and requeued again; the test
+# accepts any number of requeues >= 1.
+EPOCHS=${EPOCHS:-330}
+"$TASKREL_BIN" data synthetic-tn --classification --out tn.h5 --tasks 4 --dim 256 \
+    --n-train 2000 --n-val 200 --n-test 200 >/dev/null
+cat >run.ini <<INI
+[data]
+path = $SCRATCH/tn.h5
+[model]
+kind = hps
+trunk = mlp
+mlp_hidden = 512,512
+head_hidden = 256
+[train]
+epochs = $EPOCHS
+batch_size = 256
+optimizer = adamw
+lr = 1e-3
+eval_every = 400
+log_every = 400
+[run]
+progress = off
+[checkpoint]
+every_seconds = 0
+every_steps = 400
+keep = 2
+INI
+
+# the job: 2 tasks, 1-minute limit, USR1 50 s before it
+TASKREL_CONFIG=run.ini TASKREL_RUN_DIR=slurm-run TASKREL_BIN=$TASKREL_BIN \
+    sbatch --parsable --ntasks=2 --time=1 --signal=B:USR1@50 --output=job-%j.log \
+    "$TASKREL_SOURCE_DIR/launch/slurm/train.sbatch" >jobid || { fail "sbatch failed"; finish; exit 1; }
+job=$(cat jobid)
+log=job-$job.log
+echo "submitted job $job"
+t0=$(date +%s)
+
+job_state() {
+    scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2
+}
+job_over() {
+    case $(job_state) in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL) return 0 ;; esac
+    return 1
+}
+
+# the uninterrupted reference on 2 ranks, run while the job waits to be
+# requeued (the CPUs are idle then)
+for ((i = 0; i < 900; i++)); do
+    grep -q "requeueing" "$log" 2>/dev/null && break
+    job_over && break
+    sleep 1
+done
+t1=$(date +%s)
+mpirun_np 2 "$TASKREL_BIN" train -c run.ini --run-dir straight >straight.log 2>&1 ||
+    { cat straight.log; fail "reference run failed"; }
+echo "reference run: $(($(date +%s) - t1)) s"
+
+for ((i = 0; i < 1800; i++)); do
+    job_over && break
+    sleep 1
+done
+state=$(job_state)
+echo "job $job: $state after $(($(date +%s) - t0)) s; $(scontrol show job "$job" | grep -o 'Restarts=[0-9]*')"
+cat "$log"
+checks=$((checks + 1))
+[[ $state == COMPLETED ]] || fail "job ended $state"
+checks=$((checks + 1))
+grep -q "got SIGUSR1" "$log" || fail "the batch script never got SIGUSR1"
+checks=$((checks + 1))
+grep -Eq "stopped by a signal after step [0-9]+" "$log" || fail "no checkpoint on the signal"
+checks=$((checks + 1))
+grep -q "checkpointed (exit 3): requeueing" "$log" || fail "no exit 3 and requeue"
+checks=$((checks + 1))
+grep -Eq "resumed from slurm-run/checkpoints/ckpt-[0-9]+.h5" "$log" || fail "the requeued job did not resume"
+checks=$((checks + 1))
+grep -q "restart 1" "$log" || fail "no restart"
+checks=$((checks + 1))
+grep -q "finished" "$log" || fail "the job did not finish"
+checks=$((checks + 1))
+if h5diff -q straight/model.h5 slurm-run/model.h5 /params /params; then
+    echo "ok: model.h5 of the requeued job equals the uninterrupted run's (bitwise)"
+else
+    fail "model.h5 differs from the uninterrupted run's"
+fi
+finish
