@@ -57,14 +57,16 @@ tr_status tr_attn_module_declare(tr_model *m, tr_attn_module *mod, const char *p
             break;
         }
     }
+    /* one normalisation channel for all k tokens (docs/algorithms.md: a
+     * per-token batch norm would cancel any batch-constant re-weighting) */
     snprintf(nm, sizeof(nm), "%s.bn.gamma", pre);
-    TR_CALL(tr_rel_add_shared(p, m, &mod->pgamma, nm, 0, k, 0));
+    TR_CALL(tr_rel_add_shared(p, m, &mod->pgamma, nm, 0, 1, 0));
     snprintf(nm, sizeof(nm), "%s.bn.beta", pre);
-    TR_CALL(tr_rel_add_shared(p, m, &mod->pbeta, nm, 0, k, 0));
+    TR_CALL(tr_rel_add_shared(p, m, &mod->pbeta, nm, 0, 1, 0));
     snprintf(nm, sizeof(nm), "%s.bn.running_mean", pre);
-    TR_CALL(tr_rel_add_shared(&m->buffers, m, &mod->brm, nm, 0, k, 0));
+    TR_CALL(tr_rel_add_shared(&m->buffers, m, &mod->brm, nm, 0, 1, 0));
     snprintf(nm, sizeof(nm), "%s.bn.running_var", pre);
-    TR_CALL(tr_rel_add_shared(&m->buffers, m, &mod->brv, nm, 0, k, 0));
+    TR_CALL(tr_rel_add_shared(&m->buffers, m, &mod->brv, nm, 0, 1, 0));
     if (on && mod->d.kind != TR_ATTN_MULTIHEAD) {
         snprintf(nm, sizeof(nm), "%s.attention", pre);
         TR_CALL(tr_rel_add_shared(&m->buffers, m, &mod->ba, nm, 0, k, 0));
@@ -81,7 +83,7 @@ tr_status tr_attn_module_alloc(tr_attn_module *mod, int rows) {
     TR_ALLOC(mod->dout, r * k, "attention gradients");
     TR_ALLOC(mod->dz, r * k, "attention gradients");
     TR_ALLOC(mod->dx, r * k, "attention gradients");
-    TR_ALLOC(mod->rstd, k, "attention batch norm");
+    TR_ALLOC(mod->rstd, 1, "attention batch norm");
     if (mod->on) {
         TR_ALLOC(mod->e, r * km, "token embeddings");
         TR_ALLOC(mod->de, r * km, "token embedding gradients");
@@ -189,15 +191,15 @@ tr_status tr_attn_module_forward(tr_model *m, tr_attn_module *mod, int n, int tr
     float *g = P(m, mod->pgamma), *b = P(m, mod->pbeta);
     float *rm = B(m, mod->brm), *rv = B(m, mod->brv);
     if (!train) {
-        tr_bn_forward_eval(mod->out, mod->x, rm, rv, g, b, n, k, 1, m->bn_eps);
+        tr_bn_forward_eval(mod->out, mod->x, rm, rv, g, b, n, 1, k, m->bn_eps);
         return TR_OK;
     }
-    double *sum = r->sbuf, *sq = r->sbuf + k;
-    tr_bn_stats(sum, sq, mod->x, n, k, 1);
-    sq[k] = n;
-    TR_CALL(sync_world(r, r->sbuf, 2 * k + 1));
-    tr_bn_forward(mod->out, mod->xhat, mod->rstd, mod->x, sum, sq, sq[k], g, b, n, k, 1, m->bn_eps);
-    tr_bn_update_running(rm, rv, sum, sq, sq[k], k, m->bn_momentum);
+    double *sum = r->sbuf, *sq = r->sbuf + 1; /* (n, 1, k): one channel */
+    tr_bn_stats(sum, sq, mod->x, n, 1, k);
+    sq[1] = (double)n * k;
+    TR_CALL(sync_world(r, r->sbuf, 3));
+    tr_bn_forward(mod->out, mod->xhat, mod->rstd, mod->x, sum, sq, sq[1], g, b, n, 1, k, m->bn_eps);
+    tr_bn_update_running(rm, rv, sum, sq, sq[1], 1, m->bn_momentum);
     return TR_OK;
 }
 
@@ -216,13 +218,13 @@ tr_status tr_attn_module_backward(tr_model *m, tr_attn_module *mod, int n) {
     struct tr_rel *r = m->rel;
     int k = mod->d.k;
     size_t nk = (size_t)n * k, kk = (size_t)k * k;
-    double *ds = r->sbuf, *dxs = r->sbuf + k;
-    tr_bn_backward_stats(ds, dxs, mod->dout, mod->xhat, n, k, 1);
-    dxs[k] = n;
-    TR_CALL(sync_world(r, r->sbuf, 2 * k + 1));
+    double *ds = r->sbuf, *dxs = r->sbuf + 1;
+    tr_bn_backward_stats(ds, dxs, mod->dout, mod->xhat, n, 1, k);
+    dxs[1] = (double)n * k;
+    TR_CALL(sync_world(r, r->sbuf, 3));
     memset(mod->dx, 0, nk * sizeof(float));
     tr_bn_backward(mod->dx, PG(m, mod->pgamma), PG(m, mod->pbeta), mod->dout, mod->xhat, mod->rstd,
-                   ds, dxs, dxs[k], P(m, mod->pgamma), n, k, 1);
+                   ds, dxs, dxs[1], P(m, mod->pgamma), n, 1, k);
     memset(mod->dz, 0, nk * sizeof(float));
     if (!mod->on) {
         memcpy(mod->dz, mod->dx, nk * sizeof(float));

@@ -86,10 +86,10 @@ static tr_status mran_declare(tr_model *m, const tr_config *cfg) {
     }
     if (tf)
         TR_CALL(tr_rel_add_shared(&m->buffers, m, &r->balpha, "mran.alpha", 0, r->T, r->d));
-    TR_CALL(add_task(&m->params, m, &r->pkg, "mran.task.bn.gamma", r->d));
-    TR_CALL(add_task(&m->params, m, &r->pkb, "mran.task.bn.beta", r->d));
-    TR_CALL(add_task(&m->buffers, m, &r->bkrm, "mran.task.bn.running_mean", r->d));
-    TR_CALL(add_task(&m->buffers, m, &r->bkrv, "mran.task.bn.running_var", r->d));
+    TR_CALL(add_task(&m->params, m, &r->pkg, "mran.task.bn.gamma", 1));
+    TR_CALL(add_task(&m->params, m, &r->pkb, "mran.task.bn.beta", 1));
+    TR_CALL(add_task(&m->buffers, m, &r->bkrm, "mran.task.bn.running_mean", 1));
+    TR_CALL(add_task(&m->buffers, m, &r->bkrv, "mran.task.bn.running_var", 1));
     TR_CALL(tr_tower_declare(&r->tower, m, r->d));
     return TR_OK;
 }
@@ -137,7 +137,7 @@ tr_status tr_rel_setup(tr_model *m, const tr_config *cfg) {
     TR_ALLOC(r->hk, hd, "task features");
     TR_ALLOC(r->dhk, hd, "task feature gradients");
     TR_ALLOC(r->dxk, hd, "task feature gradients");
-    TR_ALLOC(r->krstd, (size_t)(m->tn > 0 ? m->tn : 1) * d, "task batch norm");
+    TR_ALLOC(r->krstd, (size_t)(m->tn > 0 ? m->tn : 1), "task batch norm");
     tr_attn_module_init(m, &r->ff);
     tr_attn_module_init(m, &r->tt);
     if (r->plabel >= 0)
@@ -291,28 +291,28 @@ static tr_status mran_head_step(tr_model *m, tr_task_stats *st, int task, int hr
     float *b = tr_params_task_data(&m->params, r->pkb, task);
     float *rm = tr_params_task_data(&m->buffers, r->bkrm, task);
     float *rv = tr_params_task_data(&m->buffers, r->bkrv, task);
-    float *rstd = r->krstd + (size_t)j * d;
+    float *rstd = r->krstd + j; /* one channel per task: (n, 1, d) */
     if (!train) {
-        tr_bn_forward_eval(hk, xk, rm, rv, g, b, n, d, 1, m->bn_eps);
+        tr_bn_forward_eval(hk, xk, rm, rv, g, b, n, 1, d, m->bn_eps);
         tr_tower_step(&r->tower, m, st, task, hrow0, n, hk, NULL, y, yf, scale);
         return TR_OK;
     }
-    double *sum = r->sbuf, *sq = r->sbuf + d;
-    tr_bn_stats(sum, sq, xk, n, d, 1);
-    sq[d] = n;
-    TR_CALL(sync_shard(r, r->sbuf, 2 * d + 1));
-    tr_bn_forward(hk, xkhat, rstd, xk, sum, sq, sq[d], g, b, n, d, 1, m->bn_eps);
-    tr_bn_update_running(rm, rv, sum, sq, sq[d], d, m->bn_momentum);
+    double *sum = r->sbuf, *sq = r->sbuf + 1;
+    tr_bn_stats(sum, sq, xk, n, 1, d);
+    sq[1] = (double)n * d;
+    TR_CALL(sync_shard(r, r->sbuf, 3));
+    tr_bn_forward(hk, xkhat, rstd, xk, sum, sq, sq[1], g, b, n, 1, d, m->bn_eps);
+    tr_bn_update_running(rm, rv, sum, sq, sq[1], 1, m->bn_momentum);
     float *dhk = r->dhk + off, *dxk = r->dxk + off;
     memset(dhk, 0, nd * sizeof(float));
     tr_tower_step(&r->tower, m, st, task, hrow0, n, hk, dhk, y, yf, scale);
-    tr_bn_backward_stats(sum, sq, dhk, xkhat, n, d, 1);
-    sq[d] = n;
-    TR_CALL(sync_shard(r, r->sbuf, 2 * d + 1));
+    tr_bn_backward_stats(sum, sq, dhk, xkhat, n, 1, d);
+    sq[1] = (double)n * d;
+    TR_CALL(sync_shard(r, r->sbuf, 3));
     memset(dxk, 0, nd * sizeof(float));
     tr_bn_backward(dxk, tr_params_task_grad(&m->params, r->pkg, task),
-                   tr_params_task_grad(&m->params, r->pkb, task), dhk, xkhat, rstd, sum, sq, sq[d],
-                   g, n, d, 1);
+                   tr_params_task_grad(&m->params, r->pkb, task), dhk, xkhat, rstd, sum, sq, sq[1],
+                   g, n, 1, d);
     if (r->tf_on) {
         tr_reweight_backward(dfeat, r->dalpha + (size_t)task * d, dxk, feat, al, n, d);
     } else {

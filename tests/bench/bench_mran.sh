@@ -21,13 +21,15 @@
 #   HPS's head is fc-ReLU-fc (one hidden layer); the MRAN and MMoE towers have
 #   two hidden layers of the same width (ALGORITHMS.md §3). MMoE: 4 experts of
 #   width 32. MRAN: all modules, embed 8, defaults of docs/config.md.
+#   mran-none is MRAN with mran.modules empty (same towers and batch norms, no
+#   attention): the control that separates the attention from the rest.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${TASKREL_BIN:-$ROOT/build/taskrel}
 OUT=${1:-/tmp/taskrel-bench-mran}
 JOBS=${JOBS:-2}
 SEEDS=${SEEDS:-"1 2 3"}
-MODELS=${MODELS:-"hps mmoe mran-dot mran-general mran-concat mran-multihead"}
+MODELS=${MODELS:-"hps mmoe mran-none mran-dot mran-general mran-concat mran-multihead"}
 SETS=${SETS:-"high low mf"}
 export OPENBLAS_NUM_THREADS=1
 mkdir -p "$OUT/runs"
@@ -39,6 +41,7 @@ model_args() { # MODEL -> --set arguments
     case $1 in
     hps) echo "--set model.kind=hps" ;;
     mmoe) echo "--set model.kind=mmoe --set mmoe.experts=4 --set mmoe.expert_hidden=32" ;;
+    mran-none) echo "--set model.kind=mran --set mran.modules=" ;; # MRAN without attention: control
     mran-*) echo "--set model.kind=mran --set mran.attention=${1#mran-}" ;;
     esac
 }
