@@ -41,31 +41,6 @@ static void note_io(hid_t dxpl, tr_ckpt_io *io) {
 
 /* ---- datasets --------------------------------------------------------------------- */
 
-/* File and memory selections of this rank's part of tensor t (all of it, its
- * task rows, or nothing). */
-static tr_status select_part(hid_t fspace, hid_t *mspace, const tr_tensor *t, int active) {
-    hsize_t count = active ? (hsize_t)t->count : 0;
-    hsize_t mdim = count > 0 ? count : 1;
-    *mspace = H5Screate_simple(1, &mdim, NULL);
-    TR_H5(*mspace);
-    if (!active) {
-        TR_H5(H5Sselect_none(fspace));
-        TR_H5(H5Sselect_none(*mspace));
-        return TR_OK;
-    }
-    if (t->task_axis) {
-        hsize_t start[TR_MAX_DIMS] = {0}, cnt[TR_MAX_DIMS];
-        for (int d = 0; d < t->ndim; d++)
-            cnt[d] = (hsize_t)t->shape[d];
-        start[0] = (hsize_t)t->t0;
-        cnt[0] = (hsize_t)t->tn;
-        TR_H5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL));
-    } else {
-        TR_H5(H5Sselect_all(fspace));
-    }
-    return TR_OK;
-}
-
 /* A chunked, fletcher32-checksummed dataset; chunk = one task's slice
  * (task_axis) or the whole array. */
 static hid_t create_dataset(hid_t loc, const char *name, hid_t type, int ndim, const hsize_t *dims,
@@ -115,7 +90,7 @@ static tr_status arena_io(hid_t file, const char *group, const tr_params *p, flo
         }
         int active = write ? (t->task_axis ? g->r == 0 && t->tn > 0 : g->rank == 0) : t->count > 0;
         tr_status st =
-            ok ? select_part(fspace, &mspace, t, active)
+            ok ? tr_h5_select_part(fspace, &mspace, t, active)
                : tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
                               "checkpoint %s: %s does not have the model's shape", path, name);
         if (st == TR_OK) {

@@ -86,3 +86,26 @@ tr_status tr_h5_attr_read_int(hid_t loc, const char *name, long long *v, int *fo
     *found = 1;
     return TR_OK;
 }
+
+tr_status tr_h5_select_part(hid_t fspace, hid_t *mspace, const tr_tensor *t, int active) {
+    hsize_t count = active ? (hsize_t)t->count : 0;
+    hsize_t mdim = count > 0 ? count : 1;
+    *mspace = H5Screate_simple(1, &mdim, NULL);
+    TR_H5(*mspace);
+    if (!active) {
+        TR_H5(H5Sselect_none(fspace));
+        TR_H5(H5Sselect_none(*mspace));
+        return TR_OK;
+    }
+    if (t->task_axis) {
+        hsize_t start[TR_MAX_DIMS] = {0}, cnt[TR_MAX_DIMS];
+        for (int d = 0; d < t->ndim; d++)
+            cnt[d] = (hsize_t)t->shape[d];
+        start[0] = (hsize_t)t->t0;
+        cnt[0] = (hsize_t)t->tn;
+        TR_H5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL));
+    } else {
+        TR_H5(H5Sselect_all(fspace));
+    }
+    return TR_OK;
+}

@@ -9,6 +9,7 @@
 #include <hdf5.h>
 
 #include "taskrel/core.h"
+#include "taskrel/params.h"
 
 tr_status tr_h5_attr_write_int(hid_t loc, const char *name, long long v);
 tr_status tr_h5_attr_write_str(hid_t loc, const char *name, const char *v);
@@ -16,5 +17,11 @@ tr_status tr_h5_attr_write_str(hid_t loc, const char *name, const char *v);
 tr_status tr_h5_attr_read_str(hid_t loc, const char *name, char *buf, size_t cap, int *found);
 /* Read an integer attribute; *found = 0 if absent. */
 tr_status tr_h5_attr_read_int(hid_t loc, const char *name, long long *v, int *found);
+
+/* File and memory selections of this rank's part of tensor t for a collective
+ * read or write: all of it (shared tensor), its task rows [t0, t0+tn) (task
+ * tensor), or nothing (active = 0: both selections empty, the rank still joins
+ * the collective call). *mspace is created here; the caller closes it. */
+tr_status tr_h5_select_part(hid_t fspace, hid_t *mspace, const tr_tensor *t, int active);
 
 #endif

@@ -15,30 +15,6 @@ static int owns_rows(const tr_tensor *t, const tr_grid *g) {
     return t->task_axis ? (g->r == 0 && t->tn > 0) : (g->rank == 0);
 }
 
-/* File and memory selections of this rank's part of tensor t. */
-static tr_status select_part(hid_t fspace, hid_t *mspace, const tr_tensor *t, int active) {
-    hsize_t count = active ? (hsize_t)t->count : 0;
-    hsize_t mdim = count > 0 ? count : 1;
-    *mspace = H5Screate_simple(1, &mdim, NULL);
-    TR_H5(*mspace);
-    if (!active) {
-        TR_H5(H5Sselect_none(fspace));
-        TR_H5(H5Sselect_none(*mspace));
-        return TR_OK;
-    }
-    if (t->task_axis) {
-        hsize_t start[TR_MAX_DIMS] = {0}, cnt[TR_MAX_DIMS];
-        for (int d = 0; d < t->ndim; d++)
-            cnt[d] = (hsize_t)t->shape[d];
-        start[0] = (hsize_t)t->t0;
-        cnt[0] = (hsize_t)t->tn;
-        TR_H5(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, cnt, NULL));
-    } else {
-        TR_H5(H5Sselect_all(fspace));
-    }
-    return TR_OK;
-}
-
 static tr_status save_group(hid_t file, const char *group, const tr_params *p, const tr_grid *g,
                             hid_t dxpl) {
     hid_t grp = H5Gcreate2(file, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -64,7 +40,7 @@ static tr_status save_group(hid_t file, const char *group, const tr_params *p, c
             st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__,
                               "cannot create dataset %s/%s", group, t->name);
         if (st == TR_OK)
-            st = select_part(fspace, &mspace, t, owns_rows(t, g));
+            st = tr_h5_select_part(fspace, &mspace, t, owns_rows(t, g));
         if (st == TR_OK) {
             const float *src = p->data + t->offset;
             if (H5Dwrite(ds, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, src) < 0)
@@ -152,7 +128,7 @@ static tr_status load_group(hid_t file, const char *path, const char *group, tr_
                               "(check model.* settings and data.tasks)",
                               path, name);
         if (st == TR_OK)
-            st = select_part(fspace, &mspace, t, t->tn > 0);
+            st = tr_h5_select_part(fspace, &mspace, t, t->tn > 0);
         if (st == TR_OK &&
             H5Dread(ds, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, p->data + t->offset) < 0)
             st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
