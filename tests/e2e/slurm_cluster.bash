@@ -17,7 +17,7 @@
 # touched. Returns 1 with the reason in SLURM_CLUSTER_WHY when SLURM or munge
 # is not installed and cannot be installed (apt-get, as root), or does not
 # come up. Needs: munge slurmctld slurmd slurm-client (launch/setup.sh).
-# Environment: SLURM_CLUSTER_CPUS (default: nproc), SLURM_CLUSTER_CRED_EXPIRE
+# Environment: SLURM_CLUSTER_CPUS (default: the number of cores), SLURM_CLUSTER_CRED_EXPIRE
 # (seconds before a requeued job may start again, default 10).
 
 SLURM_CLUSTER_PIDS=()
@@ -68,7 +68,8 @@ slurm_cluster_start() {
     dir=$(cd "$dir" && pwd)
     local host cpus p1 p2
     host=$(hostname -s)
-    cpus=${SLURM_CLUSTER_CPUS:-$(nproc)}
+    # nproc honours OMP_NUM_THREADS (launch/test.sh sets it to 1): count the cores
+    cpus=${SLURM_CLUSTER_CPUS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
     p1=$(_slurm_cluster_free_port)
     p2=$(_slurm_cluster_free_port)
     [[ $p1 == "$p2" ]] && p2=$((p2 + 1))
