@@ -10,15 +10,17 @@
 # host's name, its CPU count, free TCP ports (so several clusters can run at
 # once), ProctrackType=proctrack/linuxproc, TaskPlugin=task/none,
 # SelectType=select/cons_tres, no accounting, state and logs in DIR, and a
-# short requeue delay (AuthInfo cred_expire=10 and a 5 s scheduling pass: a
-# requeued job starts again ~15 s later instead of 1-2 minutes). It waits
-# until the node is idle.
+# shorter requeue delay (AuthInfo cred_expire=30 and a 5 s scheduling pass: a
+# requeued job starts again ~30-35 s later instead of up to 2 minutes). Job
+# ids start at a random FirstJobId: two test clusters on one machine would
+# otherwise both run "job 1", whose PMIx directories in /tmp collide (srun
+# then fails to launch the step). It waits until the node is idle.
 # Every daemon is stopped by the PID this file started; nothing else is
 # touched. Returns 1 with the reason in SLURM_CLUSTER_WHY when SLURM or munge
 # is not installed and cannot be installed (apt-get, as root), or does not
 # come up. Needs: munge slurmctld slurmd slurm-client (launch/setup.sh).
 # Environment: SLURM_CLUSTER_CPUS (default: the number of cores), SLURM_CLUSTER_CRED_EXPIRE
-# (seconds before a requeued job may start again, default 10).
+# (seconds before a requeued job may start again, default 30).
 
 SLURM_CLUSTER_PIDS=()
 SLURM_CLUSTER_WHY=
@@ -63,7 +65,7 @@ _slurm_cluster_wait() {
 slurm_cluster_start() {
     local dir=$1
     _slurm_cluster_install || return 1
-    mkdir -p "$dir"/{state,spool,log}
+    mkdir -p "$dir"/{state,spool,log,tmp}
     chmod 700 "$dir"
     dir=$(cd "$dir" && pwd)
     local host cpus p1 p2
@@ -92,7 +94,7 @@ SlurmctldPort=$p1
 SlurmdPort=$p2
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$dir/munge.sock,cred_expire=${SLURM_CLUSTER_CRED_EXPIRE:-10}
+AuthInfo=socket=$dir/munge.sock,cred_expire=${SLURM_CLUSTER_CRED_EXPIRE:-30}
 SlurmUser=$(id -un)
 SlurmdUser=root
 StateSaveLocation=$dir/state
@@ -114,6 +116,8 @@ ReturnToService=2
 KillWait=10
 MinJobAge=600
 SchedulerParameters=sched_interval=5
+FirstJobId=$((RANDOM * 1000 + 1000 + RANDOM % 1000))
+TmpFS=$dir/tmp
 MailProg=/bin/true
 NodeName=$host CPUs=$cpus State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
