@@ -150,33 +150,6 @@ static tr_status doubles_io(hid_t file, const char *name, double *data, int ndim
     return TR_OK;
 }
 
-tr_status tr_ckpt_attr_write_double(hid_t loc, const char *name, double v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    TR_H5(sp);
-    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    TR_H5(rc);
-    return TR_OK;
-}
-
-tr_status tr_ckpt_attr_read_double(hid_t loc, const char *name, double *v, int *found) {
-    *found = 0;
-    htri_t ex = H5Aexists(loc, name);
-    TR_H5(ex);
-    if (!ex)
-        return TR_OK;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    TR_H5(a);
-    herr_t rc = H5Aread(a, H5T_NATIVE_DOUBLE, v);
-    H5Aclose(a);
-    TR_CHECK(rc >= 0, TR_ERR_DATA, "cannot read attribute '%s'", name);
-    *found = 1;
-    return TR_OK;
-}
-
 /* ---- save ------------------------------------------------------------------------- */
 
 static tr_status write_attrs(hid_t file, const tr_ckpt_state *s, const tr_grid *g,
@@ -197,8 +170,8 @@ static tr_status write_attrs(hid_t file, const tr_ckpt_state *s, const tr_grid *
     TR_CALL(tr_h5_attr_write_int(file, "opt_kind", s->opt_v ? TR_OPT_ADAMW : TR_OPT_SGD));
     TR_CALL(tr_h5_attr_write_int(file, "opt_t", c->opt_t));
     TR_CALL(tr_h5_attr_write_int(file, "best_step", c->best_step));
-    TR_CALL(tr_ckpt_attr_write_double(file, "best_score", c->best_score));
-    TR_CALL(tr_ckpt_attr_write_double(file, "train_seconds", c->train_seconds));
+    TR_CALL(tr_h5_attr_write_double(file, "best_score", c->best_score));
+    TR_CALL(tr_h5_attr_write_double(file, "train_seconds", c->train_seconds));
     TR_CALL(tr_h5_attr_write_int(file, "samples", c->samples));
     TR_CALL(tr_h5_attr_write_int(file, "tasks", g->T));
     TR_CALL(tr_h5_attr_write_str(file, "task_names", s->task_names ? s->task_names : ""));
@@ -300,9 +273,9 @@ static tr_status read_scalars(hid_t file, tr_ckpt_scalars *c, const char *path) 
         *dst[i] = (int64_t)v;
     }
     int found = 0;
-    TR_CALL(tr_ckpt_attr_read_double(file, "best_score", &c->best_score, &found));
+    TR_CALL(tr_h5_attr_read_double(file, "best_score", &c->best_score, &found));
     TR_CHECK(found, TR_ERR_DATA, "checkpoint %s has no attribute 'best_score'", path);
-    TR_CALL(tr_ckpt_attr_read_double(file, "train_seconds", &c->train_seconds, &found));
+    TR_CALL(tr_h5_attr_read_double(file, "train_seconds", &c->train_seconds, &found));
     return TR_OK;
 }
 

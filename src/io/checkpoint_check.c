@@ -213,12 +213,11 @@ static tr_ckpt_verdict read_attrs(hid_t f, tr_ckpt_info *info, const char *file,
                  file, info->version, TR_CHECKPOINT_VERSION);
         return TR_CKPT_INCOMPATIBLE;
     }
-    if (tr_ckpt_attr_read_double(f, "best_score", &info->sc.best_score, &found) != TR_OK ||
-        !found) {
+    if (tr_h5_attr_read_double(f, "best_score", &info->sc.best_score, &found) != TR_OK || !found) {
         snprintf(why, whyn, "checkpoint %s: attribute 'best_score' is missing", file);
         return TR_CKPT_CORRUPT;
     }
-    tr_ckpt_attr_read_double(f, "train_seconds", &info->sc.train_seconds, &found);
+    tr_h5_attr_read_double(f, "train_seconds", &info->sc.train_seconds, &found);
     tr_h5_attr_read_str(f, "model_kind", info->model_kind, sizeof(info->model_kind), &found);
     tr_h5_attr_read_str(f, "task_names", info->task_names, sizeof(info->task_names), &found);
     int64_t spe = info->sc.steps_per_epoch;

@@ -12,8 +12,6 @@
 /* File access list for checkpoints: MPI-IO on comm (MPI_COMM_NULL: serial)
  * and the 1.8+ object format (checksummed metadata). */
 hid_t tr_ckpt_fapl(MPI_Comm comm);
-tr_status tr_ckpt_attr_write_double(hid_t loc, const char *name, double v);
-tr_status tr_ckpt_attr_read_double(hid_t loc, const char *name, double *v, int *found);
 /* 1 if name is "ckpt-<digits>.h5" (sets *step). */
 int tr_ckpt_parse_name(const char *name, int64_t *step);
 

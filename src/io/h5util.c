@@ -4,16 +4,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-tr_status tr_h5_attr_write_int(hid_t loc, const char *name, long long v) {
+/* Scalar attribute of a native type (written collectively in a parallel file). */
+static tr_status attr_write_scalar(hid_t loc, const char *name, hid_t type, const void *v) {
     hid_t sp = H5Screate(H5S_SCALAR);
     TR_H5(sp);
-    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_LLONG, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LLONG, &v);
+    hid_t a = H5Acreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, type, v);
     if (a >= 0)
         H5Aclose(a);
     H5Sclose(sp);
     TR_H5(rc);
     return TR_OK;
+}
+
+static tr_status attr_read_scalar(hid_t loc, const char *name, hid_t type, void *v, int *found) {
+    *found = 0;
+    htri_t ex = H5Aexists(loc, name);
+    TR_H5(ex);
+    if (!ex)
+        return TR_OK;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    TR_H5(a);
+    herr_t rc = H5Aread(a, type, v);
+    H5Aclose(a);
+    if (rc < 0)
+        TR_RAISE(TR_ERR_DATA, "cannot read attribute '%s'", name);
+    *found = 1;
+    return TR_OK;
+}
+
+tr_status tr_h5_attr_write_int(hid_t loc, const char *name, long long v) {
+    return attr_write_scalar(loc, name, H5T_NATIVE_LLONG, &v);
+}
+
+tr_status tr_h5_attr_write_double(hid_t loc, const char *name, double v) {
+    return attr_write_scalar(loc, name, H5T_NATIVE_DOUBLE, &v);
 }
 
 tr_status tr_h5_attr_write_str(hid_t loc, const char *name, const char *v) {
@@ -72,19 +97,11 @@ tr_status tr_h5_attr_read_str(hid_t loc, const char *name, char *buf, size_t cap
 }
 
 tr_status tr_h5_attr_read_int(hid_t loc, const char *name, long long *v, int *found) {
-    *found = 0;
-    htri_t ex = H5Aexists(loc, name);
-    TR_H5(ex);
-    if (!ex)
-        return TR_OK;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    TR_H5(a);
-    herr_t rc = H5Aread(a, H5T_NATIVE_LLONG, v);
-    H5Aclose(a);
-    if (rc < 0)
-        TR_RAISE(TR_ERR_DATA, "cannot read integer attribute '%s'", name);
-    *found = 1;
-    return TR_OK;
+    return attr_read_scalar(loc, name, H5T_NATIVE_LLONG, v, found);
+}
+
+tr_status tr_h5_attr_read_double(hid_t loc, const char *name, double *v, int *found) {
+    return attr_read_scalar(loc, name, H5T_NATIVE_DOUBLE, v, found);
 }
 
 tr_status tr_h5_select_part(hid_t fspace, hid_t *mspace, const tr_tensor *t, int active) {

@@ -12,11 +12,13 @@
 #include "taskrel/params.h"
 
 tr_status tr_h5_attr_write_int(hid_t loc, const char *name, long long v);
+tr_status tr_h5_attr_write_double(hid_t loc, const char *name, double v);
 tr_status tr_h5_attr_write_str(hid_t loc, const char *name, const char *v);
 /* Read a string attribute into buf (size cap, always terminated); *found = 0 if absent. */
 tr_status tr_h5_attr_read_str(hid_t loc, const char *name, char *buf, size_t cap, int *found);
 /* Read an integer attribute; *found = 0 if absent. */
 tr_status tr_h5_attr_read_int(hid_t loc, const char *name, long long *v, int *found);
+tr_status tr_h5_attr_read_double(hid_t loc, const char *name, double *v, int *found);
 
 /* File and memory selections of this rank's part of tensor t for a collective
  * read or write: all of it (shared tensor), its task rows [t0, t0+tn) (task

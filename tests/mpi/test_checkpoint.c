@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mpi_data.h"
 #include "mpi_test.h"
 #include "taskrel/checkpoint.h"
 #include "taskrel/data.h"
@@ -53,45 +54,6 @@ static const model_row k_models[] = {
     {"stl-multi-sgd", "multi.h5", TR_MODEL_STL, 0},
     {"mrn-multi-sgd", "multi.h5", TR_MODEL_MRN, 0},
 };
-
-static void build_data(void) {
-    if (g_rank == 0) {
-        snprintf(g_dir, sizeof(g_dir), "/tmp/taskrel-ckpttest-%d", (int)getpid());
-        mkdir(g_dir, 0755);
-    }
-    MPI_Bcast(g_dir, sizeof(g_dir), MPI_CHAR, 0, MPI_COMM_WORLD);
-    tr_status st = TR_OK;
-    if (g_rank == 0) {
-        char path[512];
-        tr_builder_opts o;
-        tr_builder_opts_default(&o);
-        snprintf(path, sizeof(path), "%s/multi.h5", g_dir);
-        o.out = path;
-        o.tasks = 6;
-        o.regression = 0;
-        o.n_train = 60;
-        o.n_val = 20;
-        o.n_test = 20;
-        st = tr_build_synthetic_tn(&o);
-        if (st == TR_OK) {
-            snprintf(path, sizeof(path), "%s/shared.h5", g_dir);
-            tr_builder_opts_default(&o);
-            o.out = path;
-            o.tasks = 4;
-            o.dim = 12;
-            o.n_train = 96;
-            o.n_val = 24;
-            o.n_test = 24;
-            st = tr_build_synthetic_mmoe(&o);
-        }
-        if (st != TR_OK)
-            fprintf(stderr, "building test data failed: %s\n", tr_error_message());
-    }
-    int ok = st == TR_OK;
-    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (!ok)
-        MPI_Abort(MPI_COMM_WORLD, 1);
-}
 
 /* ---- io level: collective writes, resharding loads --------------------------------- */
 
@@ -474,20 +436,14 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     tr_log_init(g_rank, TR_LOG_WARN);
-    build_data();
+    mpi_data_setup(g_dir, sizeof(g_dir), "ckpttest", MPI_DATA_MULTI | MPI_DATA_SHARED);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_io_collective_reshard),
         cmocka_unit_test(test_exact_resume),
         cmocka_unit_test(test_reshard),
     };
     int rc = cmocka_run_group_tests_name("checkpoint", tests, NULL, NULL);
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (g_rank == 0) {
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", g_dir);
-    }
+    mpi_data_cleanup(g_dir);
     MPI_Finalize();
     return rc;
 }

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mpi_data.h"
 #include "mpi_test.h"
 #include "taskrel/attention.h"
 #include "taskrel/data.h"
@@ -44,34 +45,6 @@
 
 static char g_dir[256];
 static int g_rank, g_size;
-
-static void build_data(void) {
-    if (g_rank == 0) {
-        snprintf(g_dir, sizeof(g_dir), "/tmp/taskrel-mrantest-%d", (int)getpid());
-        mkdir(g_dir, 0755);
-    }
-    MPI_Bcast(g_dir, sizeof(g_dir), MPI_CHAR, 0, MPI_COMM_WORLD);
-    tr_status st = TR_OK;
-    if (g_rank == 0) {
-        char path[512];
-        tr_builder_opts o;
-        tr_builder_opts_default(&o);
-        snprintf(path, sizeof(path), "%s/shared.h5", g_dir);
-        o.out = path;
-        o.tasks = 4;
-        o.dim = 12;
-        o.n_train = 96;
-        o.n_val = 24;
-        o.n_test = 24;
-        st = tr_build_synthetic_mmoe(&o);
-        if (st != TR_OK)
-            fprintf(stderr, "building test data failed: %s\n", tr_error_message());
-    }
-    int ok = st == TR_OK;
-    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (!ok)
-        MPI_Abort(MPI_COMM_WORLD, 1);
-}
 
 static void make_config(tr_config *c, tr_model_kind kind, tr_attn_kind att) {
     tr_config_default(c);
@@ -261,20 +234,14 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     tr_log_init(g_rank, TR_LOG_WARN);
-    build_data();
+    mpi_data_setup(g_dir, sizeof(g_dir), "mrantest", MPI_DATA_SHARED);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dot),    cmocka_unit_test(test_general),
         cmocka_unit_test(test_concat), cmocka_unit_test(test_multihead),
         cmocka_unit_test(test_mmoe),
     };
     int rc = cmocka_run_group_tests_name("mran_equiv", tests, NULL, NULL);
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (g_rank == 0) {
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", g_dir);
-    }
+    mpi_data_cleanup(g_dir);
     MPI_Finalize();
     return rc;
 }
