@@ -1,6 +1,7 @@
 /*
- * Models: a trunk (lenet or mlp) followed by per-task heads (fc7-ReLU-fc8),
- * for STL and HPS (MRN, MRAN and MMoE build on these pieces).
+ * Models: a trunk (lenet or mlp) followed by what the method of model.kind
+ * declares (taskrel/method.h): per-task heads fc7-ReLU-fc8 for STL, HPS and
+ * MRN; attention or experts and towers for MRAN and MMoE.
  *
  * Task-specific tensors carry a task axis (global shape (T, ...)); a model
  * instance holds the tasks [t0, t0+tn) of its rank. In STL the trunk is
@@ -14,6 +15,8 @@
  */
 #ifndef TASKREL_MODEL_H
 #define TASKREL_MODEL_H
+
+#include <stdio.h>
 
 #include "taskrel/config.h"
 #include "taskrel/data.h"
@@ -85,7 +88,9 @@ typedef struct {
     tr_sync_fn sync;
     void *sync_ctx;
     double *sync_buf;   /* (2 * max channels + 1) */
+    const struct tr_method *method; /* the row of model.kind (taskrel/method.h) */
     struct tr_rel *rel; /* MRAN / MMoE state (taskrel/relational.h), NULL otherwise */
+    void *run_state;    /* a method's state of the run (MRN's priors), NULL otherwise */
 } tr_model;
 
 /* Build the model for dataset ds, holding tasks [t0, t0+tn). max_rows bounds
@@ -110,7 +115,7 @@ tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int
 /* Pointer to the features of row `row0` (after a trunk forward). */
 float *tr_model_features(const tr_model *m, int row0);
 
-/* Per-task statistics accumulated by tr_model_head_step. */
+/* Per-task statistics accumulated by the heads' forward. */
 typedef struct {
     double loss_sum; /* sum of per-example losses (xent, or squared error) */
     double abs_sum;  /* regression: sum |error| */
@@ -118,13 +123,22 @@ typedef struct {
     double count;    /* examples */
 } tr_task_stats;
 
+/* JSON members (no braces) for metrics.jsonl: in_size, feat_dim, the floats of
+ * the trunk all-reduce and per task, trunk_per_task, every tensor's global shape. */
+void tr_model_write_sizes(const tr_model *m, FILE *f);
+
+/* The fc7-ReLU-fc8 heads of STL, HPS and MRN (a method's `declare`). */
+tr_status tr_model_declare_heads(tr_model *m, const tr_config *cfg);
+
 /* Head of task `task` on n rows of features at head-row offset hrow0:
- * forward, loss (labels y or targets yf, one per row), and if dfeat != NULL
- * the backward with loss gradient `scale` * d(sum of losses): parameter grads
- * are added, and dfeat (n, feat_dim) += the feature gradient. */
-tr_status tr_model_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
-                             const float *feat, float *dfeat, const int32_t *y, const float *yf,
-                             float scale);
+ * forward and loss statistics (labels y or targets yf, one per row). */
+tr_status tr_model_head_forward(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
+                                const float *feat, const int32_t *y, const float *yf);
+/* Backward of the same head (after its forward) with loss gradient
+ * `scale` * d(sum of losses): parameter grads are added, and dfeat
+ * (n, feat_dim) += the feature gradient. */
+tr_status tr_model_head_backward(tr_model *m, int task, int hrow0, int n, const float *feat,
+                                 float *dfeat, const int32_t *y, const float *yf, float scale);
 
 #ifdef __cplusplus
 }

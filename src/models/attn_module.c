@@ -112,7 +112,7 @@ void tr_attn_module_init(tr_model *m, tr_attn_module *mod) {
     if (mod->d.k == 0)
         return;
     if (mod->ba >= 0) { /* stored attention starts uniform */
-        float *a = B(m, mod->ba);
+        float *a = buffer_data(m, mod->ba);
         for (int j = 0; j < mod->d.k; j++)
             a[j] = 1.0f / (float)mod->d.k;
     }
@@ -120,7 +120,7 @@ void tr_attn_module_init(tr_model *m, tr_attn_module *mod) {
         return;
     float rm = 1.0f / sqrtf((float)mod->d.m);
     tr_rel_init_uniform(m, mod->pu, 1.0f);
-    memset(P(m, mod->pb), 0, m->params.t[mod->pb].count * sizeof(float));
+    memset(param_data(m, mod->pb), 0, m->params.t[mod->pb].count * sizeof(float));
     if (mod->pw >= 0)
         tr_rel_init_uniform(m, mod->pw, mod->d.kind == TR_ATTN_CONCAT ? rm / sqrtf(2.0f) : rm);
     if (mod->pv >= 0)
@@ -134,7 +134,7 @@ void tr_attn_module_init(tr_model *m, tr_attn_module *mod) {
 /* ---- one attention module ------------------------------------------------------------------ */
 
 static void module_weights(const tr_model *m, const tr_attn_module *mod, tr_attn_w *w, int grad) {
-    float *(*get)(const tr_model *, int) = grad ? PG : P;
+    float *(*get)(const tr_model *, int) = grad ? param_grad : param_data;
     w->w = get(m, mod->pw);
     w->v = get(m, mod->pv);
     w->wq = get(m, mod->pwq);
@@ -169,7 +169,7 @@ tr_status tr_attn_module_forward(tr_model *m, tr_attn_module *mod, int n, int tr
     if (mod->on) {
         tr_attn_w w;
         module_weights(m, mod, &w, 0);
-        tr_embed_forward(mod->e, mod->z, P(m, mod->pu), P(m, mod->pb), n, k, mod->d.m);
+        tr_embed_forward(mod->e, mod->z, param_data(m, mod->pu), param_data(m, mod->pb), n, k, mod->d.m);
         if (train)
             TR_CALL(module_relation(m, mod, n, &w));
         if (mod->d.kind == TR_ATTN_MULTIHEAD) {
@@ -177,7 +177,7 @@ tr_status tr_attn_module_forward(tr_model *m, tr_attn_module *mod, int n, int tr
             for (size_t i = 0; i < nk; i++)
                 mod->x[i] = mod->z[i] + mod->zhat[i];
         } else {
-            float *arun = B(m, mod->ba);
+            float *arun = buffer_data(m, mod->ba);
             if (train) {
                 tr_sumpool_softmax_forward(mod->a, mod->Sf, k);
                 for (int j = 0; j < k; j++)
@@ -188,8 +188,8 @@ tr_status tr_attn_module_forward(tr_model *m, tr_attn_module *mod, int n, int tr
     } else {
         memcpy(mod->x, mod->z, nk * sizeof(float));
     }
-    float *g = P(m, mod->pgamma), *b = P(m, mod->pbeta);
-    float *rm = B(m, mod->brm), *rv = B(m, mod->brv);
+    float *g = param_data(m, mod->pgamma), *b = param_data(m, mod->pbeta);
+    float *rm = buffer_data(m, mod->brm), *rv = buffer_data(m, mod->brv);
     if (!train) {
         tr_bn_forward_eval(mod->out, mod->x, rm, rv, g, b, n, 1, k, m->bn_eps);
         return TR_OK;
@@ -223,8 +223,8 @@ tr_status tr_attn_module_backward(tr_model *m, tr_attn_module *mod, int n) {
     dxs[1] = (double)n * k;
     TR_CALL(sync_world(r, r->sbuf, 3));
     memset(mod->dx, 0, nk * sizeof(float));
-    tr_bn_backward(mod->dx, PG(m, mod->pgamma), PG(m, mod->pbeta), mod->dout, mod->xhat, mod->rstd,
-                   ds, dxs, dxs[1], P(m, mod->pgamma), n, 1, k);
+    tr_bn_backward(mod->dx, param_grad(m, mod->pgamma), param_grad(m, mod->pbeta), mod->dout, mod->xhat, mod->rstd,
+                   ds, dxs, dxs[1], param_data(m, mod->pgamma), n, 1, k);
     memset(mod->dz, 0, nk * sizeof(float));
     if (!mod->on) {
         memcpy(mod->dz, mod->dx, nk * sizeof(float));
@@ -255,7 +255,7 @@ tr_status tr_attn_module_backward(tr_model *m, tr_attn_module *mod, int n) {
     for (size_t i = 0; i < kk; i++)
         mod->G[i] *= inv;
     tr_attn_scores_backward(mod->de, &dw, mod->G, mod->e, &w, &mod->d, n, r->scratch);
-    tr_embed_backward(mod->dz, PG(m, mod->pu), PG(m, mod->pb), mod->de, mod->z, P(m, mod->pu), n, k,
+    tr_embed_backward(mod->dz, param_grad(m, mod->pu), param_grad(m, mod->pb), mod->de, mod->z, param_data(m, mod->pu), n, k,
                       mod->d.m);
     return TR_OK;
 }

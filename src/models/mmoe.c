@@ -14,6 +14,7 @@
 #include "rel_internal.h"
 
 tr_status tr_mmoe_declare(tr_model *m, const tr_config *cfg) {
+    TR_CALL(tr_rel_create(m, cfg));
     struct tr_rel *r = m->rel;
     r->E = cfg->mmoe_experts;
     r->de = cfg->mmoe_expert_hidden;
@@ -33,8 +34,10 @@ tr_status tr_mmoe_declare(tr_model *m, const tr_config *cfg) {
     return TR_OK;
 }
 
-tr_status tr_mmoe_setup(tr_model *m) {
+tr_status tr_mmoe_setup(tr_model *m, const tr_config *cfg) {
+    (void)cfg;
     struct tr_rel *r = m->rel;
+    TR_CALL(tr_tower_alloc(&r->tower, m->max_head_rows));
     size_t rows = (size_t)m->max_rows, hr = (size_t)m->max_head_rows;
     size_t E = (size_t)r->E, de = (size_t)r->de, d = (size_t)r->d;
     TR_ALLOC(r->ex, rows * E * de, "expert outputs");
@@ -63,18 +66,19 @@ void tr_mmoe_free(struct tr_rel *r) {
         tr_free(f[i]);
     tr_free(r->gate_sum);
     tr_free(r->gate_n);
+    tr_free(r->gate_saved);
 }
 
-tr_status tr_mmoe_shared_forward(tr_model *m, const float **feat, int n, const float *x,
-                                 const int64_t *ids, int train, uint64_t step) {
+tr_status tr_mmoe_shared_forward(tr_model *m, const float **feat, const tr_trunk_batch *b) {
     struct tr_rel *r = m->rel;
-    int d = r->d, E = r->E, de = r->de, fd = m->feat_dim;
+    int d = r->d, E = r->E, de = r->de, fd = m->feat_dim, n = b->rows;
+    TR_ASSERT(n <= m->max_rows);
     const float *h;
-    TR_CALL(tr_model_trunk_forward(m, &h, m->t0, 0, 0, n, x, ids, train, step));
-    const float *w = tr_params_data(&m->params, r->pew), *b = tr_params_data(&m->params, r->peb);
+    TR_CALL(tr_model_trunk_forward(m, &h, m->t0, 0, 0, n, b->x, b->ids, b->train, b->step));
+    const float *w = tr_params_data(&m->params, r->pew), *bias = tr_params_data(&m->params, r->peb);
     for (int e = 0; e < E; e++) {
         float *ex = r->ex + (size_t)e * n * de; /* (E, n, de) while computing */
-        tr_linear_forward(ex, h, w + (size_t)e * d * de, b + (size_t)e * de, n, d, de);
+        tr_linear_forward(ex, h, w + (size_t)e * d * de, bias + (size_t)e * de, n, d, de);
         tr_relu_forward(ex, ex, (size_t)n * de);
     }
     for (int i = 0; i < n; i++) {
@@ -88,9 +92,9 @@ tr_status tr_mmoe_shared_forward(tr_model *m, const float **feat, int n, const f
     return TR_OK;
 }
 
-tr_status tr_mmoe_shared_backward(tr_model *m, int n, const float *x, const float *dfeat) {
+tr_status tr_mmoe_shared_backward(tr_model *m, const tr_trunk_batch *b, const float *dfeat) {
     struct tr_rel *r = m->rel;
-    int d = r->d, E = r->E, de = r->de, fd = m->feat_dim;
+    int d = r->d, E = r->E, de = r->de, fd = m->feat_dim, n = b->rows;
     const float *h = tr_model_features(m, 0);
     const float *w = tr_params_data(&m->params, r->pew);
     float *dw = tr_params_grad(&m->params, r->pew), *db = tr_params_grad(&m->params, r->peb);
@@ -108,13 +112,14 @@ tr_status tr_mmoe_shared_backward(tr_model *m, int n, const float *x, const floa
         tr_linear_backward(r->dh, dw + (size_t)e * d * de, db + (size_t)e * de, dex, h,
                            w + (size_t)e * d * de, n, d, de);
     }
-    return tr_model_trunk_backward(m, m->t0, 0, 0, n, x, r->dh);
+    return tr_model_trunk_backward(m, m->t0, 0, 0, n, b->x, r->dh);
 }
 
-tr_status tr_mmoe_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
-                            const float *feat, float *dfeat, const int32_t *y, const float *yf,
-                            float scale) {
+tr_status tr_mmoe_head_forward(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
+                               const float *feat, const int32_t *y, const float *yf, int train) {
     struct tr_rel *r = m->rel;
+    TR_ASSERT(hrow0 + n <= m->max_head_rows);
+    TR_ASSERT(task >= m->t0 && task < m->t0 + m->tn);
     int d = r->d, E = r->E, de = r->de, fd = m->feat_dim;
     float *gh = r->gh + (size_t)hrow0 * d, *glog = r->glog + (size_t)hrow0 * E;
     float *gate = r->gate + (size_t)hrow0 * E, *comb = r->comb + (size_t)hrow0 * de;
@@ -124,18 +129,27 @@ tr_status tr_mmoe_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0,
     tr_linear_forward(glog, gh, gw, tr_params_task_data(&m->params, r->pgb, task), n, d, E);
     tr_softmax_forward(gate, glog, n, E);
     tr_moe_combine_forward(comb, gate, feat + d, n, E, de, fd);
-    if (!dfeat) {
-        tr_tower_step(&r->tower, m, st, task, hrow0, n, comb, NULL, y, yf, scale);
-        return TR_OK;
+    if (train) { /* the gate statistics of the epoch */
+        for (int i = 0; i < n; i++)
+            for (int e = 0; e < E; e++)
+                r->gate_sum[(size_t)task * E + e] += gate[(size_t)i * E + e];
+        r->gate_n[task] += n;
     }
-    for (int i = 0; i < n; i++)
-        for (int e = 0; e < E; e++)
-            r->gate_sum[(size_t)task * E + e] += gate[(size_t)i * E + e];
-    r->gate_n[task] += n;
+    tr_tower_forward(&r->tower, m, st, task, hrow0, n, comb, y, yf);
+    return TR_OK;
+}
+
+tr_status tr_mmoe_head_backward(tr_model *m, int task, int hrow0, int n, const float *feat,
+                                float *dfeat, const int32_t *y, const float *yf, float scale) {
+    struct tr_rel *r = m->rel;
+    int d = r->d, E = r->E, de = r->de, fd = m->feat_dim;
+    const float *gh = r->gh + (size_t)hrow0 * d, *gate = r->gate + (size_t)hrow0 * E;
+    const float *comb = r->comb + (size_t)hrow0 * de;
+    const float *gw = tr_params_task_data(&m->params, r->pgw, task);
     float *dcomb = r->dcomb + (size_t)hrow0 * de;
     float *dgate = r->dgate + (size_t)hrow0 * E, *dglog = r->dglog + (size_t)hrow0 * E;
     memset(dcomb, 0, (size_t)n * de * sizeof(float));
-    tr_tower_step(&r->tower, m, st, task, hrow0, n, comb, dcomb, y, yf, scale);
+    tr_tower_backward(&r->tower, m, task, hrow0, n, comb, dcomb, y, yf, scale);
     memset(dgate, 0, (size_t)n * E * sizeof(float));
     memset(dglog, 0, (size_t)n * E * sizeof(float));
     tr_moe_combine_backward(dgate, dfeat + d, dcomb, gate, feat + d, n, E, de, fd);

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "taskrel/nn.h"
-#include "taskrel/relational.h"
+#include "taskrel/method.h"
 
 /* Parameter initialisation streams: a tensor's draw is keyed on its declaration
  * index; with independent head init each task gets its own sub-stream. */
@@ -261,10 +261,8 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     memset(m, 0, sizeof(*m));
     tr_params_init(&m->params);
     tr_params_init(&m->buffers);
-    int relational = cfg->model_kind == TR_MODEL_MRAN || cfg->model_kind == TR_MODEL_MMOE;
-    TR_CHECK(cfg->model_kind == TR_MODEL_STL || cfg->model_kind == TR_MODEL_HPS ||
-                 cfg->model_kind == TR_MODEL_MRN || relational,
-             TR_ERR_CONFIG, "model.kind = %s is not available in this build",
+    m->method = tr_method_find(cfg->model_kind);
+    TR_CHECK(m->method != NULL, TR_ERR_CONFIG, "model.kind = %s is not available in this build",
              tr_model_kind_str(cfg->model_kind));
     m->kind = cfg->model_kind;
     m->T = ds->T;
@@ -284,7 +282,7 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     }
     if (m->task_kind == TR_TASK_REGRESSION)
         m->out_dim = 1;
-    m->trunk_per_task = (cfg->model_kind == TR_MODEL_STL);
+    m->trunk_per_task = m->method->layout == TR_LAYOUT_TASK_TRUNKS;
     m->head_hidden = cfg->head_hidden;
     m->max_rows = max_rows;
     m->max_head_rows = max_head_rows;
@@ -295,14 +293,16 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     m->seed = cfg->seed;
     TR_CALL(build_trunk(m, cfg));
     m->h7w = m->h7b = m->h8w = m->h8b = -1;
-    if (relational) { /* MRAN / MMoE heads: taskrel/relational.h */
-        TR_CALL(tr_rel_declare(m, cfg));
-        TR_CALL(tr_params_alloc(&m->params));
-        TR_CALL(tr_params_alloc(&m->buffers));
-        TR_CALL(alloc_buffers(m));
-        init_params(m, cfg->head_init);
-        return tr_rel_setup(m, cfg);
-    }
+    TR_CALL(m->method->declare(m, cfg));
+    TR_CALL(tr_params_alloc(&m->params));
+    TR_CALL(tr_params_alloc(&m->buffers));
+    TR_CALL(alloc_buffers(m));
+    init_params(m, cfg->head_init);
+    return m->method->setup ? m->method->setup(m, cfg) : TR_OK;
+}
+
+tr_status tr_model_declare_heads(tr_model *m, const tr_config *cfg) {
+    (void)cfg;
     int din = m->feat_dim;
     if (m->head_hidden > 0) {
         int64_t ws[2] = {din, m->head_hidden}, bs[1] = {m->head_hidden};
@@ -313,17 +313,14 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     int64_t ws[2] = {din, m->out_dim}, bs[1] = {m->out_dim};
     TR_CALL(declare(m, &m->h8w, "head.fc8.w", 1, 2, ws, 1));
     TR_CALL(declare(m, &m->h8b, "head.fc8.b", 0, 1, bs, 1));
-    TR_CALL(tr_params_alloc(&m->params));
-    TR_CALL(tr_params_alloc(&m->buffers));
-    TR_CALL(alloc_buffers(m));
-    init_params(m, cfg->head_init);
     return TR_OK;
 }
 
 void tr_model_free(tr_model *m) {
     if (!m)
         return;
-    tr_rel_free(m);
+    if (m->method && m->method->free)
+        m->method->free(m);
     float *prev = NULL;
     for (int i = 0; i < m->n_ops; i++) {
         tr_op *op = &m->ops[i];
@@ -487,17 +484,15 @@ tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int
     return TR_OK;
 }
 
-tr_status tr_model_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
-                             const float *feat, float *dfeat, const int32_t *y, const float *yf,
-                             float scale) {
+tr_status tr_model_head_forward(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
+                                const float *feat, const int32_t *y, const float *yf) {
     TR_ASSERT(hrow0 + n <= m->max_head_rows);
     TR_ASSERT(task >= m->t0 && task < m->t0 + m->tn);
     int C = m->out_dim, H = m->head_hidden;
     const float *hin = feat;
     int din = m->feat_dim;
-    float *h7 = NULL, *dh7 = NULL;
     if (H > 0) {
-        h7 = m->h7 + (size_t)hrow0 * H;
+        float *h7 = m->h7 + (size_t)hrow0 * H;
         tr_linear_forward(h7, feat, pdata(m, m->h7w, task), pdata(m, m->h7b, task), n, m->feat_dim,
                           H);
         tr_relu_forward(h7, h7, (size_t)n * H);
@@ -515,8 +510,16 @@ tr_status tr_model_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0
         st->loss_sum += tr_mse_forward(&st->abs_sum, logits, yf, n, 1);
     }
     st->count += n;
-    if (!dfeat)
-        return TR_OK;
+    return TR_OK;
+}
+
+tr_status tr_model_head_backward(tr_model *m, int task, int hrow0, int n, const float *feat,
+                                 float *dfeat, const int32_t *y, const float *yf, float scale) {
+    TR_ASSERT(hrow0 + n <= m->max_head_rows);
+    TR_ASSERT(task >= m->t0 && task < m->t0 + m->tn);
+    int C = m->out_dim, H = m->head_hidden;
+    float *logits = m->logits + (size_t)hrow0 * C;
+    float *probs = m->probs + (size_t)hrow0 * C;
     float *dlogits = m->dlogits + (size_t)hrow0 * C;
     memset(dlogits, 0, (size_t)n * C * sizeof(float));
     if (m->task_kind == TR_TASK_CLASSIFICATION)
@@ -524,7 +527,8 @@ tr_status tr_model_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0
     else
         tr_mse_backward(dlogits, logits, yf, n, 1, scale);
     if (H > 0) {
-        dh7 = m->dh7 + (size_t)hrow0 * H;
+        float *h7 = m->h7 + (size_t)hrow0 * H;
+        float *dh7 = m->dh7 + (size_t)hrow0 * H;
         memset(dh7, 0, (size_t)n * H * sizeof(float));
         tr_linear_backward(dh7, pgrad(m, m->h8w, task), pgrad(m, m->h8b, task), dlogits, h7,
                            pdata(m, m->h8w, task), n, H, C);
@@ -538,4 +542,27 @@ tr_status tr_model_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0
                            pdata(m, m->h8w, task), n, m->feat_dim, C);
     }
     return TR_OK;
+}
+
+void tr_model_write_sizes(const tr_model *m, FILE *f) {
+    const tr_params *p = &m->params;
+    size_t off = 0, trunk = 0, per_task = 0;
+    if (tr_params_domain_range(p, 0, &off, &trunk) != TR_OK)
+        trunk = 0;
+    for (int i = 0; i < p->n; i++)
+        if (p->t[i].task_axis)
+            per_task += p->t[i].per_task;
+    fprintf(f,
+            "\"in_size\":%lld,\"feat_dim\":%d,\"trunk_floats\":%zu,\"task_floats_per_task\":%zu,"
+            "\"trunk_per_task\":%d,\"tensors\":[",
+            (long long)m->in_size, m->feat_dim, trunk, per_task, m->trunk_per_task);
+    for (int i = 0; i < p->n; i++) {
+        const tr_tensor *t = &p->t[i];
+        fprintf(f, "%s{\"name\":\"%s\",\"task_axis\":%d,\"shape\":[", i ? "," : "", t->name,
+                t->task_axis);
+        for (int d = 0; d < t->ndim; d++)
+            fprintf(f, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        fprintf(f, "]}");
+    }
+    fprintf(f, "]");
 }

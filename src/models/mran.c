@@ -1,10 +1,10 @@
 /*
  * MRAN, the Multiple Relational Attention Network, as reconstructed in
- * ALGORITHMS.md §3 (choices in docs/algorithms.md): F-F attention on the
- * trunk features, T-T attention on the task values, T-F alignment weights
- * alpha, per-task batch norm and towers; plus the dispatch of
- * taskrel/relational.h to MMoE (mmoe.c). Layer math is in src/nn/attention.c;
- * collectives come through the sync callbacks; the step is in src/train.
+ * docs/algorithms.md ("MRAN"): F-F attention on the trunk features, T-T
+ * attention on the task values, T-F alignment weights alpha, per-task batch
+ * norm and towers; plus the state MRAN and MMoE share (struct tr_rel). Layer
+ * math is in src/nn/attention.c; collectives come through the sync
+ * callbacks; the method row is method_mran.c.
  */
 #include <math.h>
 #include <string.h>
@@ -94,14 +94,17 @@ static tr_status mran_declare(tr_model *m, const tr_config *cfg) {
     return TR_OK;
 }
 
-tr_status tr_rel_declare(tr_model *m, const tr_config *cfg) {
+tr_status tr_rel_create(tr_model *m, const tr_config *cfg) {
     m->rel = tr_calloc(1, sizeof(*m->rel));
     TR_CHECK(m->rel != NULL, TR_ERR_NOMEM, "out of memory");
     m->rel->kind = cfg->model_kind;
     m->rel->T = m->T;
     m->rel->d = m->feat_dim;
-    if (cfg->model_kind == TR_MODEL_MMOE)
-        return tr_mmoe_declare(m, cfg);
+    return TR_OK;
+}
+
+tr_status tr_mran_declare(tr_model *m, const tr_config *cfg) {
+    TR_CALL(tr_rel_create(m, cfg));
     return mran_declare(m, cfg);
 }
 
@@ -111,11 +114,9 @@ static size_t max_sz(size_t a, size_t b) {
     return a > b ? a : b;
 }
 
-tr_status tr_rel_setup(tr_model *m, const tr_config *cfg) {
+tr_status tr_mran_setup(tr_model *m, const tr_config *cfg) {
     struct tr_rel *r = m->rel;
     TR_CALL(tr_tower_alloc(&r->tower, m->max_head_rows));
-    if (r->kind == TR_MODEL_MMOE)
-        return tr_mmoe_setup(m);
     int rows = m->max_rows, hrows = m->max_head_rows, T = r->T, d = r->d;
     TR_CALL(tr_attn_module_alloc(&r->ff, rows));
     if (r->tt.d.k > 0)
@@ -143,7 +144,7 @@ tr_status tr_rel_setup(tr_model *m, const tr_config *cfg) {
     if (r->plabel >= 0)
         tr_rel_init_uniform(m, r->plabel, 1.0f);
     if (r->balpha >= 0) {
-        float *al = B(m, r->balpha);
+        float *al = buffer_data(m, r->balpha);
         for (size_t i = 0; i < (size_t)T * d; i++)
             al[i] = 1.0f / (float)d;
     }
@@ -175,12 +176,6 @@ void tr_rel_free(tr_model *m) {
     m->rel = NULL;
 }
 
-void tr_rel_set_sync(tr_model *m, tr_sync_fn world, tr_sync_fn shard, void *ctx) {
-    m->rel->world = world;
-    m->rel->shard = shard;
-    m->rel->ctx = ctx;
-}
-
 void tr_rel_epoch_begin(tr_model *m) {
     struct tr_rel *r = m->rel;
     tr_attn_module *mods[2] = {&r->ff, &r->tt};
@@ -197,13 +192,14 @@ void tr_rel_epoch_begin(tr_model *m) {
 
 /* ---- shared stage ------------------------------------------------------------------------ */
 
-static tr_status mran_shared_forward(tr_model *m, const float **feat, int n, const float *x,
-                                     const int64_t *ids, const int32_t *yall, const float *yfall,
-                                     int train, uint64_t step) {
+tr_status tr_mran_shared_forward(tr_model *m, const float **feat, const tr_trunk_batch *b) {
     struct tr_rel *r = m->rel;
-    int T = r->T, d = r->d;
+    int T = r->T, d = r->d, n = b->rows, train = b->train;
+    const int32_t *yall = b->yall;
+    const float *yfall = b->yfall;
+    TR_ASSERT(n <= m->max_rows);
     const float *h;
-    TR_CALL(tr_model_trunk_forward(m, &h, m->t0, 0, 0, n, x, ids, train, step));
+    TR_CALL(tr_model_trunk_forward(m, &h, m->t0, 0, 0, n, b->x, b->ids, train, b->step));
     memcpy(r->ff.z, h, (size_t)n * d * sizeof(float));
     TR_CALL(tr_attn_module_forward(m, &r->ff, n, train));
     *feat = r->ff.out;
@@ -214,7 +210,7 @@ static tr_status mran_shared_forward(tr_model *m, const float **feat, int n, con
         for (int t = 0; t < T; t++) {
             size_t o = (size_t)i * T + t;
             r->tt.z[o] =
-                r->plabel >= 0 ? P(m, r->plabel)[(size_t)t * m->out_dim + yall[o]] : yfall[o];
+                r->plabel >= 0 ? param_data(m, r->plabel)[(size_t)t * m->out_dim + yall[o]] : yfall[o];
         }
     TR_CALL(tr_attn_module_forward(m, &r->tt, n, 1));
     memset(r->dalpha, 0, (size_t)T * d * sizeof(double));
@@ -229,15 +225,15 @@ static tr_status mran_shared_forward(tr_model *m, const float **feat, int n, con
     for (size_t i = 0; i < td; i++)
         r->alpha[i] = (float)(r->salign[i] / r->align_cnt);
     tr_softmax_forward(r->alpha, r->alpha, T, d);
-    float *arun = B(m, r->balpha);
+    float *arun = buffer_data(m, r->balpha);
     for (size_t i = 0; i < td; i++)
         arun[i] = (1.0f - r->alpha_mom) * arun[i] + r->alpha_mom * r->alpha[i];
     return TR_OK;
 }
 
-static tr_status mran_shared_backward(tr_model *m, int n, const float *x, const float *dfeat) {
+tr_status tr_mran_shared_backward(tr_model *m, const tr_trunk_batch *b, const float *dfeat) {
     struct tr_rel *r = m->rel;
-    int T = r->T, d = r->d;
+    int T = r->T, d = r->d, n = b->rows;
     memcpy(r->ff.dout, dfeat, (size_t)n * d * sizeof(float));
     if (r->tt.d.k > 0) {
         memset(r->tt.dout, 0, (size_t)n * T * sizeof(float));
@@ -259,7 +255,7 @@ static tr_status mran_shared_backward(tr_model *m, int n, const float *x, const 
         }
         TR_CALL(tr_attn_module_backward(m, &r->tt, n));
         if (r->plabel >= 0) {
-            float *dl = PG(m, r->plabel);
+            float *dl = param_grad(m, r->plabel);
             for (int i = 0; i < n; i++)
                 for (int t = 0; t < T; t++) {
                     size_t o = (size_t)i * T + t;
@@ -268,53 +264,68 @@ static tr_status mran_shared_backward(tr_model *m, int n, const float *x, const 
         }
     }
     TR_CALL(tr_attn_module_backward(m, &r->ff, n));
-    return tr_model_trunk_backward(m, m->t0, 0, 0, n, x, r->ff.dz);
+    return tr_model_trunk_backward(m, m->t0, 0, 0, n, b->x, r->ff.dz);
 }
 
 /* ---- task stage ------------------------------------------------------------------------------ */
 
-static tr_status mran_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
-                                const float *feat, float *dfeat, const int32_t *y, const float *yf,
-                                float scale) {
+/* The alignment weights of task `task`: this batch's in training, else the stored ones. */
+static const float *task_alpha(tr_model *m, int task, int train) {
     struct tr_rel *r = m->rel;
-    int d = r->d, train = dfeat != NULL, j = task - m->t0;
+    return (train ? r->alpha : buffer_data(m, r->balpha)) + (size_t)task * r->d;
+}
+
+tr_status tr_mran_head_forward(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
+                               const float *feat, const int32_t *y, const float *yf, int train) {
+    struct tr_rel *r = m->rel;
+    TR_ASSERT(hrow0 + n <= m->max_head_rows);
+    TR_ASSERT(task >= m->t0 && task < m->t0 + m->tn);
+    int d = r->d, j = task - m->t0;
     size_t off = (size_t)hrow0 * d, nd = (size_t)n * d;
     float *xk = r->xk + off, *xkhat = r->xkhat + off, *hk = r->hk + off;
-    const float *al = NULL;
-    if (r->tf_on) {
-        al = (train ? r->alpha : B(m, r->balpha)) + (size_t)task * d;
-        tr_reweight_forward(xk, feat, al, n, d);
-    } else {
+    if (r->tf_on)
+        tr_reweight_forward(xk, feat, task_alpha(m, task, train), n, d);
+    else
         memcpy(xk, feat, nd * sizeof(float));
-    }
-    float *g = tr_params_task_data(&m->params, r->pkg, task);
-    float *b = tr_params_task_data(&m->params, r->pkb, task);
+    const float *g = tr_params_task_data(&m->params, r->pkg, task);
+    const float *b = tr_params_task_data(&m->params, r->pkb, task);
     float *rm = tr_params_task_data(&m->buffers, r->bkrm, task);
     float *rv = tr_params_task_data(&m->buffers, r->bkrv, task);
-    float *rstd = r->krstd + j; /* one channel per task: (n, 1, d) */
     if (!train) {
         tr_bn_forward_eval(hk, xk, rm, rv, g, b, n, 1, d, m->bn_eps);
-        tr_tower_step(&r->tower, m, st, task, hrow0, n, hk, NULL, y, yf, scale);
+        tr_tower_forward(&r->tower, m, st, task, hrow0, n, hk, y, yf);
         return TR_OK;
     }
-    double *sum = r->sbuf, *sq = r->sbuf + 1;
+    double *sum = r->sbuf, *sq = r->sbuf + 1; /* one channel per task: (n, 1, d) */
     tr_bn_stats(sum, sq, xk, n, 1, d);
     sq[1] = (double)n * d;
     TR_CALL(sync_shard(r, r->sbuf, 3));
-    tr_bn_forward(hk, xkhat, rstd, xk, sum, sq, sq[1], g, b, n, 1, d, m->bn_eps);
+    tr_bn_forward(hk, xkhat, r->krstd + j, xk, sum, sq, sq[1], g, b, n, 1, d, m->bn_eps);
     tr_bn_update_running(rm, rv, sum, sq, sq[1], 1, m->bn_momentum);
+    tr_tower_forward(&r->tower, m, st, task, hrow0, n, hk, y, yf);
+    return TR_OK;
+}
+
+tr_status tr_mran_head_backward(tr_model *m, int task, int hrow0, int n, const float *feat,
+                                float *dfeat, const int32_t *y, const float *yf, float scale) {
+    struct tr_rel *r = m->rel;
+    int d = r->d, j = task - m->t0;
+    size_t off = (size_t)hrow0 * d, nd = (size_t)n * d;
+    float *xkhat = r->xkhat + off, *hk = r->hk + off;
     float *dhk = r->dhk + off, *dxk = r->dxk + off;
     memset(dhk, 0, nd * sizeof(float));
-    tr_tower_step(&r->tower, m, st, task, hrow0, n, hk, dhk, y, yf, scale);
+    tr_tower_backward(&r->tower, m, task, hrow0, n, hk, dhk, y, yf, scale);
+    double *sum = r->sbuf, *sq = r->sbuf + 1;
     tr_bn_backward_stats(sum, sq, dhk, xkhat, n, 1, d);
     sq[1] = (double)n * d;
     TR_CALL(sync_shard(r, r->sbuf, 3));
     memset(dxk, 0, nd * sizeof(float));
     tr_bn_backward(dxk, tr_params_task_grad(&m->params, r->pkg, task),
-                   tr_params_task_grad(&m->params, r->pkb, task), dhk, xkhat, rstd, sum, sq, sq[1],
-                   g, n, 1, d);
+                   tr_params_task_grad(&m->params, r->pkb, task), dhk, xkhat, r->krstd + j, sum,
+                   sq, sq[1], tr_params_task_data(&m->params, r->pkg, task), n, 1, d);
     if (r->tf_on) {
-        tr_reweight_backward(dfeat, r->dalpha + (size_t)task * d, dxk, feat, al, n, d);
+        tr_reweight_backward(dfeat, r->dalpha + (size_t)task * d, dxk, feat,
+                             task_alpha(m, task, 1), n, d);
     } else {
         for (size_t i = 0; i < nd; i++)
             dfeat[i] += dxk[i];
@@ -322,37 +333,8 @@ static tr_status mran_head_step(tr_model *m, tr_task_stats *st, int task, int hr
     return TR_OK;
 }
 
-/* ---- dispatch ------------------------------------------------------------------------------- */
-
-tr_status tr_rel_shared_forward(tr_model *m, const float **feat, int n, const float *x,
-                                const int64_t *ids, const int32_t *yall, const float *yfall,
-                                int train, uint64_t step) {
-    TR_ASSERT(m->rel != NULL && n <= m->max_rows);
-    if (m->rel->kind == TR_MODEL_MMOE)
-        return tr_mmoe_shared_forward(m, feat, n, x, ids, train, step);
-    return mran_shared_forward(m, feat, n, x, ids, yall, yfall, train, step);
-}
-
-tr_status tr_rel_shared_backward(tr_model *m, int n, const float *x, const float *dfeat) {
-    if (m->rel->kind == TR_MODEL_MMOE)
-        return tr_mmoe_shared_backward(m, n, x, dfeat);
-    return mran_shared_backward(m, n, x, dfeat);
-}
-
-tr_status tr_rel_head_step(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
-                           const float *feat, float *dfeat, const int32_t *y, const float *yf,
-                           float scale) {
-    TR_ASSERT(hrow0 + n <= m->max_head_rows);
-    TR_ASSERT(task >= m->t0 && task < m->t0 + m->tn);
-    if (m->rel->kind == TR_MODEL_MMOE)
-        return tr_mmoe_head_step(m, st, task, hrow0, n, feat, dfeat, y, yf, scale);
-    return mran_head_step(m, st, task, hrow0, n, feat, dfeat, y, yf, scale);
-}
-
-tr_status tr_rel_relations(tr_model *m, tr_relations *out) {
+tr_status tr_mran_relations(tr_model *m, tr_relations *out) {
     struct tr_rel *r = m->rel;
-    if (r->kind == TR_MODEL_MMOE)
-        return tr_mmoe_relations(m, out);
     const tr_attn_module *mods[2] = {&r->tt, &r->ff};
     const char *names[2] = {"mran.tt", "mran.ff"};
     const char *titles[2] = {"MRAN task-task relation matrix S_T (mean over the last epoch)",
@@ -376,7 +358,7 @@ tr_status tr_rel_relations(tr_model *m, tr_relations *out) {
         size_t td = (size_t)r->T * r->d;
         double *al = tr_calloc(td, sizeof(double));
         TR_CHECK(al != NULL, TR_ERR_NOMEM, "out of memory");
-        const float *a = B(m, r->balpha);
+        const float *a = buffer_data(m, r->balpha);
         for (size_t j = 0; j < td; j++)
             al[j] = a[j];
         tr_status st =

@@ -58,24 +58,20 @@ void tr_tower_free(tr_tower *tw) {
     memset(tw, 0, sizeof(*tw));
 }
 
-void tr_tower_step(tr_tower *tw, tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
-                   const float *in, float *din_grad, const int32_t *y, const float *yf,
-                   float scale) {
+void tr_tower_forward(tr_tower *tw, tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
+                      const float *in, const int32_t *y, const float *yf) {
     const tr_params *p = &m->params;
     int H = tw->H, C = tw->C;
     float *h1 = tw->h1 + (size_t)hrow0 * H, *h2 = tw->h2 + (size_t)hrow0 * H;
     float *logits = tw->logits + (size_t)hrow0 * C, *probs = tw->probs + (size_t)hrow0 * C;
-    const float *w1 = tr_params_task_data(p, tw->w1, task),
-                *b1 = tr_params_task_data(p, tw->b1, task);
-    const float *w2 = tr_params_task_data(p, tw->w2, task),
-                *b2 = tr_params_task_data(p, tw->b2, task);
-    const float *wo = tr_params_task_data(p, tw->wo, task),
-                *bo = tr_params_task_data(p, tw->bo, task);
-    tr_linear_forward(h1, in, w1, b1, n, tw->din, H);
+    tr_linear_forward(h1, in, tr_params_task_data(p, tw->w1, task),
+                      tr_params_task_data(p, tw->b1, task), n, tw->din, H);
     tr_relu_forward(h1, h1, (size_t)n * H);
-    tr_linear_forward(h2, h1, w2, b2, n, H, H);
+    tr_linear_forward(h2, h1, tr_params_task_data(p, tw->w2, task),
+                      tr_params_task_data(p, tw->b2, task), n, H, H);
     tr_relu_forward(h2, h2, (size_t)n * H);
-    tr_linear_forward(logits, h2, wo, bo, n, H, C);
+    tr_linear_forward(logits, h2, tr_params_task_data(p, tw->wo, task),
+                      tr_params_task_data(p, tw->bo, task), n, H, C);
     if (m->task_kind == TR_TASK_CLASSIFICATION) {
         int64_t correct = 0;
         st->loss_sum += tr_softmax_xent_forward(probs, &correct, logits, y, n, C);
@@ -84,8 +80,17 @@ void tr_tower_step(tr_tower *tw, tr_model *m, tr_task_stats *st, int task, int h
         st->loss_sum += tr_mse_forward(&st->abs_sum, logits, yf, n, 1);
     }
     st->count += n;
-    if (!din_grad)
-        return;
+}
+
+void tr_tower_backward(tr_tower *tw, tr_model *m, int task, int hrow0, int n, const float *in,
+                       float *din_grad, const int32_t *y, const float *yf, float scale) {
+    const tr_params *p = &m->params;
+    int H = tw->H, C = tw->C;
+    float *h1 = tw->h1 + (size_t)hrow0 * H, *h2 = tw->h2 + (size_t)hrow0 * H;
+    float *logits = tw->logits + (size_t)hrow0 * C, *probs = tw->probs + (size_t)hrow0 * C;
+    const float *w1 = tr_params_task_data(p, tw->w1, task);
+    const float *w2 = tr_params_task_data(p, tw->w2, task);
+    const float *wo = tr_params_task_data(p, tw->wo, task);
     float *dlog = tw->dlog + (size_t)hrow0 * C;
     float *dh1 = tw->dh1 + (size_t)hrow0 * H, *dh2 = tw->dh2 + (size_t)hrow0 * H;
     memset(dlog, 0, (size_t)n * C * sizeof(float));

@@ -17,24 +17,27 @@
 
 #include "trainer_internal.h"
 
-_Static_assert(sizeof(tr_task_stats) == 4 * sizeof(double),
-               "tr_task_stats is saved as 4 doubles per task");
-
 #define MAX_CANDIDATES 4096
 
-tr_status tr_trainer_add_extra(tr_trainer *tr, const char *name, double *data, int ndim,
-                               const int64_t *dims) {
-    TR_CHECK(tr->n_extra < TR_MAX_EXTRA, TR_ERR_INTERNAL, "more than %d extra state arrays",
+/* tr_state_fn: one array of the method's state rides in every checkpoint. */
+static tr_status add_extra(void *ctx, const char *name, double *data, int ndim,
+                           const int64_t *dims) {
+    tr_trainer_ckpt *c = ctx;
+    TR_CHECK(c->n_extra < TR_MAX_EXTRA, TR_ERR_INTERNAL, "more than %d extra state arrays",
              TR_MAX_EXTRA);
     TR_CHECK(name[0] == '/' && strlen(name) < TR_EXTRA_NAME_LEN && ndim >= 1 && ndim <= 3,
              TR_ERR_INTERNAL, "bad extra state array '%s' (ndim %d)", name, ndim);
-    tr_extra_state *e = &tr->extra[tr->n_extra++];
+    tr_extra_state *e = &c->extra[c->n_extra++];
     snprintf(e->name, sizeof(e->name), "%s", name);
     e->data = data;
     e->ndim = ndim;
     for (int d = 0; d < 3; d++)
         e->dims[d] = d < ndim ? dims[d] : 1;
     return TR_OK;
+}
+
+tr_status tr_trainer_ckpt_register(tr_trainer *tr) {
+    return tr_method_each_state(&tr->model, add_extra, &tr->ckpt);
 }
 
 /* The trainer's state as a checkpoint sees it. */
@@ -45,11 +48,12 @@ static void fill_state(tr_trainer *tr, tr_ckpt_state *s, char *names, size_t nam
     s->buffers = &m->buffers;
     s->opt_m = tr->opt.m;
     s->opt_v = tr->opt.v;
-    s->best_params = tr->best_params;
-    s->best_buffers = m->buffers.total ? tr->best_buffers : NULL;
-    s->window = (double *)tr->window;
-    s->extra = tr->extra;
-    s->n_extra = tr->n_extra;
+    s->best_params = tr->sel.best_params;
+    s->best_buffers = m->buffers.total ? tr->sel.best_buffers : NULL;
+    tr_stats_pack(tr->ckpt.window, tr->sel.window, tr->T);
+    s->window = tr->ckpt.window;
+    s->extra = tr->ckpt.extra;
+    s->n_extra = tr->ckpt.n_extra;
     s->relations = &tr->relations;
     size_t used = 0;
     names[0] = '\0';
@@ -57,14 +61,14 @@ static void fill_state(tr_trainer *tr, tr_ckpt_state *s, char *names, size_t nam
         used += (size_t)snprintf(names + used, namesn - used, "%s%s", t ? "," : "",
                                  tr->ds.tasks[t].name);
     s->task_names = names;
-    s->sc.steps_per_epoch = tr->steps_per_epoch;
+    s->sc.steps_per_epoch = tr->batch.steps_per_epoch;
     s->sc.total_steps = tr->total_steps;
     s->sc.seed = tr->cfg->seed;
     s->sc.opt_t = tr->opt.t;
-    s->sc.best_step = isnan(tr->best_score) ? -1 : tr->best_step;
-    s->sc.best_score = tr->best_score;
-    s->sc.train_seconds = tr->train_seconds;
-    s->sc.samples = tr->samples;
+    s->sc.best_step = isnan(tr->sel.best_score) ? -1 : tr->sel.best_step;
+    s->sc.best_score = tr->sel.best_score;
+    s->sc.train_seconds = tr->rep.train_seconds;
+    s->sc.samples = tr->rep.samples;
 }
 
 static tr_status mkdir_p(const char *dir) {
@@ -102,34 +106,36 @@ static void remove_stale(const char *dir) {
     closedir(d);
 }
 
-tr_status tr_ckpt_prepare(tr_trainer *tr) {
+tr_status tr_trainer_ckpt_prepare(tr_trainer *tr) {
+    tr_trainer_ckpt *c = &tr->ckpt;
     if (tr->cfg->ckpt_dir[0])
-        snprintf(tr->ckpt_dir, sizeof(tr->ckpt_dir), "%s", tr->cfg->ckpt_dir);
+        snprintf(c->dir, sizeof(c->dir), "%s", tr->cfg->ckpt_dir);
     else
-        snprintf(tr->ckpt_dir, sizeof(tr->ckpt_dir), "%.*s/checkpoints", TR_PATH_LEN - 16,
-                 tr->run_dir);
+        snprintf(c->dir, sizeof(c->dir), "%.*s/checkpoints", TR_PATH_LEN - 16, tr->rep.run_dir);
     tr_status st = TR_OK;
     if (tr->grid.rank == 0) {
-        st = mkdir_p(tr->ckpt_dir);
+        st = mkdir_p(c->dir);
         if (st == TR_OK)
-            remove_stale(tr->ckpt_dir);
+            remove_stale(c->dir);
     }
     TR_CALL(tr_agree(tr->grid.world, st));
     return TR_OK;
 }
 
-tr_status tr_ckpt_write(tr_trainer *tr, int64_t steps) {
+tr_status tr_trainer_ckpt_write(tr_trainer *tr, int64_t steps) {
+    tr_trainer_ckpt *c = &tr->ckpt;
     tr_ckpt_state s;
     char names[1024];
+    TR_CALL(tr_method_before_save(&tr->model));
     fill_state(tr, &s, names, sizeof(names));
     s.sc.step = steps;
-    TR_CALL(tr_checkpoint_write(tr->ckpt_dir, &s, &tr->grid, tr->cfg, tr->cfg->ckpt_keep,
-                                tr->ckpt_last, sizeof(tr->ckpt_last), &tr->ckpt_io));
-    tr->ckpt_written++;
-    tr->last_ckpt_time = tr_time_now();
+    TR_CALL(tr_checkpoint_write(c->dir, &s, &tr->grid, tr->cfg, tr->cfg->ckpt_keep, c->last,
+                                sizeof(c->last), &c->io));
+    c->written++;
+    c->last_time = tr_time_now();
     if (tr->grid.rank == 0 && !tr->opts.quiet)
-        tr_log(TR_LOG_INFO, "checkpoint %s (step %lld, %.1f MB)", tr->ckpt_last, (long long)steps,
-               (double)tr->ckpt_io.bytes / 1e6);
+        tr_log(TR_LOG_INFO, "checkpoint %s (step %lld, %.1f MB)", c->last, (long long)steps,
+               (double)c->io.bytes / 1e6);
     return TR_OK;
 }
 
@@ -222,9 +228,11 @@ static tr_status check_config(const tr_trainer *tr, const char *path) {
 
 /* ---- resume ------------------------------------------------------------------------- */
 
-void tr_ckpt_trim_metrics(const tr_trainer *tr, int64_t step) {
+/* rank 0: drop metrics.jsonl lines of steps after `step` (a resumed run
+ * appends from there). */
+static void trim_metrics(const tr_trainer *tr, int64_t step) {
     char path[TR_PATH_LEN + 32], tmp[TR_PATH_LEN + 48];
-    snprintf(path, sizeof(path), "%s/metrics.jsonl", tr->run_dir);
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", tr->rep.run_dir);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *in = fopen(path, "r");
     if (!in)
@@ -257,7 +265,7 @@ static tr_status candidates(tr_trainer *tr, const char *resume, int64_t *steps, 
         return TR_OK;
     }
     if (tr->grid.rank == 0)
-        *n = tr_checkpoint_list(tr->ckpt_dir, steps, MAX_CANDIDATES);
+        *n = tr_checkpoint_list(tr->ckpt.dir, steps, MAX_CANDIDATES);
     TR_MPI(MPI_Bcast(n, 1, MPI_INT, 0, tr->grid.world));
     TR_MPI(MPI_Bcast(steps, *n, MPI_INT64_T, 0, tr->grid.world));
     return TR_OK;
@@ -265,18 +273,21 @@ static tr_status candidates(tr_trainer *tr, const char *resume, int64_t *steps, 
 
 /* Apply a loaded checkpoint's scalars to the trainer. */
 static void apply(tr_trainer *tr, const tr_ckpt_state *s, const char *path) {
-    tr->start_step = s->sc.step;
+    int64_t spe = tr->batch.steps_per_epoch;
+    tr->ckpt.start_step = s->sc.step;
     tr->opt.t = s->sc.opt_t;
-    tr->best_step = s->sc.best_step >= 0 ? s->sc.best_step : 0;
-    tr->best_score = s->sc.best_step >= 0 ? s->sc.best_score : NAN;
-    tr->train_seconds = s->sc.train_seconds;
-    tr->samples = s->sc.samples;
+    tr->sel.best_step = s->sc.best_step >= 0 ? s->sc.best_step : 0;
+    tr->sel.best_score = s->sc.best_step >= 0 ? s->sc.best_score : NAN;
+    tr_stats_unpack(tr->sel.window, tr->ckpt.window, tr->T);
+    tr->rep.train_seconds = s->sc.train_seconds;
+    tr->rep.samples = s->sc.samples;
+    tr_method_after_load(&tr->model);
     if (tr->grid.rank == 0) {
-        tr_ckpt_trim_metrics(tr, s->sc.step);
+        trim_metrics(tr, s->sc.step);
         if (!tr->opts.quiet)
             tr_log(TR_LOG_INFO, "resumed from %s at step %lld (epoch %lld, batch %lld)", path,
-                   (long long)s->sc.step, (long long)(s->sc.step / tr->steps_per_epoch),
-                   (long long)(s->sc.step % tr->steps_per_epoch));
+                   (long long)s->sc.step, (long long)(s->sc.step / spe),
+                   (long long)(s->sc.step % spe));
     }
 }
 
@@ -297,7 +308,7 @@ static tr_status try_one(tr_trainer *tr, tr_ckpt_state *s, const char *p, int au
     }
     tr_status st = tr->grid.rank == 0 ? check_config(tr, p) : TR_OK;
     TR_CALL(tr_agree(tr->grid.world, st));
-    st = tr_checkpoint_load(p, s, &tr->grid, &tr->ckpt_io);
+    st = tr_checkpoint_load(p, s, &tr->grid, &tr->ckpt.io);
     if (st != TR_OK && auto_mode) {
         /* damage the serial check missed but the collective read caught */
         tr_log0(TR_LOG_WARN, "%s", tr_error_message());
@@ -308,8 +319,8 @@ static tr_status try_one(tr_trainer *tr, tr_ckpt_state *s, const char *p, int au
     return st;
 }
 
-tr_status tr_ckpt_resume(tr_trainer *tr, const char *resume) {
-    tr->last_ckpt_time = tr_time_now();
+tr_status tr_trainer_resume(tr_trainer *tr, const char *resume) {
+    tr->ckpt.last_time = tr_time_now();
     if (!resume || strcmp(resume, "none") == 0)
         return TR_OK;
     int auto_mode = strcmp(resume, "auto") == 0;
@@ -323,7 +334,7 @@ tr_status tr_ckpt_resume(tr_trainer *tr, const char *resume) {
     for (int i = 0; i < n && st == TR_OK && !done; i++) {
         char p[TR_PATH_LEN + 64];
         if (auto_mode)
-            snprintf(p, sizeof(p), "%s/ckpt-%lld.h5", tr->ckpt_dir, (long long)steps[i]);
+            snprintf(p, sizeof(p), "%s/ckpt-%lld.h5", tr->ckpt.dir, (long long)steps[i]);
         else
             snprintf(p, sizeof(p), "%s", resume);
         int skip = 0;
@@ -342,10 +353,10 @@ tr_status tr_ckpt_resume(tr_trainer *tr, const char *resume) {
     /* a failed load may have overwritten part of the state: no fresh start then */
     TR_CHECK(!partial, TR_ERR_DATA,
              "no checkpoint in %s could be loaded; move the damaged files away to start again",
-             tr->ckpt_dir);
+             tr->ckpt.dir);
     if (n > 0)
-        tr_log0(TR_LOG_WARN, "no checkpoint in %s validates: starting from step 0", tr->ckpt_dir);
+        tr_log0(TR_LOG_WARN, "no checkpoint in %s validates: starting from step 0", tr->ckpt.dir);
     else if (tr->grid.rank == 0 && !tr->opts.quiet)
-        tr_log(TR_LOG_INFO, "no checkpoint in %s: starting from step 0", tr->ckpt_dir);
+        tr_log(TR_LOG_INFO, "no checkpoint in %s: starting from step 0", tr->ckpt.dir);
     return TR_OK;
 }

@@ -9,29 +9,29 @@
 #include "trainer_internal.h"
 
 static const char *const k_phase_names[TR_PHASE_COUNT] = {
-    "data", "forward", "backward", "comm", "optimizer", "eval", "mrn",
+    "data", "forward", "backward", "comm", "optimizer", "eval", "mrn", /* "mrn": the method */
 };
 
 tr_status tr_report_open(tr_trainer *tr) {
     char path[TR_PATH_LEN + 32];
-    snprintf(path, sizeof(path), "%s/config.ini", tr->run_dir);
+    snprintf(path, sizeof(path), "%s/config.ini", tr->rep.run_dir);
     FILE *f = fopen(path, "w");
     TR_CHECK(f != NULL, TR_ERR_IO, "cannot write %s", path);
     tr_status st = tr_config_write(tr->cfg, f);
     fclose(f);
     TR_CALL(st);
-    snprintf(path, sizeof(path), "%s/metrics.jsonl", tr->run_dir);
-    tr->metrics = fopen(path, tr->start_step > 0 ? "a" : "w"); /* a resumed run appends */
-    TR_CHECK(tr->metrics != NULL, TR_ERR_IO, "cannot write %s", path);
+    snprintf(path, sizeof(path), "%s/metrics.jsonl", tr->rep.run_dir);
+    tr->rep.metrics = fopen(path, tr->ckpt.start_step > 0 ? "a" : "w"); /* a resumed run appends */
+    TR_CHECK(tr->rep.metrics != NULL, TR_ERR_IO, "cannot write %s", path);
     tr_progress_mode mode = tr->cfg->progress;
-    tr->progress_tty = mode == TR_PROGRESS_ON || (mode == TR_PROGRESS_AUTO && isatty(2));
+    tr->rep.progress_tty = mode == TR_PROGRESS_ON || (mode == TR_PROGRESS_AUTO && isatty(2));
     if (!tr->opts.quiet) {
         const tr_grid *g = &tr->grid;
         tr_log(TR_LOG_INFO,
                "%s on %s: %d task(s), %d rank(s) = %d replica(s) x %d shard(s), "
                "%lld steps (%lld per epoch), run directory %s",
-               tr_model_kind_str(tr->cfg->model_kind), tr->cfg->data_path, tr->T, g->size, g->R,
-               g->S, (long long)tr->total_steps, (long long)tr->steps_per_epoch, tr->run_dir);
+               tr->model.method->name, tr->cfg->data_path, tr->T, g->size, g->R,
+               g->S, (long long)tr->total_steps, (long long)tr->batch.steps_per_epoch, tr->rep.run_dir);
         for (int s = 0; s < g->S; s++)
             tr_log(TR_LOG_INFO, "  shard %d: tasks %d..%d (%s .. %s)", s, g->shard_t0[s],
                    g->shard_t0[s] + g->shard_tn[s] - 1, tr->ds.tasks[g->shard_t0[s]].name,
@@ -40,10 +40,10 @@ tr_status tr_report_open(tr_trainer *tr) {
     return TR_OK;
 }
 
-void tr_report_close(tr_trainer *tr) {
-    if (tr->metrics)
-        fclose(tr->metrics);
-    tr->metrics = NULL;
+void tr_report_close(tr_reporting *rep) {
+    if (rep->metrics)
+        fclose(rep->metrics);
+    rep->metrics = NULL;
 }
 
 static void fmt_duration(char *buf, size_t n, double s) {
@@ -59,13 +59,13 @@ static void fmt_duration(char *buf, size_t n, double s) {
 }
 
 void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_line) {
-    double rate = tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0;
-    double per_step = step > 0 ? (tr_time_now() - tr->t_start) / (double)step : 0.0;
+    double rate = tr->rep.train_seconds > 0 ? (double)tr->rep.samples / tr->rep.train_seconds : 0.0;
+    double per_step = step > 0 ? (tr_time_now() - tr->rep.t_start) / (double)step : 0.0;
     char eta[32];
     fmt_duration(eta, sizeof(eta), per_step * (double)(tr->total_steps - step));
-    int64_t epoch = (step - 1) / tr->steps_per_epoch + 1;
-    int64_t epochs = (tr->total_steps + tr->steps_per_epoch - 1) / tr->steps_per_epoch;
-    if (tr->progress_tty) {
+    int64_t epoch = (step - 1) / tr->batch.steps_per_epoch + 1;
+    int64_t epochs = (tr->total_steps + tr->batch.steps_per_epoch - 1) / tr->batch.steps_per_epoch;
+    if (tr->rep.progress_tty) {
         fprintf(stderr, "\r  epoch %lld/%lld  step %lld/%lld  loss %.4f  %.0f samples/s  ETA %s   ",
                 (long long)epoch, (long long)epochs, (long long)step, (long long)tr->total_steps,
                 loss, rate, eta);
@@ -106,7 +106,7 @@ static void json_bandwidth(FILE *f, const tr_trainer *tr, tr_coll_kind k) {
 static void json_phases(FILE *f, const tr_trainer *tr) {
     fprintf(f, "\"phases_s\":{");
     for (int p = 0; p < TR_PHASE_COUNT; p++)
-        fprintf(f, "%s\"%s\":%.6g", p ? "," : "", k_phase_names[p], tr->phase[p]);
+        fprintf(f, "%s\"%s\":%.6g", p ? "," : "", k_phase_names[p], tr->rep.phase[p]);
     fprintf(f, "},\"comm\":{");
     for (int k = 0; k < TR_COLL_COUNT; k++) {
         fprintf(f, "%s\"%s\":{\"calls\":%lld,\"bytes\":%lld,\"s\":%.6g", k ? "," : "",
@@ -118,52 +118,32 @@ static void json_phases(FILE *f, const tr_trainer *tr) {
     fprintf(f, "}");
 }
 
-/* The sizes a cost model needs (final line): the floats of the trunk
- * all-reduce, per-task floats of the task tensors, the batch, and every
- * tensor's global shape. */
+/* The sizes a cost model needs (final line): the data setting, tasks and
+ * batch, then the model's sizes (tr_model_write_sizes). */
 static void json_sizes(FILE *f, const tr_trainer *tr) {
-    const tr_params *p = &tr->model.params;
-    size_t off = 0, trunk = 0, per_task = 0;
-    if (tr_params_domain_range(p, 0, &off, &trunk) != TR_OK)
-        trunk = 0;
-    for (int i = 0; i < p->n; i++)
-        if (p->t[i].task_axis)
-            per_task += p->t[i].per_task;
-    fprintf(f,
-            "\"sizes\":{\"setting\":\"%s\",\"tasks\":%d,\"batch\":%d,\"in_size\":%lld,"
-            "\"feat_dim\":%d,\"trunk_floats\":%zu,\"task_floats_per_task\":%zu,"
-            "\"trunk_per_task\":%d,\"tensors\":[",
-            tr->ds.setting == TR_SETTING_SHARED_INPUT ? "shared-input" : "multi-input", tr->T,
-            tr->B, (long long)tr->model.in_size, tr->model.feat_dim, trunk, per_task,
-            tr->model.trunk_per_task);
-    for (int i = 0; i < p->n; i++) {
-        const tr_tensor *t = &p->t[i];
-        fprintf(f, "%s{\"name\":\"%s\",\"task_axis\":%d,\"shape\":[", i ? "," : "", t->name,
-                t->task_axis);
-        for (int d = 0; d < t->ndim; d++)
-            fprintf(f, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-        fprintf(f, "]}");
-    }
-    fprintf(f, "]},");
+    fprintf(f, "\"sizes\":{\"setting\":\"%s\",\"tasks\":%d,\"batch\":%d,",
+            tr->batch.shared_input ? "shared-input" : "multi-input", tr->T, tr->batch.B);
+    tr_model_write_sizes(&tr->model, f);
+    fprintf(f, "},");
 }
 
 static void metrics_of(const tr_trainer *tr, const tr_task_stats *st, double *metric,
                        double *loss) {
     for (int t = 0; t < tr->T; t++) {
-        metric[t] = tr_task_metric(tr, &st[t]);
+        metric[t] = tr_task_metric(&tr->sel, &st[t]);
         loss[t] = st[t].count > 0 ? st[t].loss_sum / st[t].count : NAN;
     }
 }
 
 void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_stats,
                     const tr_task_stats *val, double lr) {
-    if (!tr->metrics)
+    if (!tr->rep.metrics)
         return;
     double metric[TR_MAX_TASKS], loss[TR_MAX_TASKS];
-    const char *mname = tr->classification ? "acc" : "mse";
-    FILE *f = tr->metrics;
+    const char *mname = tr->sel.classification ? "acc" : "mse";
+    FILE *f = tr->rep.metrics;
     fprintf(f, "{\"step\":%lld,\"epoch\":%.4g,\"lr\":%.6g,", (long long)step,
-            (double)step / (double)tr->steps_per_epoch, lr);
+            (double)step / (double)tr->batch.steps_per_epoch, lr);
     metrics_of(tr, train_stats, metric, loss);
     json_array(f, "train_loss", loss, tr->T);
     fprintf(f, ",");
@@ -179,29 +159,26 @@ void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_sta
     fprintf(f,
             ",\"val_mean\":%.6g,\"train_samples_per_s\":%.6g,\"train_seconds\":%.6g,\"elapsed_s\":%"
             ".6g,",
-            tr_mean_metric(tr, val),
-            tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0,
-            tr->train_seconds, tr_time_now() - tr->t_start);
+            tr_mean_metric(&tr->sel, val, tr->T),
+            tr->rep.train_seconds > 0 ? (double)tr->rep.samples / tr->rep.train_seconds : 0.0,
+            tr->rep.train_seconds, tr_time_now() - tr->rep.t_start);
     json_phases(f, tr);
-    if (tr->has_mrn) {
-        fprintf(f, ",\"mrn\":");
-        tr_mrn_write_json(&tr->mrn, f);
-    }
+    tr_method_write_json(&tr->model, f);
     fprintf(f, "}\n");
     fflush(f);
-    if (!tr->opts.quiet && !tr->progress_tty)
+    if (!tr->opts.quiet && !tr->rep.progress_tty)
         tr_log(TR_LOG_INFO, "validation at step %lld: mean %s %.4f", (long long)step, mname,
-               tr_mean_metric(tr, val));
+               tr_mean_metric(&tr->sel, val, tr->T));
 }
 
 void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test) {
-    if (!tr->metrics)
+    if (!tr->rep.metrics)
         return;
     double metric[TR_MAX_TASKS], loss[TR_MAX_TASKS];
-    const char *mname = tr->classification ? "acc" : "mse";
-    FILE *f = tr->metrics;
+    const char *mname = tr->sel.classification ? "acc" : "mse";
+    FILE *f = tr->rep.metrics;
     char key[32];
-    fprintf(f, "{\"final\":true,\"best_step\":%lld,\"tasks\":[", (long long)tr->best_step);
+    fprintf(f, "{\"final\":true,\"best_step\":%lld,\"tasks\":[", (long long)tr->sel.best_step);
     for (int t = 0; t < tr->T; t++)
         fprintf(f, "%s\"%s\"", t ? "," : "", tr->ds.tasks[t].name);
     fprintf(f, "],");
@@ -212,7 +189,7 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
     fprintf(f, ",");
     snprintf(key, sizeof(key), "test_%s", mname);
     json_array(f, key, metric, tr->T);
-    if (!tr->classification) {
+    if (!tr->sel.classification) {
         double mae[TR_MAX_TASKS];
         for (int t = 0; t < tr->T; t++)
             mae[t] = test[t].count > 0 ? test[t].abs_sum / test[t].count : NAN;
@@ -222,9 +199,9 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
     fprintf(f,
             ",\"val_mean\":%.6g,\"test_mean\":%.6g,\"train_samples_per_s\":%.6g,"
             "\"train_seconds\":%.6g,\"elapsed_s\":%.6g,\"ranks\":%d,\"replicas\":%d,\"shards\":%d,",
-            tr_mean_metric(tr, val), tr_mean_metric(tr, test),
-            tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0,
-            tr->train_seconds, tr_time_now() - tr->t_start, tr->grid.size, tr->grid.R, tr->grid.S);
+            tr_mean_metric(&tr->sel, val, tr->T), tr_mean_metric(&tr->sel, test, tr->T),
+            tr->rep.train_seconds > 0 ? (double)tr->rep.samples / tr->rep.train_seconds : 0.0,
+            tr->rep.train_seconds, tr_time_now() - tr->rep.t_start, tr->grid.size, tr->grid.R, tr->grid.S);
     json_sizes(f, tr);
     json_phases(f, tr);
     fprintf(f, "}\n");
@@ -233,26 +210,26 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
 
 void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test,
                      double seconds) {
-    const char *mname = tr->classification ? "acc" : "mse";
-    printf("\n%-16s %-14s %10s %10s\n", "task", "kind", tr->classification ? "val acc" : "val mse",
-           tr->classification ? "test acc" : "test mse");
+    const char *mname = tr->sel.classification ? "acc" : "mse";
+    printf("\n%-16s %-14s %10s %10s\n", "task", "kind", tr->sel.classification ? "val acc" : "val mse",
+           tr->sel.classification ? "test acc" : "test mse");
     for (int t = 0; t < tr->T; t++)
         printf("%-16s %-14s %10.4f %10.4f\n", tr->ds.tasks[t].name,
-               tr->classification ? "classification" : "regression", tr_task_metric(tr, &val[t]),
-               tr_task_metric(tr, &test[t]));
-    printf("%-16s %-14s %10.4f %10.4f\n", "mean", "", tr_mean_metric(tr, val),
-           tr_mean_metric(tr, test));
+               tr->sel.classification ? "classification" : "regression", tr_task_metric(&tr->sel, &val[t]),
+               tr_task_metric(&tr->sel, &test[t]));
+    printf("%-16s %-14s %10.4f %10.4f\n", "mean", "", tr_mean_metric(&tr->sel, val, tr->T),
+           tr_mean_metric(&tr->sel, test, tr->T));
     char dur[32];
     fmt_duration(dur, sizeof(dur), seconds);
     if (tr->eval_only) {
-        printf("\nevaluated %s on %d rank(s) in %.1f s\n", tr->run_dir, tr->grid.size, seconds);
+        printf("\nevaluated %s on %d rank(s) in %.1f s\n", tr->rep.run_dir, tr->grid.size, seconds);
         fflush(stdout);
         return;
     }
     printf("\nselected step %lld on validation %s; %d rank(s); time %s (%.1f s); "
            "%.0f training samples/s\nrun directory: %s\n",
-           (long long)tr->best_step, mname, tr->grid.size, dur, seconds,
-           tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0, tr->run_dir);
+           (long long)tr->sel.best_step, mname, tr->grid.size, dur, seconds,
+           tr->rep.train_seconds > 0 ? (double)tr->rep.samples / tr->rep.train_seconds : 0.0, tr->rep.run_dir);
     fflush(stdout);
 }
 

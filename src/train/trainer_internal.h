@@ -1,6 +1,14 @@
 /*
- * State shared by the training loop (trainer.c), evaluation (evaluate.c) and
- * reporting (report.c). Private to src/train.
+ * The trainer's state, private to src/train. The trainer owns one of each
+ * part below; each part has its own init and free in the file named beside it:
+ *
+ *   tr_batch          batch.c        rows of a step, their buffers, the permutations
+ *   tr_selection      selection.c    the model selected on validation, stats window
+ *   tr_trainer_ckpt   checkpointing.c  where checkpoints go, what rides in them
+ *   tr_reporting      report.c       run directory, metrics.jsonl, timeline, clocks
+ *
+ * The method of model.kind is reached only through tr_model.method
+ * (taskrel/method.h): nothing here names a method.
  */
 #ifndef TASKREL_TRAINER_INTERNAL_H
 #define TASKREL_TRAINER_INTERNAL_H
@@ -9,8 +17,8 @@
 #include "taskrel/config.h"
 #include "taskrel/data.h"
 #include "taskrel/dist.h"
+#include "taskrel/method.h"
 #include "taskrel/model.h"
-#include "taskrel/mrn.h"
 #include "taskrel/optim.h"
 #include "taskrel/relations.h"
 #include "taskrel/train.h"
@@ -23,9 +31,131 @@ typedef enum {
     TR_PHASE_COMM,
     TR_PHASE_OPTIMIZER,
     TR_PHASE_EVAL,
-    TR_PHASE_MRN, /* prior steps and covariance updates (their collectives included) */
+    TR_PHASE_METHOD, /* a method's own work after the reduce or the optimizer (MRN's
+                        prior steps and covariance updates, their collectives included) */
     TR_PHASE_COUNT
 } tr_phase;
+
+/* ---- per-task statistics (stats.c) ------------------------------------------------ */
+
+/* The doubles of one task's tr_task_stats when packed (all-reduces, checkpoints). */
+typedef enum {
+    TR_STAT_LOSS = 0, /* loss_sum */
+    TR_STAT_ABS,      /* abs_sum */
+    TR_STAT_CORRECT,  /* correct */
+    TR_STAT_COUNT,    /* count */
+    TR_STAT_FIELDS
+} tr_stat_field;
+
+/* The fused per-step all-reduce: T * TR_STAT_FIELDS packed task statistics,
+ * then these flags at offset T * TR_STAT_FIELDS. */
+typedef enum {
+    TR_FUSED_NONFINITE = 0, /* > 0: some rank saw a non-finite loss or gradient (summed) */
+    TR_FUSED_ACTION,        /* the agreed action of this step (combined with MAX) */
+    TR_FUSED_FLAGS
+} tr_fused_flag;
+
+/* buf (n, TR_STAT_FIELDS) <-> st (n). */
+void tr_stats_pack(double *buf, const tr_task_stats *st, int n);
+void tr_stats_unpack(tr_task_stats *st, const double *buf, int n);
+
+/* ---- the rows of a step (batch.c) ------------------------------------------------- */
+
+typedef struct {
+    int T, t0, tn;
+    int B; /* global batch: per task (multi-input) or total (shared-input) */
+    int64_t steps_per_epoch;
+    int shared_input;
+    int task_trunks; /* the method's layout: a trunk per task */
+    int exchanged;   /* shared-input with a shared trunk: features all-gathered */
+    int32_t *perm;   /* (tn, max n) multi-input or (n) shared-input */
+    int64_t perm_stride;
+    int64_t perm_epoch;
+    float *x;         /* (max_rows, in_size) */
+    int64_t *ids;     /* (max_rows) */
+    int32_t *y;       /* (max_head_rows) */
+    float *yf;        /* (max_head_rows) */
+    int32_t *yall;    /* shared-input: (max_rows, T) every task's label of the trunk rows */
+    float *yfall;     /* shared-input: (max_rows, T) every task's target */
+    float *dfeat;     /* (max_rows, feat_dim) gradient of this rank's features */
+    float *feat_all;  /* exchanged: (replica rows, feat_dim) gathered features */
+    float *dfeat_all; /* exchanged: (replica rows, feat_dim) */
+    int seg_off[TR_MAX_TASKS], seg_n[TR_MAX_TASKS]; /* per local task: head rows */
+    int rep_lo, rep_n;                  /* shared-input: replica part of the global batch */
+    int my_lo, my_n;                    /* shared-input: this rank's sub-slice */
+    int *gather_counts, *gather_displs; /* exchanged, in floats, per replica_comm rank */
+    int max_rows, max_head_rows, eval_chunk;
+    int64_t max_n; /* largest training split of a task */
+    tr_trunk_batch trunk;   /* the trunk rows of this step */
+    const float *head_feat; /* the features the heads read this step (step.c) */
+} tr_batch;
+
+/* Sizes and permutations (before the model: it is built for max_rows). */
+tr_status tr_batch_plan(tr_batch *b, const tr_dataset *ds, const tr_grid *g, int batch_size,
+                        tr_trunk_layout layout);
+/* Row buffers, once the feature width is known. */
+tr_status tr_batch_alloc(tr_batch *b, const tr_dataset *ds, const tr_grid *g, int feat_dim);
+void tr_batch_free(tr_batch *b);
+/* Assemble this rank's rows of global step `step` (epoch = step / steps_per_epoch). */
+void tr_batch_assemble(tr_batch *b, const tr_dataset *ds, const tr_grid *g, uint64_t seed,
+                       int64_t step);
+/* Training examples of task t (shared-input: of every task). */
+int64_t tr_task_n(const tr_dataset *ds, int t, tr_split s);
+/* Rows [lo, lo+n) of part `index` of a contiguous split of `total` into `parts`. */
+void tr_part_range(int total, int parts, int index, int *lo, int *n);
+
+/* ---- model selection (selection.c) ------------------------------------------------ */
+
+typedef struct {
+    float *best_params, *best_buffers; /* the arenas of the selected model */
+    double best_score;                 /* NaN before the first validation */
+    int64_t best_step;
+    int classification;                 /* metric: accuracy (else MSE) */
+    tr_task_stats window[TR_MAX_TASKS]; /* training stats since the last validation */
+} tr_selection;
+
+tr_status tr_selection_init(tr_selection *s, const tr_model *m);
+void tr_selection_free(tr_selection *s);
+/* Keep the model if `score` beats the best so far. */
+void tr_selection_consider(tr_selection *s, const tr_model *m, int64_t step, double score);
+/* Copy the selected model into m. */
+void tr_selection_restore(const tr_selection *s, tr_model *m);
+/* Metric of a task from its stats: accuracy or MSE (NaN without examples). */
+double tr_task_metric(const tr_selection *s, const tr_task_stats *st);
+/* Mean metric over T tasks. */
+double tr_mean_metric(const tr_selection *s, const tr_task_stats *stats, int T);
+
+/* ---- checkpoints of the run (checkpointing.c) ------------------------------------- */
+
+typedef struct {
+    int64_t start_step; /* first step of this run (> 0 after a resume) */
+    char dir[TR_PATH_LEN];
+    double last_time; /* rank 0's clock at the last checkpoint (or the start) */
+    tr_ckpt_io io;    /* summed over this run's checkpoint writes and loads */
+    int64_t written;
+    char last[TR_PATH_LEN];
+    /* Replicated state saved and restored with every checkpoint: what the
+     * method names (tr_method_each_state). The data must be identical on every
+     * rank; rank 0 writes it, every rank reads it back in place on resume. */
+    tr_extra_state extra[TR_MAX_EXTRA];
+    int n_extra;
+    double window[TR_MAX_TASKS * TR_STAT_FIELDS]; /* the selection window, packed */
+} tr_trainer_ckpt;
+
+/* ---- what rank 0 shows and writes (report.c) ---------------------------------------- */
+
+typedef struct {
+    char run_dir[TR_PATH_LEN];
+    FILE *metrics; /* rank 0 */
+    int progress_tty;
+    struct tr_timeline *timeline; /* per-rank phase events -> timeline.json */
+    double phase[TR_PHASE_COUNT];
+    double train_seconds;
+    int64_t samples;
+    double t_start;
+} tr_reporting;
+
+/* ---- the trainer -------------------------------------------------------------------- */
 
 typedef struct {
     const tr_config *cfg;
@@ -36,88 +166,37 @@ typedef struct {
     tr_model model;
     tr_optimizer opt;
     int T, t0, tn;
-    int B; /* global batch: per task (multi-input) or total (shared) */
-    int64_t steps_per_epoch, total_steps;
-    int64_t step; /* the step being taken (dropout keys) */
+    int64_t total_steps;
+    int64_t step; /* the step being taken (dropout keys, timeline) */
     float task_weight[TR_MAX_TASKS];
-    /* batch assembly */
-    int32_t *perm; /* (tn, max n) multi-input or (n) shared-input */
-    int64_t perm_stride;
-    int64_t perm_epoch;
-    float *x;         /* (max_rows, in_size) */
-    int64_t *ids;     /* (max_rows) */
-    int32_t *y;       /* (max_head_rows) */
-    float *yf;        /* (max_head_rows) */
-    float *dfeat;     /* (max_rows, feat_dim) */
-    float *feat_all;  /* shared-input: (replica rows, feat_dim) gathered features */
-    float *dfeat_all; /* shared-input: (replica rows, feat_dim) */
-    int seg_off[TR_MAX_TASKS], seg_n[TR_MAX_TASKS]; /* per local task rows */
-    int rows;                                       /* trunk rows this step */
-    int rep_lo, rep_n;                  /* shared-input: replica part of the global batch */
-    int my_lo, my_n;                    /* shared-input: this rank's sub-slice */
-    int *gather_counts, *gather_displs; /* shared-input, in floats, per replica_comm rank */
-    int32_t *yall; /* MRAN: (max_rows, T) every task's label of this rank's trunk rows */
-    float *yfall;  /* MRAN: (max_rows, T) every task's target of this rank's trunk rows */
-    int max_rows, max_head_rows, eval_chunk;
-    /* statistics */
-    double *scalars; /* fused buffer: 3T sums + 2 flags */
-    double phase[TR_PHASE_COUNT];
-    double train_seconds;
-    int64_t samples;
-    /* model selection */
-    float *best_params, *best_buffers;
-    double best_score;
-    int64_t best_step;
-    int classification;
-    tr_task_stats window[TR_MAX_TASKS]; /* training stats since the last validation */
-    /* checkpoints (checkpointing.c) */
-    int64_t start_step; /* first step of this run (> 0 after a resume) */
-    char ckpt_dir[TR_PATH_LEN];
-    double last_ckpt_time; /* rank 0's clock at the last checkpoint (or the start) */
-    tr_ckpt_io ckpt_io;    /* summed over this run's checkpoint writes and loads */
-    int64_t ckpt_written;
-    char ckpt_last[TR_PATH_LEN];
-    /* Replicated state saved and restored with every checkpoint (MRN
-     * covariances, precisions, eigenvectors; the MRAN alpha matrix): register
-     * each array once after the model is built, with
-     *     TR_CALL(tr_trainer_add_extra(tr, "/mrn/fc8/sigma3", sigma3, 2, (int64_t[]){d, d}));
-     * The data must be identical on every rank; rank 0 writes it, every rank
-     * reads it back in place on resume. */
-    tr_extra_state extra[TR_MAX_EXTRA];
-    int n_extra;
-    /* Relation matrices written to /relations of each checkpoint (empty until
-     * MRN/MRAN fill it; the same list on every rank). */
+    double *scalars; /* the fused all-reduce (tr_fused_flag) */
+    /* Relation matrices written to /relations of each checkpoint and to
+     * relations.h5 (filled by the method; the same list on every rank). */
     tr_relations relations;
-    /* output */
-    char run_dir[TR_PATH_LEN];
-    FILE *metrics; /* rank 0 */
-    int progress_tty;
-    struct tr_timeline *timeline; /* per-rank phase events -> timeline.json */
-    /* MRN (model.kind = mrn) */
-    int has_mrn;
-    tr_mrn mrn;
-    double t_start;
+    tr_batch batch;
+    tr_selection sel;
+    tr_trainer_ckpt ckpt;
+    tr_reporting rep;
 } tr_trainer;
 
 /* setup.c */
 tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
                           const tr_train_opts *opts);
 void tr_trainer_free(tr_trainer *tr);
-/* Training examples of task t (shared-input: of every task). */
-int64_t tr_task_n(const tr_trainer *tr, int t, tr_split s);
-/* Rows [lo, lo+n) of part `index` of a contiguous split of `total` into `parts`. */
-void tr_part_range(int total, int parts, int index, int *lo, int *n);
+/* Accumulate a phase's time on this rank and record it on the timeline. */
+void tr_trainer_phase(tr_trainer *tr, tr_phase ph, const char *name, double t0, double t1);
+
+/* step.c: one training step up to the optimizer. Collective. */
+tr_status tr_step_forward(tr_trainer *tr, tr_task_stats *st);
+tr_status tr_step_backward(tr_trainer *tr);
+tr_status tr_step_reduce_gradients(tr_trainer *tr);
 
 /* evaluate.c: per-task stats on a split, summed over world. Collective. */
 tr_status tr_trainer_evaluate(tr_trainer *tr, tr_split split, tr_task_stats *stats);
-/* Metric of a task from its stats: accuracy or MSE. */
-double tr_task_metric(const tr_trainer *tr, const tr_task_stats *st);
-/* Mean metric over tasks; *better_is_higher set for the selection rule. */
-double tr_mean_metric(const tr_trainer *tr, const tr_task_stats *stats);
 
 /* report.c (rank 0 only unless noted) */
 tr_status tr_report_open(tr_trainer *tr);
-void tr_report_close(tr_trainer *tr);
+void tr_report_close(tr_reporting *rep);
 void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_line);
 /* The learned task correlations (tr->relations) as text tables. */
 void tr_report_relations(const tr_trainer *tr, FILE *out);
@@ -128,29 +207,20 @@ void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_ta
                      double seconds);
 
 /* checkpointing.c (collective over world unless noted) */
-/* Register a replicated float64 array (see tr_trainer.extra). Local. */
-tr_status tr_trainer_add_extra(tr_trainer *tr, const char *name, double *data, int ndim,
-                               const int64_t *dims);
+/* Register the method's checkpoint state (tr_method_each_state). Local. */
+tr_status tr_trainer_ckpt_register(tr_trainer *tr);
 /* Make the checkpoint directory; remove stale *.tmp files left by a killed job. */
-tr_status tr_ckpt_prepare(tr_trainer *tr);
+tr_status tr_trainer_ckpt_prepare(tr_trainer *tr);
 /* --resume auto|none|PATH: find the newest checkpoint that validates, load it,
  * set start_step and the optimizer, selection and reporting state. */
-tr_status tr_ckpt_resume(tr_trainer *tr, const char *resume);
+tr_status tr_trainer_resume(tr_trainer *tr, const char *resume);
 /* Write a checkpoint of the state after `steps` completed steps. */
-tr_status tr_ckpt_write(tr_trainer *tr, int64_t steps);
-/* rank 0: drop metrics.jsonl lines of steps after `step` (a resumed run
- * appends from there). */
-void tr_ckpt_trim_metrics(const tr_trainer *tr, int64_t step);
+tr_status tr_trainer_ckpt_write(tr_trainer *tr, int64_t steps);
 
 /* signals.c: SIGUSR1/SIGTERM set a flag (nothing else happens in the handler). */
 void tr_signals_install(void);
 void tr_signals_restore(void);
 int tr_signals_pending(void); /* the signal number seen, 0 if none */
-
-/* step_rel.c: MRAN / MMoE (taskrel/relational.h) */
-tr_status tr_rel_trainer_setup(tr_trainer *tr);
-/* One shared-input training step of MRAN or MMoE. Collective. */
-tr_status tr_step_relational(tr_trainer *tr, tr_task_stats *st);
 
 /* Apply data.tasks to a loaded dataset (keeps the selected tasks in order). */
 tr_status tr_dataset_select_tasks(tr_dataset *ds, const char *spec);

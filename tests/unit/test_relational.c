@@ -35,7 +35,8 @@
 
 #include <cmocka.h>
 
-#include "taskrel/relational.h"
+#include "taskrel/attention.h"
+#include "taskrel/method.h"
 
 #define N 6
 #define DIN 5
@@ -101,8 +102,10 @@ static void make(ctx *c, tr_model_kind kind, tr_attn_kind att, const char *modul
 static double step(ctx *c) {
     tr_model *m = &c->m;
     tr_params_zero_grad(&m->params);
+    const tr_method *meth = m->method;
+    tr_trunk_batch b = {.x = c->x, .yall = c->y, .yfall = c->yf, .rows = N, .train = 1};
     const float *feat;
-    assert_int_equal(tr_rel_shared_forward(m, &feat, N, c->x, NULL, c->y, c->yf, 1, 0), TR_OK);
+    assert_int_equal(meth->shared_forward(m, &feat, &b), TR_OK);
     int fd = m->feat_dim;
     assert_true(fd <= 64);
     static float fcopy[N * 64];
@@ -116,11 +119,12 @@ static double step(ctx *c) {
             yt[i] = c->y[i * NT + t], yft[i] = c->yf[i * NT + t];
         tr_task_stats st;
         memset(&st, 0, sizeof(st));
-        assert_int_equal(tr_rel_head_step(m, &st, t, t * N, N, fcopy, c->dfeat, yt, yft, 1.0f),
+        assert_int_equal(meth->head_forward(m, &st, t, t * N, N, fcopy, yt, yft, 1), TR_OK);
+        assert_int_equal(meth->head_backward(m, t, t * N, N, fcopy, c->dfeat, yt, yft, 1.0f),
                          TR_OK);
         L += st.loss_sum;
     }
-    assert_int_equal(tr_rel_shared_backward(m, N, c->x, c->dfeat), TR_OK);
+    assert_int_equal(meth->shared_backward(m, &b, c->dfeat), TR_OK);
     return L;
 }
 

@@ -1,0 +1,116 @@
+/*
+ * One training step up to the optimizer, for every method alike (the
+ * method's ops come from its row, taskrel/method.h):
+ *
+ *   forward:  shared stage on this rank's trunk rows -> [features all-gathered
+ *             within replica_comm] -> every local task's head forward
+ *   backward: every local task's head backward -> [feature gradients
+ *             reduce-scattered within replica_comm] -> shared stage backward
+ *   reduce:   shared gradients over world, task gradients over shard_comm
+ *
+ * The bracketed exchanges happen on shared-input data with a shared trunk.
+ * Not here: the rows (batch.c), the loop around the step (trainer.c).
+ */
+#include <string.h>
+
+#include "trainer_internal.h"
+
+/* Head rows of local task j read their features here. */
+static const float *head_features(const tr_trainer *tr, const float *feat, int j) {
+    const tr_batch *b = &tr->batch;
+    if (b->exchanged) /* every task on the gathered replica part */
+        return feat;
+    return feat + (size_t)b->seg_off[j] * (size_t)tr->model.feat_dim;
+}
+
+/* The feature gradients the heads add into, and their rows. */
+static float *head_dfeat(const tr_trainer *tr, int *rows) {
+    const tr_batch *b = &tr->batch;
+    if (b->exchanged) {
+        *rows = b->rep_n;
+        return b->dfeat_all;
+    }
+    *rows = b->tn > 0 ? b->seg_off[b->tn - 1] + b->seg_n[b->tn - 1] : 0;
+    return b->dfeat;
+}
+
+static tr_status exchange_features(tr_trainer *tr, const float **feat) {
+    tr_batch *b = &tr->batch;
+    tr_grid *g = &tr->grid;
+    double t0 = tr_time_now();
+    TR_CALL(tr_allgatherv_f32(g, g->replica_comm, *feat, b->my_n * tr->model.feat_dim,
+                              b->feat_all, b->gather_counts, b->gather_displs, TR_COLL_FEATURES));
+    tr_trainer_phase(tr, TR_PHASE_COMM, "feature_allgather", t0, tr_time_now());
+    *feat = b->feat_all;
+    return TR_OK;
+}
+
+static tr_status exchange_gradients(tr_trainer *tr) {
+    tr_batch *b = &tr->batch;
+    tr_grid *g = &tr->grid;
+    double t0 = tr_time_now();
+    TR_CALL(tr_reduce_scatter_f32(g, g->replica_comm, b->dfeat_all, b->dfeat, b->gather_counts,
+                                  TR_COLL_FEATURES));
+    tr_trainer_phase(tr, TR_PHASE_COMM, "feature_reduce_scatter", t0, tr_time_now());
+    return TR_OK;
+}
+
+tr_status tr_step_forward(tr_trainer *tr, tr_task_stats *st) {
+    tr_model *m = &tr->model;
+    const tr_method *meth = m->method;
+    tr_batch *b = &tr->batch;
+    double t0 = tr_time_now();
+    const float *feat;
+    TR_CALL(meth->shared_forward(m, &feat, &b->trunk));
+    tr_trainer_phase(tr, TR_PHASE_FORWARD, "forward", t0, tr_time_now());
+    if (b->exchanged)
+        TR_CALL(exchange_features(tr, &feat));
+    double t1 = tr_time_now();
+    for (int j = 0; j < tr->tn; j++) {
+        int off = b->seg_off[j];
+        TR_CALL(meth->head_forward(m, &st[j], tr->t0 + j, off, b->seg_n[j],
+                                   head_features(tr, feat, j), b->y + off, b->yf + off, 1));
+    }
+    tr_trainer_phase(tr, TR_PHASE_FORWARD, "forward", t1, tr_time_now());
+    b->head_feat = feat;
+    return TR_OK;
+}
+
+tr_status tr_step_backward(tr_trainer *tr) {
+    tr_model *m = &tr->model;
+    const tr_method *meth = m->method;
+    tr_batch *b = &tr->batch;
+    size_t fd = (size_t)m->feat_dim;
+    double t0 = tr_time_now();
+    int rows;
+    float *dfeat = head_dfeat(tr, &rows);
+    memset(dfeat, 0, (size_t)rows * fd * sizeof(float));
+    for (int j = 0; j < tr->tn; j++) {
+        int t = tr->t0 + j, off = b->seg_off[j];
+        float *df = b->exchanged ? dfeat : dfeat + (size_t)off * fd;
+        TR_CALL(meth->head_backward(m, t, off, b->seg_n[j], head_features(tr, b->head_feat, j), df,
+                                    b->y + off, b->yf + off, tr->task_weight[t] / (float)b->B));
+    }
+    tr_trainer_phase(tr, TR_PHASE_BACKWARD, "backward", t0, tr_time_now());
+    if (b->exchanged)
+        TR_CALL(exchange_gradients(tr));
+    double t1 = tr_time_now();
+    TR_CALL(meth->shared_backward(m, &b->trunk, b->dfeat));
+    tr_trainer_phase(tr, TR_PHASE_BACKWARD, "backward", t1, tr_time_now());
+    return TR_OK;
+}
+
+/* Shared tensors over world, task tensors over shard_comm. */
+tr_status tr_step_reduce_gradients(tr_trainer *tr) {
+    tr_params *p = &tr->model.params;
+    size_t off, len;
+    double t0 = tr_time_now();
+    TR_CALL(tr_params_domain_range(p, 0, &off, &len));
+    TR_CALL(tr_allreduce_f32(&tr->grid, tr->grid.world, p->grad + off, len, TR_COLL_TRUNK));
+    double t1 = tr_time_now();
+    tr_trainer_phase(tr, TR_PHASE_COMM, "trunk_allreduce", t0, t1);
+    TR_CALL(tr_params_domain_range(p, 1, &off, &len));
+    TR_CALL(tr_allreduce_f32(&tr->grid, tr->grid.shard_comm, p->grad + off, len, TR_COLL_HEAD));
+    tr_trainer_phase(tr, TR_PHASE_COMM, "head_allreduce", t1, tr_time_now());
+    return TR_OK;
+}
