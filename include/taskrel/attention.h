@@ -9,7 +9,8 @@
  * Tokens: a sample with k scalar values z (k) becomes k tokens with
  * embeddings e_i = z_i * u_i + b_i (m), stored (n, k, m).
  *
- * Relation scores between tokens i and j of one sample (ALGORITHMS.md §3):
+ * Relation scores between tokens i and j of one sample (docs/algorithms.md,
+ * "MRAN and MMoE"):
  *   dot        s_ij = e_i . e_j / sqrt(m)
  *   general    s_ij = e_i^T W e_j / sqrt(m)                W (m, m)
  *   concat     s_ij = v . tanh(W1^T e_i + W2^T e_j)       W = [W1; W2] (2m, q), v (q)

@@ -1,6 +1,6 @@
 /*
  * Datasets: the in-memory form, the HDF5 reader/validator and writer, and the
- * four builders of ALGORITHMS.md §5 (fashion-domains, multifashion,
+ * four builders of datasets/README.md (fashion-domains, multifashion,
  * synthetic-tn, synthetic-mmoe).
  *
  * HDF5 layout (root attribute `setting`):

@@ -72,9 +72,9 @@ typedef struct {
 
 /* Where a step stands, for after_step. */
 typedef struct {
-    int64_t step;   /* the step just taken (0-based) */
-    float lr;       /* its base learning rate */
-    int boundary;   /* 1: a validation or the end of training follows this step */
+    int64_t step; /* the step just taken (0-based) */
+    float lr;     /* its base learning rate */
+    int boundary; /* 1: a validation or the end of training follows this step */
 } tr_step_info;
 
 /* What a method may use of the run (given once, to tr_model_attach). */

@@ -87,10 +87,10 @@ typedef struct {
     uint64_t seed;
     tr_sync_fn sync;
     void *sync_ctx;
-    double *sync_buf;   /* (2 * max channels + 1) */
+    double *sync_buf;               /* (2 * max channels + 1) */
     const struct tr_method *method; /* the row of model.kind (taskrel/method.h) */
-    struct tr_rel *rel; /* MRAN / MMoE state (taskrel/relational.h), NULL otherwise */
-    void *run_state;    /* a method's state of the run (MRN's priors), NULL otherwise */
+    struct tr_rel *rel;             /* MRAN / MMoE state (taskrel/relational.h), NULL otherwise */
+    void *run_state;                /* a method's state of the run (MRN's priors), NULL otherwise */
 } tr_model;
 
 /* Build the model for dataset ds, holding tasks [t0, t0+tn). max_rows bounds

@@ -1,5 +1,5 @@
 /*
- * MRN in training (ALGORITHMS.md §2): the tensor-normal priors of the chosen
+ * MRN in training (docs/algorithms.md, "MRN"): the tensor-normal priors of the chosen
  * task-specific layers, their covariances, and the collectives that tie them
  * to the rank grid. The math is taskrel/mrn_math.h (serial, double); this
  * module feeds it the all-gathered weights and assembles the covariances.

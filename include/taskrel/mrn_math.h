@@ -1,8 +1,8 @@
 /*
- * MRN math (ALGORITHMS.md §2): the tensor-normal prior TN(0, Σ1, Σ2, Σ3) on one
- * task-specific layer, in double precision, serial. No MPI and no layers: a
- * distributed caller all-gathers the weights and all-reduces the partial sums
- * that these functions return (see "Distributed use" below).
+ * MRN math (docs/algorithms.md, "MRN"): the tensor-normal prior
+ * TN(0, Σ1, Σ2, Σ3) on one task-specific layer, in double precision, serial.
+ * No MPI and no layers: a distributed caller all-gathers the weights and all-reduces the partial
+ * sums that these functions return (see "Distributed use" below).
  *
  * Conventions
  *  - Weights W ∈ R^{D1×D2×T} are task-major: W_t is a row-major D1×D2 matrix at

@@ -1,6 +1,5 @@
 /*
- * Builders on Fashion-MNIST (ALGORITHMS.md §5; exact recipes in
- * datasets/README.md):
+ * Builders on Fashion-MNIST (the recipes are in datasets/README.md):
  *   fashion-domains  multi-input, six (image transform, label map) tasks on
  *                    disjoint images, two label families;
  *   multifashion     shared-input, 2 or 4 items overlaid on one canvas, task k =

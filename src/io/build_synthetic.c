@@ -1,6 +1,6 @@
 /*
- * Synthetic builders with known task relations (ALGORITHMS.md §5; exact
- * recipes in datasets/README.md):
+ * Synthetic builders with known task relations (the recipes are in
+ * datasets/README.md):
  *   synthetic-tn    multi-input; task weights drawn from a tensor normal with a
  *                   known task covariance Σ3 (stored as /truth/sigma3), to score
  *                   the Σ3 an MRN model learns;

@@ -169,7 +169,8 @@ tr_status tr_attn_module_forward(tr_model *m, tr_attn_module *mod, int n, int tr
     if (mod->on) {
         tr_attn_w w;
         module_weights(m, mod, &w, 0);
-        tr_embed_forward(mod->e, mod->z, param_data(m, mod->pu), param_data(m, mod->pb), n, k, mod->d.m);
+        tr_embed_forward(mod->e, mod->z, param_data(m, mod->pu), param_data(m, mod->pb), n, k,
+                         mod->d.m);
         if (train)
             TR_CALL(module_relation(m, mod, n, &w));
         if (mod->d.kind == TR_ATTN_MULTIHEAD) {
@@ -223,8 +224,8 @@ tr_status tr_attn_module_backward(tr_model *m, tr_attn_module *mod, int n) {
     dxs[1] = (double)n * k;
     TR_CALL(sync_world(r, r->sbuf, 3));
     memset(mod->dx, 0, nk * sizeof(float));
-    tr_bn_backward(mod->dx, param_grad(m, mod->pgamma), param_grad(m, mod->pbeta), mod->dout, mod->xhat, mod->rstd,
-                   ds, dxs, dxs[1], param_data(m, mod->pgamma), n, 1, k);
+    tr_bn_backward(mod->dx, param_grad(m, mod->pgamma), param_grad(m, mod->pbeta), mod->dout,
+                   mod->xhat, mod->rstd, ds, dxs, dxs[1], param_data(m, mod->pgamma), n, 1, k);
     memset(mod->dz, 0, nk * sizeof(float));
     if (!mod->on) {
         memcpy(mod->dz, mod->dx, nk * sizeof(float));
@@ -255,7 +256,7 @@ tr_status tr_attn_module_backward(tr_model *m, tr_attn_module *mod, int n) {
     for (size_t i = 0; i < kk; i++)
         mod->G[i] *= inv;
     tr_attn_scores_backward(mod->de, &dw, mod->G, mod->e, &w, &mod->d, n, r->scratch);
-    tr_embed_backward(mod->dz, param_grad(m, mod->pu), param_grad(m, mod->pb), mod->de, mod->z, param_data(m, mod->pu), n, k,
-                      mod->d.m);
+    tr_embed_backward(mod->dz, param_grad(m, mod->pu), param_grad(m, mod->pb), mod->de, mod->z,
+                      param_data(m, mod->pu), n, k, mod->d.m);
     return TR_OK;
 }

@@ -209,8 +209,8 @@ tr_status tr_mran_shared_forward(tr_model *m, const float **feat, const tr_trunk
     for (int i = 0; i < n; i++)
         for (int t = 0; t < T; t++) {
             size_t o = (size_t)i * T + t;
-            r->tt.z[o] =
-                r->plabel >= 0 ? param_data(m, r->plabel)[(size_t)t * m->out_dim + yall[o]] : yfall[o];
+            r->tt.z[o] = r->plabel >= 0 ? param_data(m, r->plabel)[(size_t)t * m->out_dim + yall[o]]
+                                        : yfall[o];
         }
     TR_CALL(tr_attn_module_forward(m, &r->tt, n, 1));
     memset(r->dalpha, 0, (size_t)T * d * sizeof(double));
@@ -321,11 +321,11 @@ tr_status tr_mran_head_backward(tr_model *m, int task, int hrow0, int n, const f
     TR_CALL(sync_shard(r, r->sbuf, 3));
     memset(dxk, 0, nd * sizeof(float));
     tr_bn_backward(dxk, tr_params_task_grad(&m->params, r->pkg, task),
-                   tr_params_task_grad(&m->params, r->pkb, task), dhk, xkhat, r->krstd + j, sum,
-                   sq, sq[1], tr_params_task_data(&m->params, r->pkg, task), n, 1, d);
+                   tr_params_task_grad(&m->params, r->pkb, task), dhk, xkhat, r->krstd + j, sum, sq,
+                   sq[1], tr_params_task_data(&m->params, r->pkg, task), n, 1, d);
     if (r->tf_on) {
-        tr_reweight_backward(dfeat, r->dalpha + (size_t)task * d, dxk, feat,
-                             task_alpha(m, task, 1), n, d);
+        tr_reweight_backward(dfeat, r->dalpha + (size_t)task * d, dxk, feat, task_alpha(m, task, 1),
+                             n, d);
     } else {
         for (size_t i = 0; i < nd; i++)
             dfeat[i] += dxk[i];

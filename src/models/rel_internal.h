@@ -103,8 +103,8 @@ struct tr_rel {
     float *feat;  /* (rows, feat_dim) exchanged features */
     float *dh;    /* (rows, d) */
     float *gh, *glog, *gate, *dgate, *dglog, *comb, *dcomb; /* head-row caches */
-    double *gate_sum; /* (T, E) local tasks' gate sums over the epoch, this rank's rows */
-    double *gate_n;   /* (T) */
+    double *gate_sum;   /* (T, E) local tasks' gate sums over the epoch, this rank's rows */
+    double *gate_n;     /* (T) */
     double *gate_saved; /* (T E + T) the sums over all ranks, as checkpoints hold them */
     /* the run (method_mran.c: tr_rel_attach) */
     tr_relations *relations;

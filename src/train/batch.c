@@ -14,7 +14,7 @@
 
 #include "trainer_internal.h"
 
-#define TR_EVAL_CHUNK 512              /* rows per evaluation forward */
+#define TR_EVAL_CHUNK 512          /* rows per evaluation forward */
 #define TR_SAMPLE_ID_TASK_SHIFT 40 /* global sample id = task << 40 | index */
 
 int64_t tr_task_n(const tr_dataset *ds, int t, tr_split s) {

@@ -30,8 +30,8 @@ tr_status tr_report_open(tr_trainer *tr) {
         tr_log(TR_LOG_INFO,
                "%s on %s: %d task(s), %d rank(s) = %d replica(s) x %d shard(s), "
                "%lld steps (%lld per epoch), run directory %s",
-               tr->model.method->name, tr->cfg->data_path, tr->T, g->size, g->R,
-               g->S, (long long)tr->total_steps, (long long)tr->batch.steps_per_epoch, tr->rep.run_dir);
+               tr->model.method->name, tr->cfg->data_path, tr->T, g->size, g->R, g->S,
+               (long long)tr->total_steps, (long long)tr->batch.steps_per_epoch, tr->rep.run_dir);
         for (int s = 0; s < g->S; s++)
             tr_log(TR_LOG_INFO, "  shard %d: tasks %d..%d (%s .. %s)", s, g->shard_t0[s],
                    g->shard_t0[s] + g->shard_tn[s] - 1, tr->ds.tasks[g->shard_t0[s]].name,
@@ -201,7 +201,8 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
             "\"train_seconds\":%.6g,\"elapsed_s\":%.6g,\"ranks\":%d,\"replicas\":%d,\"shards\":%d,",
             tr_mean_metric(&tr->sel, val, tr->T), tr_mean_metric(&tr->sel, test, tr->T),
             tr->rep.train_seconds > 0 ? (double)tr->rep.samples / tr->rep.train_seconds : 0.0,
-            tr->rep.train_seconds, tr_time_now() - tr->rep.t_start, tr->grid.size, tr->grid.R, tr->grid.S);
+            tr->rep.train_seconds, tr_time_now() - tr->rep.t_start, tr->grid.size, tr->grid.R,
+            tr->grid.S);
     json_sizes(f, tr);
     json_phases(f, tr);
     fprintf(f, "}\n");
@@ -211,12 +212,13 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
 void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test,
                      double seconds) {
     const char *mname = tr->sel.classification ? "acc" : "mse";
-    printf("\n%-16s %-14s %10s %10s\n", "task", "kind", tr->sel.classification ? "val acc" : "val mse",
+    printf("\n%-16s %-14s %10s %10s\n", "task", "kind",
+           tr->sel.classification ? "val acc" : "val mse",
            tr->sel.classification ? "test acc" : "test mse");
     for (int t = 0; t < tr->T; t++)
         printf("%-16s %-14s %10.4f %10.4f\n", tr->ds.tasks[t].name,
-               tr->sel.classification ? "classification" : "regression", tr_task_metric(&tr->sel, &val[t]),
-               tr_task_metric(&tr->sel, &test[t]));
+               tr->sel.classification ? "classification" : "regression",
+               tr_task_metric(&tr->sel, &val[t]), tr_task_metric(&tr->sel, &test[t]));
     printf("%-16s %-14s %10.4f %10.4f\n", "mean", "", tr_mean_metric(&tr->sel, val, tr->T),
            tr_mean_metric(&tr->sel, test, tr->T));
     char dur[32];
@@ -229,7 +231,8 @@ void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_ta
     printf("\nselected step %lld on validation %s; %d rank(s); time %s (%.1f s); "
            "%.0f training samples/s\nrun directory: %s\n",
            (long long)tr->sel.best_step, mname, tr->grid.size, dur, seconds,
-           tr->rep.train_seconds > 0 ? (double)tr->rep.samples / tr->rep.train_seconds : 0.0, tr->rep.run_dir);
+           tr->rep.train_seconds > 0 ? (double)tr->rep.samples / tr->rep.train_seconds : 0.0,
+           tr->rep.run_dir);
     fflush(stdout);
 }
 

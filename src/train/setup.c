@@ -4,6 +4,7 @@
  * and its method, the optimizer, model selection, checkpoint state, the run
  * directory and the timeline. Not here: the step, the loop, evaluation.
  */
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -22,19 +23,19 @@ static void mark_method(void *ctx, const char *event, double t0, double t1) {
     tr_trainer_phase(ctx, TR_PHASE_METHOD, event, t0, t1);
 }
 
-static tr_status mkdir_p(const char *dir) {
+tr_status tr_mkdir_p(const char *dir, const char *what) {
     char tmp[TR_PATH_LEN];
     snprintf(tmp, sizeof(tmp), "%s", dir);
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
-        int ok = mkdir(tmp, 0755) == 0 || access(tmp, F_OK) == 0;
+        mkdir(tmp, 0755); /* failures show in the last step */
         *p = '/';
-        TR_CHECK(ok, TR_ERR_IO, "cannot create run directory %s", tmp);
     }
-    TR_CHECK(mkdir(tmp, 0755) == 0 || access(tmp, W_OK) == 0, TR_ERR_IO,
-             "cannot create run directory %s", dir);
+    TR_CHECK(mkdir(tmp, 0755) == 0 || errno == EEXIST, TR_ERR_IO,
+             "cannot create %s directory %s: %s", what, dir, strerror(errno));
+    TR_CHECK(access(tmp, W_OK) == 0, TR_ERR_IO, "%s directory %s is not writable", what, dir);
     return TR_OK;
 }
 
@@ -53,7 +54,7 @@ static tr_status make_run_dir(tr_trainer *tr) {
     }
     TR_MPI(MPI_Bcast(dir, (int)sizeof(dir), MPI_CHAR, 0, tr->grid.world));
     snprintf(tr->rep.run_dir, sizeof(tr->rep.run_dir), "%s", dir);
-    tr_status st = tr->grid.rank == 0 ? mkdir_p(dir) : TR_OK;
+    tr_status st = tr->grid.rank == 0 ? tr_mkdir_p(dir, "run") : TR_OK;
     TR_CALL(tr_agree(tr->grid.world, st));
     return TR_OK;
 }

@@ -38,8 +38,8 @@ static tr_status exchange_features(tr_trainer *tr, const float **feat) {
     tr_batch *b = &tr->batch;
     tr_grid *g = &tr->grid;
     double t0 = tr_time_now();
-    TR_CALL(tr_allgatherv_f32(g, g->replica_comm, *feat, b->my_n * tr->model.feat_dim,
-                              b->feat_all, b->gather_counts, b->gather_displs, TR_COLL_FEATURES));
+    TR_CALL(tr_allgatherv_f32(g, g->replica_comm, *feat, b->my_n * tr->model.feat_dim, b->feat_all,
+                              b->gather_counts, b->gather_displs, TR_COLL_FEATURES));
     tr_trainer_phase(tr, TR_PHASE_COMM, "feature_allgather", t0, tr_time_now());
     *feat = b->feat_all;
     return TR_OK;

@@ -100,8 +100,7 @@ static tr_status optimizer_step(tr_trainer *tr, const loop_state *ls, int64_t st
 }
 
 /* Losses of the step into the result and the selection window; clocks. */
-static void record_step(tr_trainer *tr, const loop_state *ls, int64_t step,
-                        tr_train_result *res) {
+static void record_step(tr_trainer *tr, const loop_state *ls, int64_t step, tr_train_result *res) {
     int T = tr->T;
     tr_task_stats all[TR_MAX_TASKS];
     tr_stats_unpack(all, tr->scalars, T);

@@ -85,7 +85,7 @@ typedef struct {
     int my_lo, my_n;                    /* shared-input: this rank's sub-slice */
     int *gather_counts, *gather_displs; /* exchanged, in floats, per replica_comm rank */
     int max_rows, max_head_rows, eval_chunk;
-    int64_t max_n; /* largest training split of a task */
+    int64_t max_n;          /* largest training split of a task */
     tr_trunk_batch trunk;   /* the trunk rows of this step */
     const float *head_feat; /* the features the heads read this step (step.c) */
 } tr_batch;
@@ -183,6 +183,8 @@ typedef struct {
 tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
                           const tr_train_opts *opts);
 void tr_trainer_free(tr_trainer *tr);
+/* mkdir -p; `what` names the directory in errors ("run", "checkpoint"). Local. */
+tr_status tr_mkdir_p(const char *dir, const char *what);
 /* Accumulate a phase's time on this rank and record it on the timeline. */
 void tr_trainer_phase(tr_trainer *tr, tr_phase ph, const char *name, double t0, double t1);
 

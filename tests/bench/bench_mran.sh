@@ -19,7 +19,7 @@
 #     SGD lr 0.03 momentum 0.9, wd 5e-4, cosine, batch 128, 4 epochs (160
 #     steps). Metric: test accuracy.
 #   HPS's head is fc-ReLU-fc (one hidden layer); the MRAN and MMoE towers have
-#   two hidden layers of the same width (ALGORITHMS.md §3). MMoE: 4 experts of
+#   two hidden layers of the same width (docs/algorithms.md, "MRAN and MMoE"). MMoE: 4 experts of
 #   width 32. MRAN: all modules, embed 8, defaults of docs/config.md.
 #   mran-none is MRAN with mran.modules empty (same towers and batch norms, no
 #   attention): the control that separates the attention from the rest.

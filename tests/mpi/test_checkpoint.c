@@ -9,8 +9,9 @@
  *    the last rank only, so it must travel through the fused all-reduce),
  *    `--resume auto`, N - k more: the final checkpoint (weights, BN statistics,
  *    optimizer state, selected model) and model.h5 are bitwise identical, and
- *    so are the per-step losses. One row per model kind in k_models: add a row
- *    to cover another kind (MRN, MRAN).
+ *    so are the per-step losses and relations.h5. Rows in k_models: every
+ *    model kind on both data settings (MRAN and MMoE: shared-input only),
+ *    MRAN with each attention type.
  *  - resharding: a run stopped at P = 2 resumes at P' = 1, 3 and 4 (on 4
  *    ranks; every grid), and its losses continue to agree with the
  *    uninterrupted P = 2 run to 1e-5 relative.
@@ -31,6 +32,7 @@
 
 #include "mpi_data.h"
 #include "mpi_test.h"
+#include "taskrel/attention.h"
 #include "taskrel/checkpoint.h"
 #include "taskrel/data.h"
 #include "taskrel/train.h"
@@ -46,13 +48,25 @@ typedef struct {
     const char *label, *data;
     tr_model_kind kind;
     int bn_adamw; /* batch norm + AdamW (else SGD with momentum, dropout) */
+    int batch;    /* 0: 12 (8 steps per epoch on shared.h5); MRAN and MMoE use 4 so that
+                     the stop and the end fall in one epoch and the epoch's relation
+                     statistics must cross the stop */
+    tr_attn_kind attention;
 } model_row;
 
+/* MRAN and MMoE need shared-input data; the other kinds run on both settings. */
 static const model_row k_models[] = {
-    {"hps-multi-sgd", "multi.h5", TR_MODEL_HPS, 0},
-    {"hps-shared-bn-adamw", "shared.h5", TR_MODEL_HPS, 1},
-    {"stl-multi-sgd", "multi.h5", TR_MODEL_STL, 0},
-    {"mrn-multi-sgd", "multi.h5", TR_MODEL_MRN, 0},
+    {"hps-multi-sgd", "multi.h5", TR_MODEL_HPS, 0, 0, TR_ATTN_DOT},
+    {"hps-shared-bn-adamw", "shared.h5", TR_MODEL_HPS, 1, 0, TR_ATTN_DOT},
+    {"stl-multi-sgd", "multi.h5", TR_MODEL_STL, 0, 0, TR_ATTN_DOT},
+    {"mrn-multi-sgd", "multi.h5", TR_MODEL_MRN, 0, 0, TR_ATTN_DOT},
+    {"stl-shared-bn-adamw", "shared.h5", TR_MODEL_STL, 1, 0, TR_ATTN_DOT},
+    {"mrn-shared-sgd", "shared.h5", TR_MODEL_MRN, 0, 0, TR_ATTN_DOT},
+    {"mran-dot-bn-adamw", "shared.h5", TR_MODEL_MRAN, 1, 4, TR_ATTN_DOT},
+    {"mran-general-sgd", "shared.h5", TR_MODEL_MRAN, 0, 4, TR_ATTN_GENERAL},
+    {"mran-concat-sgd", "shared.h5", TR_MODEL_MRAN, 0, 4, TR_ATTN_CONCAT},
+    {"mran-multihead-adamw", "shared.h5", TR_MODEL_MRAN, 1, 4, TR_ATTN_MULTIHEAD},
+    {"mmoe-bn-adamw", "shared.h5", TR_MODEL_MMOE, 1, 4, TR_ATTN_DOT},
 };
 
 /* ---- io level: collective writes, resharding loads --------------------------------- */
@@ -213,7 +227,8 @@ static void make_config(tr_config *c, const model_row *row, const char *ckpt_dir
     c->head_hidden = 16;
     c->batchnorm = row->bn_adamw;
     c->dropout = row->bn_adamw ? 0.0f : 0.2f;
-    c->batch_size = 12;
+    c->batch_size = row->batch ? row->batch : 12;
+    c->mran_attention = row->attention;
     c->epochs = 100;
     c->max_steps = N_STEPS;
     c->eval_every = 5; /* model selection state crosses the stop */
@@ -340,6 +355,9 @@ static void exact_resume(const model_row *row) {
         snprintf(p1, sizeof(p1), "%s/model.h5", a);
         snprintf(p2, sizeof(p2), "%s/model.h5", b);
         ok = ok && files_equal(p1, p2);
+        snprintf(p1, sizeof(p1), "%s/relations.h5", a);
+        snprintf(p2, sizeof(p2), "%s/relations.h5", b);
+        ok = ok && exists(p1) == exists(p2) && (!exists(p1) || files_equal(p1, p2));
         printf("  %-22s P=%d: stop at %d, resume to %d: final checkpoint and model.h5 %s\n",
                row->label, g_size, K_STOP, N_STEPS, ok ? "bitwise identical" : "DIFFER");
     }
