@@ -119,6 +119,8 @@ tr_status tr_config_set(tr_config *c, const char *assignment);
 tr_status tr_config_validate(const tr_config *c);
 /* Write the resolved config as INI (every key, current values). */
 tr_status tr_config_write(const tr_config *c, FILE *f);
+/* The same text, malloc'd into *text (free() it). */
+tr_status tr_config_text(const tr_config *c, char **text);
 /* Write the key table as markdown (docs/config.md). */
 void tr_config_write_markdown(FILE *f);
 /* Per-task loss weights from train.task_weights into w[0..T): all 1 if the key

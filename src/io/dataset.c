@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "io/data_internal.h"
+#include "io/h5util.h"
 
 const char *tr_split_name(tr_split s) {
     switch (s) {
@@ -108,83 +109,32 @@ static int path_exists(hid_t fid, const char *path) {
     return 1;
 }
 
-static tr_status attr_open(const loader *L, hid_t obj, const char *objpath, const char *name,
-                           H5T_class_t want, hid_t *out) {
-    TR_CHECK(H5Aexists(obj, name) > 0, TR_ERR_DATA, "data: %s: %s: missing attribute '%s'", L->file,
-             objpath, name);
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    TR_CHECK(a >= 0, TR_ERR_DATA, "data: %s: %s: cannot open attribute '%s'", L->file, objpath,
-             name);
-    hid_t t = H5Aget_type(a);
-    H5T_class_t c = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
-    if (t >= 0)
-        H5Tclose(t);
-    hid_t sp = H5Aget_space(a);
-    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (c != want || np != 1) {
-        H5Aclose(a);
-        TR_RAISE(TR_ERR_DATA, "data: %s: %s: attribute '%s' must be a single %s", L->file, objpath,
-                 name, want == H5T_STRING ? "string" : "integer");
+/* A required attribute through the io attribute helper, with the file and
+ * object named in the message. */
+static tr_status attr_need(const loader *L, const char *objpath, const char *name, tr_status st,
+                           int found) {
+    if (st != TR_OK) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", tr_error_message());
+        tr_error_clear();
+        TR_RAISE(TR_ERR_DATA, "data: %s: %s: %s", L->file, objpath, why);
     }
-    *out = a;
+    TR_CHECK(found, TR_ERR_DATA, "data: %s: %s: missing attribute '%s'", L->file, objpath, name);
     return TR_OK;
 }
 
-/* Copy src into dst (cap bytes), truncating. */
-static void copy_str(char *dst, size_t cap, const char *src) {
-    size_t n = strnlen(src, cap - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-/* Fixed-length or variable-length string attribute into buf. */
 static tr_status attr_read_str(const loader *L, hid_t obj, const char *objpath, const char *name,
                                char *buf, size_t len) {
-    hid_t a = -1;
-    TR_CALL(attr_open(L, obj, objpath, name, H5T_STRING, &a));
-    hid_t ft = H5Aget_type(a);
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    herr_t r = -1;
-    if (H5Tis_variable_str(ft) > 0) {
-        char *v = NULL;
-        H5Tset_size(mt, H5T_VARIABLE);
-        r = H5Aread(a, mt, &v);
-        if (r >= 0 && v) {
-            copy_str(buf, len, v);
-            H5free_memory(v);
-        } else if (r >= 0) {
-            buf[0] = '\0';
-        }
-    } else {
-        size_t sz = H5Tget_size(ft);
-        char tmp[1024];
-        if (sz < sizeof(tmp)) {
-            H5Tset_size(mt, sz);
-            H5Tset_strpad(mt, H5Tget_strpad(ft));
-            r = H5Aread(a, mt, tmp);
-            tmp[sz] = '\0';
-            copy_str(buf, len, tmp);
-        }
-    }
-    H5Tclose(mt);
-    H5Tclose(ft);
-    H5Aclose(a);
-    TR_CHECK(r >= 0, TR_ERR_DATA, "data: %s: %s: cannot read string attribute '%s'", L->file,
-             objpath, name);
-    return TR_OK;
+    int found = 0;
+    tr_status st = tr_h5_attr_read_str(obj, name, buf, len, &found);
+    return attr_need(L, objpath, name, st, found);
 }
 
 static tr_status attr_read_int(const loader *L, hid_t obj, const char *objpath, const char *name,
                                long long *v) {
-    hid_t a = -1;
-    TR_CALL(attr_open(L, obj, objpath, name, H5T_INTEGER, &a));
-    herr_t r = H5Aread(a, H5T_NATIVE_LLONG, v);
-    H5Aclose(a);
-    TR_CHECK(r >= 0, TR_ERR_DATA, "data: %s: %s: cannot read integer attribute '%s'", L->file,
-             objpath, name);
-    return TR_OK;
+    int found = 0;
+    tr_status st = tr_h5_attr_read_int(obj, name, v, &found);
+    return attr_need(L, objpath, name, st, found);
 }
 
 static void describe_type(hid_t t, char *buf, size_t len) {
@@ -484,10 +434,8 @@ tr_status tr_dataset_load(tr_dataset *ds, const char *path) {
     TR_CHECK(stat(path, &st) == 0, TR_ERR_DATA, "dataset file not found: %s", path);
     TR_CHECK(S_ISREG(st.st_mode), TR_ERR_DATA, "data: %s: not a regular file", path);
 
-    H5E_auto2_t old_fn;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    tr_h5_quiet q;
+    tr_h5_quiet_begin(&q);
     tr_status s = TR_OK;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     /* STRONG: closing the file also closes anything an error path left open. */
@@ -502,7 +450,7 @@ tr_status tr_dataset_load(tr_dataset *ds, const char *path) {
         s = load_file(ds, &L);
         H5Fclose(fid);
     }
-    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    tr_h5_quiet_end(&q);
     if (s != TR_OK)
         tr_dataset_free(ds);
     TR_CALL(s);

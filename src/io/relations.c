@@ -91,7 +91,10 @@ tr_status tr_relations_write_h5(hid_t loc, const tr_relations *r, int writer) {
 }
 
 tr_status tr_relations_save(const char *path, const tr_relations *r) {
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fapl = tr_h5_fapl(MPI_COMM_NULL);
+    TR_H5(fapl);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (f < 0)
         TR_RAISE(TR_ERR_IO, "cannot create %s", path);
     tr_status st = tr_relations_write_h5(f, r, 1);
@@ -117,11 +120,14 @@ static herr_t load_item(hid_t grp, const char *name, const H5L_info_t *info, voi
     }
     hid_t fs = H5Dget_space(ds);
     hsize_t dims[2] = {0, 0};
-    int nd = H5Sget_simple_extent_ndims(fs);
-    if (nd == 2)
-        H5Sget_simple_extent_dims(fs, dims, NULL);
-    H5Sclose(fs);
-    if (nd != 2 || dims[0] == 0 || dims[1] == 0 || dims[0] > 1u << 20 || dims[1] > 1u << 20) {
+    int nd = fs >= 0 ? H5Sget_simple_extent_ndims(fs) : -1;
+    if (nd == 2 && H5Sget_simple_extent_dims(fs, dims, NULL) != 2)
+        nd = -1;
+    if (fs >= 0)
+        H5Sclose(fs);
+    /* sane bounds before allocating: a relation is at most 2^24 entries */
+    if (nd != 2 || dims[0] == 0 || dims[1] == 0 || dims[0] > 1u << 20 || dims[1] > 1u << 20 ||
+        dims[0] * dims[1] > 1u << 24) {
         H5Dclose(ds);
         c->st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
                              "%s: /relations/%s is not a non-empty matrix", c->path, name);

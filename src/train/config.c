@@ -293,6 +293,21 @@ tr_status tr_config_write(const tr_config *c, FILE *f) {
     return TR_OK;
 }
 
+tr_status tr_config_text(const tr_config *c, char **text) {
+    size_t len = 0;
+    *text = NULL;
+    FILE *mem = open_memstream(text, &len);
+    TR_CHECK(mem != NULL, TR_ERR_NOMEM, "out of memory (config text)");
+    tr_status st = tr_config_write(c, mem);
+    if (fclose(mem) != 0 && st == TR_OK)
+        st = tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory (config text)");
+    if (st != TR_OK) {
+        free(*text);
+        *text = NULL;
+    }
+    return st;
+}
+
 /* Markdown table cell: escape '|'. */
 static void md_cell(FILE *f, const char *s) {
     for (; *s; s++) {
