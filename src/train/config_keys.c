@@ -22,8 +22,9 @@
 #define GE(a) TR_CFG_LO, a, 0
 #define ANY 0, 0, 0
 
-const char *const tr_cfg_type_names[] = {"int",    "int64", "uint64",   "float",     "bool",
-                                         "string", "enum",  "int list", "float list"};
+const char *const tr_cfg_type_names[] = {"int",      "int64",      "uint64", "float",
+                                         "bool",     "string",     "enum",   "int list",
+                                         "float list", "set",      "task selection"};
 
 static const char *const k_model_names[] = {"stl", "hps", "mrn", "mran", "mmoe", NULL};
 static const char *const k_trunk_names[] = {"lenet", "mlp", NULL};
@@ -35,12 +36,20 @@ static const char *const k_prior_step_names[] = {"prox", "gradient", NULL};
 static const char *const k_numerics_names[] = {"floor", "official", NULL};
 static const char *const k_attention_names[] = {"dot", "general", "concat", "multihead", NULL};
 static const char *const k_penalty_names[] = {"fro", "l1", NULL};
+/* sets: bit i of the field is names[i] (config.h's TR_MRN_LAYER_*, ...) */
+static const char *const k_mrn_layer_names[] = {"fc7", "fc8", NULL};
+static const char *const k_mrn_mode_names[] = {"feature", "class", "task", NULL};
+static const char *const k_mran_module_names[] = {"tt", "ff", "tf", NULL};
+
+/* Longest text of a list value (float lists, task selections). */
+#define LIST_TEXT_MAX 255
 
 /* Enum fields are accessed as int (same size, corresponding signedness). */
 _Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == sizeof(int) &&
                    sizeof(tr_mrn_prior_step) == sizeof(int) &&
                    sizeof(tr_mrn_numerics) == sizeof(int),
                "enum fields must be int-sized");
+_Static_assert(sizeof(unsigned) == sizeof(int), "set fields are accessed as unsigned");
 
 #define FSIZE(f) sizeof(((tr_config *)0)->f)
 #define K(sec, nm, ty, field, aux, def, range, names, doc)                                         \
@@ -49,7 +58,7 @@ _Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == 
 const tr_cfg_key tr_cfg_keys[] = {
     K("data", "path", TR_CFG_STRING, data_path, FSIZE(data_path), "", ANY, NULL,
       "dataset file (.h5) written by `taskrel data`; required"),
-    K("data", "tasks", TR_CFG_STRING, data_tasks, FSIZE(data_tasks), "", ANY, NULL,
+    K("data", "tasks", TR_CFG_TASKS, data_tasks, 0, "", ANY, NULL,
       "train on a subset of the dataset's tasks: empty for all, N for the first N, or task "
       "names separated by commas"),
 
@@ -112,7 +121,8 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("train", "power", TR_CFG_FLOAT, sched.power, 0, "0.75", CC(0, 10), NULL, "inv: exponent"),
     K("train", "min_lr", TR_CFG_FLOAT, sched.min_lr, 0, "0", CC(0, 10), NULL,
       "cosine: final learning rate"),
-    K("train", "task_weights", TR_CFG_FLOAT_LIST, task_weights, FSIZE(task_weights), "", GE(0),
+    K("train", "task_weights", TR_CFG_FLOAT_LIST, task_weights, offsetof(tr_config, n_task_weights),
+      "", GE(0),
       NULL, "loss weight of each task, comma separated, one per task (empty: all 1)"),
 
     K("run", "dir", TR_CFG_STRING, run_dir, FSIZE(run_dir), "", ANY, NULL,
@@ -126,9 +136,9 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("mrn", "lambda", TR_CFG_FLOAT, mrn_lambda, 0, "1", CC(0, 1e9), NULL,
       "weight of the tensor-normal prior per training example (the batch objective gets "
       "lambda / mean training-set size)"),
-    K("mrn", "layers", TR_CFG_STRING, mrn_layers, FSIZE(mrn_layers), "fc7,fc8", ANY, NULL,
+    K("mrn", "layers", TR_CFG_SET, mrn_layers, 0, "fc7,fc8", ANY, k_mrn_layer_names,
       "task-specific layers that carry a prior: fc7, fc8 or both, comma separated"),
-    K("mrn", "modes", TR_CFG_STRING, mrn_modes, FSIZE(mrn_modes), "feature,class,task", ANY, NULL,
+    K("mrn", "modes", TR_CFG_SET, mrn_modes, 0, "feature,class,task", ANY, k_mrn_mode_names,
       "covariances learned: any of feature, class, task (comma separated; the others stay I)"),
     K("mrn", "update_every", TR_CFG_INT, mrn_update_every, 0, "50", CC(1, 100000000), NULL,
       "steps between covariance updates (after the optimizer step)"),
@@ -162,7 +172,7 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("mran", "attention", TR_CFG_ENUM, mran_attention, 0, "dot", ANY, k_attention_names,
       "relation score of the attention modules: dot, general (bilinear), concat (additive) or "
       "multihead (self-attention)"),
-    K("mran", "modules", TR_CFG_STRING, mran_modules, FSIZE(mran_modules), "tt,ff,tf", ANY, NULL,
+    K("mran", "modules", TR_CFG_SET, mran_modules, 0, "tt,ff,tf", ANY, k_mran_module_names,
       "attention modules to run, comma separated subset of tt (task-task), ff "
       "(feature-feature), tf (task-feature alignment); empty for none"),
     K("mran", "embed_dim", TR_CFG_INT, mran_embed_dim, 0, "8", CC(1, 1024), NULL,
@@ -325,6 +335,81 @@ int tr_cfg_parse_list(const tr_cfg_key *k, const char *s, double *v, int cap, in
     return 0;
 }
 
+/* Next token of a comma- or space-separated list at *p (empty tokens are
+ * skipped): its start and length, or 0 at the end. */
+static size_t next_token(const char **p, const char **tok) {
+    while (**p == ',' || isspace((unsigned char)**p))
+        (*p)++;
+    *tok = *p;
+    size_t len = 0;
+    while ((*p)[len] && (*p)[len] != ',' && !isspace((unsigned char)(*p)[len]))
+        len++;
+    *p += len;
+    return len;
+}
+
+/* A set of names (any order, repeats allowed) into a bitmask. */
+static int parse_set(const tr_cfg_key *k, const char *s, unsigned *mask, char *err, size_t errn) {
+    unsigned m = 0;
+    const char *p = s, *tok;
+    for (size_t len; (len = next_token(&p, &tok)) > 0;) {
+        int i = 0;
+        while (k->names[i] && (strlen(k->names[i]) != len || strncmp(tok, k->names[i], len) != 0))
+            i++;
+        if (!k->names[i]) {
+            char all[128];
+            fmt_enum_names(k, ", ", all, sizeof(all));
+            snprintf(err, errn, "'%.*s' is not one of %s", (int)len, tok, all);
+            return 1;
+        }
+        m |= 1u << i;
+    }
+    *mask = m;
+    return 0;
+}
+
+/* data.tasks: "" (all), a count N, or task names in order. */
+static int parse_tasks(const char *s, tr_task_select *sel, char *err, size_t errn) {
+    tr_task_select v;
+    memset(&v, 0, sizeof(v));
+    long long count = 0;
+    if (strlen(s) > LIST_TEXT_MAX) {
+        snprintf(err, errn, "value is longer than %d characters", LIST_TEXT_MAX);
+        return 1;
+    }
+    if (s[0] && parse_ll(s, &count) != 1) {
+        if (count < 1 || count > TR_MAX_TASKS) {
+            snprintf(err, errn, "%s is out of range [1, %d] (a number is a count of tasks)", s,
+                     TR_MAX_TASKS);
+            return 1;
+        }
+        v.first = (int)count;
+        *sel = v;
+        return 0;
+    }
+    const char *p = s, *tok;
+    for (size_t len; (len = next_token(&p, &tok)) > 0;) {
+        if (len >= TR_TASK_NAME_LEN || v.n_names == TR_MAX_SELECT) {
+            snprintf(err, errn, "%s", len >= TR_TASK_NAME_LEN ? "a task name is longer than 63 "
+                                                                "characters"
+                                                              : "lists too many tasks");
+            return 1;
+        }
+        for (int i = 0; i < v.n_names; i++)
+            if (strlen(v.names[i]) == len && strncmp(v.names[i], tok, len) == 0) {
+                snprintf(err, errn, "task '%.*s' is listed twice", (int)len, tok);
+                return 1;
+            }
+        memcpy(v.names[v.n_names++], tok, len);
+    }
+    if (s[0] && v.n_names == 0) {
+        snprintf(err, errn, "'%s' selects no task", s);
+        return 1;
+    }
+    *sel = v;
+    return 0;
+}
+
 /* Set key k of c from text; 0 ok, else err holds the reason (without the key). */
 int tr_cfg_parse(tr_config *c, const tr_cfg_key *k, const char *s, char *err, size_t errn) {
     char rng[64];
@@ -386,21 +471,36 @@ int tr_cfg_parse(tr_config *c, const tr_cfg_key *k, const char *s, char *err, si
         fmt_enum_names(k, "|", rng, sizeof(rng));
         snprintf(err, errn, "'%s' is not one of %s", s, rng);
         return 1;
-    case TR_CFG_STRING:
-    case TR_CFG_FLOAT_LIST: {
+    case TR_CFG_STRING: {
         size_t len = strlen(s);
         if (len >= k->aux) {
             snprintf(err, errn, "value is longer than %zu characters", k->aux - 1);
             return 1;
         }
-        double v[TR_MAX_TASKS];
-        int n;
-        if (k->type == TR_CFG_FLOAT_LIST && tr_cfg_parse_list(k, s, v, TR_MAX_TASKS, &n, err, errn))
-            return 1;
         memset(FIELD(c, k, char), 0, k->aux);
         memcpy(FIELD(c, k, char), s, len);
         return 0;
     }
+    case TR_CFG_FLOAT_LIST: {
+        double v[TR_MAX_TASKS];
+        int n;
+        if (strlen(s) > LIST_TEXT_MAX) {
+            snprintf(err, errn, "value is longer than %d characters", LIST_TEXT_MAX);
+            return 1;
+        }
+        if (tr_cfg_parse_list(k, s, v, TR_MAX_TASKS, &n, err, errn))
+            return 1;
+        float *dst = FIELD(c, k, float);
+        memset(dst, 0, TR_MAX_TASKS * sizeof(float));
+        for (int i = 0; i < n; i++)
+            dst[i] = (float)v[i]; /* exact: each entry was read as a float */
+        *(int *)((char *)c + k->aux) = n;
+        return 0;
+    }
+    case TR_CFG_SET:
+        return parse_set(k, s, FIELD(c, k, unsigned), err, errn);
+    case TR_CFG_TASKS:
+        return parse_tasks(s, FIELD(c, k, tr_task_select), err, errn);
     case TR_CFG_INT_LIST: {
         double v[TR_MAX_MLP_LAYERS];
         int n;
@@ -448,9 +548,42 @@ void tr_cfg_format(const tr_config *c, const tr_cfg_key *k, char *buf, size_t n)
         return;
     }
     case TR_CFG_STRING:
-    case TR_CFG_FLOAT_LIST:
         snprintf(buf, n, "%s", CFIELD(c, k, char));
         return;
+    case TR_CFG_FLOAT_LIST: {
+        const float *v = CFIELD(c, k, float);
+        int cnt = *(const int *)((const char *)c + k->aux);
+        size_t used = 0;
+        buf[0] = '\0';
+        for (int i = 0; i < cnt && used < n; i++) {
+            char num[32];
+            fmt_float(v[i], num, sizeof(num));
+            used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? "," : "", num);
+        }
+        return;
+    }
+    case TR_CFG_SET: {
+        unsigned m = *CFIELD(c, k, unsigned);
+        size_t used = 0;
+        buf[0] = '\0';
+        for (int i = 0, first = 1; k->names[i] && used < n; i++)
+            if (m & (1u << i)) {
+                used += (size_t)snprintf(buf + used, n - used, "%s%s", first ? "" : ",",
+                                         k->names[i]);
+                first = 0;
+            }
+        return;
+    }
+    case TR_CFG_TASKS: {
+        const tr_task_select *v = CFIELD(c, k, tr_task_select);
+        size_t used = 0;
+        buf[0] = '\0';
+        if (v->first > 0)
+            snprintf(buf, n, "%d", v->first);
+        for (int i = 0; i < v->n_names && used < n; i++)
+            used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? "," : "", v->names[i]);
+        return;
+    }
     case TR_CFG_INT_LIST: {
         const int *v = CFIELD(c, k, int);
         int cnt = *(const int *)((const char *)c + k->aux);
@@ -562,6 +695,16 @@ void tr_cfg_domain(const tr_cfg_key *k, const char *sep, char *buf, size_t n) {
         return;
     case TR_CFG_FLOAT_LIST:
         snprintf(buf, n, "entries in %s", rng);
+        return;
+    case TR_CFG_SET: {
+        char names[128];
+        fmt_enum_names(k, sep, names, sizeof(names));
+        snprintf(buf, n, "any of %s", names);
+        return;
+    }
+    case TR_CFG_TASKS:
+        snprintf(buf, n, "empty, a count in [1, %d], or up to %d names", TR_MAX_TASKS,
+                 TR_MAX_SELECT);
         return;
     case TR_CFG_UINT64:
         snprintf(buf, n, "[0, 2^64)");

@@ -153,6 +153,6 @@ tr_status tr_rel_trainer_setup(tr_trainer *tr);
 tr_status tr_step_relational(tr_trainer *tr, tr_task_stats *st);
 
 /* Apply data.tasks to a loaded dataset (keeps the selected tasks in order). */
-tr_status tr_dataset_select_tasks(tr_dataset *ds, const char *spec);
+tr_status tr_dataset_select_tasks(tr_dataset *ds, const tr_task_select *sel);
 
 #endif

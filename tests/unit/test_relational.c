@@ -68,7 +68,9 @@ static void make(ctx *c, tr_model_kind kind, tr_attn_kind att, const char *modul
     cfg.mran_concat_hidden = 3;
     cfg.mran_heads = 2;
     cfg.mran_relation_weight = 0.0f;
-    snprintf(cfg.mran_modules, sizeof(cfg.mran_modules), "%s", modules);
+    char set[64];
+    snprintf(set, sizeof(set), "mran.modules=%s", modules);
+    assert_int_equal(tr_config_set(&cfg, set), TR_OK);
     cfg.mmoe_experts = 3;
     cfg.mmoe_expert_hidden = 4;
     c->ds.setting = TR_SETTING_SHARED_INPUT;
