@@ -82,7 +82,8 @@ tr_status tr_data_alloc_split(tr_split_data *sd, int64_t n, int64_t sample_size,
 typedef struct {
     const char *file;
     hid_t fid;
-    char first_x[256]; /* path of the x that fixed the per-sample shape */
+    uint64_t max_bytes; /* most bytes one dataset may claim (see tr_dataset_load) */
+    char first_x[256];  /* path of the x that fixed the per-sample shape */
 } loader;
 
 typedef enum { DT_F32 = 0, DT_I32, DT_F64 } dtype;
@@ -172,14 +173,22 @@ static tr_status read_open_dataset(const loader *L, const char *path, hid_t d, d
         H5Sclose(sp);
         TR_RAISE(TR_ERR_DATA, "data: %s: %s has rank %d (1 to 4 supported)", L->file, path, r);
     }
-    H5Sget_simple_extent_dims(sp, dims, NULL);
+    int got = H5Sget_simple_extent_dims(sp, dims, NULL);
     H5Sclose(sp);
-    size_t count = 1;
-    for (int i = 0; i < r; i++)
-        count *= (size_t)dims[i];
+    TR_CHECK(got == r, TR_ERR_DATA, "data: %s: %s: cannot read its shape", L->file, path);
+    /* sizes from the file are checked before anything is allocated */
     size_t esz = want == DT_F64 ? 8 : 4;
-    void *buf = tr_calloc(count ? count : 1, esz);
-    TR_CHECK(buf != NULL, TR_ERR_NOMEM, "out of memory reading %s (%zu elements)", path, count);
+    uint64_t count = 1, bytes = 0;
+    int over = 0;
+    for (int i = 0; i < r; i++)
+        over |= __builtin_mul_overflow(count, (uint64_t)dims[i], &count);
+    over |= __builtin_mul_overflow(count, (uint64_t)esz, &bytes);
+    TR_CHECK(!over && bytes <= L->max_bytes && count <= SIZE_MAX / esz, TR_ERR_DATA,
+             "data: %s: %s claims more data than the file can hold (corrupt file?)", L->file,
+             path);
+    void *buf = tr_calloc(count ? (size_t)count : 1, esz);
+    TR_CHECK(buf != NULL, TR_ERR_NOMEM, "out of memory reading %s (%llu elements)", path,
+             (unsigned long long)count);
     hid_t mt = want == DT_F32   ? H5T_NATIVE_FLOAT
                : want == DT_I32 ? H5T_NATIVE_INT32
                                 : H5T_NATIVE_DOUBLE;
@@ -446,7 +455,10 @@ tr_status tr_dataset_load(tr_dataset *ds, const char *path) {
         s = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
                          "data: %s: cannot open as an HDF5 file", path);
     } else {
-        loader L = {.file = path, .fid = fid};
+        /* A dataset may hold more than the file's size only through
+         * compression: allow a generous ratio, and 64 MiB for tiny files. */
+        uint64_t cap = (uint64_t)st.st_size * 64;
+        loader L = {.file = path, .fid = fid, .max_bytes = cap > (64u << 20) ? cap : (64u << 20)};
         s = load_file(ds, &L);
         H5Fclose(fid);
     }
