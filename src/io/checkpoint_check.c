@@ -246,7 +246,7 @@ static tr_ckpt_verdict check_file(const char *path, const tr_ckpt_state *expect,
     if (access(path, R_OK) != 0 || stat(path, &sb) != 0) {
         snprintf(why, whyn, "checkpoint %s cannot be read: %s", path, strerror(errno));
         v = TR_CKPT_CORRUPT;
-    } else if ((f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+    } else if ((f = tr_h5_open_read(path, MPI_COMM_NULL)) < 0) {
         snprintf(why, whyn, "checkpoint %s does not open as HDF5 (truncated or damaged)", path);
         v = TR_CKPT_CORRUPT;
     }
@@ -376,7 +376,7 @@ tr_status tr_checkpoint_read_config(const char *path, char **text) {
     *text = NULL;
     tr_h5_quiet q;
     tr_h5_quiet_begin(&q);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t f = tr_h5_open_read(path, MPI_COMM_NULL);
     tr_status st = TR_OK;
     int found = 0;
     if (f < 0)

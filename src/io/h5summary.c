@@ -107,7 +107,7 @@ tr_status tr_h5_summary_read(const char *path, tr_h5_summary *s) {
     memset(s, 0, sizeof(*s));
     tr_h5_quiet q;
     tr_h5_quiet_begin(&q);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t f = tr_h5_open_read(path, MPI_COMM_NULL);
     herr_t rc = -1;
     if (f >= 0) {
         rc = H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, NULL, add_attr, s);
@@ -162,7 +162,7 @@ tr_status tr_h5_read_matrix(const char *path, const char *name, double **data, i
     *found = 0;
     tr_h5_quiet q;
     tr_h5_quiet_begin(&q);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t f = tr_h5_open_read(path, MPI_COMM_NULL);
     tr_status st = f < 0 ? tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
                                          "%s: cannot open as HDF5", path)
                          : TR_OK;

@@ -51,31 +51,36 @@ void tr_relations_free(tr_relations *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* Create /relations/<name> and (writer) write it; every rank takes part. */
+static tr_status write_data(hid_t ds, const tr_relation *it, const hsize_t *dims, int writer) {
+    hid_t fs = H5Dget_space(ds);
+    TR_H5(fs);
+    hid_t ms = H5Screate_simple(2, dims, NULL);
+    herr_t rc = ms < 0 ? -1 : 0;
+    if (rc >= 0 && !writer)
+        rc = H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0;
+    if (rc >= 0)
+        rc = H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, it->data);
+    if (ms >= 0)
+        H5Sclose(ms);
+    H5Sclose(fs);
+    TR_CHECK(rc >= 0, TR_ERR_IO, "cannot write /relations/%s", it->name);
+    return TR_OK;
+}
+
 static tr_status write_one(hid_t grp, const tr_relation *it, int writer) {
     hsize_t dims[2] = {(hsize_t)it->rows, (hsize_t)it->cols};
     hid_t fs = H5Screate_simple(2, dims, NULL);
     TR_H5(fs);
     hid_t ds = H5Dcreate2(grp, it->name, H5T_IEEE_F64LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0) {
-        H5Sclose(fs);
-        TR_RAISE(TR_ERR_IO, "cannot create /relations/%s", it->name);
-    }
-    hid_t ms = H5Screate_simple(2, dims, NULL);
-    if (!writer) {
-        H5Sselect_none(fs);
-        H5Sselect_none(ms);
-    }
-    herr_t rc = H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, it->data);
-    tr_status st = rc < 0 ? TR_ERR_IO : TR_OK;
+    H5Sclose(fs);
+    TR_CHECK(ds >= 0, TR_ERR_IO, "cannot create /relations/%s", it->name);
+    tr_status st = write_data(ds, it, dims, writer);
     if (st == TR_OK)
         st = tr_h5_attr_write_str(ds, "title", it->title);
     if (st == TR_OK)
         st = tr_h5_attr_write_str(ds, "axes", it->axes);
-    H5Sclose(ms);
-    H5Sclose(fs);
     H5Dclose(ds);
-    if (rc < 0)
-        TR_RAISE(TR_ERR_IO, "cannot write /relations/%s", it->name);
     return st;
 }
 
@@ -161,7 +166,7 @@ tr_status tr_relations_load(const char *path, tr_relations *r, int *found) {
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0)
         TR_RAISE(TR_ERR_DATA, "%s: not a readable HDF5 file", path);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t f = tr_h5_open_read(path, MPI_COMM_NULL);
     if (f < 0)
         TR_RAISE(TR_ERR_DATA, "%s: cannot open as HDF5", path);
     htri_t ex = H5Lexists(f, "relations", H5P_DEFAULT);
