@@ -1,8 +1,9 @@
 /*
  * Private to src/train/config*.c: the key table behind taskrel/config.h and
- * what can be done with one key. config_keys.c holds the table and reads,
- * prints and looks up single values; config.c holds the sources (defaults,
- * INI files, --set) and the sinks (validation, INI and markdown writers).
+ * what can be done with one key. config_keys.c holds the table and looks keys
+ * up; config_values.c parses, prints and describes single values; config.c
+ * holds the sources (defaults, INI files, --set) and the sinks (validation,
+ * INI and markdown writers).
  */
 #ifndef TASKREL_TRAIN_CONFIG_KEYS_H
 #define TASKREL_TRAIN_CONFIG_KEYS_H
