@@ -27,6 +27,7 @@ PACKAGES=(
     libcmocka-dev libinih-dev zlib1g-dev
     gnuplot-nox dataset-fashion-mnist
     python3 # the e2e tests read metrics.jsonl with it
+    python3-h5py # unit.h5_hostile reads attributes written by h5py
     munge slurmctld slurmd slurm-client # the SLURM e2e tests (a local one-node cluster)
 )
 

@@ -26,13 +26,12 @@
 #ifndef TASKREL_ATTENTION_H
 #define TASKREL_ATTENTION_H
 
+#include "taskrel/config.h" /* tr_attn_kind (mran.attention) */
 #include "taskrel/core.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum { TR_ATTN_DOT = 0, TR_ATTN_GENERAL, TR_ATTN_CONCAT, TR_ATTN_MULTIHEAD } tr_attn_kind;
 
 /* Sizes of one attention module: k tokens, embedding m, concat hidden q,
  * multihead heads (must divide m). */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "io/data_internal.h"
+#include "io/h5util.h"
 
 #define FASHION_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
 #define IMG 28
@@ -214,16 +215,16 @@ static tr_status domains_extra(hid_t file, const tr_dataset *ds, const void *ctx
     int len = 0;
     for (int c = 0; c < N_CLASSES; c++)
         len += snprintf(perm + len, sizeof(perm) - (size_t)len, c ? ",%d" : "%d", k_label_perm[c]);
-    TR_CALL(tr_data_attr_str(file, "label_perm", perm));
+    TR_CALL(tr_h5_attr_write_str(file, "label_perm", perm));
     for (int t = 0; t < ds->T; t++) {
         char path[96];
         snprintf(path, sizeof(path), "/tasks/%s", ds->tasks[t].name);
         hid_t g = H5Gopen2(file, path, H5P_DEFAULT);
         TR_H5(g);
         tr_status s =
-            tr_data_attr_str(g, "family", k_domains[t].permuted ? "permuted" : "identity");
+            tr_h5_attr_write_str(g, "family", k_domains[t].permuted ? "permuted" : "identity");
         if (s == TR_OK)
-            s = tr_data_attr_str(g, "transform", k_domains[t].tf_name);
+            s = tr_h5_attr_write_str(g, "transform", k_domains[t].tf_name);
         H5Gclose(g);
         TR_CALL(s);
     }
@@ -344,15 +345,15 @@ static tr_status mf_make(tr_dataset *ds, const fashion *fm, const tr_builder_opt
 
 static tr_status mf_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
     const mf_layout *L = ctx;
-    TR_CALL(tr_data_attr_int(file, "canvas", L->canvas));
+    TR_CALL(tr_h5_attr_write_int32(file, "canvas", L->canvas));
     for (int t = 0; t < ds->T; t++) {
         char path[96];
         snprintf(path, sizeof(path), "/tasks/%s", ds->tasks[t].name);
         hid_t g = H5Gopen2(file, path, H5P_DEFAULT);
         TR_H5(g);
-        tr_status s = tr_data_attr_int(g, "offset_row", L->off[t][0]);
+        tr_status s = tr_h5_attr_write_int32(g, "offset_row", L->off[t][0]);
         if (s == TR_OK)
-            s = tr_data_attr_int(g, "offset_col", L->off[t][1]);
+            s = tr_h5_attr_write_int32(g, "offset_col", L->off[t][1]);
         H5Gclose(g);
         TR_CALL(s);
     }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "io/data_internal.h"
+#include "io/h5util.h"
 
 #define SYN_MAX_TASKS 256
 
@@ -189,7 +190,7 @@ static tr_status tn_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
             snprintf(fam, sizeof(fam), "block%d", f);
         hid_t tg = H5Gopen2(file, path, H5P_DEFAULT);
         TR_H5(tg);
-        s = tr_data_attr_str(tg, "family", fam);
+        s = tr_h5_attr_write_str(tg, "family", fam);
         H5Gclose(tg);
     }
     TR_CALL(s);
@@ -357,7 +358,7 @@ static tr_status mmoe_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
         snprintf(fam, sizeof(fam), "pair%d", t / 2);
         hid_t tg = H5Gopen2(file, path, H5P_DEFAULT);
         TR_H5(tg);
-        s = tr_data_attr_str(tg, "family", fam);
+        s = tr_h5_attr_write_str(tg, "family", fam);
         H5Gclose(tg);
     }
     TR_CALL(s);

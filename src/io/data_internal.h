@@ -19,10 +19,6 @@ tr_status tr_data_save_ex(const tr_dataset *ds, const char *path, const char *bu
                           uint64_t seed, const char *options, tr_data_extra_fn extra,
                           const void *ctx);
 
-/* Scalar attributes on an open object (group or file). Overwrites. */
-tr_status tr_data_attr_str(hid_t obj, const char *name, const char *value);
-tr_status tr_data_attr_int(hid_t obj, const char *name, int value);
-
 /* Write a float64 dataset `name` (rank dims) under loc, creating it. */
 tr_status tr_data_write_f64(hid_t loc, const char *name, int rank, const hsize_t *dims,
                             const double *data);

@@ -38,7 +38,7 @@ static tr_status load_data(tr_trainer *tr, MPI_Comm world) {
      * but agree anyway so that an unreadable file on one node cannot hang. */
     tr_status st = tr_dataset_load(&tr->ds, cfg->data_path);
     if (st == TR_OK)
-        st = tr_dataset_select_tasks(&tr->ds, cfg->data_tasks);
+        st = tr_dataset_select_tasks(&tr->ds, &cfg->data_tasks);
     TR_CALL(tr_agree(world, st));
     tr->T = tr->ds.T;
     TR_CHECK(tr->T <= TR_MAX_TASKS, TR_ERR_DATA, "%d tasks exceed the limit of %d", tr->T,

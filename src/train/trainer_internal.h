@@ -228,6 +228,6 @@ void tr_signals_restore(void);
 int tr_signals_pending(void); /* the signal number seen, 0 if none */
 
 /* Apply data.tasks to a loaded dataset (keeps the selected tasks in order). */
-tr_status tr_dataset_select_tasks(tr_dataset *ds, const char *spec);
+tr_status tr_dataset_select_tasks(tr_dataset *ds, const tr_task_select *sel);
 
 #endif
