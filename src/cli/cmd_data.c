@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "args.h"
+
 enum {
     OPT_OUT = 1u << 0,
     OPT_SEED = 1u << 1,
@@ -202,38 +204,27 @@ static tr_status make_parent_dirs(const char *path) {
 
 /* Parse argv[1..] for builder b into o. Sets *help when --help was given. */
 static tr_status parse_args(tr_builder_opts *o, int b, int argc, char **argv, int *help) {
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            *help = 1;
-            return TR_OK;
-        }
-        TR_CHECK(strncmp(arg, "--", 2) == 0, TR_ERR_USAGE,
-                 "data: unexpected argument '%s' (see taskrel data --help)", arg);
-        const char *eq = strchr(arg, '=');
-        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-        int k = -1;
-        for (int j = 0; j < N_OPTIONS; j++)
-            if (strlen(k_options[j].name) == len && strncmp(k_options[j].name, arg, len) == 0)
-                k = j;
-        TR_CHECK(k >= 0, TR_ERR_USAGE, "data: unknown option '%.*s' (see taskrel data --help)",
-                 (int)len, arg);
-        const char *name = k_options[k].name;
-        TR_CHECK(k_builders[b].allowed & k_options[k].bit, TR_ERR_USAGE,
-                 "data: option %s does not apply to builder %s", name, k_builders[b].name);
-        const char *val = NULL;
-        if (k_options[k].takes_value) {
-            if (eq)
-                val = eq + 1;
-            else if (i + 1 < argc)
-                val = argv[++i];
-            TR_CHECK(val != NULL, TR_ERR_USAGE, "data: option %s needs a value", name);
-        } else {
-            TR_CHECK(eq == NULL, TR_ERR_USAGE, "data: option %s takes no value", name);
-        }
-        TR_CALL(set_option(o, k_options[k].bit, name, val));
+    tr_cli_option opts[N_OPTIONS];
+    for (int j = 0; j < N_OPTIONS; j++)
+        opts[j] = (tr_cli_option){k_options[j].name + 2, 0, k_options[j].takes_value, j};
+    tr_cli_args a;
+    TR_CALL(tr_cli_parse(&a, "data", opts, N_OPTIONS, argc, argv));
+    tr_status st = TR_OK;
+    *help = a.help;
+    if (a.npos > 0)
+        st = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
+                          "data: unexpected argument '%s' (see taskrel data --help)", a.pos[0]);
+    for (int i = 0; i < a.nopts && st == TR_OK && !a.help; i++) {
+        int k = a.opts[i].id;
+        if (!(k_builders[b].allowed & k_options[k].bit))
+            st = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
+                              "data: option %s does not apply to builder %s", k_options[k].name,
+                              k_builders[b].name);
+        else
+            st = set_option(o, k_options[k].bit, k_options[k].name, a.opts[i].value);
     }
-    return TR_OK;
+    tr_cli_args_free(&a);
+    return st;
 }
 
 tr_status tr_cmd_data(int argc, char **argv) {

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "args.h"
 #include "commands.h"
 #include "taskrel/train.h"
 
@@ -15,54 +16,89 @@ typedef struct {
     const char *resume;
 } train_args;
 
-static void usage_train(FILE *f) {
-    fprintf(f, "usage: taskrel train -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
-               "                     [--resume auto|none|CHECKPOINT]\n"
-               "       taskrel eval  -c CONFIG --checkpoint PATH [--set section.key=value ...]\n"
+static void usage_train(FILE *f, int is_eval) {
+    if (is_eval)
+        fprintf(f, "usage: taskrel eval -c CONFIG --checkpoint PATH [--set section.key=value ...]\n"
+                   "Evaluates saved weights (a run's model.h5 or a checkpoint) on the val and\n"
+                   "test splits of the config's dataset and prints the per-task table.\n");
+    else
+        fprintf(f, "usage: taskrel train -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
+                   "                     [--resume auto|none|CHECKPOINT]\n");
+    fprintf(f, "Options take `--opt value` or `--opt=value`; -s is --set.\n"
                "Keys and defaults: docs/config.md (or `taskrel config --markdown`).\n");
+}
+
+enum { OPT_CONFIG, OPT_SET, OPT_RUN_DIR, OPT_RESUME, OPT_CHECKPOINT };
+
+static const tr_cli_option k_train_opts[] = {
+    {"config", 'c', 1, OPT_CONFIG},
+    {"set", 's', 1, OPT_SET},
+    {"run-dir", 0, 1, OPT_RUN_DIR},
+    {"resume", 0, 1, OPT_RESUME},
+};
+static const tr_cli_option k_eval_opts[] = {
+    {"config", 'c', 1, OPT_CONFIG},
+    {"set", 's', 1, OPT_SET},
+    {"checkpoint", 0, 1, OPT_CHECKPOINT},
+    {"weights", 0, 1, OPT_CHECKPOINT},
+};
+
+/* The config file first, then every --set in order (so --set overrides the
+ * file wherever it appears). */
+static tr_status apply(const tr_cli_args *ca, tr_config *cfg, train_args *a) {
+    for (int i = 0; i < ca->nopts; i++)
+        if (ca->opts[i].id == OPT_CONFIG) {
+            TR_CHECK(!a->config, TR_ERR_USAGE, "-c/--config given twice");
+            a->config = ca->opts[i].value;
+        }
+    if (a->config)
+        TR_CALL(tr_config_load_file(cfg, a->config));
+    for (int i = 0; i < ca->nopts; i++) {
+        const tr_cli_arg *o = &ca->opts[i];
+        switch (o->id) {
+        case OPT_SET:
+            TR_CALL(tr_config_set(cfg, o->value));
+            break;
+        case OPT_RUN_DIR:
+            TR_CHECK(o->value[0] != '\0', TR_ERR_USAGE, "--run-dir needs a directory");
+            a->run_dir = o->value;
+            break;
+        case OPT_RESUME:
+            TR_CHECK(o->value[0] != '\0', TR_ERR_USAGE, "--resume needs auto, none or a path");
+            a->resume = o->value;
+            break;
+        case OPT_CHECKPOINT:
+            a->checkpoint = o->value;
+            break;
+        default:
+            break;
+        }
+    }
+    return TR_OK;
 }
 
 static tr_status parse(int argc, char **argv, tr_config *cfg, train_args *a, int is_eval) {
     memset(a, 0, sizeof(*a));
     tr_config_default(cfg);
-    /* first pass: the config file (so that --set overrides it wherever it appears) */
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
-            TR_CHECK(i + 1 < argc, TR_ERR_USAGE, "%s needs a file", argv[i]);
-            a->config = argv[++i];
-        }
+    const char *cmd = is_eval ? "eval" : "train";
+    tr_cli_args ca;
+    TR_CALL(is_eval ? tr_cli_parse(&ca, cmd, k_eval_opts, 4, argc, argv)
+                    : tr_cli_parse(&ca, cmd, k_train_opts, 4, argc, argv));
+    tr_status st = TR_OK;
+    if (ca.help) {
+        usage_train(stdout, is_eval);
+        st = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__, "help shown");
+    } else if (ca.npos > 0) {
+        st = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
+                          "taskrel %s: unexpected argument '%s' (try taskrel %s --help)", cmd,
+                          ca.pos[0], cmd);
+    } else {
+        st = apply(&ca, cfg, a);
     }
-    if (a->config)
-        TR_CALL(tr_config_load_file(cfg, a->config));
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) {
-            i++;
-        } else if (strcmp(arg, "--set") == 0 || strcmp(arg, "-s") == 0) {
-            TR_CHECK(i + 1 < argc, TR_ERR_USAGE, "--set needs section.key=value");
-            TR_CALL(tr_config_set(cfg, argv[++i]));
-        } else if (strncmp(arg, "--set=", 6) == 0) {
-            TR_CALL(tr_config_set(cfg, arg + 6));
-        } else if (!is_eval && strcmp(arg, "--run-dir") == 0) {
-            TR_CHECK(i + 1 < argc, TR_ERR_USAGE, "--run-dir needs a directory");
-            a->run_dir = argv[++i];
-        } else if (!is_eval && strcmp(arg, "--resume") == 0) {
-            TR_CHECK(i + 1 < argc, TR_ERR_USAGE, "--resume needs auto, none or a path");
-            a->resume = argv[++i];
-            TR_CHECK(a->resume[0] != '\0', TR_ERR_USAGE, "--resume needs auto, none or a path");
-        } else if (is_eval && (strcmp(arg, "--checkpoint") == 0 || strcmp(arg, "--weights") == 0)) {
-            TR_CHECK(i + 1 < argc, TR_ERR_USAGE, "%s needs a path", arg);
-            a->checkpoint = argv[++i];
-        } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            usage_train(stdout);
-            TR_RAISE(TR_ERR_USAGE, "help shown");
-        } else {
-            usage_train(stderr);
-            TR_RAISE(TR_ERR_USAGE, "unknown argument '%s' for taskrel %s", arg, argv[0]);
-        }
-    }
+    tr_cli_args_free(&ca);
+    TR_CALL(st);
     TR_CHECK(a->config != NULL || cfg->data_path[0], TR_ERR_USAGE,
-             "taskrel %s needs -c CONFIG (see launch/configs/)", argv[0]);
+             "taskrel %s needs -c CONFIG (see launch/configs/)", cmd);
     if (is_eval)
         TR_CHECK(a->checkpoint != NULL, TR_ERR_USAGE,
                  "taskrel eval needs --checkpoint PATH (a run's model.h5)");
