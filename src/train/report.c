@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "taskrel/json.h"
 #include "trainer_internal.h"
 
 static const char *const k_phase_names[TR_PHASE_COUNT] = {
@@ -138,8 +139,9 @@ static void json_sizes(FILE *f, const tr_trainer *tr) {
             tr->model.trunk_per_task);
     for (int i = 0; i < p->n; i++) {
         const tr_tensor *t = &p->t[i];
-        fprintf(f, "%s{\"name\":\"%s\",\"task_axis\":%d,\"shape\":[", i ? "," : "", t->name,
-                t->task_axis);
+        fprintf(f, "%s{\"name\":", i ? "," : "");
+        tr_json_write_string(f, t->name);
+        fprintf(f, ",\"task_axis\":%d,\"shape\":[", t->task_axis);
         for (int d = 0; d < t->ndim; d++)
             fprintf(f, "%s%lld", d ? "," : "", (long long)t->shape[d]);
         fprintf(f, "]}");
@@ -176,10 +178,9 @@ void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_sta
     fprintf(f, ",");
     snprintf(key, sizeof(key), "val_%s", mname);
     json_array(f, key, metric, tr->T);
-    fprintf(f,
-            ",\"val_mean\":%.6g,\"train_samples_per_s\":%.6g,\"train_seconds\":%.6g,\"elapsed_s\":%"
-            ".6g,",
-            tr_mean_metric(tr, val),
+    fputs(",\"val_mean\":", f);
+    tr_json_write_number(f, tr_mean_metric(tr, val), 6); /* null without val data */
+    fprintf(f, ",\"train_samples_per_s\":%.6g,\"train_seconds\":%.6g,\"elapsed_s\":%.6g,",
             tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0,
             tr->train_seconds, tr_time_now() - tr->t_start);
     json_phases(f, tr);
@@ -202,8 +203,10 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
     FILE *f = tr->metrics;
     char key[32];
     fprintf(f, "{\"final\":true,\"best_step\":%lld,\"tasks\":[", (long long)tr->best_step);
-    for (int t = 0; t < tr->T; t++)
-        fprintf(f, "%s\"%s\"", t ? "," : "", tr->ds.tasks[t].name);
+    for (int t = 0; t < tr->T; t++) {
+        fputs(t ? "," : "", f);
+        tr_json_write_string(f, tr->ds.tasks[t].name); /* any UTF-8 name, escaped */
+    }
     fprintf(f, "],");
     metrics_of(tr, val, metric, loss);
     snprintf(key, sizeof(key), "val_%s", mname);
@@ -219,10 +222,13 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
         fprintf(f, ",");
         json_array(f, "test_mae", mae, tr->T);
     }
+    fputs(",\"val_mean\":", f);
+    tr_json_write_number(f, tr_mean_metric(tr, val), 6);
+    fputs(",\"test_mean\":", f);
+    tr_json_write_number(f, tr_mean_metric(tr, test), 6);
     fprintf(f,
-            ",\"val_mean\":%.6g,\"test_mean\":%.6g,\"train_samples_per_s\":%.6g,"
+            ",\"train_samples_per_s\":%.6g,"
             "\"train_seconds\":%.6g,\"elapsed_s\":%.6g,\"ranks\":%d,\"replicas\":%d,\"shards\":%d,",
-            tr_mean_metric(tr, val), tr_mean_metric(tr, test),
             tr->train_seconds > 0 ? (double)tr->samples / tr->train_seconds : 0.0,
             tr->train_seconds, tr_time_now() - tr->t_start, tr->grid.size, tr->grid.R, tr->grid.S);
     json_sizes(f, tr);
