@@ -27,6 +27,7 @@ PACKAGES=(
     libcmocka-dev libinih-dev zlib1g-dev
     gnuplot-nox dataset-fashion-mnist
     python3 # the e2e tests read metrics.jsonl with it
+    python3-numpy # tests/e2e/data_import.sh writes .npz files with it
     munge slurmctld slurmd slurm-client # the SLURM e2e tests (a local one-node cluster)
 )
 

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 
 #include "args.h"
+#include "commands.h"
+#include "taskrel/import.h"
 
 enum {
     OPT_OUT = 1u << 0,
@@ -63,6 +65,8 @@ static const struct {
 
 static const char k_help[] =
     "usage: taskrel data BUILDER --out FILE [options]\n"
+    "       taskrel data import FILE.npz|FILE.npy|FILE.csv ... --out FILE.h5 [options]\n"
+    "       (your own data; taskrel data import --help)\n"
     "\n"
     "Build a dataset file (HDF5) for taskrel. Builds are deterministic: the same\n"
     "builder, options and seed give identical data. See datasets/README.md.\n"
@@ -180,7 +184,7 @@ static tr_status set_option(tr_builder_opts *o, unsigned bit, const char *opt, c
 }
 
 /* mkdir -p of path's parent directory. */
-static tr_status make_parent_dirs(const char *path) {
+tr_status tr_cli_make_parent_dirs(const char *path) {
     char buf[4096];
     TR_CHECK(strlen(path) < sizeof(buf), TR_ERR_USAGE, "data: --out: path too long");
     strcpy(buf, path);
@@ -235,10 +239,12 @@ tr_status tr_cmd_data(int argc, char **argv) {
         fputs(k_help, stdout);
         return TR_OK;
     }
+    if (strcmp(argv[0], "import") == 0)
+        return tr_cmd_import(argc, argv);
     int b = find_builder(argv[0]);
     TR_CHECK(b >= 0, TR_ERR_USAGE,
-             "data: unknown builder '%s' (expected fashion-domains, multifashion, synthetic-tn "
-             "or synthetic-mmoe)",
+             "data: unknown builder '%s' (expected fashion-domains, multifashion, synthetic-tn, "
+             "synthetic-mmoe or import)",
              argv[0]);
     tr_builder_opts o;
     tr_builder_opts_default(&o);
@@ -249,7 +255,7 @@ tr_status tr_cmd_data(int argc, char **argv) {
         return TR_OK;
     }
     TR_CHECK(o.out != NULL, TR_ERR_USAGE, "data: missing --out FILE");
-    TR_CALL(make_parent_dirs(o.out));
+    TR_CALL(tr_cli_make_parent_dirs(o.out));
     double t0 = tr_time_now();
     TR_CALL(k_builders[b].build(&o));
     tr_log(TR_LOG_INFO, "data: wrote %s (%s, seed %llu) in %.1f s", o.out, k_builders[b].name,
