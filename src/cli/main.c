@@ -43,7 +43,7 @@ static void usage(FILE *f) {
         "usage: taskrel COMMAND [options]\n\n"
         "  train   -c CONFIG [--set section.key=value ...] [--run-dir DIR] [--resume "
         "auto|none|PATH]\n"
-        "  eval    -c CONFIG --checkpoint PATH\n"
+        "  eval    RUN_DIR|WEIGHTS.h5 [-c CONFIG] [--set ...] [--json]\n"
         "  data    fashion-domains|multifashion|synthetic-tn|synthetic-mmoe --out FILE [options]\n"
         "  data    import FILE.npz|FILE.npy|FILE.csv ... --out FILE.h5 [options]\n"
         "  config  --markdown | --defaults | -c CONFIG [--set ...]\n"
