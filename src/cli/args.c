@@ -5,6 +5,7 @@
  */
 #include "args.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,29 @@ const char *tr_cli_suggest(const char *word, const char *const *candidates, int 
         }
     }
     return best;
+}
+
+tr_status tr_cli_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi,
+                     long long *v) {
+    char *end = NULL;
+    errno = 0;
+    long long x = s ? strtoll(s, &end, 10) : 0;
+    TR_CHECK(s && s[0] && *end == '\0' && errno == 0 && x >= lo && x <= hi, TR_ERR_USAGE,
+             "taskrel %s: %s: '%s' is not an integer in [%lld, %lld]", cmd, opt, s ? s : "", lo,
+             hi);
+    *v = x;
+    return TR_OK;
+}
+
+tr_status tr_cli_number(const char *cmd, const char *opt, const char *s, double lo, double hi,
+                        double *v) {
+    char *end = NULL;
+    errno = 0;
+    double x = s ? strtod(s, &end) : 0;
+    TR_CHECK(s && s[0] && *end == '\0' && errno == 0 && x >= lo && x <= hi, TR_ERR_USAGE,
+             "taskrel %s: %s: '%s' is not a number in [%g, %g]", cmd, opt, s ? s : "", lo, hi);
+    *v = x;
+    return TR_OK;
 }
 
 void tr_cli_args_free(tr_cli_args *a) {

@@ -41,6 +41,13 @@ tr_status tr_cli_parse(tr_cli_args *out, const char *cmd, const tr_cli_option *o
                        int argc, char **argv);
 void tr_cli_args_free(tr_cli_args *a); /* no-op on a zeroed struct */
 
+/* An option's value as an integer or a number in [lo, hi]: the whole string
+ * must parse. A usage error names cmd, opt (with its dashes) and the range. */
+tr_status tr_cli_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi,
+                     long long *v);
+tr_status tr_cli_number(const char *cmd, const char *opt, const char *s, double lo, double hi,
+                        double *v);
+
 /* The candidate closest to word by edit distance if it is close enough to be a
  * likely typo (distance <= max(2, strlen(word) / 3)), else NULL. */
 const char *tr_cli_suggest(const char *word, const char *const *candidates, int n);

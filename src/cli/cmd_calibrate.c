@@ -192,16 +192,6 @@ static tr_status calib_report(const calib *c, const char *out) {
     return TR_OK;
 }
 
-static tr_status parse_size(const char *opt, const char *v, long long lo, long long hi,
-                            long long *out) {
-    char *end = NULL;
-    long long x = v ? strtoll(v, &end, 10) : 0;
-    TR_CHECK(v && end != v && *end == '\0' && x >= lo && x <= hi, TR_ERR_USAGE,
-             "taskrel calibrate: %s needs an integer in [%lld, %lld], got '%s'", opt, lo, hi,
-             v ? v : "");
-    *out = x;
-    return TR_OK;
-}
 
 static tr_status measure(calib *c, MPI_Comm w, int rank, size_t max_bytes, int fixed_reps) {
     char *buf = calloc(max_bytes, 1);
@@ -242,9 +232,9 @@ tr_status tr_cmd_calibrate(int argc, char **argv) {
         if (a.opts[i].id == 'o')
             out = v;
         else if (a.opts[i].id == 'm')
-            pst = parse_size("--max-bytes", v, 64, 1LL << 30, &max_bytes);
+            pst = tr_cli_int("calibrate", "--max-bytes", v, 64, 1LL << 30, &max_bytes);
         else
-            pst = parse_size("--reps", v, 1, 10000, &reps);
+            pst = tr_cli_int("calibrate", "--reps", v, 1, 10000, &reps);
     }
     tr_cli_args_free(&a);
     TR_CALL(pst);

@@ -108,13 +108,8 @@ static int find_builder(const char *name) {
 }
 
 static tr_status parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    TR_CHECK(s[0] != '\0' && *end == '\0' && errno == 0, TR_ERR_USAGE,
-             "data: %s: '%s' is not an integer", opt, s);
-    TR_CHECK(x >= lo && x <= hi, TR_ERR_USAGE, "data: %s: %lld out of range [%lld, %lld]", opt, x,
-             (long long)lo, (long long)hi);
+    long long x = 0;
+    TR_CALL(tr_cli_int("data", opt, s, lo, hi, &x));
     *v = x;
     return TR_OK;
 }
@@ -130,13 +125,8 @@ static tr_status parse_seed(const char *s, uint64_t *v) {
 }
 
 static tr_status parse_frac(const char *s, double *v) {
-    char *end;
-    errno = 0;
-    double x = strtod(s, &end);
-    TR_CHECK(s[0] != '\0' && *end == '\0' && errno == 0, TR_ERR_USAGE,
-             "data: --train-frac: '%s' is not a number", s);
-    TR_CHECK(x > 0.0 && x <= 0.9, TR_ERR_USAGE, "data: --train-frac: %g out of range (0, 0.9]", x);
-    *v = x;
+    TR_CALL(tr_cli_number("data", "--train-frac", s, 0.0, 0.9, v));
+    TR_CHECK(*v > 0.0, TR_ERR_USAGE, "data: --train-frac: %g out of range (0, 0.9]", *v);
     return TR_OK;
 }
 

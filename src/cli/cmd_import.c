@@ -2,7 +2,6 @@
  * `taskrel data import FILE... --out OUT.h5 [options]`: the command line of
  * the importer (src/io/import.c). Parsing only. Serial.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,27 +60,6 @@ static const tr_cli_option k_opts[] = {
 };
 #define N_OPTS ((int)(sizeof(k_opts) / sizeof(k_opts[0])))
 
-static tr_status parse_frac(const char *opt, const char *s, double *v) {
-    char *end;
-    errno = 0;
-    double x = strtod(s, &end);
-    TR_CHECK(s[0] && *end == '\0' && errno == 0 && x >= 0 && x < 1, TR_ERR_USAGE,
-             "data import: --%s: '%s' is not a fraction in [0, 1)", opt, s);
-    *v = x;
-    return TR_OK;
-}
-
-static tr_status parse_int(const char *opt, const char *s, long long lo, long long hi,
-                           long long *v) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    TR_CHECK(s[0] && *end == '\0' && errno == 0 && x >= lo && x <= hi, TR_ERR_USAGE,
-             "data import: --%s: '%s' is not an integer in [%lld, %lld]", opt, s, lo, hi);
-    *v = x;
-    return TR_OK;
-}
-
 static tr_status set_opt(tr_import_opts *o, const tr_cli_arg *a, const char **labels,
                          const char **names) {
     long long v = 0;
@@ -110,17 +88,17 @@ static tr_status set_opt(tr_import_opts *o, const tr_cli_arg *a, const char **la
         o->kind = strcmp(a->value, "regression") == 0 ? TR_TASK_REGRESSION : TR_TASK_CLASSIFICATION;
         break;
     case O_CLASSES:
-        TR_CALL(parse_int(a->name, a->value, 2, 1000000, &v));
+        TR_CALL(tr_cli_int("data import", "--classes", a->value, 2, 1000000, &v));
         o->classes = (int)v;
         break;
     case O_VAL_FRAC:
-        TR_CALL(parse_frac(a->name, a->value, &o->val_frac));
+        TR_CALL(tr_cli_number("data import", "--val-frac", a->value, 0, 0.99, &o->val_frac));
         break;
     case O_TEST_FRAC:
-        TR_CALL(parse_frac(a->name, a->value, &o->test_frac));
+        TR_CALL(tr_cli_number("data import", "--test-frac", a->value, 0, 0.99, &o->test_frac));
         break;
     case O_SEED:
-        TR_CALL(parse_int(a->name, a->value, 0, (long long)1 << 62, &v));
+        TR_CALL(tr_cli_int("data import", "--seed", a->value, 0, (long long)1 << 62, &v));
         o->seed = (uint64_t)v;
         break;
     case O_IMAGE: {
