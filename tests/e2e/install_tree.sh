@@ -38,10 +38,12 @@ fi
 
 # 2. pkg-config (relocatable: the prefix comes from the .pc file's place)
 export PKG_CONFIG_PATH=$libdir/pkgconfig
-if flags=$(pkg-config --cflags --libs taskrel) && [[ $flags == *"-I$PREFIX/"* || $flags == *"-I$libdir/"* || $flags == *"$PREFIX"* ]]; then
-    pass "pkg-config --cflags --libs taskrel points into the prefix"
+incdir=$(pkg-config --variable=includedir taskrel || true)
+if flags=$(pkg-config --cflags --libs taskrel) && [[ -f $incdir/taskrel/core.h ]] &&
+    [[ $(cd "$incdir/.." && pwd) == "$(cd "$PREFIX" && pwd)" ]]; then
+    pass "pkg-config: includedir $incdir is the prefix's"
 else
-    check_fail "pkg-config taskrel: '${flags:-}'"
+    check_fail "pkg-config taskrel: includedir '$incdir', flags '${flags:-}'"
 fi
 # shellcheck disable=SC2086
 if cc -std=c11 -o "$SCRATCH/pc-consumer" "$CONSUMER/consumer.c" $flags 2>"$SCRATCH/pc.log"; then
