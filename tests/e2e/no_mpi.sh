@@ -47,6 +47,7 @@ for c in train eval calibrate data inspect plot config; do
     expect_no_mpi 0 "usage: taskrel $c" "$c" --help
 done
 expect_no_mpi 0 "usage: taskrel train" train -c "$CFG" -h
+expect_no_mpi 0 "usage: taskrel data import" data import --help
 expect_no_mpi 0 "wrote" data synthetic-tn --out "$SCRATCH/tn2.h5" --tasks 2 --n-train 8 --n-val 4 --n-test 4
 "${train[@]}" >/dev/null 2>&1 || check_fail "training for inspect"
 expect_no_mpi 0 "model\.h5" inspect "$SCRATCH/run"
