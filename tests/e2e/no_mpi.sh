@@ -19,10 +19,13 @@ ompi_env=(env OMPI_MCA_pml=taskrel_nonexistent)
     { echo "could not build test data"; exit 1; }
 train=("$BIN" train -c "$CFG" --set data.path="$DATA" --set train.epochs=1 --run-dir "$SCRATCH/run")
 expect_exit 97 "mpi_init_trap: MPI_Init called" "${trap_env[@]}" "${train[@]}"
+# the same training runs without the Open MPI trap and fails with it (Open MPI's
+# own message about it is not always printed, so the exit code decides)
+"${train[@]}" >/dev/null 2>&1 || check_fail "training without a trap"
 checks=$((checks + 1))
 rc=0
-out=$("${ompi_env[@]}" "${train[@]}" 2>&1) || rc=$?
-if [[ $rc -ne 0 ]] && grep -q "MPI_INIT\|MPI_Init" <<<"$out"; then
+"${ompi_env[@]}" "${train[@]}" --run-dir "$SCRATCH/run-ompi" >/dev/null 2>&1 || rc=$?
+if [[ $rc -ne 0 && ! -e $SCRATCH/run-ompi/metrics.jsonl ]]; then
     pass "OMPI_MCA_pml=taskrel_nonexistent makes MPI_Init fail (exit $rc)"
 else
     check_fail "OMPI_MCA_pml=taskrel_nonexistent did not make MPI_Init fail (exit $rc)"
@@ -49,7 +52,6 @@ done
 expect_no_mpi 0 "usage: taskrel train" train -c "$CFG" -h
 expect_no_mpi 0 "usage: taskrel data import" data import --help
 expect_no_mpi 0 "wrote" data synthetic-tn --out "$SCRATCH/tn2.h5" --tasks 2 --n-train 8 --n-val 4 --n-test 4
-"${train[@]}" >/dev/null 2>&1 || check_fail "training for inspect"
 expect_no_mpi 0 "model\.h5" inspect "$SCRATCH/run"
 expect_no_mpi 2 "did you mean 'train'" trian
 expect_no_mpi 2 "no command given" 
