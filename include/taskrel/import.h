@@ -55,7 +55,7 @@ typedef struct {
 } tr_csv;
 
 tr_status tr_csv_read(tr_csv *out, const char *path);
-void tr_csv_free(tr_csv *t);    /* no-op on a zeroed struct */
+void tr_csv_free(tr_csv *t);                          /* no-op on a zeroed struct */
 int tr_csv_column(const tr_csv *t, const char *name); /* index or -1 */
 
 /* What `taskrel data import` reads and how (datasets/README.md). */
@@ -65,9 +65,9 @@ typedef struct {
     int ninputs;
     const char *const *labels; /* CSV: target columns, one task each (shared-input) */
     int nlabels;
-    const char *task_column;    /* CSV: multi-input, rows belong to the task named here */
-    const char *split_column;   /* CSV: train/val/test per row; NULL: "split" if present */
-    const char *const *names;   /* (nnames) task names in order, replacing the defaults */
+    const char *task_column;  /* CSV: multi-input, rows belong to the task named here */
+    const char *split_column; /* CSV: train/val/test per row; NULL: "split" if present */
+    const char *const *names; /* (nnames) task names in order, replacing the defaults */
     int nnames;
     int kind;                   /* -1: inferred per task; else a tr_task_kind for all */
     int classes;                /* 0: max label + 1 per task */

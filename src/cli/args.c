@@ -129,9 +129,8 @@ tr_status tr_cli_parse(tr_cli_args *out, const char *cmd, const tr_cli_option *o
     size_t sp = 0;
     shortopts[sp++] = ':'; /* ':' for a missing value, '?' for an unknown option */
     for (int i = 0; i < n; i++) {
-        longopts[i] = (struct option){options[i].name,
-                                      options[i].has_value ? required_argument : no_argument, NULL,
-                                      256 + i};
+        longopts[i] = (struct option){
+            options[i].name, options[i].has_value ? required_argument : no_argument, NULL, 256 + i};
         if (options[i].short_name) {
             shortopts[sp++] = options[i].short_name;
             if (options[i].has_value)

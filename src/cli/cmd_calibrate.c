@@ -27,7 +27,8 @@
 
 static void calibrate_usage(FILE *f) {
     fprintf(f, "usage: taskrel calibrate [--out FILE] [--max-bytes N] [--reps N]\n"
-               "  under mpirun -np P with P >= 2. Measures MPI ping-pong (ranks 0,1) and all-reduce over all ranks\n"
+               "  under mpirun -np P with P >= 2. Measures MPI ping-pong (ranks 0,1) and "
+               "all-reduce over all ranks\n"
                "  for message sizes 8 B .. N (default 16777216), and the GEMM rate per rank;\n"
                "  writes alpha/beta fits as JSON to FILE (default: stdout). --reps: timed\n"
                "  repetitions per size (default: 200 for small messages down to 10 for large).\n");
@@ -191,7 +192,6 @@ static tr_status calib_report(const calib *c, const char *out) {
     TR_CHECK(fclose(f) == 0 && st == TR_OK, TR_ERR_IO, "calibrate: error writing %s", out);
     return TR_OK;
 }
-
 
 static tr_status measure(calib *c, MPI_Comm w, int rank, size_t max_bytes, int fixed_reps) {
     char *buf = calloc(max_bytes, 1);

@@ -42,8 +42,19 @@ static const char k_import_help[] =
     "  --image C,H,W           reshape each example's values to an image\n"
     "  -h, --help              this text\n";
 
-enum { O_OUT, O_LABEL, O_TASK_COLUMN, O_SPLIT_COLUMN, O_TASK, O_KIND, O_CLASSES, O_VAL_FRAC,
-       O_TEST_FRAC, O_SEED, O_IMAGE };
+enum {
+    O_OUT,
+    O_LABEL,
+    O_TASK_COLUMN,
+    O_SPLIT_COLUMN,
+    O_TASK,
+    O_KIND,
+    O_CLASSES,
+    O_VAL_FRAC,
+    O_TEST_FRAC,
+    O_SEED,
+    O_IMAGE
+};
 
 static const tr_cli_option k_opts[] = {
     {"out", 'o', 1, O_OUT},
@@ -104,10 +115,9 @@ static tr_status set_opt(tr_import_opts *o, const tr_cli_arg *a, const char **la
     case O_IMAGE: {
         long long c, h, w;
         char tail;
-        TR_CHECK(sscanf(a->value, "%lld,%lld,%lld%c", &c, &h, &w, &tail) == 3 && c > 0 && h > 0 &&
-                     w > 0,
-                 TR_ERR_USAGE, "data import: --image: '%s' (expected C,H,W, e.g. 1,28,28)",
-                 a->value);
+        TR_CHECK(
+            sscanf(a->value, "%lld,%lld,%lld%c", &c, &h, &w, &tail) == 3 && c > 0 && h > 0 && w > 0,
+            TR_ERR_USAGE, "data import: --image: '%s' (expected C,H,W, e.g. 1,28,28)", a->value);
         o->image[0] = c, o->image[1] = h, o->image[2] = w;
         break;
     }
@@ -124,9 +134,9 @@ tr_status tr_cmd_import(int argc, char **argv) {
     tr_import_opts_default(&o);
     const char **labels = calloc(TR_MAX_TASKS, sizeof(char *));
     const char **names = calloc(TR_MAX_TASKS, sizeof(char *));
-    tr_status st = labels && names ? TR_OK
-                                   : tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__,
-                                                  "out of memory");
+    tr_status st = labels && names
+                       ? TR_OK
+                       : tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory");
     for (int i = 0; i < a.nopts && st == TR_OK && !a.help; i++)
         st = set_opt(&o, &a.opts[i], labels, names);
     o.labels = labels;

@@ -26,13 +26,14 @@ typedef struct {
 
 static void usage_train(FILE *f, int is_eval) {
     if (is_eval)
-        fprintf(f, "usage: taskrel eval RUN_DIR|WEIGHTS.h5 [-c CONFIG] [--set section.key=value ...]\n"
-                   "                    [--json]\n"
-                   "Evaluates saved weights (a run directory's model.h5, a model.h5 or a\n"
-                   "checkpoint; also --checkpoint PATH) on the val and test splits and prints\n"
-                   "the per-task table. Without -c the config stored in the weights file is\n"
-                   "used (--set overrides it, e.g. --set data.path=...). --json prints the\n"
-                   "results as one JSON object on stdout (the table goes to stderr).\n");
+        fprintf(f,
+                "usage: taskrel eval RUN_DIR|WEIGHTS.h5 [-c CONFIG] [--set section.key=value ...]\n"
+                "                    [--json]\n"
+                "Evaluates saved weights (a run directory's model.h5, a model.h5 or a\n"
+                "checkpoint; also --checkpoint PATH) on the val and test splits and prints\n"
+                "the per-task table. Without -c the config stored in the weights file is\n"
+                "used (--set overrides it, e.g. --set data.path=...). --json prints the\n"
+                "results as one JSON object on stdout (the table goes to stderr).\n");
     else
         fprintf(f, "usage: taskrel train -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
                    "                     [--resume auto|none|CHECKPOINT]\n");
@@ -75,8 +76,8 @@ static tr_status find_weights(const tr_cli_args *ca, train_args *a) {
     int n = is_dir(given) ? snprintf(a->weights, sizeof(a->weights), "%s/model.h5", given)
                           : snprintf(a->weights, sizeof(a->weights), "%s", given);
     TR_CHECK(n > 0 && n < (int)sizeof(a->weights), TR_ERR_USAGE, "path too long: %s", given);
-    TR_CHECK(access(a->weights, R_OK) == 0, TR_ERR_DATA, "weights file not found: %s%s",
-             a->weights, is_dir(given) ? " (has this run finished?)" : "");
+    TR_CHECK(access(a->weights, R_OK) == 0, TR_ERR_DATA, "weights file not found: %s%s", a->weights,
+             is_dir(given) ? " (has this run finished?)" : "");
     return TR_OK;
 }
 

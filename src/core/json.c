@@ -65,8 +65,12 @@ size_t tr_json_escape(char *buf, size_t cap, const char *s) {
             put(&o, esc, 2);
             p++;
         } else if (c < 0x20) {
-            const char *named = c == '\b' ? "\\b" : c == '\f' ? "\\f" : c == '\n' ? "\\n"
-                              : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+            const char *named = c == '\b'   ? "\\b"
+                                : c == '\f' ? "\\f"
+                                : c == '\n' ? "\\n"
+                                : c == '\r' ? "\\r"
+                                : c == '\t' ? "\\t"
+                                            : NULL;
             if (named) {
                 put(&o, named, 2);
             } else {

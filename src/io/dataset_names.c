@@ -13,9 +13,10 @@ static tr_status read_names(hid_t f, const char *path, char (*names)[64], int ca
     hid_t g = H5Gopen2(f, "/tasks", H5P_DEFAULT);
     TR_CHECK(g >= 0, TR_ERR_DATA, "data: %s: no /tasks group", path);
     H5G_info_t info;
-    tr_status st = H5Gget_info(g, &info) >= 0 ? TR_OK
-                                              : tr_error_set(TR_ERR_DATA, __FILE__, __LINE__,
-                                                             __func__, "data: %s: bad /tasks", path);
+    tr_status st =
+        H5Gget_info(g, &info) >= 0
+            ? TR_OK
+            : tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__, "data: %s: bad /tasks", path);
     if (st == TR_OK && (info.nlinks < 1 || (int)info.nlinks > cap))
         st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
                           "data: %s: %llu tasks (1 to %d expected)", path,
@@ -28,8 +29,8 @@ static tr_status read_names(hid_t f, const char *path, char (*names)[64], int ca
         ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof(name),
                                          H5P_DEFAULT);
         int index = -1;
-        hid_t a = len > 0 && len < 64 ? H5Aopen_by_name(g, name, "index", H5P_DEFAULT, H5P_DEFAULT)
-                                      : -1;
+        hid_t a =
+            len > 0 && len < 64 ? H5Aopen_by_name(g, name, "index", H5P_DEFAULT, H5P_DEFAULT) : -1;
         if (a >= 0) {
             if (H5Aread(a, H5T_NATIVE_INT, &index) < 0)
                 index = -1;

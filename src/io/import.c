@@ -229,9 +229,9 @@ static tr_status from_numpy(imp_data *D, const tr_import_opts *o) {
         for (int p = 0; p < TR_SPLIT_COUNT; p++) {
             imp_part *P = &D->src[s].part[p];
             const char *pre = D->shared ? "" : D->src[s].name, *sep = D->shared ? "" : "/";
-            TR_CHECK((P->x == NULL) == (P->y == NULL), TR_ERR_DATA, "import: %s%s%c_%s without %c_%s",
-                     pre, sep, P->x ? 'x' : 'y', tr_split_name((tr_split)p), P->x ? 'y' : 'x',
-                     tr_split_name((tr_split)p));
+            TR_CHECK((P->x == NULL) == (P->y == NULL), TR_ERR_DATA,
+                     "import: %s%s%c_%s without %c_%s", pre, sep, P->x ? 'x' : 'y',
+                     tr_split_name((tr_split)p), P->x ? 'y' : 'x', tr_split_name((tr_split)p));
             D->src[s].have[p] = P->x != NULL;
         }
     return TR_OK;
@@ -239,8 +239,7 @@ static tr_status from_numpy(imp_data *D, const tr_import_opts *o) {
 
 /* ---- CSV --------------------------------------------------------------------------- */
 
-static tr_status from_csv(imp_data *D, const tr_csv *t, const tr_import_opts *o,
-                          const char *path) {
+static tr_status from_csv(imp_data *D, const tr_csv *t, const tr_import_opts *o, const char *path) {
     TR_CHECK(o->nlabels >= 1, TR_ERR_USAGE,
              "import: a CSV needs --label COLUMN (the target; repeat it for several tasks)");
     int tcol = -1, scol = -1;
@@ -411,8 +410,9 @@ static tr_status cut_splits(imp_data *D, const tr_import_opts *o) {
 static tr_status settle_task(const imp_data *D, int s, int j, const tr_import_opts *o,
                              tr_task_info *ti) {
     const imp_source *S = &D->src[s];
-    ti->kind = o->kind >= 0 ? (tr_task_kind)o->kind
-                            : S->y_integer ? TR_TASK_CLASSIFICATION : TR_TASK_REGRESSION;
+    ti->kind = o->kind >= 0   ? (tr_task_kind)o->kind
+               : S->y_integer ? TR_TASK_CLASSIFICATION
+                              : TR_TASK_REGRESSION;
     ti->classes = 1;
     if (ti->kind == TR_TASK_REGRESSION)
         return TR_OK;
@@ -457,7 +457,7 @@ static tr_status name_tasks(tr_dataset *ds, const imp_data *D, const tr_import_o
     TR_CHECK(o->nnames == 0 || o->nnames == ds->T, TR_ERR_USAGE,
              "import: %d --task name(s) for %d task(s)", o->nnames, ds->T);
     for (int t = 0; t < ds->T; t++) {
-        const char *nm = o->nnames ? o->names[t]
+        const char *nm = o->nnames   ? o->names[t]
                          : D->shared ? (D->colname ? D->colname[t] : NULL)
                                      : D->src[t].name;
         char def[32];
@@ -465,8 +465,8 @@ static tr_status name_tasks(tr_dataset *ds, const imp_data *D, const tr_import_o
             snprintf(def, sizeof(def), "t%d", t);
             nm = def;
         }
-        TR_CHECK(nm[0] && strlen(nm) < 64 && !strchr(nm, '/') && strcmp(nm, ".") != 0,
-                 TR_ERR_USAGE, "import: task name '%s' must be 1-63 bytes without '/'", nm);
+        TR_CHECK(nm[0] && strlen(nm) < 64 && !strchr(nm, '/') && strcmp(nm, ".") != 0, TR_ERR_USAGE,
+                 "import: task name '%s' must be 1-63 bytes without '/'", nm);
         for (int u = 0; u < t; u++)
             TR_CHECK(strcmp(ds->tasks[u].name, nm) != 0, TR_ERR_USAGE,
                      "import: two tasks are named '%s'", nm);
@@ -531,8 +531,8 @@ static tr_status read_inputs(imp_data *D, const tr_import_opts *o) {
 
 tr_status tr_import(const tr_import_opts *o) {
     TR_CHECK(o->out && o->out[0], TR_ERR_USAGE, "import: missing --out FILE.h5");
-    TR_CHECK(o->val_frac >= 0 && o->test_frac >= 0 && o->val_frac + o->test_frac < 1,
-             TR_ERR_USAGE, "import: --val-frac and --test-frac must be >= 0 with a sum below 1");
+    TR_CHECK(o->val_frac >= 0 && o->test_frac >= 0 && o->val_frac + o->test_frac < 1, TR_ERR_USAGE,
+             "import: --val-frac and --test-frac must be >= 0 with a sum below 1");
     imp_data D;
     memset(&D, 0, sizeof(D));
     tr_dataset ds;

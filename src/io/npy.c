@@ -80,8 +80,8 @@ tr_status tr_npy_parse(tr_array *out, const uint8_t *buf, size_t len, const char
     TR_CHECK(len >= 10 && memcmp(buf, "\x93NUMPY", 6) == 0, TR_ERR_DATA,
              "import: %s is not a .npy array (no \\x93NUMPY magic)", what);
     int major = buf[6];
-    TR_CHECK(major >= 1 && major <= 3, TR_ERR_DATA, "import: %s: .npy format %d.%d is not supported",
-             what, major, buf[7]);
+    TR_CHECK(major >= 1 && major <= 3, TR_ERR_DATA,
+             "import: %s: .npy format %d.%d is not supported", what, major, buf[7]);
     size_t hlen_bytes = major == 1 ? 2 : 4;
     TR_CHECK(len >= 8 + hlen_bytes, TR_ERR_DATA, "import: %s: truncated .npy header", what);
     size_t hlen = (size_t)rd_le(buf + 8, (int)hlen_bytes), off = 8 + hlen_bytes;
@@ -244,11 +244,11 @@ static tr_status npz_member(tr_array *a, const uint8_t *buf, size_t len, const u
         bad = -2;
     char what[600];
     snprintf(what, sizeof(what), "%s:%s", path, name);
-    tr_status st = bad ? tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
-                                      "import: %s: %s", what,
-                                      bad == -2 ? "CRC mismatch (corrupt archive)"
-                                                : "cannot decompress member")
-                       : tr_npy_parse(a, raw, ulen, what);
+    tr_status st =
+        bad ? tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__, "import: %s: %s", what,
+                           bad == -2 ? "CRC mismatch (corrupt archive)"
+                                     : "cannot decompress member")
+            : tr_npy_parse(a, raw, ulen, what);
     free(raw);
     TR_CALL(st);
     key_of(a->name, sizeof(a->name), name, 1);

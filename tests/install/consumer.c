@@ -46,7 +46,8 @@ int main(int argc, char **argv) {
     if ((st = tr_config_load_file(&cfg, argv[1])) != TR_OK)
         return fail("load config", st);
     snprintf(set, sizeof(set), "data.path=%s", data);
-    if ((st = tr_config_set(&cfg, set)) != TR_OK || (st = tr_config_set(&cfg, "train.epochs=1")) != TR_OK)
+    if ((st = tr_config_set(&cfg, set)) != TR_OK ||
+        (st = tr_config_set(&cfg, "train.epochs=1")) != TR_OK)
         return fail("set config", st);
 
     tr_train_opts opts;

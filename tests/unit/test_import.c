@@ -49,8 +49,8 @@ static void test_npy(void **state) {
     uint8_t buf[512];
     tr_array a;
     float f[6] = {1.5f, -2, 0, 3, 4, 1e-3f};
-    size_t n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f,
-                        sizeof(f));
+    size_t n =
+        make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f, sizeof(f));
     assert_int_equal(tr_npy_parse(&a, buf, n, "t"), TR_OK);
     assert_int_equal(a.ndim, 2);
     assert_int_equal(a.shape[0], 2);
@@ -100,7 +100,9 @@ static void test_npy(void **state) {
 
 /* ---- .npz built by hand --------------------------------------------------------- */
 
-static void put16(uint8_t *p, unsigned v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
+static void put16(uint8_t *p, unsigned v) {
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
+}
 static void put32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++)
         p[i] = (uint8_t)(v >> (8 * i));
@@ -175,10 +177,11 @@ static void test_npz(void **state) {
     for (int i = 0; i < 64; i++)
         x[i] = (float)i / 8;
     int32_t y[4] = {0, 1, 2, 1};
-    size_t n1 = make_npy(a1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 16), }", x,
-                         sizeof(x));
+    size_t n1 =
+        make_npy(a1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 16), }", x, sizeof(x));
     size_t n2 = make_npy(a2, "{'descr': '<i4', 'fortran_order': False, 'shape': (4,), }", y, 16);
-    member m[3] = {{"task/x_train.npy", a1, n1, 1}, {"README.txt", (const uint8_t *)"hi", 2, 0},
+    member m[3] = {{"task/x_train.npy", a1, n1, 1},
+                   {"README.txt", (const uint8_t *)"hi", 2, 0},
                    {"task/y_train.npy", a2, n2, 0}};
     write_zip(path, m, 3, 0);
     tr_array *arr = NULL;
@@ -225,7 +228,8 @@ static tr_status csv_of(const char *text, tr_csv *t) {
 static void test_csv(void **state) {
     (void)state;
     tr_csv t;
-    assert_int_equal(csv_of("\xEF\xBB\xBF" "a,\"b, quoted\",c\r\n"
+    assert_int_equal(csv_of("\xEF\xBB\xBF"
+                            "a,\"b, quoted\",c\r\n"
                             "1.5,\"say \"\"hi\"\"\",-2e3\r\n"
                             "\r\n"
                             ",x,7\n",

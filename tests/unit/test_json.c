@@ -40,14 +40,14 @@ static void test_escapes(void **state) {
     expect("back\\slash", "\"back\\\\slash\"");
     expect("a\nb\tc\rd\be\ff", "\"a\\nb\\tc\\rd\\be\\ff\"");
     expect("\x01\x1f", "\"\\u0001\\u001f\"");
-    expect("/", "\"/\""); /* '/' may stay as is */
+    expect("/", "\"/\"");       /* '/' may stay as is */
     expect("\x7f", "\"\x7f\""); /* DEL is not a control character for JSON */
 }
 
 static void test_utf8(void **state) {
     (void)state;
-    expect("naïve Ñandú", "\"naïve Ñandú\"");     /* 2-byte */
-    expect("€ 任务", "\"€ 任务\"");               /* 3-byte */
+    expect("naïve Ñandú", "\"naïve Ñandú\"");           /* 2-byte */
+    expect("€ 任务", "\"€ 任务\"");                     /* 3-byte */
     expect("\xF0\x9F\x98\x80", "\"\xF0\x9F\x98\x80\""); /* 4-byte (emoji) */
     /* invalid: a lone continuation byte, a truncated sequence, an overlong
      * '/', a surrogate, a code point above U+10FFFF, a byte 0xFF */
