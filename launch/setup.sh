@@ -28,6 +28,7 @@ PACKAGES=(
     gnuplot-nox dataset-fashion-mnist
     python3 # the e2e tests read metrics.jsonl with it
     python3-h5py # unit.h5_hostile reads attributes written by h5py
+    python3-numpy # tests/e2e/data_import.sh writes .npz files with it
     munge slurmctld slurmd slurm-client # the SLURM e2e tests (a local one-node cluster)
 )
 

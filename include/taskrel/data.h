@@ -67,6 +67,9 @@ tr_status tr_dataset_load(tr_dataset *ds, const char *path);
 tr_status tr_dataset_save(const tr_dataset *ds, const char *path, const char *builder,
                           uint64_t seed, const char *options);
 void tr_dataset_free(tr_dataset *ds); /* no-op on a zeroed struct */
+/* The task names of a dataset file in task order (each task's `index`),
+ * without reading any examples: names (cap), *T tasks. */
+tr_status tr_dataset_task_names(const char *path, char (*names)[64], int cap, int *T);
 
 /* ---- IDX (MNIST / Fashion-MNIST) ------------------------------------------- */
 /* Read an IDX file, gzip-compressed or not (zlib). Returns a malloc'd (tr_calloc)

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "commands.h"
 #include "taskrel/h5summary.h"
 #include "taskrel/mrn_math.h"
@@ -208,24 +209,23 @@ static tr_status inspect_path(const char *path, const char *truth) {
 
 tr_status tr_cmd_inspect(int argc, char **argv) {
     const char *path = NULL, *truth = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: taskrel inspect RUN_DIR|FILE.h5 [--truth DATASET.h5]\n"
-                   "Prints a taskrel HDF5 file's attributes (step, grid, format), its tensors\n"
-                   "with their global shapes, and the learned relation matrices. For a run\n"
-                   "directory: its latest checkpoint, model.h5 and relations.h5. --truth scores\n"
-                   "the task correlations against a synthetic-tn dataset's true covariance.\n");
-            return tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__, "help shown");
-        } else if (strcmp(argv[i], "--truth") == 0 && i + 1 < argc) {
-            truth = argv[++i];
-        } else if (argv[i][0] == '-') {
-            TR_RAISE(TR_ERR_USAGE, "inspect: unknown option '%s'", argv[i]);
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            TR_RAISE(TR_ERR_USAGE, "inspect takes one path ('%s' is a second one)", argv[i]);
-        }
+    static const tr_cli_option opts[] = {{"truth", 0, 1, 0}};
+    tr_cli_args a;
+    TR_CALL(tr_cli_parse(&a, "inspect", opts, 1, argc, argv));
+    int help = a.help, npos = a.npos;
+    const char *second = npos > 1 ? a.pos[1] : NULL;
+    path = npos > 0 ? a.pos[0] : NULL;
+    truth = a.nopts > 0 ? a.opts[a.nopts - 1].value : NULL;
+    tr_cli_args_free(&a);
+    if (help) {
+        printf("usage: taskrel inspect RUN_DIR|FILE.h5 [--truth DATASET.h5]\n"
+               "Prints a taskrel HDF5 file's attributes (step, grid, format), its tensors\n"
+               "with their global shapes, and the learned relation matrices. For a run\n"
+               "directory: its latest checkpoint, model.h5 and relations.h5. --truth scores\n"
+               "the task correlations against a synthetic-tn dataset's true covariance.\n");
+        return tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__, "help shown");
     }
+    TR_CHECK(!second, TR_ERR_USAGE, "inspect takes one path ('%s' is a second one)", second);
     TR_CHECK(path != NULL, TR_ERR_USAGE,
              "usage: taskrel inspect RUN_DIR|FILE.h5 [--truth DATA.h5]");
     tr_h5_errors_quiet();
@@ -349,29 +349,28 @@ static const char *relations_file(const char *path, char *buf, size_t cap) {
 }
 
 tr_status tr_cmd_plot(int argc, char **argv) {
-    const char *what = argc > 1 ? argv[1] : NULL, *path = NULL, *out = NULL, *name = NULL;
-    if (!what || strcmp(what, "--help") == 0 || strcmp(what, "-h") == 0) {
+    const char *what = NULL, *path = NULL, *out = NULL, *name = NULL;
+    static const tr_cli_option opts[] = {{"out", 'o', 1, 'o'}, {"name", 0, 1, 'n'}};
+    tr_cli_args a;
+    TR_CALL(tr_cli_parse(&a, "plot", opts, 2, argc, argv));
+    int help = a.help, npos = a.npos;
+    const char *extra = npos > 2 ? a.pos[2] : NULL;
+    what = npos > 0 ? a.pos[0] : NULL;
+    path = npos > 1 ? a.pos[1] : NULL;
+    for (int i = 0; i < a.nopts; i++)
+        *(a.opts[i].id == 'o' ? &out : &name) = a.opts[i].value;
+    tr_cli_args_free(&a);
+    if (!what || help) {
         printf(
             "usage: taskrel plot relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]\n"
             "Heatmaps of the learned relation matrices (default: every task correlation\n"
             "matrix; --name picks one, e.g. mrn.fc8.task_corr; `taskrel inspect` lists them).\n");
         return tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
-                            what ? "help shown" : "plot needs a subject");
+                            help ? "help shown" : "plot needs a subject");
     }
     TR_CHECK(strcmp(what, "relations") == 0, TR_ERR_USAGE,
              "unknown plot '%s' (available: relations)", what);
-    for (int i = 2; i < argc; i++) {
-        if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0) && i + 1 < argc)
-            out = argv[++i];
-        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
-            name = argv[++i];
-        else if (argv[i][0] == '-')
-            TR_RAISE(TR_ERR_USAGE, "plot relations: unknown option '%s'", argv[i]);
-        else if (!path)
-            path = argv[i];
-        else
-            TR_RAISE(TR_ERR_USAGE, "plot relations: unexpected argument '%s'", argv[i]);
-    }
+    TR_CHECK(!extra, TR_ERR_USAGE, "plot relations: unexpected argument '%s'", extra);
     TR_CHECK(path && out, TR_ERR_USAGE, "usage: taskrel plot relations PATH -o FILE.png");
     tr_h5_errors_quiet();
     char buf[2048];

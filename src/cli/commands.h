@@ -34,4 +34,7 @@ tr_status tr_cmd_calibrate(int argc, char **argv);
 /* Least-squares fit of t = alpha + beta * n on relative errors (m >= 2 sizes). */
 tr_status tr_calib_fit(const double *n, const double *t, int m, double *alpha, double *beta);
 
+/* mkdir -p of path's parent directory (for --out). */
+tr_status tr_cli_make_parent_dirs(const char *path);
+
 #endif

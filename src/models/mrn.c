@@ -15,6 +15,11 @@ _Static_assert(TR_MRN_MODES_FEATURE == 1u << TR_MRN_MODE_FEATURE &&
                    TR_MRN_MODES_TASK == 1u << TR_MRN_MODE_TASK,
                "mrn.modes bits follow tr_mrn_mode");
 
+#include "taskrel/json.h"
+
+static const char *const k_layer_names[] = {"fc7", "fc8"};
+static const char *const k_mode_names[TR_MRN_MODE_COUNT] = {"feature", "class", "task"};
+
 /* ---- options ---------------------------------------------------------------- */
 
 tr_status tr_mrn_opts_from_config(tr_mrn_opts *o, const tr_config *cfg, double n_mean) {
@@ -398,15 +403,25 @@ void tr_mrn_write_json(const tr_mrn *mrn, FILE *f) {
             (long long)mrn->counters[0], mrn->update_seconds, mrn->o.lambda);
     for (int l = 0; l < mrn->n_layers; l++) {
         const tr_mrn_layer *L = &mrn->layer[l];
-        fprintf(f, "%s\"%s\":{\"prior\":%.8g,\"logdet\":[%.8g,%.8g,%.8g],\"max_precision\":[",
-                l ? "," : "", L->name, L->prior_value, L->logdet[0], L->logdet[1], L->logdet[2]);
+        fputs(l ? "," : "", f);
+        tr_json_write_string(f, L->name);
+        fputs(":{\"prior\":", f);
+        tr_json_write_number(f, L->prior_value, 8);
+        for (int k = 0; k < 3; k++) {
+            fputs(k ? "," : ",\"logdet\":[", f);
+            tr_json_write_number(f, L->logdet[k], 8); /* -inf for a singular covariance */
+        }
+        fputs("],\"max_precision\":[", f);
         double curv = mrn->o.lambda;
         for (int k = 0; k < TR_MRN_MODE_COUNT; k++) {
             double mx = tr_mrn_max_precision(mrn, l, k);
             curv *= mx;
-            fprintf(f, "%s%.6g", k ? "," : "", mx);
+            fputs(k ? "," : "", f);
+            tr_json_write_number(f, mx, 6);
         }
-        fprintf(f, "],\"curvature\":%.6g}", curv);
+        fputs("],\"curvature\":", f);
+        tr_json_write_number(f, curv, 6);
+        fputs("}", f);
     }
     fprintf(f, "}}");
 }
