@@ -193,23 +193,15 @@ static int eval_task_names(const tr_config *cfg, int T, char (*names)[64]) {
         tr_error_clear();
         return 0;
     }
-    const char *spec = cfg->data_tasks;
-    if (!spec[0] || strspn(spec, "0123456789") == strlen(spec)) {
+    const tr_task_select *sel = &cfg->data_tasks;
+    if (sel->n_names == 0) { /* all tasks, or the first sel->first */
         for (int t = 0; t < T && t < n; t++)
             memcpy(names[t], all[t], 64);
         return T <= n;
     }
-    char buf[sizeof(cfg->data_tasks)];
-    snprintf(buf, sizeof(buf), "%s", spec);
     int t = 0;
-    for (char *tok = strtok(buf, ","); tok && t < T; tok = strtok(NULL, ",")) {
-        while (*tok == ' ')
-            tok++;
-        size_t L = strlen(tok);
-        while (L > 0 && tok[L - 1] == ' ')
-            tok[--L] = '\0';
-        snprintf(names[t++], 64, "%s", tok);
-    }
+    for (; t < T && t < sel->n_names; t++)
+        snprintf(names[t], 64, "%s", sel->names[t]);
     return t == T;
 }
 

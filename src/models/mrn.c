@@ -17,8 +17,6 @@ _Static_assert(TR_MRN_MODES_FEATURE == 1u << TR_MRN_MODE_FEATURE &&
 
 #include "taskrel/json.h"
 
-static const char *const k_layer_names[] = {"fc7", "fc8"};
-static const char *const k_mode_names[TR_MRN_MODE_COUNT] = {"feature", "class", "task"};
 
 /* ---- options ---------------------------------------------------------------- */
 
