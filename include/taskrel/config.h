@@ -152,6 +152,10 @@ void tr_config_write_markdown(FILE *f);
  * is empty; TR_ERR_CONFIG if it does not have exactly T entries. */
 tr_status tr_config_task_weights(const tr_config *c, int T, float *w);
 
+/* 1 if texts a and b of key section.key give the same value (e.g. mrn.layers
+ * "fc8, fc7" and "fc7,fc8"); texts that do not parse compare as strings. */
+int tr_config_same_value(const char *section, const char *key, const char *a, const char *b);
+
 const char *tr_model_kind_str(tr_model_kind k);
 
 #ifdef __cplusplus

@@ -244,6 +244,27 @@ tr_status tr_config_task_weights(const tr_config *c, int T, float *w) {
     return TR_OK;
 }
 
+int tr_config_same_value(const char *section, const char *key, const char *a, const char *b) {
+    const tr_cfg_key *k = tr_cfg_find(section, key);
+    if (!k || strcmp(a, b) == 0)
+        return strcmp(a, b) == 0;
+    tr_config *ca = malloc(sizeof(*ca)), *cb = malloc(sizeof(*cb));
+    char ta[2 * TR_PATH_LEN], tb[2 * TR_PATH_LEN], err[512];
+    int same = 0;
+    if (ca && cb) {
+        tr_config_default(ca);
+        tr_config_default(cb);
+        if (!tr_cfg_parse(ca, k, a, err, sizeof(err)) && !tr_cfg_parse(cb, k, b, err, sizeof(err))) {
+            tr_cfg_format(ca, k, ta, sizeof(ta));
+            tr_cfg_format(cb, k, tb, sizeof(tb));
+            same = strcmp(ta, tb) == 0;
+        }
+    }
+    free(ca);
+    free(cb);
+    return same;
+}
+
 /* ---- writers ------------------------------------------------------------ */
 
 /* inih strips whitespace and cuts " ;comment"; values it would change cannot be written. */

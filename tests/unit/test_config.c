@@ -371,6 +371,15 @@ static void test_typed_lists(void **state) {
         expect_message(cases[i].needle);
         tr_error_clear();
     }
+    /* texts that mean the same value compare equal (resume checks stored configs) */
+    assert_true(tr_config_same_value("mrn", "layers", "fc8, fc7", "fc7,fc8"));
+    assert_true(tr_config_same_value("train", "task_weights", "1, 0.5,2", "1,0.50,2"));
+    assert_true(tr_config_same_value("data", "tasks", "b a", "b,a"));
+    assert_false(tr_config_same_value("data", "tasks", "b,a", "a,b"));
+    assert_false(tr_config_same_value("mrn", "modes", "task", "task,class"));
+    assert_false(tr_config_same_value("mrn", "modes", "bogus", "task"));
+    assert_true(tr_config_same_value("no", "such", "x", "x"));
+
     /* the same sets for another model kind are not its business */
     tr_config_default(&c);
     assert_int_equal(tr_config_set(&c, "data.path=d.h5"), TR_OK);
