@@ -1,6 +1,6 @@
 /*
  * Run configuration: an INI file (inih) plus `--set section.key=value`
- * overrides. Every key lives in one table (src/train/config.c) with its type,
+ * overrides. Every key lives in one table (src/config/config_keys.c) with its type,
  * default, range and one-line documentation; docs/config.md is generated from
  * the same table (`taskrel config --markdown`) and a test keeps them in sync.
  * An unknown section or key, or a value that does not parse or is out of
@@ -10,6 +10,7 @@
 #ifndef TASKREL_CONFIG_H
 #define TASKREL_CONFIG_H
 
+#include "taskrel/attention.h" /* tr_attn_kind (mran.attention) */
 #include "taskrel/core.h"
 #include "taskrel/optim.h"
 
@@ -34,8 +35,6 @@ typedef enum { TR_PROGRESS_AUTO = 0, TR_PROGRESS_ON, TR_PROGRESS_OFF } tr_progre
 typedef enum { TR_MRN_PROX = 0, TR_MRN_GRADIENT } tr_mrn_prior_step;
 typedef enum { TR_MRN_FLOOR = 0, TR_MRN_OFFICIAL } tr_mrn_numerics;
 
-/* mran.attention: the relation score of the attention modules (taskrel/attention.h). */
-typedef enum { TR_ATTN_DOT = 0, TR_ATTN_GENERAL, TR_ATTN_CONCAT, TR_ATTN_MULTIHEAD } tr_attn_kind;
 
 /* mrn.layers: the task-specific layers that carry a prior. */
 enum { TR_MRN_LAYER_FC7 = 1u << 0, TR_MRN_LAYER_FC8 = 1u << 1 };

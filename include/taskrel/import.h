@@ -1,7 +1,7 @@
 /*
  * Importing a user's own data: NumPy (.npy, .npz) and CSV readers, and
  * `taskrel data import`, which turns them into the dataset layout of
- * taskrel/data.h (datasets/README.md, "Importing your own data").
+ * taskrel/dataset.h (datasets/README.md, "Importing your own data").
  *
  * Arrays are read whole into memory as float64 (C order); the readers are
  * serial and do not use MPI. Every problem with an input file is TR_ERR_DATA
@@ -82,8 +82,6 @@ void tr_import_opts_default(tr_import_opts *o);
  * renamed). Logs one line per task: name, kind, classes, split sizes. */
 tr_status tr_import(const tr_import_opts *o);
 
-/* `taskrel data import FILE... --out OUT.h5 [options]` (argv[0] = "import"). Serial. */
-tr_status tr_cmd_import(int argc, char **argv);
 
 #ifdef __cplusplus
 }

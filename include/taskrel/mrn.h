@@ -35,8 +35,8 @@
 #define TASKREL_MRN_H
 
 #include "taskrel/config.h"
-#include "taskrel/dist.h"
-#include "taskrel/linalg_dist.h"
+#include "taskrel/comm.h"
+#include "taskrel/scalapack.h"
 #include "taskrel/model.h"
 #include "taskrel/mrn_math.h"
 #include "taskrel/relations.h"

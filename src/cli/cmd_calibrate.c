@@ -21,7 +21,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "taskrel/dist.h"
+#include "taskrel/comm.h"
 
 #define CAL_MAX_SIZES 32
 

@@ -1,6 +1,6 @@
 /*
  * `taskrel data BUILDER --out FILE [options]`: the command line of the dataset
- * builders (src/io/build_*.c). Parsing only: every value is checked here or in
+ * builders (src/data/build_*.c). Parsing only: every value is checked here or in
  * the builder, and a bad one is a TR_ERR_USAGE naming the option. Serial: run
  * it as one process.
  */

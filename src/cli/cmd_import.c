@@ -8,7 +8,7 @@
 #include "args.h"
 #include "commands.h"
 #include "taskrel/config.h"
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 #include "taskrel/import.h"
 
 static const char k_import_help[] =

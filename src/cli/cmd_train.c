@@ -12,7 +12,7 @@
 #include "args.h"
 #include "commands.h"
 #include "taskrel/checkpoint.h"
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 #include "taskrel/json.h"
 #include "taskrel/train.h"
 

@@ -14,8 +14,8 @@
 
 #include "args.h"
 #include "commands.h"
-#include "taskrel/data.h"
-#include "taskrel/dist.h"
+#include "taskrel/dataset.h"
+#include "taskrel/comm.h"
 
 typedef enum {
     CMD_LOCAL,      /* serial, no MPI: launcher rank 0 runs it, the others return 0 */

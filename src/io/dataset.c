@@ -1,20 +1,20 @@
 /*
  * Dataset files: the HDF5 reader and validator (tr_dataset_load) and the
  * in-memory helpers. The writer is in dataset_write.c. Layout: see
- * include/taskrel/data.h.
+ * include/taskrel/dataset.h.
  *
  * Files are opened serially with HDF5's default (sec2) driver on every rank;
  * nothing here is collective. HDF5's own error-stack printing is switched off
  * while a file is read: every failure is reported once, as a TR_ERR_DATA
  * message "data: FILE: HDF5-PATH ...".
  */
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "io/data_internal.h"
+#include "io/dataset_extra.h"
 #include "io/h5util.h"
 
 const char *tr_split_name(tr_split s) {
@@ -49,13 +49,6 @@ void tr_dataset_free(tr_dataset *ds) {
         split_free(&ds->shared[s]);
     tr_free(ds->sigma3);
     memset(ds, 0, sizeof(*ds));
-}
-
-void tr_builder_opts_default(tr_builder_opts *o) {
-    memset(o, 0, sizeof(*o));
-    o->seed = 1;
-    o->train_frac = 0.10;
-    o->regression = 1;
 }
 
 tr_status tr_data_alloc_tasks(tr_dataset *ds, int T) {

@@ -4,7 +4,7 @@
  * output that names tasks (taskrel eval --json). Not a validator: a file that
  * tr_dataset_load rejects may still list its names here.
  */
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 
 #include <hdf5.h>
 #include <string.h>

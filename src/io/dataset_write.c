@@ -4,13 +4,13 @@
  * PATH.tmp and renamed into place only when complete, so an interrupted build
  * never leaves a plausible-looking half file.
  */
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "io/data_internal.h"
+#include "io/dataset_extra.h"
 #include "io/h5util.h"
 
 /* Create dataset name under loc with file type ftype and write data (mtype). */
@@ -32,9 +32,64 @@ static tr_status write_array(hid_t loc, const char *name, hid_t ftype, hid_t mty
     return TR_OK;
 }
 
-tr_status tr_data_write_f64(hid_t loc, const char *name, int rank, const hsize_t *dims,
-                            const double *data) {
+static tr_status write_f64(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                           const double *data) {
     TR_CALL(write_array(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, data));
+    return TR_OK;
+}
+
+struct tr_data_file {
+    hid_t id;
+};
+
+static tr_status attr_on(tr_data_file *f, const char *obj, const char *name, const char *sv,
+                         int iv) {
+    hid_t g = H5Gopen2(f->id, obj, H5P_DEFAULT);
+    TR_CHECK(g >= 0, TR_ERR_IO, "HDF5: cannot open group '%s'", obj);
+    tr_status s = sv ? tr_h5_attr_write_str(g, name, sv) : tr_h5_attr_write_int32(g, name, iv);
+    H5Gclose(g);
+    TR_CALL(s);
+    return TR_OK;
+}
+
+tr_status tr_data_attr_str(tr_data_file *f, const char *obj, const char *name, const char *v) {
+    TR_CALL(attr_on(f, obj, name, v, 0));
+    return TR_OK;
+}
+
+tr_status tr_data_attr_int(tr_data_file *f, const char *obj, const char *name, int v) {
+    TR_CALL(attr_on(f, obj, name, NULL, v));
+    return TR_OK;
+}
+
+tr_status tr_data_write_array(tr_data_file *f, const char *path, int rank, const int64_t *dims,
+                              const double *data) {
+    TR_CHECK(rank >= 1 && rank <= 4, TR_ERR_INTERNAL, "array rank %d", rank);
+    hsize_t hd[4];
+    for (int i = 0; i < rank; i++)
+        hd[i] = (hsize_t)dims[i];
+    /* the parent group, created with any missing ancestors */
+    char parent[256];
+    const char *slash = strrchr(path, '/');
+    TR_CHECK(slash && (size_t)(slash - path) < sizeof(parent), TR_ERR_INTERNAL, "array path '%s'",
+             path);
+    snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+    hid_t g = -1;
+    if (!parent[0]) {
+        g = H5Gopen2(f->id, "/", H5P_DEFAULT);
+    } else if (H5Lexists(f->id, parent, H5P_DEFAULT) > 0) {
+        g = H5Gopen2(f->id, parent, H5P_DEFAULT);
+    } else {
+        hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+        if (lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0)
+            g = H5Gcreate2(f->id, parent, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        if (lcpl >= 0)
+            H5Pclose(lcpl);
+    }
+    TR_CHECK(g >= 0, TR_ERR_IO, "HDF5: cannot open or create group '%s'", parent);
+    tr_status s = write_f64(g, slash + 1, rank, hd, data);
+    H5Gclose(g);
+    TR_CALL(s);
     return TR_OK;
 }
 
@@ -115,7 +170,7 @@ static tr_status write_file(hid_t f, const tr_dataset *ds, const char *builder, 
         hid_t g;
         TR_CALL(group_create(f, "truth", &g));
         hsize_t d[2] = {(hsize_t)ds->T, (hsize_t)ds->T};
-        s = tr_data_write_f64(g, "sigma3", 2, d, ds->sigma3);
+        s = write_f64(g, "sigma3", 2, d, ds->sigma3);
         H5Gclose(g);
         TR_CALL(s);
     }
@@ -167,8 +222,10 @@ tr_status tr_data_save_ex(const tr_dataset *ds, const char *path, const char *bu
                          tmp);
     } else {
         s = write_file(f, ds, builder, seed, options);
-        if (s == TR_OK && extra)
-            s = extra(f, ds, ctx);
+        if (s == TR_OK && extra) {
+            tr_data_file df = {.id = f};
+            s = extra(&df, ds, ctx);
+        }
         closed = H5Fclose(f);
     }
     tr_h5_quiet_end(&q);

@@ -13,7 +13,7 @@
 #include <hdf5.h>
 
 #include "taskrel/core.h"
-#include "taskrel/dist.h"
+#include "taskrel/comm.h"
 #include "taskrel/params.h"
 #include "taskrel/relations.h"
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "taskrel/data.h"
 #include "trainer_internal.h"
 
 /* tr_method_env.mark: a method's own phase. */

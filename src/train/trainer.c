@@ -7,7 +7,7 @@
  *
  * Not here: the step's forward and backward (step.c), the rows (batch.c),
  * layer math (src/nn), models and methods (src/models), collectives
- * (src/dist), file formats (src/io), output formatting (report.c).
+ * (src/comm), file formats (src/io), output formatting (report.c).
  */
 #include <math.h>
 #include <stdlib.h>

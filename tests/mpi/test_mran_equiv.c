@@ -37,7 +37,7 @@
 #include "mpi_data.h"
 #include "mpi_test.h"
 #include "taskrel/attention.h"
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 #include "taskrel/relations.h"
 #include "taskrel/train.h"
 

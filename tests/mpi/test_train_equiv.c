@@ -23,7 +23,7 @@
 #include "equiv.h"
 #include "mpi_data.h"
 #include "mpi_test.h"
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 #include "taskrel/train.h"
 
 #define STEPS 20

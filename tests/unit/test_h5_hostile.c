@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "taskrel/checkpoint.h"
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 #include "taskrel/h5summary.h"
 #include "taskrel/relations.h"
 #include "taskrel/weights.h"

@@ -4,7 +4,7 @@
  * selections), print it back so that it reads back to the same value, and
  * describe what a key accepts. Not here: the key table (config_keys.c).
  */
-#include "train/config_keys.h"
+#include "config/config_keys.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -9,7 +9,7 @@
  * Every collective is counted (calls, bytes, seconds) per kind, so the trainer
  * can report communication volume and time.
  *
- * src/dist knows nothing about layers; src/train strings them together.
+ * src/comm knows nothing about layers; src/train strings them together.
  */
 #ifndef TASKREL_DIST_H
 #define TASKREL_DIST_H
@@ -103,6 +103,11 @@ tr_status tr_allreduce_fused(tr_grid *g, double *buf, int nsum, int nmax);
 tr_status tr_agree(MPI_Comm world, tr_status local);
 
 void tr_grid_reset_stats(tr_grid *g);
+
+/* Rows [lo, lo+n) of part `index` of a contiguous split of `total` into
+ * `parts` (how batches and evaluation rows are divided over replicas and
+ * shards). */
+void tr_part_range(int total, int parts, int index, int *lo, int *n);
 
 #ifdef __cplusplus
 }

@@ -15,7 +15,7 @@
 
 #include <ini.h>
 
-#include "train/config_keys.h"
+#include "config/config_keys.h"
 
 /* inih's line buffer; longer lines cannot be read back. */
 #define CFG_MAX_LINE (INI_MAX_LINE - 1)
@@ -339,7 +339,7 @@ static void md_cell(FILE *f, const char *s) {
 void tr_config_write_markdown(FILE *f) {
     fprintf(f,
             "# Configuration\n\n"
-            "<!-- Generated from the key table in src/train/config_keys.c by\n"
+            "<!-- Generated from the key table in src/config/config_keys.c by\n"
             "     `taskrel config --markdown > docs/config.md`; do not edit by hand. -->\n\n"
             "A run is configured by an INI file (`taskrel train -c run.ini`): `[section]`\n"
             "headers and `key = value` lines. Comments take a line of their own starting\n"

@@ -1,5 +1,5 @@
 /*
- * Private to src/train/config*.c: the key table behind taskrel/config.h and
+ * Private to src/config: the key table behind taskrel/config.h and
  * what can be done with one key. config_keys.c holds the table and looks keys
  * up; config_values.c parses, prints and describes single values; config.c
  * holds the sources (defaults, INI files, --set) and the sinks (validation,

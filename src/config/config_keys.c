@@ -5,7 +5,7 @@
  * user values (config_values.c). Not here: files, --set, cross-key checks and
  * writers (config.c).
  */
-#include "train/config_keys.h"
+#include "config/config_keys.h"
 
 #include <ctype.h>
 #include <limits.h>

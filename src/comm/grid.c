@@ -1,8 +1,8 @@
 /*
- * Rank grid, communicators and counted collectives (see taskrel/dist.h).
+ * Rank grid, communicators and counted collectives (see taskrel/comm.h).
  * Not here: anything about layers or what the buffers mean.
  */
-#include "taskrel/dist.h"
+#include "taskrel/comm.h"
 
 #include <string.h>
 
@@ -246,4 +246,11 @@ tr_status tr_agree(MPI_Comm world, tr_status local) {
         tr_error_set(agreed, __FILE__, __LINE__, __func__, "another rank failed (%s)",
                      tr_status_str(agreed));
     return agreed;
+}
+
+void tr_part_range(int total, int parts, int index, int *lo, int *n) {
+    int a = (int)((int64_t)total * index / parts);
+    int b = (int)((int64_t)total * (index + 1) / parts);
+    *lo = a;
+    *n = b - a;
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trainer_internal.h"
+#include "taskrel/data.h"
 
 /* The dataset's indices of the tasks data.tasks selects (parsed and checked
  * for form by the config; here only against the dataset). */

@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "taskrel/config.h"
-#include "taskrel/data.h"
-#include "io/data_internal.h"
+#include "taskrel/dataset.h"
+#include "io/dataset_extra.h"
 
 typedef struct {
     int64_t n;
