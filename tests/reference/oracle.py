@@ -19,10 +19,10 @@ formula on the Python side (the check must then fail; the ctest runs both).
 
 Usage:
     /usr/bin/python3 tests/reference/oracle.py --taskrel build/taskrel \\
-        [--methods hps,stl,mrn,mrn-task,mrn-gradient,mmoe,mran] [--work DIR] \\
-        [--perturb eig_floor|cov_scale|prox|wd_bias|batch] [--expect-fail]
-Exit code 0 when every method matches (or, with --expect-fail, when at least
-one does not), 1 otherwise.
+        [--methods hps,stl,mrn,...] [--work DIR] [--steps N] [--tol 1e-4] \\
+        [--perturb NAME [--expect-fail] | --perturb-all] [--resync] [--verbose]
+Exit code 0 when every method matches (with --perturb-all: when every perturbed
+formula is detected), 1 otherwise, 77 when torch or h5py is missing.
 """
 
 import argparse
@@ -144,6 +144,25 @@ def read_params(path, group="/params"):
         return {k: np.array(v) for k, v in f[group].items()}
 
 
+def read_buffers(path):
+    with h5py.File(path, "r") as f:
+        return {k: np.array(v) for k, v in f["/buffers"].items()} if "/buffers" in f else {}
+
+
+def initial_buffers(init_dir):
+    """Buffers at initialisation (docs/algorithms.md): batch-norm running mean 0 and
+    variance 1, stored attention and alignment uniform. Shapes from a checkpoint."""
+    out = {}
+    for k, v in read_buffers(os.path.join(init_dir, "checkpoints", "ckpt-1.h5")).items():
+        if k.endswith("running_mean"):
+            out[k] = np.zeros_like(v)
+        elif k.endswith("running_var"):
+            out[k] = np.ones_like(v)
+        else:  # attention (k) and alpha (T, d): uniform over the last axis
+            out[k] = np.full_like(v, np.float32(1.0) / np.float32(v.shape[-1]))
+    return out
+
+
 def read_group(path, group):
     out = {}
     with h5py.File(path, "r") as f:
@@ -243,6 +262,37 @@ def mlp_trunk(p, x, prefix="trunk", task=None):
     return x
 
 
+def bn_channels(x, p, buf, new_buf, name):
+    """Training batch norm per channel over (n, H, W) (docs/algorithms.md), running stats."""
+    dims = (0, 2, 3) if x.dim() == 4 else (0,)
+    shape = (1, -1, 1, 1) if x.dim() == 4 else (1, -1)
+    mean = x.mean(dims)
+    var = ((x - mean.reshape(shape)) ** 2).mean(dims)
+    cnt = x.numel() // x.shape[1]
+    mom = f32(0.1)
+    new_buf[name + ".running_mean"] = (1 - mom) * buf[name + ".running_mean"] + mom * mean.detach()
+    new_buf[name + ".running_var"] = (1 - mom) * buf[name + ".running_var"] \
+        + mom * var.detach() * cnt / (cnt - 1)
+    xh = (x - mean.reshape(shape)) / torch.sqrt(var.reshape(shape) + f32(1e-5))
+    return xh * p[name + ".gamma"].reshape(shape) + p[name + ".beta"].reshape(shape)
+
+
+def lenet_trunk(p, x, buf, new_buf):
+    """conv5-[BN]-ReLU-pool2, conv5-[BN]-ReLU-pool2, fc6-[BN]-ReLU."""
+    bn = "trunk.bn0.gamma" in p
+    for i in (1, 2):
+        x = F.conv2d(x, p[f"trunk.conv{i}.w"], p.get(f"trunk.conv{i}.b"))
+        if bn:
+            x = bn_channels(x, p, buf, new_buf, f"trunk.bn{i - 1}")
+        x = F.max_pool2d(torch.relu(x), 2)
+    x = torch.flatten(x, 1) @ p["trunk.fc6.w"]
+    if "trunk.fc6.b" in p:
+        x = x + p["trunk.fc6.b"]
+    if bn:
+        x = bn_channels(x, p, buf, new_buf, "trunk.bn2")
+    return torch.relu(x)
+
+
 def task_loss(out, y, regression):
     if regression:
         return ((out[:, 0] - y) ** 2).mean()
@@ -262,7 +312,11 @@ class Hps(Ref):
     def forward_losses(self, params, xs, ys):
         losses = []
         stl = self.m["kind"] == "stl"
-        feats = None if stl else mlp_trunk(params, torch.cat(xs)).split([x.shape[0] for x in xs])
+        if "trunk.conv1.w" in params:
+            trunk = lenet_trunk(params, torch.cat(xs), self.buf, self.new_buf)
+        else:
+            trunk = None if stl else mlp_trunk(params, torch.cat(xs))
+        feats = None if stl else trunk.split([x.shape[0] for x in xs])
         for t, (x, y) in enumerate(zip(xs, ys)):
             h = mlp_trunk(params, x, task=t) if stl else feats[t]
             if "head.fc7.w" in params:
@@ -279,6 +333,7 @@ class Hps(Ref):
             xs.append(torch.tensor(d["x"][t][idx]))
             ys.append(torch.tensor(d["y"][t][idx]))
         params = {k: v.clone().requires_grad_(True) for k, v in self.p.items()}
+        self.new_buf = {}
         losses = self.forward_losses(params, xs, ys)
         total = sum(losses)
         if self.mrn is not None and not self.mrn.prox:
@@ -288,6 +343,8 @@ class Hps(Ref):
         self.optimizer_step(dict(zip(names, gr)), lr)
         if self.mrn is not None:
             self.mrn.after_step(self, step, lr)
+        for k, v in self.new_buf.items():
+            self.buf[k] = v.detach().to(torch.float32).reshape(self.buf[k].shape)
         return np.array([float(v) for v in losses])
 
 
@@ -305,6 +362,8 @@ class Shared(Ref):
         return x @ p["head.out.w"][t] + p["head.out.b"][t]
 
     def forward_losses(self, p, x, y):
+        if self.m["kind"] == "mran":
+            return self.mran_losses(p, x, y)
         h = mlp_trunk(p, x)
         E = p["mmoe.expert.w"].shape[0]
         ex = torch.stack([torch.relu(h @ p["mmoe.expert.w"][e] + p["mmoe.expert.b"][e])
@@ -318,16 +377,88 @@ class Shared(Ref):
             losses.append(task_loss(self.tower(p, t, comb), y[:, t], self.data["regression"]))
         return losses
 
+    # ---- MRAN, dot attention (docs/algorithms.md, "MRAN and MMoE"), training path ----
+
+    def bn_one_channel(self, x, gamma, beta, prefix):
+        """Batch norm with one channel over the whole (n, k) block; running stats updated."""
+        mean = x.mean()
+        var = ((x - mean) ** 2).mean()
+        out = (x - mean) / torch.sqrt(var + f32(1e-5)) * gamma + beta
+        if prefix is not None:
+            cnt = x.numel()
+            mom = f32(0.1)
+            rm, rv = self.buf[prefix + ".running_mean"], self.buf[prefix + ".running_var"]
+            ub = float(var.detach()) * cnt / (cnt - 1)
+            self.new_buf[prefix + ".running_mean"] = ((1 - mom) * rm + mom * float(mean.detach()))
+            self.new_buf[prefix + ".running_var"] = ((1 - mom) * rv + mom * ub)
+        return out
+
+    def attn_module(self, p, pre, z):
+        """H = BN(z + a ⊙ z), a = softmax_j(Σ_i S_ij), S = batch mean of e_iᵀe_j/√m."""
+        u, b = p[pre + ".embed.u"], p[pre + ".embed.b"]
+        m = u.shape[1]
+        e = z[:, :, None] * u[None] + b[None]  # (n, k, m)
+        s = e @ e.transpose(1, 2) / np.sqrt(np.float32(m), dtype=np.float32)
+        if self.perturb == "attention":  # (S is symmetric: pooling over i or j is the same)
+            s = s * np.sqrt(np.float32(m), dtype=np.float32)
+        S = s.mean(0)
+        if self.perturb != "penalty":
+            self.penalty = self.penalty + self.gamma2 * (S ** 2).sum()
+        a = torch.softmax(S.sum(0), 0)
+        mu = f32(self.alpha_mom)
+        self.new_buf[pre + ".attention"] = (1 - mu) * self.buf[pre + ".attention"] + mu * a.detach()
+        x = z * (1 + a)
+        g = p[pre + ".bn.gamma"]
+        return self.bn_one_channel(x, g, p[pre + ".bn.beta"], pre + ".bn")
+
+    def mran_losses(self, p, x, y):
+        self.penalty = torch.zeros(())
+        self.new_buf = {}
+        h = mlp_trunk(p, x)
+        hf = self.attn_module(p, "mran.ff", h)
+        zt = y if self.data["regression"] else p["mran.tt.label_value"][
+            torch.arange(y.shape[1])[None, :], y]
+        ht = self.attn_module(p, "mran.tt", zt)
+        n = x.shape[0]
+        alpha = torch.softmax((ht.T @ hf) / n, 1)  # (T, d)
+        mu = f32(self.alpha_mom)
+        self.new_buf["mran.alpha"] = (1 - mu) * self.buf["mran.alpha"] + mu * alpha.detach()
+        losses = []
+        for t in range(self.data["T"]):
+            xk = hf * (1 + alpha[t])
+            mean = xk.mean()
+            var = ((xk - mean) ** 2).mean()
+            hk = (xk - mean) / torch.sqrt(var + f32(1e-5)) * p["mran.task.bn.gamma"][t] \
+                + p["mran.task.bn.beta"][t]
+            cnt = xk.numel()
+            rm = self.buf["mran.task.bn.running_mean"]
+            rv = self.buf["mran.task.bn.running_var"]
+            if t == 0:
+                self.new_buf["mran.task.bn.running_mean"] = rm.clone()
+                self.new_buf["mran.task.bn.running_var"] = rv.clone()
+            self.new_buf["mran.task.bn.running_mean"][t] = \
+                (1 - f32(0.1)) * rm[t] + f32(0.1) * float(mean.detach())
+            self.new_buf["mran.task.bn.running_var"][t] = \
+                (1 - f32(0.1)) * rv[t] + f32(0.1) * float(var.detach()) * cnt / (cnt - 1)
+            yt = y[:, t]
+            losses.append(task_loss(self.tower(p, t, hk), yt, self.data["regression"]))
+        return losses
+
     def step(self, step, lr):
         d = self.data
         idx = d["batches"].indices(step, d["T"])
         x = torch.tensor(d["x"][idx])
         y = torch.tensor(d["y"][idx])
         params = {k: v.clone().requires_grad_(True) for k, v in self.p.items()}
+        self.penalty = 0
         losses = self.forward_losses(params, x, y)
         names = list(params)
-        gr = torch.autograd.grad(sum(losses), [params[k] for k in names], allow_unused=True)
+        gr = torch.autograd.grad(sum(losses) + self.penalty, [params[k] for k in names],
+                                 allow_unused=True)
         self.optimizer_step(dict(zip(names, gr)), lr)
+        if self.m["kind"] == "mran":
+            for k, v in self.new_buf.items():
+                self.buf[k] = v.detach().to(torch.float32).reshape(self.buf[k].shape)
         return np.array([float(v) for v in losses])
 
 
@@ -345,6 +476,10 @@ class Mrn:
             self.floor *= 1.1
         self.eps = float(f32(cfg["eps"]))
         self.prox = cfg["prior_step"] == "prox"
+        self.official = cfg.get("numerics") == "official"
+        if self.official:  # the published code's numerics: task mode, no scaling
+            self.modes = [2]
+            self.eps = 1e-5
         self.state = {}
         for l in self.layers:
             T, d1, d2 = params[f"head.{l}.w"].shape
@@ -355,6 +490,11 @@ class Mrn:
 
     def precision(self, s_mat):
         s, u = np.linalg.eigh(s_mat)
+        if self.official:  # 1/s above 0.1, s below; trace capped at 3000
+            p = np.where(np.abs(s) > 0.1, 1.0 / s, s)
+            if p.sum() > 3000.0:
+                p = p * (3000.0 / p.sum())
+            return (u * p) @ u.T, u, p
         fl = self.floor * s.mean()
         p = 1.0 / np.maximum(s, fl)
         return (u * p) @ u.T, u, p
@@ -377,6 +517,8 @@ class Mrn:
             scale = 1.0 / (d1 * d2)
         if self.perturb == "cov_scale" and k == 2:
             scale *= 1.05
+        if self.official:
+            scale = 1.0
         s = 0.5 * scale * (s + s.T)
         return s + self.eps * np.eye(s.shape[0])
 
@@ -387,6 +529,8 @@ class Mrn:
             for k in self.modes:
                 st["sigma"][k] = self.cov(k, w, st["omega"])
                 st["omega"][k], st["u"][k], st["p"][k] = self.precision(st["sigma"][k])
+            if self.official:
+                continue
             d1, d2 = w.shape[1], w.shape[2]
             a = d1 / np.trace(st["sigma"][0])
             b = d2 / np.trace(st["sigma"][1])
@@ -444,14 +588,21 @@ class Tracker:
     def __init__(self):
         self.worst = {}
 
-    def add(self, what, step, a, b):
+    def add(self, what, step, a, b, name=""):
         rel, ab = rel_diff(a, b)
+        self.put(what, step, rel, ab, name)
+
+    def put(self, what, step, rel, ab, name=""):
         cur = self.worst.get(what)
         if cur is None or rel > cur[0]:
-            self.worst[what] = (rel, ab, step)
+            self.worst[what] = (rel, ab, step, name)
 
 
-PERTURB = ("eig_floor", "cov_scale", "cov_mix", "prox", "wd_bias", "batch", "gate")
+# --perturb-all: each formula changed on the reference side, with a method it must break.
+PERTURB_CASES = (("mrn", "eig_floor"), ("mrn", "cov_scale"), ("mrn", "cov_mix"), ("mrn", "prox"),
+                 ("hps", "wd_bias"), ("hps", "batch"), ("mmoe", "gate"), ("mran", "attention"),
+                 ("mran", "penalty"))
+PERTURB = ("eig_floor", "cov_scale", "cov_mix", "prox", "wd_bias", "batch", "gate", "attention", "penalty")
 
 # ---- methods ---------------------------------------------------------------------------
 
@@ -462,7 +613,13 @@ METHODS = {
     "mrn": ("mrn", "tn", {"mrn.modes": "feature,class,task"}),
     "mrn-task": ("mrn", "tn", {"mrn.modes": "task", "mrn.layers": "fc8"}),
     "mrn-gradient": ("mrn", "tn", {"mrn.prior_step": "gradient", "mrn.lambda": "0.1"}),
+    "mrn-official": ("mrn", "tn", {"mrn.numerics": "official", "mrn.lambda": "0.1"}),
+    "hps-lenet-bn": ("hps", "fd", {"model.trunk": "lenet", "model.lenet_fc": "32",
+                                   "model.batchnorm": "true", "data.tasks": "orig,orig_perm",
+                                   "train.max_steps": "30", "train.eval_every": "1000",
+                                   "train.seed": "1"}),
     "mmoe": ("mmoe", "mm", {}),
+    "mran": ("mran", "mm", {}),
 }
 
 BASE_TN = """[data]
@@ -494,6 +651,13 @@ update_every = 10
 prior_step = prox
 eig_floor = 0.1
 eps = 1e-6
+[mran]
+attention = dot
+modules = tt,ff,tf
+embed_dim = 4
+relation_penalty = fro
+relation_weight = 1e-2
+alpha_momentum = 0.1
 [mmoe]
 experts = 3
 expert_hidden = 8
@@ -523,6 +687,8 @@ def build_data(taskrel, work, which):
         if which == "tn":
             cmd = [taskrel, "data", "synthetic-tn", "--classification", "--tasks", "4",
                    "--n-train", "50", "--n-val", "10", "--n-test", "10", "--dim", "8"]
+        elif which == "fd":
+            cmd = [taskrel, "data", "fashion-domains", "--train-frac", "0.01"]
         else:
             cmd = [taskrel, "data", "synthetic-mmoe", "--tasks", "3", "--n-train", "60",
                    "--n-val", "10", "--n-test", "10", "--dim", "8"]
@@ -530,7 +696,32 @@ def build_data(taskrel, work, which):
     return path
 
 
-def load_data(path, tasks_setting, seed, B):
+def task_order(init_dir):
+    with h5py.File(os.path.join(init_dir, "checkpoints", "ckpt-1.h5"), "r") as f:
+        v = f.attrs["task_names"]
+        v = v.decode() if isinstance(v, bytes) else str(v)
+    return [t for t in v.replace(",", " ").split() if t]
+
+
+def window_losses(run_dir, steps, validated):
+    """Per-step mean task losses from the checkpoints' training window (loss sums and
+    counts since the last validation): consecutive differences, when no validation
+    reset the window in between."""
+    out, prev = {}, None
+    for k in range(1, steps + 1):
+        with h5py.File(os.path.join(run_dir, "checkpoints", f"ckpt-{k}.h5"), "r") as f:
+            w = np.array(f["/train/window"])
+        if k in validated:
+            prev = None
+            continue
+        base = np.zeros_like(w) if prev is None else prev
+        dw = w - base
+        out[k] = dw[:, 0] / dw[:, 3]
+        prev = w
+    return out
+
+
+def load_data(path, names, seed, B):
     with h5py.File(path, "r") as f:
         shared = f.attrs["setting"].decode() if isinstance(f.attrs["setting"], bytes) \
             else f.attrs["setting"]
@@ -543,7 +734,6 @@ def load_data(path, tasks_setting, seed, B):
             d = {"T": T, "x": x, "y": y, "regression": regression,
                  "batches": Batches(seed, B, [x.shape[0]], True)}
         else:
-            names = list(f["/tasks"].keys())
             xs = [np.array(f[f"/tasks/{n}/train/x"], dtype=np.float32) for n in names]
             ys = [np.array(f[f"/tasks/{n}/train/y"]) for n in names]
             regression = ys[0].dtype.kind == "f"
@@ -552,6 +742,34 @@ def load_data(path, tasks_setting, seed, B):
             d = {"T": len(names), "x": xs, "y": ys, "regression": regression,
                  "batches": Batches(seed, B, [x.shape[0] for x in xs], False)}
     return d
+
+
+# Methods checked step by step from taskrel's own state (teacher forcing: each
+# step's update must match) instead of free-running. None by default. With max
+# pooling, a near tie in a pooling window (top two values 1 ulp apart) routes one
+# gradient differently in the two implementations, a discrete event that
+# free-running training then amplifies: hps-lenet-bn at train.seed = 3 meets one
+# at step 16 (conv2.w's update differs by 8e-4, everything else by 1e-7), so it
+# runs at seed 1, which has none in its 30 steps; `--resync --verbose` shows
+# such an event as one step of one tensor.
+RESYNC = set()
+
+
+def load_state(ref, ck, step):
+    with h5py.File(ck, "r") as f:
+        ref.p = {k: torch.tensor(np.array(v)) for k, v in f["/params"].items()}
+        ref.mom = {k: torch.tensor(np.array(v)) for k, v in f["/optim/m"].items()}
+        if "/optim/v" in f:
+            ref.vel = {k: torch.tensor(np.array(v)) for k, v in f["/optim/v"].items()}
+        if "/buffers" in f:
+            ref.buf = {k: torch.tensor(np.array(v)) for k, v in f["/buffers"].items()}
+        if ref.mrn is not None:
+            for l in ref.mrn.layers:
+                st = ref.mrn.state[l]
+                for k in range(3):
+                    for what, key in (("sigma", "sigma"), ("omega", "omega"), ("u", "u"), ("p", "p")):
+                        st[what][k] = np.array(f[f"/mrn/{l}/{key}{k + 1}"])
+    ref.t = step
 
 
 def check_method(name, a, work, tol):
@@ -583,33 +801,56 @@ def check_method(name, a, work, tol):
     run([a.taskrel, "train", "-c", ini, *setargs, "--run-dir", run_dir], run_dir + ".log")
     t_taskrel = time.time() - t0
     losses = read_losses(run_dir)
-    steps = max(losses)
+    steps = len([n for n in os.listdir(os.path.join(run_dir, "checkpoints"))
+                 if n.startswith("ckpt-") and n.endswith(".h5")])
+    if len(losses) < steps:  # not validated every step: from the checkpoints' window
+        losses = window_losses(run_dir, steps, set(losses))
     seed, B = int(cfg["train.seed"]), int(cfg["train.batch_size"])
-    d = load_data(data, None, seed, B)
+    d = load_data(data, task_order(init_dir), seed, B)
     opt = {"kind": cfg["train.optimizer"], "wd": float(cfg["train.weight_decay"]),
            "momentum": float(cfg["train.momentum"]), "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
            "mult_head": 1.0, "mult_trunk": 1.0}
     cls = Shared if which == "mm" else Hps
-    ref = cls({"kind": kind}, d, init, {}, opt, a.perturb)
+    ref = cls({"kind": kind}, d, init, initial_buffers(init_dir), opt, a.perturb)
+    if kind == "mran":
+        ref.gamma2 = f32(cfg["mran.relation_weight"])
+        ref.alpha_mom = float(cfg["mran.alpha_momentum"])
     if kind == "mrn":
         n_mean = float(np.mean([x.shape[0] for x in d["x"]]))
         mcfg = {"layers": cfg["mrn.layers"], "modes": cfg["mrn.modes"],
                 "lambda": float(cfg["mrn.lambda"]), "update_every": int(cfg["mrn.update_every"]),
                 "eig_floor": float(cfg["mrn.eig_floor"]), "eps": float(cfg["mrn.eps"]),
-                "prior_step": cfg["mrn.prior_step"]}
+                "prior_step": cfg["mrn.prior_step"], "numerics": cfg.get("mrn.numerics", "")}
         ref.mrn = Mrn(mcfg, init, n_mean, a.perturb)
     if a.perturb == "batch":
         d["batches"].seed += 1
     lr = float(cfg["train.lr"])
     tr = Tracker()
     t0 = time.time()
+    resync = a.resync or name in RESYNC
+    prev = init
     for step in range(steps):
+        if resync and step > 0:  # teacher forcing: start the step from taskrel's state
+            load_state(ref, os.path.join(run_dir, "checkpoints", f"ckpt-{step}.h5"), step)
         lo = ref.step(step, lr)
-        tr.add("loss", step + 1, lo, losses[step + 1])
+        if step + 1 in losses:
+            tr.add("loss", step + 1, lo, losses[step + 1])
         ck = os.path.join(run_dir, "checkpoints", f"ckpt-{step + 1}.h5")
         theirs = read_params(ck)
         for k, v in theirs.items():
-            tr.add("weights", step + 1, ref.p[k].numpy(), v)
+            if resync:  # the step's update, relative Frobenius norm
+                d_tr = v.astype(np.float64) - prev[k]
+                d_py = ref.p[k].numpy().astype(np.float64) - prev[k]
+                nrm = np.linalg.norm(d_tr)
+                if nrm > 0:
+                    tr.put("update", step + 1, np.linalg.norm(d_py - d_tr) / nrm, nrm, k)
+            else:
+                tr.add("weights", step + 1, ref.p[k].numpy(), v, k)
+            if a.verbose:
+                print(f"  step {step + 1} {k}: {rel_diff(ref.p[k].numpy(), v)[0]:.2e}")
+        for k, v in read_buffers(ck).items():
+            tr.add("buffers", step + 1, ref.buf[k].numpy(), v, k)
+        prev = theirs
         if ref.mrn is not None:
             mst = read_group(ck, "/mrn")
             for l in ref.mrn.layers:
@@ -621,7 +862,8 @@ def check_method(name, a, work, tol):
     t_ref = time.time() - t0
     ok = all(v[0] <= tol for v in tr.worst.values())
     upd = ref.mrn.updates if ref.mrn is not None else 0
-    parts = ", ".join(f"{k} {v[0]:.2e} (abs {v[1]:.1e}, step {v[2]})" for k, v in tr.worst.items())
+    parts = ", ".join(f"{k} {v[0]:.2e} (abs {v[1]:.1e}, step {v[2]}{' ' + v[3] if v[3] else ''})"
+                      for k, v in tr.worst.items())
     print(f"{name:13s} {'PASS' if ok else 'FAIL'}  {steps} steps, {upd} covariance updates; "
           f"max rel diff: {parts}; taskrel {t_taskrel:.1f} s, reference {t_ref:.1f} s", flush=True)
     return ok
@@ -630,7 +872,7 @@ def check_method(name, a, work, tol):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--taskrel", default="build/taskrel")
-    ap.add_argument("--methods", default="hps,stl,mrn,mrn-task,mrn-gradient")
+    ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--work", default=None, help="work directory (default: a temporary one)")
     ap.add_argument("--steps", type=int, default=0, help="cap the steps (default: 5 epochs)")
     ap.add_argument("--tol", type=float, default=1e-4,
@@ -638,6 +880,11 @@ def main():
     ap.add_argument("--perturb", default=None,
                     choices=PERTURB,
                     help="change one formula on the reference side (the check must fail)")
+    ap.add_argument("--resync", action="store_true",
+                    help="every method step by step from taskrel's state (teacher forcing)")
+    ap.add_argument("--verbose", action="store_true", help="every tensor's difference per step")
+    ap.add_argument("--perturb-all", action="store_true",
+                    help="run every case of PERTURB_CASES; succeed only if every one fails")
     ap.add_argument("--expect-fail", action="store_true",
                     help="succeed only if some method does not match (with --perturb)")
     a = ap.parse_args()
@@ -647,6 +894,17 @@ def main():
     print(f"oracle: torch {torch.__version__}, work directory {work}"
           + (f", perturbed: {a.perturb}" if a.perturb else ""), flush=True)
     t0 = time.time()
+    if a.perturb_all:
+        caught = []
+        for meth, pert in PERTURB_CASES:
+            a.perturb = pert
+            print(f"perturbed: {pert}")
+            caught.append(not check_method(meth, a, work, a.tol))
+        print(f"oracle: {sum(caught)}/{len(caught)} perturbed formulas detected "
+              f"in {time.time() - t0:.1f} s")
+        if not a.work:
+            shutil.rmtree(work, ignore_errors=True)
+        sys.exit(0 if all(caught) else 1)
     results = [check_method(m.strip(), a, work, a.tol) for m in a.methods.split(",") if m.strip()]
     print(f"oracle: {sum(results)}/{len(results)} methods match in {time.time() - t0:.1f} s")
     if not a.work:
