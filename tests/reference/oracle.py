@@ -622,7 +622,7 @@ METHODS = {
     "mran": ("mran", "mm", {}),
 }
 
-BASE_TN = """[data]
+BASE = """[data]
 path = {data}
 [model]
 kind = {kind}
@@ -775,10 +775,7 @@ def load_state(ref, ck, step):
 def check_method(name, a, work, tol):
     kind, which, extra = METHODS[name]
     data = build_data(a.taskrel, work, which)
-    text = BASE_TN.format(data=data, kind=kind)
-    if which == "mm":  # the MMoE paper's optimiser: Adam(W)
-        sets = {"train.optimizer": "adamw", "train.lr": "0.01", "train.weight_decay": "0.01"}
-        extra = {**sets, **extra}
+    text = BASE.format(data=data, kind=kind)
     mdir = os.path.join(work, name)
     shutil.rmtree(mdir, ignore_errors=True)
     os.makedirs(mdir)
@@ -786,6 +783,9 @@ def check_method(name, a, work, tol):
     with open(ini, "w") as f:
         f.write(text)
     sets = dict(extra)
+    if which == "mm":  # shared-input models train with AdamW, as in the MMoE paper
+        sets = {"train.optimizer": "adamw", "train.lr": "0.01", "train.weight_decay": "0.01",
+                **extra}
     if a.steps:
         sets["train.max_steps"] = str(a.steps)
     setargs = [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
