@@ -39,6 +39,15 @@ die() {
     exit 2
 }
 
+# this invocation, quoted for a shell (command.sh, and the report)
+invocation=""
+for arg in "$0" "$@"; do
+    if [[ $arg =~ ^[A-Za-z0-9_./=:,+@%-]+$ ]]; then
+        invocation+="$arg "
+    else
+        invocation+="'${arg//\'/\'\\\'\'}' "
+    fi
+done
 out="" seeds="1,2,3" stl="" hps="" truth="" ranks=1 jobs="" slurm=0 sbatch_args=""
 collect_only=0 dry=0 taskrel="$ROOT/build/taskrel"
 methods=() sets=()
@@ -199,6 +208,7 @@ echo "experiment: ${#labels[@]} label(s) x ${#seed_list[@]} seed(s) = $total run
     printf 'saved_stl=%q\nsaved_hps=%q\nsaved_truth=%q\nsaved_taskrel=%q\n' \
         "$stl" "$hps" "$truth" "$taskrel"
 } >"$out/settings.env"
+echo "${invocation% }" >"$out/command.sh"
 if ((dry)); then
     column -t -s $'\t' "$plan" 2>/dev/null || cat "$plan"
     for r in "${todo[@]}"; do echo "would run: ${r#"$out"/}"; done

@@ -214,6 +214,10 @@ def collect(a):
              f"({', '.join(tasks)}). Model selection on the validation split only; mean ± "
              f"sample std over seeds. Every run's command is in its run directory "
              f"(`run.sh`); `results.csv` has one row per run.\n")
+    cmd_path = os.path.join(a.out, "command.sh")
+    if os.path.exists(cmd_path):
+        with open(cmd_path) as f:
+            L.append("Command (from `command.sh`):\n\n```sh\n" + f.read().strip() + "\n```\n")
     if missing:
         L.append(f"**Not finished ({len(missing)}):** " + ", ".join(f"`{m}`" for m in missing)
                  + "\n")
