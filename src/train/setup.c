@@ -110,6 +110,7 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
     TR_CHECK(tr->T <= TR_MAX_TASKS, TR_ERR_DATA, "%d tasks exceed the limit of %d", tr->T,
              TR_MAX_TASKS);
     TR_CALL(tr_grid_init(&tr->grid, world, tr->T, cfg->task_shards, NULL));
+    TR_CALL(tr_watchdog_start(tr->grid.world, cfg->stall_timeout));
     tr_grid *g = &tr->grid;
     tr->t0 = g->t0;
     tr->tn = g->tn;

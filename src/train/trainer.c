@@ -324,6 +324,7 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res) {
         double ts = tr_time_now();
         float lr = tr_schedule_lr(&sched, step);
         tr->step = step;
+        tr_watchdog_set_step(step);
         assemble_batch(tr, step);
         phase_add(tr, TR_PHASE_DATA, "data", ts, tr_time_now());
         tr_params_zero_grad(&m->params);
