@@ -9,9 +9,14 @@
  * hosts) that did not answer, and leaves with exit code TR_EXIT_STALL at once
  * — no MPI_Finalize, which would wait for the lost ranks. The launcher
  * (srun --kill-on-bad-exit, mpirun) then ends the others.
+ * A peer that fails outright (an MPI error in the wait: a killed node) is
+ * reported the same way at once. A backstop thread (no MPI calls) ends the
+ * process with the same code if the wait itself is stuck inside MPI past the
+ * timeout plus the grace.
  * With the timeout 0 the collectives are the blocking MPI calls.
  * Not here: what the collectives carry (grid.c).
  */
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +43,27 @@ static struct {
     int64_t step, seq;
     const char *what;
     int answered_probes;
+    volatile double deadline; /* backstop: 0, or the time after which to leave */
+    int thread_started;
 } g_wd = {.comm = MPI_COMM_NULL};
+
+static void *backstop(void *arg) {
+    (void)arg;
+    for (;;) {
+        usleep(200000);
+        double d = g_wd.deadline;
+        if (d > 0 && tr_time_now() > d) {
+            fprintf(stderr,
+                    "[taskrel r%d] error: stall: step %lld, collective %s stuck inside MPI past "
+                    "dist.stall_timeout = %g s; leaving with exit code %d\n",
+                    g_wd.rank, (long long)g_wd.step, g_wd.what ? g_wd.what : "?", g_wd.timeout,
+                    TR_EXIT_STALL);
+            fflush(stderr);
+            _exit(TR_EXIT_STALL);
+        }
+    }
+    return NULL;
+}
 
 tr_status tr_watchdog_start(MPI_Comm world, double timeout_s) {
     tr_watchdog_stop();
@@ -56,6 +81,13 @@ tr_status tr_watchdog_start(MPI_Comm world, double timeout_s) {
     if (MPI_Get_processor_name(name, &len) == MPI_SUCCESS)
         snprintf(me, sizeof(me), "%.*s", len, name);
     TR_MPI(MPI_Allgather(me, WD_HOST, MPI_CHAR, g_wd.hosts, WD_HOST, MPI_CHAR, g_wd.comm));
+    if (!g_wd.thread_started) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, backstop, NULL) == 0) {
+            pthread_detach(th);
+            g_wd.thread_started = 1;
+        }
+    }
     return TR_OK;
 }
 
@@ -66,6 +98,7 @@ void tr_watchdog_stop(void) {
     tr_free(g_wd.hosts);
     g_wd.hosts = NULL;
     g_wd.timeout = 0;
+    g_wd.deadline = 0;
 }
 
 double tr_watchdog_timeout(void) {
@@ -124,8 +157,9 @@ static void list_ranks(char *buf, size_t cap, const char *flag, char want) {
         snprintf(buf + used, cap - used, "none");
 }
 
-/* The stall: probe, report, leave. Does not return. */
-static void stall(double waited) {
+/* The stall: probe, report, leave. Does not return. why: NULL (timeout) or
+ * the MPI error of the wait. */
+static void stall(double waited, const char *why) {
     const int P = g_wd.size;
     char *flag = calloc((size_t)P, 1); /* 0 no answer, 1 waiting in the same, 2 elsewhere */
     wd_state *st = calloc((size_t)P, sizeof(wd_state));
@@ -161,17 +195,23 @@ static void stall(double waited) {
             }
         }
     }
+    g_wd.deadline = tr_time_now() + 30; /* the probes must not hang either */
     char missing[1024] = "", waiting[1024] = "";
     if (flag) {
         list_ranks(missing, sizeof(missing), flag, 0);
         list_ranks(waiting, sizeof(waiting), flag, 1);
     }
+    char how[320];
+    if (why)
+        snprintf(how, sizeof(how), "failed after %.1f s (%s)", waited, why);
+    else
+        snprintf(how, sizeof(how), "did not complete in %.1f s (dist.stall_timeout = %g)",
+                 waited, g_wd.timeout);
     tr_log(TR_LOG_ERROR,
-           "stall: step %lld, collective %s (#%lld) did not complete in %.1f s "
-           "(dist.stall_timeout = %g); ranks that did not answer: %s; waiting in it: %s; "
-           "leaving with exit code %d",
-           (long long)mine.step, mine.what, (long long)mine.seq, waited, g_wd.timeout, missing,
-           waiting, TR_EXIT_STALL);
+           "stall: step %lld, collective %s (#%lld) %s; ranks that did not answer: %s; "
+           "waiting in it: %s; leaving with exit code %d",
+           (long long)mine.step, mine.what, (long long)mine.seq, how, missing, waiting,
+           TR_EXIT_STALL);
     for (int j = 0; flag && st && j < P; j++)
         if (flag[j] == 2)
             tr_log(TR_LOG_ERROR, "stall: rank %d (%s) is at step %lld, %s (#%lld)", j,
@@ -216,9 +256,17 @@ tr_status tr_watchdog_wait(MPI_Request *req, const char *what) {
     g_wd.seq++;
     g_wd.what = what;
     double t0 = tr_time_now(), next_probe_check = t0 + 0.05;
+    double grace = g_wd.timeout / 10;
+    g_wd.deadline = t0 + g_wd.timeout + (grace < 1 ? 1 : grace > 5 ? 5 : grace) + 10;
     for (long spins = 0;; spins++) {
         int done = 0;
-        TR_MPI(MPI_Test(req, &done, MPI_STATUS_IGNORE));
+        int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) { /* a peer failed outright: the same as a stall */
+            char msg[MPI_MAX_ERROR_STRING];
+            int len = 0;
+            MPI_Error_string(rc, msg, &len);
+            stall(tr_time_now() - t0, msg);
+        }
         if (done)
             break;
         if ((spins & 255) != 255)
@@ -229,10 +277,11 @@ tr_status tr_watchdog_wait(MPI_Request *req, const char *what) {
             next_probe_check = now + 0.05;
         }
         if (now - t0 > g_wd.timeout)
-            stall(now - t0);
+            stall(now - t0, NULL);
         if (now - t0 > 1e-3)
             sched_yield(); /* a long wait: let other processes of a shared core run */
     }
     g_wd.what = NULL;
+    g_wd.deadline = 0;
     return TR_OK;
 }

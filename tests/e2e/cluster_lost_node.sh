@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A node lost mid-run on an emulated 2-node SLURM cluster
 # (tests/e2e/cluster.bash): launch/slurm/train.sbatch on 2 nodes x 2 ranks,
-# checkpoints every 20 steps, dist.stall_timeout = 5 s. Once a checkpoint is
+# checkpoints every 50 steps, dist.stall_timeout = 5 s. Once a checkpoint is
 # written, node n2 is lost:
 #   A. its link goes down; the job requeues itself without n2 (the scontrol
 #      flow: shrink to the survivors, requeue, exclude n2, 1 node x 2 ranks);
@@ -43,13 +43,13 @@ epochs = 25
 batch_size = 256
 optimizer = adamw
 lr = 1e-3
-eval_every = 40
-log_every = 40
+eval_every = 50
+log_every = 50
 [run]
 progress = off
 [checkpoint]
 every_seconds = 0
-every_steps = 20
+every_steps = 50
 keep = 3
 [dist]
 stall_timeout = $STALL
@@ -83,10 +83,10 @@ scenario() {
     echo "== $name: job $job, n2 lost by: $how"
     local i t_lost t_gone='' t_resumed=''
     for ((i = 0; i < 1200; i++)); do
-        [[ -e $name/checkpoints/ckpt-20.h5 ]] && break
+        [[ -e $name/checkpoints/ckpt-50.h5 ]] && break
         sleep 0.1
     done
-    sleep 1 # into the steps after the checkpoint
+    sleep 0.3 # into the steps after the checkpoint
     t_lost=$(now)
     if [[ $how == link ]]; then cluster_link n2 down; else cluster_kill_node n2; fi
     for ((i = 0; i < 6000; i++)); do
@@ -140,7 +140,7 @@ d, steps, ref = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 err = []
 lines = [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl"))]
 evals = sorted({l["step"] for l in lines if "val_mean" in l and "step" in l})
-want = list(range(40, steps + 1, 40))
+want = list(range(50, steps + 1, 50))
 if [s for s in want if s not in evals]:
     err.append(f"validations missing: have {evals}, want {want}")
 fin = [l for l in lines if "test_acc" in l]
