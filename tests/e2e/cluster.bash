@@ -5,7 +5,7 @@
 #   cluster_run sbatch --nodes=2 ...     # any command, run on the head node
 #   cluster_node_exec n2 ip addr         # any command, run on node n2
 #   cluster_link n2 down|up              # take node n2's link down / up
-#   cluster_shape "50us" "10gbit"        # tc netem on every node's link (or: cluster_shape off)
+#   cluster_shape 1gbit [DELAY]          # shape every node's link (tbf; DELAY needs netem); off
 #   cluster_kill_node n2                 # kill every process of node n2 (a node crash)
 #   cluster_stop                         # also from an EXIT trap; safe to call twice
 #
@@ -248,22 +248,33 @@ cluster_link() {
     ip -n "$CLUSTER_NSPREFIX-sw" link set "p-$1" "$2"
 }
 
-# cluster_shape DELAY RATE | cluster_shape off: tc netem on every host's link,
-# both directions (egress of the host's eth0 and of its switch port), so a
-# message between two hosts sees DELAY once on the way out of the sender and
-# once into the receiver; the shaped one-way latency host to host is 2 x
-# DELAY, the bandwidth RATE. Examples: cluster_shape 25us 10gbit.
+# cluster_shape RATE [DELAY] | cluster_shape off: shape every host's link, both
+# directions (egress of the host's eth0 and of its switch port): bandwidth
+# RATE (tc units: 10gbit, 1gbit, 100mbit) with tbf; DELAY (e.g. 25us: a
+# message between two hosts sees it twice, leaving the sender and entering the
+# receiver) needs tc netem (sch_netem), which not every kernel has: returns 2
+# with a message where it is missing.
 cluster_shape() {
-    local h ns
+    local h ns dev q
+    if [[ $1 != off && -n ${2-} ]]; then
+        q=(netem delay "$2" rate "$1" limit 100000)
+    else
+        # burst: 1 ms at the rate, at least 64 KiB (a GSO packet)
+        local bytes
+        bytes=$(awk -v r="$1" 'BEGIN { m = 1; if (r ~ /gbit$/) m = 1e9; else if (r ~ /mbit$/) m = 1e6; else if (r ~ /kbit$/) m = 1e3
+            v = r; sub(/[a-z]+$/, "", v); b = v * m / 8 / 1000; if (b < 65536) b = 65536; printf "%d", b }')
+        q=(tbf rate "$1" burst "$bytes" latency 100ms)
+    fi
     for h in head "${CLUSTER_NODES[@]}"; do
-        ns=$CLUSTER_NSPREFIX-$h
-        if [[ $1 == off ]]; then
-            tc -n "$ns" qdisc del dev eth0 root 2>/dev/null || true
-            tc -n "$CLUSTER_NSPREFIX-sw" qdisc del dev "p-$h" root 2>/dev/null || true
-        else
-            tc -n "$ns" qdisc replace dev eth0 root netem delay "$1" rate "$2" limit 100000 || return 1
-            tc -n "$CLUSTER_NSPREFIX-sw" qdisc replace dev "p-$h" root netem delay "$1" rate "$2" limit 100000 || return 1
-        fi
+        for dev in "$CLUSTER_NSPREFIX-$h eth0" "$CLUSTER_NSPREFIX-sw p-$h"; do
+            read -r ns dev <<<"$dev"
+            if [[ $1 == off ]]; then
+                tc -n "$ns" qdisc del dev "$dev" root 2>/dev/null || true
+            elif ! tc -n "$ns" qdisc replace dev "$dev" root "${q[@]}" 2>"$CLUSTER_DIR/log/tc.err"; then
+                echo "cluster_shape: tc ${q[*]}: $(cat "$CLUSTER_DIR/log/tc.err")" >&2
+                return 2
+            fi
+        done
     done
 }
 
