@@ -27,7 +27,8 @@ PACKAGES=(
     libcmocka-dev libinih-dev zlib1g-dev
     gnuplot-nox dataset-fashion-mnist
     python3 # the e2e tests read metrics.jsonl with it
-    munge slurmctld slurmd slurm-client # the SLURM e2e tests (a local one-node cluster)
+    munge slurmctld slurmd slurm-client # the SLURM e2e tests (local test clusters)
+    iproute2 util-linux # ip, tc, unshare, nsenter: the emulated multi-node cluster (tests/e2e/cluster.bash)
 )
 
 usage() {

@@ -123,7 +123,7 @@ scenario() {
     fi
     [[ -n $t_resumed ]] && echo "$name: node lost -> resumed run's first step: $(awk -v a="$t_lost" -v b="$t_resumed" 'BEGIN { printf "%.1f", b - a }') s"
     checks=$((checks + 1))
-    if grep -Eq "stall: step [0-9]+, collective [a-z_ ]+ \(#[0-9]+\) did not complete .* ranks that did not answer: 2-3 \(n2\)" "$name.log"; then
+    if grep -Eq "stall: step [0-9]+, collective [a-z_ ]+ \(#[0-9]+\) (did not complete|failed after) .* ranks that did not answer: 2-3 \(n2\)" "$name.log"; then
         echo "ok: $name: stall reported: $(grep -m1 -o 'stall: step.*answer: [^;]*' "$name.log")"
     else
         fail "$name: no stall report naming ranks 2-3 on n2"
