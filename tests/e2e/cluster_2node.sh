@@ -6,12 +6,12 @@
 # run's final weights must equal, bitwise, those of the same P on one node
 # (Open MPI picks its collective algorithms by communicator and message size,
 # not by where the ranks are, so the reduction order is the same).
-# CLUSTER_NODES=4 (outside CI) runs the same on 4 nodes. Skipped (exit 0,
+# TASKREL_CLUSTER_NODES=4 (outside CI) runs the same on 4 nodes. Skipped (exit 0,
 # "SKIP") only where the cluster cannot be built (not root, no SLURM).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 source "$(dirname "${BASH_SOURCE[0]}")/cluster.bash"
 command -v h5diff >/dev/null || { echo "h5diff (hdf5-tools) is needed"; exit 1; }
-N=${CLUSTER_NODES:-2}
+N=${TASKREL_CLUSTER_NODES:-2}
 trap 'cluster_stop; rm -rf "$SCRATCH"' EXIT
 cd "$SCRATCH"
 t0=$(date +%s)
