@@ -30,7 +30,8 @@ PACKAGES=(
     python3-h5py # unit.h5_hostile reads attributes written by h5py; tests/reference too
     python3-numpy # tests/e2e/data_import.sh writes .npz files with it
     python3-torch # the PyTorch cross-check (tests/reference)
-    munge slurmctld slurmd slurm-client # the SLURM e2e tests (a local one-node cluster)
+    munge slurmctld slurmd slurm-client # the SLURM e2e tests (local test clusters)
+    iproute2 util-linux # ip, tc, unshare, nsenter: the emulated multi-node cluster (tests/e2e/cluster.bash)
 )
 
 usage() {

@@ -95,6 +95,7 @@ typedef struct {
 
     /* [dist] */
     int task_shards; /* dist.task_shards (0 = largest divisor of P that is <= T) */
+    float stall_timeout; /* dist.stall_timeout: seconds before a collective is a stall (0 = off) */
 
     /* [mrn] (model.kind = mrn) */
     float mrn_lambda;                 /* mrn.lambda: prior weight per training example (1) */

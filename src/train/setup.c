@@ -49,6 +49,7 @@ static tr_status load_data(tr_trainer *tr, MPI_Comm world) {
 
 static tr_status make_grid(tr_trainer *tr, MPI_Comm world) {
     TR_CALL(tr_grid_init(&tr->grid, world, tr->T, tr->cfg->task_shards, NULL));
+    TR_CALL(tr_watchdog_start(tr->grid.world, tr->cfg->stall_timeout));
     tr->t0 = tr->grid.t0;
     tr->tn = tr->grid.tn;
     return tr_config_task_weights(tr->cfg, tr->T, tr->task_weight);
