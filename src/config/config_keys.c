@@ -126,11 +126,14 @@ const tr_cfg_key tr_cfg_keys[] = {
 
     K("dist", "task_shards", TR_CFG_INT, task_shards, 0, "0", CC(0, TR_MAX_TASKS), NULL,
       "task-parallel groups (0: the largest divisor of the rank count that is <= T)"),
-    K("dist", "stall_timeout", TR_CFG_FLOAT, stall_timeout, 0, "300", CC(0, 1e9), NULL,
+    K("dist", "stall_timeout", TR_CFG_FLOAT, stall_timeout, 0, "0", CC(0, 1e9), NULL,
       "seconds a collective may wait for the other ranks; then it is a stall (a node or a "
       "link lost): every waiting rank reports the step, the collective and the ranks that did "
-      "not answer, and exits with code 4 (0: wait forever). Must exceed the longest time one "
-      "rank can run ahead of the others (a checkpoint write, an evaluation)"),
+      "not answer, and exits with code 4. 0: blocking collectives, no watchdog. With a "
+      "timeout the collectives run non-blocking, and MPI may reduce in another order, so at 3 "
+      "or more ranks results can differ from a run without it in the last bits (runs with the "
+      "same setting stay bitwise equal). launch/slurm/train.sbatch sets 300. Must exceed the "
+      "longest time one rank can run ahead of the others (a checkpoint write, an evaluation)"),
 
     K("mrn", "lambda", TR_CFG_FLOAT, mrn_lambda, 0, "1", CC(0, 1e9), NULL,
       "weight of the tensor-normal prior per training example (the batch objective gets "
