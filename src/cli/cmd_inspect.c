@@ -436,6 +436,7 @@ tr_status tr_cmd_plot(int argc, char **argv) {
             TR_RAISE(TR_ERR_USAGE, "plot relations: unexpected argument '%s'", argv[i]);
     }
     TR_CHECK(path && out, TR_ERR_USAGE, "usage: taskrel plot relations PATH -o FILE.png");
+    TR_CALL(tr_path_check_writable(out, "-o"));
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     char buf[2048];
     const char *file = relations_file(path, buf, sizeof buf);

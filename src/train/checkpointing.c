@@ -67,22 +67,6 @@ static void fill_state(tr_trainer *tr, tr_ckpt_state *s, char *names, size_t nam
     s->sc.samples = tr->samples;
 }
 
-static tr_status mkdir_p(const char *dir) {
-    char tmp[TR_PATH_LEN];
-    snprintf(tmp, sizeof(tmp), "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        mkdir(tmp, 0755);
-        *p = '/';
-    }
-    TR_CHECK(mkdir(tmp, 0755) == 0 || errno == EEXIST, TR_ERR_IO,
-             "cannot create checkpoint directory %s: %s", dir, strerror(errno));
-    TR_CHECK(access(tmp, W_OK) == 0, TR_ERR_IO, "checkpoint directory %s is not writable", dir);
-    return TR_OK;
-}
-
 /* A killed job can leave ckpt-<step>.h5.tmp and latest.tmp behind. */
 static void remove_stale(const char *dir) {
     DIR *d = opendir(dir);
@@ -110,7 +94,7 @@ tr_status tr_ckpt_prepare(tr_trainer *tr) {
                  tr->run_dir);
     tr_status st = TR_OK;
     if (tr->grid.rank == 0) {
-        st = mkdir_p(tr->ckpt_dir);
+        st = tr_path_make_dir(tr->ckpt_dir, "checkpoint directory");
         if (st == TR_OK)
             remove_stale(tr->ckpt_dir);
     }

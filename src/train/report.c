@@ -2,6 +2,7 @@
  * What rank 0 shows and writes: the progress line (a live line on a terminal,
  * plain log lines otherwise), metrics.jsonl, and the final per-task table.
  */
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,13 +17,13 @@ tr_status tr_report_open(tr_trainer *tr) {
     char path[TR_PATH_LEN + 32];
     snprintf(path, sizeof(path), "%s/config.ini", tr->run_dir);
     FILE *f = fopen(path, "w");
-    TR_CHECK(f != NULL, TR_ERR_IO, "cannot write %s", path);
+    TR_CHECK(f != NULL, TR_ERR_USAGE, "cannot write %s: %s", path, strerror(errno));
     tr_status st = tr_config_write(tr->cfg, f);
     fclose(f);
     TR_CALL(st);
     snprintf(path, sizeof(path), "%s/metrics.jsonl", tr->run_dir);
     tr->metrics = fopen(path, tr->start_step > 0 ? "a" : "w"); /* a resumed run appends */
-    TR_CHECK(tr->metrics != NULL, TR_ERR_IO, "cannot write %s", path);
+    TR_CHECK(tr->metrics != NULL, TR_ERR_USAGE, "cannot write %s: %s", path, strerror(errno));
     tr_progress_mode mode = tr->cfg->progress;
     tr->progress_tty = mode == TR_PROGRESS_ON || (mode == TR_PROGRESS_AUTO && isatty(2));
     if (!tr->opts.quiet) {

@@ -56,24 +56,8 @@ static tr_status make_run_dir(tr_trainer *tr) {
     }
     TR_MPI(MPI_Bcast(dir, (int)sizeof(dir), MPI_CHAR, 0, tr->grid.world));
     snprintf(tr->run_dir, sizeof(tr->run_dir), "%s", dir);
-    tr_status st = TR_OK;
-    if (tr->grid.rank == 0) {
-        /* mkdir -p */
-        char tmp[TR_PATH_LEN];
-        snprintf(tmp, sizeof(tmp), "%s", dir);
-        for (char *p = tmp + 1; *p && st == TR_OK; p++) {
-            if (*p != '/')
-                continue;
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && access(tmp, F_OK) != 0)
-                st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__,
-                                  "cannot create run directory %s", tmp);
-            *p = '/';
-        }
-        if (st == TR_OK && mkdir(tmp, 0755) != 0 && access(tmp, W_OK) != 0)
-            st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__,
-                              "cannot create run directory %s", dir);
-    }
+    /* rank 0 creates it; a path the user cannot write is exit 2 everywhere */
+    tr_status st = tr->grid.rank == 0 ? tr_path_make_dir(dir, "run directory") : TR_OK;
     TR_CALL(tr_agree(tr->grid.world, st));
     return TR_OK;
 }
