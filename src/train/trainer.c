@@ -386,6 +386,7 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res) {
             window[t].correct += sc[4 * t + 2];
             window[t].abs_sum += sc[4 * t + 3];
         }
+        tr_loss_watch_step(tr, step, mean_loss);
         tr->samples += (int64_t)tr->B * (tr->ds.setting == TR_SETTING_MULTI_INPUT ? T : 1);
         t_train += tr_time_now() - ts;
         tr->train_seconds = t_train;

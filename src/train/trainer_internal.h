@@ -27,6 +27,15 @@ typedef enum {
     TR_PHASE_COUNT
 } tr_phase;
 
+/* The training loss's recent level (loss_watch.c): warns once when a
+ * classification run is still at chance level after train.chance_steps, and
+ * once when the loss climbs away from its best under an adaptive optimizer. */
+typedef struct {
+    double ema, best; /* smoothed mean task loss; its lowest value */
+    int64_t seen;     /* steps observed by this process */
+    int warned_chance, warned_rise;
+} tr_loss_watch;
+
 typedef struct {
     const tr_config *cfg;
     tr_train_opts opts;
@@ -70,6 +79,7 @@ typedef struct {
     int64_t best_step;
     int classification;
     tr_task_stats window[TR_MAX_TASKS]; /* training stats since the last validation */
+    tr_loss_watch loss_watch;           /* chance-level and divergence warnings (loss_watch.c) */
     /* checkpoints (checkpointing.c) */
     int64_t start_step; /* first step of this run (> 0 after a resume) */
     char ckpt_dir[TR_PATH_LEN];
@@ -117,6 +127,9 @@ double tr_mean_metric(const tr_trainer *tr, const tr_task_stats *stats);
 
 /* report.c (rank 0 only unless noted) */
 tr_status tr_report_open(tr_trainer *tr);
+/* After each step, with the step's mean task loss (agreed over ranks): may log
+ * a warning on rank 0. No collectives; the run goes on either way. */
+void tr_loss_watch_step(tr_trainer *tr, int64_t step, double mean_loss);
 void tr_report_close(tr_trainer *tr);
 void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_line);
 /* The learned task correlations (tr->relations) as text tables. */
