@@ -14,7 +14,12 @@
 # through to mpirun: --allow-run-as-root when run as root, --oversubscribe
 # (more ranks than cores is fine for tests), one BLAS thread per rank
 # (reproducible results, no oversubscribed cores) and Open MPI's plain copy
-# for shared memory (containers often forbid cross-memory attach).
+# for shared memory (containers often forbid cross-memory attach), and
+# ranks that yield their core while they wait for a message
+# (mpi_yield_when_idle): with more ranks than free cores, a waiting rank that
+# busy-polls takes the core from the rank it waits for, and a run that should
+# slow down starves instead. TASKREL_YIELD=0 turns it off (lowest latency on
+# a node with a core per rank).
 # Environment: TASKREL_MPIRUN_ARGS extra mpirun arguments (word-split).
 set -euo pipefail
 
@@ -56,7 +61,8 @@ fi
 
 mpi=(--oversubscribe --bind-to none
     -x OPENBLAS_NUM_THREADS=1 -x OMP_NUM_THREADS=1
-    --mca btl_vader_single_copy_mechanism none)
+    --mca btl_vader_single_copy_mechanism none
+    --mca mpi_yield_when_idle "${TASKREL_YIELD:-1}")
 [[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
 # shellcheck disable=SC2206
 [[ -n ${TASKREL_MPIRUN_ARGS:-} ]] && mpi+=($TASKREL_MPIRUN_ARGS)

@@ -78,6 +78,7 @@ typedef struct {
     uint64_t seed;          /* train.seed (1) */
     int eval_every;         /* train.eval_every: steps between validations (0 = each epoch) */
     int log_every;          /* train.log_every: steps between plain log lines (50) */
+    int chance_steps;       /* train.chance_steps: warn if still at chance after (300; 0 off) */
     tr_opt_config opt;      /* train.optimizer = sgd|adamw (sgd), train.momentum (0.9),
                                train.nesterov (false), train.weight_decay (5e-4),
                                train.beta1 (0.9), train.beta2 (0.999), train.eps (1e-8),

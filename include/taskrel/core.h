@@ -156,6 +156,19 @@ double tr_rng_uniform_at(uint64_t seed, uint32_t purpose, uint64_t index, uint64
 /* Fisher-Yates permutation of 0..n-1 from stream (seed, purpose, index). */
 void tr_rng_permutation(int32_t *perm, int32_t n, uint64_t seed, uint32_t purpose, uint64_t index);
 
+/* ---- output paths ----------------------------------------------------------- */
+
+/* A directory the user named (what: "run directory", ...): create it and its
+ * parents and check that a file can be created in it. Otherwise TR_ERR_USAGE
+ * (exit 2): "cannot create run directory DIR: <strerror>". This process only
+ * (call it on one rank and agree). */
+tr_status tr_path_make_dir(const char *dir, const char *what);
+/* A file the user named as an output (what: "--out", "-o", ...): create its
+ * parent directories and check that it can be opened for writing (without
+ * truncating an existing file, and leaving no new file behind). Otherwise
+ * TR_ERR_USAGE naming the path and the reason. This process only. */
+tr_status tr_path_check_writable(const char *file, const char *what);
+
 /* ---- time ----------------------------------------------------------------- */
 double tr_time_now(void); /* monotonic seconds */
 

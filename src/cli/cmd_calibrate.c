@@ -15,6 +15,7 @@
  * needs at least 2 ranks. Not here: the model itself.
  */
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,7 +188,7 @@ static tr_status calib_report(const calib *c, const char *out) {
     if (!out)
         return calib_write(c, stdout);
     FILE *f = fopen(out, "w");
-    TR_CHECK(f != NULL, TR_ERR_IO, "calibrate: cannot write %s", out);
+    TR_CHECK(f != NULL, TR_ERR_USAGE, "calibrate: cannot write %s: %s", out, strerror(errno));
     tr_status st = calib_write(c, f);
     TR_CHECK(fclose(f) == 0 && st == TR_OK, TR_ERR_IO, "calibrate: error writing %s", out);
     return TR_OK;
@@ -239,6 +240,8 @@ tr_status tr_cmd_calibrate(int argc, char **argv) {
     tr_cli_args_free(&a);
     TR_CALL(pst);
     MPI_Comm w = MPI_COMM_WORLD;
+    if (out) /* before the measurements, not after them */
+        TR_CALL(tr_agree(w, tr_log_rank() == 0 ? tr_path_check_writable(out, "--out") : TR_OK));
     calib c;
     memset(&c, 0, sizeof(c));
     int rank;

@@ -173,29 +173,6 @@ static tr_status set_option(tr_builder_opts *o, unsigned bit, const char *opt, c
     return TR_OK;
 }
 
-/* mkdir -p of path's parent directory. */
-tr_status tr_cli_make_parent_dirs(const char *path) {
-    char buf[4096];
-    TR_CHECK(strlen(path) < sizeof(buf), TR_ERR_USAGE, "data: --out: path too long");
-    strcpy(buf, path);
-    char *slash = strrchr(buf, '/');
-    if (!slash || slash == buf)
-        return TR_OK;
-    *slash = '\0';
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            TR_RAISE(TR_ERR_IO, "data: cannot create directory %s: %s", buf, strerror(errno));
-        *p = c;
-        if (c == '\0')
-            break;
-    }
-    return TR_OK;
-}
-
 /* Parse argv[1..] for builder b into o. Sets *help when --help was given. */
 static tr_status parse_args(tr_builder_opts *o, int b, int argc, char **argv, int *help) {
     tr_cli_option opts[N_OPTIONS];
@@ -245,7 +222,7 @@ tr_status tr_cmd_data(int argc, char **argv) {
         return TR_OK;
     }
     TR_CHECK(o.out != NULL, TR_ERR_USAGE, "data: missing --out FILE");
-    TR_CALL(tr_cli_make_parent_dirs(o.out));
+    TR_CALL(tr_path_check_writable(o.out, "--out"));
     double t0 = tr_time_now();
     TR_CALL(k_builders[b].build(&o));
     tr_log(TR_LOG_INFO, "data: wrote %s (%s, seed %llu) in %.1f s", o.out, k_builders[b].name,

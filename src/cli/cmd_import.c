@@ -150,7 +150,7 @@ tr_status tr_cmd_import(int argc, char **argv) {
             st = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
                               "data import: missing --out FILE.h5");
         if (st == TR_OK)
-            st = tr_cli_make_parent_dirs(o.out);
+            st = tr_path_check_writable(o.out, "--out");
         double t0 = tr_time_now();
         if (st == TR_OK)
             st = tr_import(&o);

@@ -372,6 +372,7 @@ tr_status tr_cmd_plot(int argc, char **argv) {
              "unknown plot '%s' (available: relations)", what);
     TR_CHECK(!extra, TR_ERR_USAGE, "plot relations: unexpected argument '%s'", extra);
     TR_CHECK(path && out, TR_ERR_USAGE, "usage: taskrel plot relations PATH -o FILE.png");
+    TR_CALL(tr_path_check_writable(out, "-o"));
     tr_h5_errors_quiet();
     char buf[2048];
     const char *file = relations_file(path, buf, sizeof buf);

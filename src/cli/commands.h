@@ -40,7 +40,5 @@ tr_status tr_cmd_data(int argc, char **argv);
 /* `taskrel data import FILE... --out OUT.h5 [options]` (argv[0] = "import"). Serial. */
 tr_status tr_cmd_import(int argc, char **argv);
 
-/* mkdir -p of path's parent directory (for --out). */
-tr_status tr_cli_make_parent_dirs(const char *path);
 
 #endif

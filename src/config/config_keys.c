@@ -86,6 +86,9 @@ const tr_cfg_key tr_cfg_keys[] = {
       "steps between validations (0: after each epoch)"),
     K("train", "log_every", TR_CFG_INT, log_every, 0, "50", GE(1), NULL,
       "steps between plain log lines"),
+    K("train", "chance_steps", TR_CFG_INT, chance_steps, 0, "300", GE(0), NULL,
+      "classification: warn if the training loss is still at chance level (mean ln C) "
+      "after this many steps (0: never)"),
     K("train", "optimizer", TR_CFG_ENUM, opt.kind, 0, "sgd", ANY, k_opt_names,
       "sgd (momentum, PyTorch convention) or adamw (decoupled weight decay)"),
     K("train", "momentum", TR_CFG_FLOAT, opt.momentum, 0, "0.9", CO(0, 1), NULL, "SGD momentum"),

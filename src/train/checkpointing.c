@@ -98,7 +98,7 @@ tr_status tr_trainer_ckpt_prepare(tr_trainer *tr) {
         snprintf(c->dir, sizeof(c->dir), "%.*s/checkpoints", TR_PATH_LEN - 16, tr->rep.run_dir);
     tr_status st = TR_OK;
     if (tr->grid.rank == 0) {
-        st = tr_mkdir_p(c->dir, "checkpoint");
+        st = tr_path_make_dir(c->dir, "checkpoint directory");
         if (st == TR_OK)
             remove_stale(c->dir);
     }

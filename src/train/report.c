@@ -4,6 +4,7 @@
  * terminal, plain log lines otherwise), metrics.jsonl, and the final
  * per-task table.
  */
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -38,7 +39,7 @@ static tr_status make_run_dir(tr_trainer *tr) {
     }
     TR_MPI(MPI_Bcast(dir, (int)sizeof(dir), MPI_CHAR, 0, tr->grid.world));
     snprintf(tr->rep.run_dir, sizeof(tr->rep.run_dir), "%s", dir);
-    tr_status st = tr->grid.rank == 0 ? tr_mkdir_p(dir, "run") : TR_OK;
+    tr_status st = tr->grid.rank == 0 ? tr_path_make_dir(dir, "run directory") : TR_OK;
     TR_CALL(tr_agree(tr->grid.world, st));
     return TR_OK;
 }
@@ -54,13 +55,13 @@ tr_status tr_report_open(tr_trainer *tr) {
     char path[TR_PATH_LEN + 32];
     snprintf(path, sizeof(path), "%s/config.ini", tr->rep.run_dir);
     FILE *f = fopen(path, "w");
-    TR_CHECK(f != NULL, TR_ERR_IO, "cannot write %s", path);
+    TR_CHECK(f != NULL, TR_ERR_USAGE, "cannot write %s: %s", path, strerror(errno));
     tr_status st = tr_config_write(tr->cfg, f);
     fclose(f);
     TR_CALL(st);
     snprintf(path, sizeof(path), "%s/metrics.jsonl", tr->rep.run_dir);
     tr->rep.metrics = fopen(path, tr->ckpt.start_step > 0 ? "a" : "w"); /* a resumed run appends */
-    TR_CHECK(tr->rep.metrics != NULL, TR_ERR_IO, "cannot write %s", path);
+    TR_CHECK(tr->rep.metrics != NULL, TR_ERR_USAGE, "cannot write %s: %s", path, strerror(errno));
     tr_progress_mode mode = tr->cfg->progress;
     tr->rep.progress_tty = mode == TR_PROGRESS_ON || (mode == TR_PROGRESS_AUTO && isatty(2));
     if (!tr->opts.quiet) {

@@ -17,22 +17,6 @@ static void mark_method(void *ctx, const char *event, double t0, double t1) {
     tr_trainer_phase(ctx, TR_PHASE_METHOD, event, t0, t1);
 }
 
-tr_status tr_mkdir_p(const char *dir, const char *what) {
-    char tmp[TR_PATH_LEN];
-    snprintf(tmp, sizeof(tmp), "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        mkdir(tmp, 0755); /* failures show in the last step */
-        *p = '/';
-    }
-    TR_CHECK(mkdir(tmp, 0755) == 0 || errno == EEXIST, TR_ERR_IO,
-             "cannot create %s directory %s: %s", what, dir, strerror(errno));
-    TR_CHECK(access(tmp, W_OK) == 0, TR_ERR_IO, "%s directory %s is not writable", what, dir);
-    return TR_OK;
-}
-
 static tr_status load_data(tr_trainer *tr, MPI_Comm world) {
     const tr_config *cfg = tr->cfg;
     /* Every rank reads the dataset; validation errors are the same everywhere,

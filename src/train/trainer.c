@@ -120,6 +120,7 @@ static void record_step(tr_trainer *tr, const loop_state *ls, int64_t step, tr_t
     tr->rep.samples += (int64_t)tr->batch.B * (tr->batch.shared_input ? 1 : T);
     tr->rep.train_seconds += tr_time_now() - ls->t_begin;
     res->steps = step + 1;
+    tr_loss_watch_step(tr, step, mean_loss);
     if (tr->grid.rank == 0 && !tr->opts.quiet)
         tr_report_progress(tr, step + 1, mean_loss, 0);
 }

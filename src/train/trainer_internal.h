@@ -153,6 +153,15 @@ typedef struct {
     double t_start;
 } tr_reporting;
 
+/* The training loss's recent level (loss_watch.c): warns once when a
+ * classification run is still at chance level after train.chance_steps, and
+ * once when the loss climbs away from its best under an adaptive optimizer. */
+typedef struct {
+    double ema, best; /* smoothed mean task loss; its lowest value */
+    int64_t seen;     /* steps observed by this process */
+    int warned_chance, warned_rise;
+} tr_loss_watch;
+
 /* ---- the trainer -------------------------------------------------------------------- */
 
 typedef struct {
@@ -175,14 +184,13 @@ typedef struct {
     tr_selection sel;
     tr_trainer_ckpt ckpt;
     tr_reporting rep;
+    tr_loss_watch loss_watch;
 } tr_trainer;
 
 /* setup.c */
 tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
                           const tr_train_opts *opts);
 void tr_trainer_free(tr_trainer *tr);
-/* mkdir -p; `what` names the directory in errors ("run", "checkpoint"). Local. */
-tr_status tr_mkdir_p(const char *dir, const char *what);
 
 /* step.c: one training step up to the optimizer. Collective. */
 tr_status tr_step_forward(tr_trainer *tr, tr_task_stats *st);
@@ -225,5 +233,7 @@ void tr_signals_install(void);
 void tr_signals_restore(void);
 int tr_signals_pending(void); /* the signal number seen, 0 if none */
 
-
+/* loss_watch.c: after each step, with the step's mean task loss (agreed over
+ * ranks): may log a warning on rank 0. No collectives; the run goes on. */
+void tr_loss_watch_step(tr_trainer *tr, int64_t step, double mean_loss);
 #endif
