@@ -1,16 +1,53 @@
 /*
- * What rank 0 shows and writes: the progress line (a live line on a terminal,
- * plain log lines otherwise), metrics.jsonl, and the final per-task table.
+ * What the run shows and writes: the run directory and each rank's phase
+ * times and timeline; on rank 0 the progress line (a live line on a
+ * terminal, plain log lines otherwise), metrics.jsonl, and the final
+ * per-task table.
  */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "taskrel/timeline.h"
 
 #include "trainer_internal.h"
 
 static const char *const k_phase_names[TR_PHASE_COUNT] = {
     "data", "forward", "backward", "comm", "optimizer", "eval", "mrn", /* "mrn": the method */
 };
+
+void tr_trainer_phase(tr_trainer *tr, tr_phase ph, const char *name, double t0, double t1) {
+    tr->rep.phase[ph] += t1 - t0;
+    tr_timeline_add(tr->rep.timeline, name, t0, t1, tr->step);
+}
+
+static tr_status make_run_dir(tr_trainer *tr) {
+    char dir[TR_PATH_LEN];
+    const char *want = tr->opts.run_dir ? tr->opts.run_dir : tr->cfg->run_dir;
+    if (want && want[0]) {
+        snprintf(dir, sizeof(dir), "%s", want);
+    } else if (tr->grid.rank == 0) {
+        time_t now = time(NULL);
+        struct tm tmv;
+        gmtime_r(&now, &tmv);
+        char stamp[32];
+        strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tmv);
+        snprintf(dir, sizeof(dir), "runs/%s-%s", tr->model.method->name, stamp);
+    }
+    TR_MPI(MPI_Bcast(dir, (int)sizeof(dir), MPI_CHAR, 0, tr->grid.world));
+    snprintf(tr->rep.run_dir, sizeof(tr->rep.run_dir), "%s", dir);
+    tr_status st = tr->grid.rank == 0 ? tr_mkdir_p(dir, "run") : TR_OK;
+    TR_CALL(tr_agree(tr->grid.world, st));
+    return TR_OK;
+}
+
+tr_status tr_reporting_init(tr_trainer *tr) {
+    TR_CALL(make_run_dir(tr));
+    /* ~10 events a step; a long run keeps its most recent events */
+    int64_t cap = tr->total_steps * 12 + 64;
+    return tr_timeline_create(&tr->rep.timeline, (int)(cap < 1000000 ? cap : 1000000));
+}
 
 tr_status tr_report_open(tr_trainer *tr) {
     char path[TR_PATH_LEN + 32];
@@ -40,10 +77,12 @@ tr_status tr_report_open(tr_trainer *tr) {
     return TR_OK;
 }
 
-void tr_report_close(tr_reporting *rep) {
+void tr_reporting_free(tr_reporting *rep) {
     if (rep->metrics)
         fclose(rep->metrics);
     rep->metrics = NULL;
+    tr_timeline_free(rep->timeline);
+    rep->timeline = NULL;
 }
 
 static void fmt_duration(char *buf, size_t n, double s) {

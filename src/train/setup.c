@@ -1,22 +1,15 @@
 /*
  * Trainer set-up and tear-down, as a list of named steps: data (errors agreed
  * over all ranks), the rank grid, the steps of the run, the batch, the model
- * and its method, the optimizer, model selection, checkpoint state, the run
- * directory and the timeline. Not here: the step, the loop, evaluation.
+ * and its method, the optimizer, model selection, checkpoint state, reporting.
+ * Not here: the step, the loop, evaluation.
  */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "taskrel/timeline.h"
 #include "trainer_internal.h"
-
-void tr_trainer_phase(tr_trainer *tr, tr_phase ph, const char *name, double t0, double t1) {
-    tr->rep.phase[ph] += t1 - t0;
-    tr_timeline_add(tr->rep.timeline, name, t0, t1, tr->step);
-}
 
 /* tr_method_env.mark: a method's own phase. */
 static void mark_method(void *ctx, const char *event, double t0, double t1) {
@@ -36,26 +29,6 @@ tr_status tr_mkdir_p(const char *dir, const char *what) {
     TR_CHECK(mkdir(tmp, 0755) == 0 || errno == EEXIST, TR_ERR_IO,
              "cannot create %s directory %s: %s", what, dir, strerror(errno));
     TR_CHECK(access(tmp, W_OK) == 0, TR_ERR_IO, "%s directory %s is not writable", what, dir);
-    return TR_OK;
-}
-
-static tr_status make_run_dir(tr_trainer *tr) {
-    char dir[TR_PATH_LEN];
-    const char *want = tr->opts.run_dir ? tr->opts.run_dir : tr->cfg->run_dir;
-    if (want && want[0]) {
-        snprintf(dir, sizeof(dir), "%s", want);
-    } else if (tr->grid.rank == 0) {
-        time_t now = time(NULL);
-        struct tm tmv;
-        gmtime_r(&now, &tmv);
-        char stamp[32];
-        strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tmv);
-        snprintf(dir, sizeof(dir), "runs/%s-%s", tr->model.method->name, stamp);
-    }
-    TR_MPI(MPI_Bcast(dir, (int)sizeof(dir), MPI_CHAR, 0, tr->grid.world));
-    snprintf(tr->rep.run_dir, sizeof(tr->rep.run_dir), "%s", dir);
-    tr_status st = tr->grid.rank == 0 ? tr_mkdir_p(dir, "run") : TR_OK;
-    TR_CALL(tr_agree(tr->grid.world, st));
     return TR_OK;
 }
 
@@ -123,15 +96,6 @@ static tr_status make_model(tr_trainer *tr) {
     return tr_model_attach(&tr->model, &env);
 }
 
-static tr_status make_outputs(tr_trainer *tr) {
-    if (tr->eval_only)
-        return TR_OK;
-    TR_CALL(make_run_dir(tr));
-    /* ~10 events a step; a long run keeps its most recent events */
-    int64_t cap = tr->total_steps * 12 + 64;
-    return tr_timeline_create(&tr->rep.timeline, (int)(cap < 1000000 ? cap : 1000000));
-}
-
 tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
                           const tr_train_opts *opts) {
     int eval_only = tr->eval_only;
@@ -149,7 +113,7 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
     TR_CALL(tr_opt_init(&tr->opt, &cfg->opt, &tr->model.params));
     TR_CALL(tr_selection_init(&tr->sel, &tr->model));
     TR_CALL(tr_trainer_ckpt_register(tr));
-    return make_outputs(tr);
+    return tr->eval_only ? TR_OK : tr_reporting_init(tr);
 }
 
 void tr_trainer_free(tr_trainer *tr) {
@@ -160,7 +124,6 @@ void tr_trainer_free(tr_trainer *tr) {
     tr_free(tr->scalars);
     tr_selection_free(&tr->sel);
     tr_relations_free(&tr->relations);
-    tr_report_close(&tr->rep);
-    tr_timeline_free(tr->rep.timeline);
+    tr_reporting_free(&tr->rep);
     tr_grid_free(&tr->grid);
 }

@@ -47,11 +47,11 @@ typedef enum {
     TR_STAT_FIELDS
 } tr_stat_field;
 
-/* The fused per-step all-reduce: T * TR_STAT_FIELDS packed task statistics,
- * then these flags at offset T * TR_STAT_FIELDS. */
+/* The fused per-step all-reduce: T * TR_STAT_FIELDS packed task statistics
+ * (summed), then these flags at offset T * TR_STAT_FIELDS (combined with MAX). */
 typedef enum {
-    TR_FUSED_NONFINITE = 0, /* > 0: some rank saw a non-finite loss or gradient (summed) */
-    TR_FUSED_ACTION,        /* the agreed action of this step (combined with MAX) */
+    TR_FUSED_NONFINITE = 0, /* 1: some rank saw a non-finite loss or gradient */
+    TR_FUSED_ACTION,        /* the agreed action of this step (trainer.c) */
     TR_FUSED_FLAGS
 } tr_fused_flag;
 
@@ -185,8 +185,6 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
 void tr_trainer_free(tr_trainer *tr);
 /* mkdir -p; `what` names the directory in errors ("run", "checkpoint"). Local. */
 tr_status tr_mkdir_p(const char *dir, const char *what);
-/* Accumulate a phase's time on this rank and record it on the timeline. */
-void tr_trainer_phase(tr_trainer *tr, tr_phase ph, const char *name, double t0, double t1);
 
 /* step.c: one training step up to the optimizer. Collective. */
 tr_status tr_step_forward(tr_trainer *tr, tr_task_stats *st);
@@ -197,8 +195,13 @@ tr_status tr_step_reduce_gradients(tr_trainer *tr);
 tr_status tr_trainer_evaluate(tr_trainer *tr, tr_split split, tr_task_stats *stats);
 
 /* report.c (rank 0 only unless noted) */
+/* The run directory (agreed over world) and this rank's timeline. Collective. */
+tr_status tr_reporting_init(tr_trainer *tr);
+void tr_reporting_free(tr_reporting *rep);
+/* Accumulate a phase's time on this rank and record it on the timeline. Local. */
+void tr_trainer_phase(tr_trainer *tr, tr_phase ph, const char *name, double t0, double t1);
+/* config.ini and metrics.jsonl in the run directory. */
 tr_status tr_report_open(tr_trainer *tr);
-void tr_report_close(tr_reporting *rep);
 void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_line);
 /* The learned task correlations (tr->relations) as text tables. */
 void tr_report_relations(const tr_trainer *tr, FILE *out);
