@@ -3,7 +3,12 @@
 #
 # Usage: launch/local.sh [-np N] COMMAND [ARGS...]
 #   launch/local.sh -np 2 build/taskrel train -c launch/configs/fashion-hps.ini
-#   launch/local.sh -np 4 taskrel train -c run.ini      (taskrel: build/taskrel)
+#   launch/local.sh -np 4 taskrel train -c run.ini
+#
+# COMMAND `taskrel` means $TASKREL_BIN if set, else the source tree's
+# build/taskrel (TASKREL_BUILD_DIR) when run from a checkout, else the
+# installed PREFIX/bin/taskrel next to PREFIX/share/taskrel/launch/local.sh,
+# else taskrel on PATH.
 #
 # Adds what a workstation or a CI container needs and passes everything else
 # through to mpirun: --allow-run-as-root when run as root, --oversubscribe
@@ -33,7 +38,20 @@ done
 cmd=$1
 shift
 if [[ $cmd == taskrel ]]; then
-    cmd="$ROOT/${TASKREL_BUILD_DIR:-build}/taskrel"
+    build=${TASKREL_BUILD_DIR:-build}
+    [[ $build == /* ]] || build="$ROOT/$build"
+    if [[ -n ${TASKREL_BIN:-} ]]; then
+        cmd=$TASKREL_BIN
+    elif [[ -x $build/taskrel ]]; then
+        cmd=$build/taskrel
+    elif [[ -x $ROOT/../../bin/taskrel ]]; then
+        cmd=$(cd "$ROOT/../../bin" && pwd)/taskrel
+    elif command -v taskrel >/dev/null 2>&1; then
+        cmd=$(command -v taskrel)
+    else
+        echo "local.sh: no taskrel found (build it, install it, or set TASKREL_BIN)" >&2
+        exit 2
+    fi
 fi
 
 mpi=(--oversubscribe --bind-to none

@@ -13,7 +13,7 @@
 # a second run does nothing but configure and build. Works from any directory.
 # The SLURM packages are here for the launcher tests (tests/e2e/slurm_*.sh start
 # a throw-away one-node cluster; the Debian services stay disabled under
-# policy-rc.d). python3-torch is not installed here: tests/bench installs it.
+# policy-rc.d). python3-torch and python3-h5py are for the PyTorch cross-check (tests/reference).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +27,11 @@ PACKAGES=(
     libcmocka-dev libinih-dev zlib1g-dev
     gnuplot-nox dataset-fashion-mnist
     python3 # the e2e tests read metrics.jsonl with it
-    munge slurmctld slurmd slurm-client # the SLURM e2e tests (a local one-node cluster)
+    python3-h5py # unit.h5_hostile reads attributes written by h5py; tests/reference too
+    python3-numpy # tests/e2e/data_import.sh writes .npz files with it
+    python3-torch # the PyTorch cross-check (tests/reference)
+    munge slurmctld slurmd slurm-client # the SLURM e2e tests (local test clusters)
+    iproute2 util-linux # ip, tc, unshare, nsenter: the emulated multi-node cluster (tests/e2e/cluster.bash)
 )
 
 usage() {

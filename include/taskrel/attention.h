@@ -32,6 +32,7 @@
 extern "C" {
 #endif
 
+/* The relation score of an attention module (config key mran.attention). */
 typedef enum { TR_ATTN_DOT = 0, TR_ATTN_GENERAL, TR_ATTN_CONCAT, TR_ATTN_MULTIHEAD } tr_attn_kind;
 
 /* Sizes of one attention module: k tokens, embedding m, concat hidden q,

@@ -33,7 +33,7 @@
 #define TASKREL_CHECKPOINT_H
 
 #include "taskrel/config.h"
-#include "taskrel/dist.h"
+#include "taskrel/comm.h"
 #include "taskrel/params.h"
 #include "taskrel/relations.h"
 

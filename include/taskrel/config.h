@@ -1,6 +1,6 @@
 /*
  * Run configuration: an INI file (inih) plus `--set section.key=value`
- * overrides. Every key lives in one table (src/train/config.c) with its type,
+ * overrides. Every key lives in one table (src/config/config_keys.c) with its type,
  * default, range and one-line documentation; docs/config.md is generated from
  * the same table (`taskrel config --markdown`) and a test keeps them in sync.
  * An unknown section or key, or a value that does not parse or is out of
@@ -10,6 +10,7 @@
 #ifndef TASKREL_CONFIG_H
 #define TASKREL_CONFIG_H
 
+#include "taskrel/attention.h" /* tr_attn_kind (mran.attention) */
 #include "taskrel/core.h"
 #include "taskrel/optim.h"
 
@@ -35,10 +36,30 @@ typedef enum { TR_MRN_PROX = 0, TR_MRN_GRADIENT } tr_mrn_prior_step;
 typedef enum { TR_MRN_FLOOR = 0, TR_MRN_OFFICIAL } tr_mrn_numerics;
 typedef enum { TR_MRN_PROX_FLOAT = 0, TR_MRN_PROX_DOUBLE } tr_mrn_prox_precision;
 
+
+/* mrn.layers: the task-specific layers that carry a prior. */
+enum { TR_MRN_LAYER_FC7 = 1u << 0, TR_MRN_LAYER_FC8 = 1u << 1 };
+/* mrn.modes: bit 1u << k for mode k of tr_mrn_mode (feature 0, class 1, task 2). */
+enum { TR_MRN_MODES_FEATURE = 1u << 0, TR_MRN_MODES_CLASS = 1u << 1, TR_MRN_MODES_TASK = 1u << 2 };
+/* mran.modules: the attention modules that run. */
+enum { TR_MRAN_MODULE_TT = 1u << 0, TR_MRAN_MODULE_FF = 1u << 1, TR_MRAN_MODULE_TF = 1u << 2 };
+
+#define TR_TASK_NAME_LEN 64 /* a task name, terminator included */
+#define TR_MAX_SELECT 128   /* names data.tasks can list */
+
+/* data.tasks, parsed: all tasks (first = 0, n_names = 0), the first `first`
+ * tasks, or the tasks named, in that order (resolved against the dataset
+ * once it is loaded). */
+typedef struct {
+    int first;
+    int n_names;
+    char names[TR_MAX_SELECT][TR_TASK_NAME_LEN];
+} tr_task_select;
+
 typedef struct {
     /* [data] */
     char data_path[TR_PATH_LEN]; /* data.path: dataset .h5 (required) */
-    char data_tasks[256];        /* data.tasks: "" all, "N" the first N, or "a,b,c" names ("") */
+    tr_task_select data_tasks;   /* data.tasks: "" all, "N" the first N, or "a,b,c" names ("") */
 
     /* [model] */
     tr_model_kind model_kind;          /* model.kind = stl|hps|mrn|mran|mmoe (hps) */
@@ -66,7 +87,8 @@ typedef struct {
                                train.warmup_steps (0), train.step_size (1000),
                                train.gamma (0.1 step, 1e-3 inv), train.power (0.75),
                                train.min_lr (0); total_steps is set by the trainer */
-    char task_weights[256]; /* train.task_weights: "1,1,..." or "" (all 1) */
+    float task_weights[TR_MAX_TASKS]; /* train.task_weights: "1,1,..." (empty: all 1) */
+    int n_task_weights;               /* entries in task_weights (0: all 1) */
 
     /* [run] */
     char run_dir[TR_PATH_LEN]; /* run.dir: run directory ("" = runs/<model>-<timestamp>) */
@@ -74,11 +96,12 @@ typedef struct {
 
     /* [dist] */
     int task_shards; /* dist.task_shards (0 = largest divisor of P that is <= T) */
+    float stall_timeout; /* dist.stall_timeout: seconds before a collective is a stall (0 = off) */
 
     /* [mrn] (model.kind = mrn) */
     float mrn_lambda;                 /* mrn.lambda: prior weight per training example (1) */
-    char mrn_layers[64];              /* mrn.layers: "fc7,fc8" */
-    char mrn_modes[64];               /* mrn.modes: "feature,class,task" */
+    unsigned mrn_layers;              /* mrn.layers: TR_MRN_LAYER_* bits ("fc7,fc8") */
+    unsigned mrn_modes;               /* mrn.modes: TR_MRN_MODES_* bits ("feature,class,task") */
     int mrn_update_every;             /* mrn.update_every: steps between covariance updates (50) */
     int mrn_flipflop_iters;           /* mrn.flipflop_iters (1) */
     float mrn_eps;                    /* mrn.eps: ε added to covariance diagonals (1e-6) */
@@ -98,7 +121,7 @@ typedef struct {
 
     /* [mran] (model.kind = mran; see docs/algorithms.md) */
     int mran_attention;         /* mran.attention = dot|general|concat|multihead (tr_attn_kind) */
-    char mran_modules[32];      /* mran.modules: subset of "tt,ff,tf" (all three) */
+    unsigned mran_modules;      /* mran.modules: TR_MRAN_MODULE_* bits ("tt,ff,tf") */
     int mran_embed_dim;         /* mran.embed_dim: token embedding m (8) */
     int mran_concat_hidden;     /* mran.concat_hidden: q of concat attention (16) */
     int mran_heads;             /* mran.heads: multihead heads, divides embed_dim (2) */
@@ -117,15 +140,23 @@ void tr_config_default(tr_config *c);
 tr_status tr_config_load_file(tr_config *c, const char *path);
 /* Apply one "section.key=value" override. */
 tr_status tr_config_set(tr_config *c, const char *assignment);
-/* Cross-key checks after all values are in (e.g. data.path given). */
+/* Cross-key checks after all values are in (e.g. data.path given, mrn.layers
+ * not empty for model.kind = mrn): everything that can be checked without the
+ * data, so that a bad value stops a run before the data is loaded. */
 tr_status tr_config_validate(const tr_config *c);
 /* Write the resolved config as INI (every key, current values). */
 tr_status tr_config_write(const tr_config *c, FILE *f);
+/* The same text, malloc'd into *text (free() it). */
+tr_status tr_config_text(const tr_config *c, char **text);
 /* Write the key table as markdown (docs/config.md). */
 void tr_config_write_markdown(FILE *f);
 /* Per-task loss weights from train.task_weights into w[0..T): all 1 if the key
  * is empty; TR_ERR_CONFIG if it does not have exactly T entries. */
 tr_status tr_config_task_weights(const tr_config *c, int T, float *w);
+
+/* 1 if texts a and b of key section.key give the same value (e.g. mrn.layers
+ * "fc8, fc7" and "fc7,fc8"); texts that do not parse compare as strings. */
+int tr_config_same_value(const char *section, const char *key, const char *a, const char *b);
 
 const char *tr_model_kind_str(tr_model_kind k);
 

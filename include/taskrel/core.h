@@ -10,7 +10,7 @@
  * a status to the process exit code (0 ok, 1 runtime, 2 usage/config/data,
  * 3 checkpointed for requeue).
  *
- * This header does not include MPI; MPI checks live in taskrel/dist.h.
+ * This header does not include MPI; MPI checks live in taskrel/comm.h.
  */
 #ifndef TASKREL_CORE_H
 #define TASKREL_CORE_H

@@ -33,7 +33,7 @@
 #include <stdio.h>
 
 #include "taskrel/config.h"
-#include "taskrel/dist.h"
+#include "taskrel/comm.h"
 #include "taskrel/model.h"
 #include "taskrel/relations.h"
 

@@ -19,7 +19,7 @@
 #include <stdio.h>
 
 #include "taskrel/config.h"
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 #include "taskrel/params.h"
 
 #ifdef __cplusplus

@@ -35,8 +35,8 @@
 #define TASKREL_MRN_H
 
 #include "taskrel/config.h"
-#include "taskrel/dist.h"
-#include "taskrel/linalg_dist.h"
+#include "taskrel/comm.h"
+#include "taskrel/scalapack.h"
 #include "taskrel/model.h"
 #include "taskrel/mrn_math.h"
 #include "taskrel/relations.h"
@@ -94,11 +94,6 @@ typedef struct {
     int scalapack_calls, lapack_calls;
 } tr_mrn;
 
-/* Parse "fc7,fc8" (bit 0 fc7, bit 1 fc8) and "feature,class,task" (bits by
- * tr_mrn_mode). TR_ERR_CONFIG naming the key for an unknown or empty entry. */
-tr_status tr_mrn_parse_layers(const char *text, unsigned *mask);
-tr_status tr_mrn_parse_modes(const char *text, unsigned *mask);
-
 /* Options from the [mrn] and [linalg] keys; n_mean = mean training examples
  * per task (λ' = mrn.lambda / n_mean). Official numerics force the task mode only. */
 tr_status tr_mrn_opts_from_config(tr_mrn_opts *o, const tr_config *cfg, double n_mean);
@@ -107,7 +102,7 @@ tr_status tr_mrn_opts_from_config(tr_mrn_opts *o, const tr_config *cfg, double n
  * Collective over g->world (BLACS grid). */
 tr_status tr_mrn_init(tr_mrn *mrn, const tr_mrn_opts *o, const tr_grid *g, int n_layers,
                       const char *const *names, const int *d1, const int *d2);
-/* tr_mrn_init for the layers of a model named by mrn.layers (fc7 needs
+/* tr_mrn_init for the layers of a model in mrn.layers (fc7 needs
  * model.head_hidden > 0: TR_ERR_CONFIG otherwise), recording W_init. */
 tr_status tr_mrn_init_model(tr_mrn *mrn, const tr_mrn_opts *o, const tr_config *cfg, tr_model *m,
                             tr_grid *g);

@@ -10,12 +10,11 @@
  * "task,feature", ...). Group attribute "tasks": the task names joined by ','.
  *
  * A run writes <run_dir>/relations.h5 at the end of training (rank 0 only,
- * serial HDF5); a checkpoint carries the same group, written collectively.
+ * serial HDF5); a checkpoint carries the same group, written collectively
+ * (src/io writes it into the open checkpoint file).
  */
 #ifndef TASKREL_RELATIONS_H
 #define TASKREL_RELATIONS_H
-
-#include <hdf5.h>
 
 #include "taskrel/core.h"
 
@@ -45,12 +44,6 @@ tr_status tr_relations_add(tr_relations *r, const char *name, const char *title,
                            const double *data, int rows, int cols);
 const tr_relation *tr_relations_find(const tr_relations *r, const char *name);
 void tr_relations_free(tr_relations *r);
-
-/* Write group /relations under loc (a file or group id). Dataset creation is
- * collective in a parallel file: every rank of the file's communicator calls
- * this with the same list; only ranks with writer != 0 write data (others join
- * with empty selections). For a serial file, call it on one rank with writer = 1. */
-tr_status tr_relations_write_h5(hid_t loc, const tr_relations *r, int writer);
 
 /* Serial convenience: create (truncate) path and write the list (one rank). */
 tr_status tr_relations_save(const char *path, const tr_relations *r);

@@ -21,7 +21,7 @@
 #include <mpi.h>
 
 #include "taskrel/config.h"
-#include "taskrel/dist.h"
+#include "taskrel/comm.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -14,7 +14,7 @@
 #define TASKREL_WEIGHTS_H
 
 #include "taskrel/config.h"
-#include "taskrel/dist.h"
+#include "taskrel/comm.h"
 #include "taskrel/params.h"
 
 #ifdef __cplusplus

@@ -19,14 +19,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "commands.h"
-#include "taskrel/dist.h"
+#include "taskrel/comm.h"
 
 #define CAL_MAX_SIZES 32
 
 static void calibrate_usage(FILE *f) {
-    fprintf(f, "usage: mpirun -np P taskrel calibrate [--out FILE] [--max-bytes N] [--reps N]\n"
-               "  P >= 2. Measures MPI ping-pong (ranks 0,1) and all-reduce over all ranks\n"
+    fprintf(f, "usage: taskrel calibrate [--out FILE] [--max-bytes N] [--reps N]\n"
+               "  under mpirun -np P with P >= 2. Measures MPI ping-pong (ranks 0,1) and "
+               "all-reduce over all ranks\n"
                "  for message sizes 8 B .. N (default 16777216), and the GEMM rate per rank;\n"
                "  writes alpha/beta fits as JSON to FILE (default: stdout). --reps: timed\n"
                "  repetitions per size (default: 200 for small messages down to 10 for large).\n");
@@ -191,17 +193,6 @@ static tr_status calib_report(const calib *c, const char *out) {
     return TR_OK;
 }
 
-static tr_status parse_size(const char *opt, const char *v, long long lo, long long hi,
-                            long long *out) {
-    char *end = NULL;
-    long long x = v ? strtoll(v, &end, 10) : 0;
-    TR_CHECK(v && end != v && *end == '\0' && x >= lo && x <= hi, TR_ERR_USAGE,
-             "taskrel calibrate: %s needs an integer in [%lld, %lld], got '%s'", opt, lo, hi,
-             v ? v : "");
-    *out = x;
-    return TR_OK;
-}
-
 static tr_status measure(calib *c, MPI_Comm w, int rank, size_t max_bytes, int fixed_reps) {
     char *buf = calloc(max_bytes, 1);
     double *samples = calloc(200 + (size_t)fixed_reps, sizeof(double));
@@ -223,23 +214,30 @@ static tr_status measure(calib *c, MPI_Comm w, int rank, size_t max_bytes, int f
 tr_status tr_cmd_calibrate(int argc, char **argv) {
     const char *out = NULL;
     long long max_bytes = 16 << 20, reps = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            if (tr_log_rank() == 0)
-                calibrate_usage(stdout);
-            TR_RAISE(TR_ERR_USAGE, "help shown");
-        } else if (strcmp(a, "--out") == 0 || strcmp(a, "-o") == 0) {
-            TR_CHECK(i + 1 < argc, TR_ERR_USAGE, "taskrel calibrate: %s needs a file", a);
-            out = argv[++i];
-        } else if (strcmp(a, "--max-bytes") == 0) {
-            TR_CALL(parse_size(a, i + 1 < argc ? argv[++i] : NULL, 64, 1LL << 30, &max_bytes));
-        } else if (strcmp(a, "--reps") == 0) {
-            TR_CALL(parse_size(a, i + 1 < argc ? argv[++i] : NULL, 1, 10000, &reps));
-        } else {
-            TR_RAISE(TR_ERR_USAGE, "taskrel calibrate: unknown argument '%s' (try --help)", a);
-        }
+    static const tr_cli_option opts[] = {
+        {"out", 'o', 1, 'o'}, {"max-bytes", 0, 1, 'm'}, {"reps", 0, 1, 'r'}};
+    tr_cli_args a;
+    TR_CALL(tr_cli_parse(&a, "calibrate", opts, 3, argc, argv));
+    tr_status pst = TR_OK;
+    if (a.help) {
+        if (tr_log_rank() == 0)
+            calibrate_usage(stdout);
+        pst = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__, "help shown");
+    } else if (a.npos > 0) {
+        pst = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
+                           "taskrel calibrate: unexpected argument '%s' (try --help)", a.pos[0]);
     }
+    for (int i = 0; i < a.nopts && pst == TR_OK; i++) {
+        const char *v = a.opts[i].value;
+        if (a.opts[i].id == 'o')
+            out = v;
+        else if (a.opts[i].id == 'm')
+            pst = tr_cli_int("calibrate", "--max-bytes", v, 64, 1LL << 30, &max_bytes);
+        else
+            pst = tr_cli_int("calibrate", "--reps", v, 1, 10000, &reps);
+    }
+    tr_cli_args_free(&a);
+    TR_CALL(pst);
     MPI_Comm w = MPI_COMM_WORLD;
     calib c;
     memset(&c, 0, sizeof(c));

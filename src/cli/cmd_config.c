@@ -5,6 +5,7 @@
  * would use). Not collective: it reads no data and needs no MPI.
  */
 #include "commands.h"
+#include "args.h"
 
 #include <string.h>
 
@@ -22,29 +23,49 @@ static tr_status flush_stdout(void) {
     return TR_OK;
 }
 
-tr_status tr_cmd_config(int argc, char **argv) {
+enum { OPT_MARKDOWN, OPT_DEFAULTS, OPT_CONFIG, OPT_SET };
+
+static const tr_cli_option k_opts[] = {
+    {"markdown", 0, 0, OPT_MARKDOWN},
+    {"defaults", 0, 0, OPT_DEFAULTS},
+    {"config", 'c', 1, OPT_CONFIG},
+    {"set", 's', 1, OPT_SET},
+};
+
+/* The resolved config: the file, then every --set in order. */
+static tr_status resolve(tr_config *c, const tr_cli_args *a, const char *file) {
+    if (file)
+        TR_CALL(tr_config_load_file(c, file));
+    for (int i = 0; i < a->nopts; i++)
+        if (a->opts[i].id == OPT_SET)
+            TR_CALL(tr_config_set(c, a->opts[i].value));
+    TR_CALL(tr_config_validate(c));
+    return TR_OK;
+}
+
+static tr_status run(const tr_cli_args *a) {
+    if (a->help) {
+        config_usage(stdout);
+        return flush_stdout();
+    }
+    TR_CHECK(a->npos == 0, TR_ERR_USAGE, "taskrel config: unexpected argument '%s'",
+             a->npos ? a->pos[0] : "");
     int markdown = 0, defaults = 0, nset = 0;
     const char *file = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            config_usage(stdout);
-            return flush_stdout();
-        } else if (strcmp(a, "--markdown") == 0) {
+    for (int i = 0; i < a->nopts; i++) {
+        switch (a->opts[i].id) {
+        case OPT_MARKDOWN:
             markdown = 1;
-        } else if (strcmp(a, "--defaults") == 0) {
+            break;
+        case OPT_DEFAULTS:
             defaults = 1;
-        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-            TR_CHECK(i + 1 < argc, TR_ERR_USAGE, "taskrel config: %s needs a file", a);
+            break;
+        case OPT_CONFIG:
             TR_CHECK(!file, TR_ERR_USAGE, "taskrel config: -c given twice");
-            file = argv[++i];
-        } else if (strcmp(a, "--set") == 0) {
-            TR_CHECK(i + 1 < argc, TR_ERR_USAGE, "taskrel config: --set needs section.key=value");
-            i++;
+            file = a->opts[i].value;
+            break;
+        default:
             nset++;
-        } else {
-            config_usage(stderr);
-            TR_RAISE(TR_ERR_USAGE, "taskrel config: unknown argument '%s'", a);
         }
     }
     TR_CHECK(markdown + defaults + (file || nset ? 1 : 0) <= 1, TR_ERR_USAGE,
@@ -57,18 +78,19 @@ tr_status tr_cmd_config(int argc, char **argv) {
         return flush_stdout();
     }
     if (file || nset) {
-        if (file)
-            TR_CALL(tr_config_load_file(&c, file));
-        for (int i = 1; i < argc; i++)
-            if (strcmp(argv[i], "--set") == 0)
-                TR_CALL(tr_config_set(&c, argv[++i]));
-            else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
-                i++;
-        TR_CALL(tr_config_validate(&c));
+        TR_CALL(resolve(&c, a, file));
     } else if (!defaults) {
         config_usage(stderr);
         TR_RAISE(TR_ERR_USAGE, "taskrel config: nothing to do");
     }
     TR_CALL(tr_config_write(&c, stdout));
     return flush_stdout();
+}
+
+tr_status tr_cmd_config(int argc, char **argv) {
+    tr_cli_args a;
+    TR_CALL(tr_cli_parse(&a, "config", k_opts, 4, argc, argv));
+    tr_status st = run(&a);
+    tr_cli_args_free(&a);
+    return st;
 }

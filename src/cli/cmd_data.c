@@ -1,6 +1,6 @@
 /*
  * `taskrel data BUILDER --out FILE [options]`: the command line of the dataset
- * builders (src/io/build_*.c). Parsing only: every value is checked here or in
+ * builders (src/data/build_*.c). Parsing only: every value is checked here or in
  * the builder, and a bad one is a TR_ERR_USAGE naming the option. Serial: run
  * it as one process.
  */
@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "args.h"
+#include "commands.h"
+#include "taskrel/import.h"
 
 enum {
     OPT_OUT = 1u << 0,
@@ -61,6 +65,8 @@ static const struct {
 
 static const char k_help[] =
     "usage: taskrel data BUILDER --out FILE [options]\n"
+    "       taskrel data import FILE.npz|FILE.npy|FILE.csv ... --out FILE.h5 [options]\n"
+    "       (your own data; taskrel data import --help)\n"
     "\n"
     "Build a dataset file (HDF5) for taskrel. Builds are deterministic: the same\n"
     "builder, options and seed give identical data. See datasets/README.md.\n"
@@ -102,13 +108,8 @@ static int find_builder(const char *name) {
 }
 
 static tr_status parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *v) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    TR_CHECK(s[0] != '\0' && *end == '\0' && errno == 0, TR_ERR_USAGE,
-             "data: %s: '%s' is not an integer", opt, s);
-    TR_CHECK(x >= lo && x <= hi, TR_ERR_USAGE, "data: %s: %lld out of range [%lld, %lld]", opt, x,
-             (long long)lo, (long long)hi);
+    long long x = 0;
+    TR_CALL(tr_cli_int("data", opt, s, lo, hi, &x));
     *v = x;
     return TR_OK;
 }
@@ -124,13 +125,8 @@ static tr_status parse_seed(const char *s, uint64_t *v) {
 }
 
 static tr_status parse_frac(const char *s, double *v) {
-    char *end;
-    errno = 0;
-    double x = strtod(s, &end);
-    TR_CHECK(s[0] != '\0' && *end == '\0' && errno == 0, TR_ERR_USAGE,
-             "data: --train-frac: '%s' is not a number", s);
-    TR_CHECK(x > 0.0 && x <= 0.9, TR_ERR_USAGE, "data: --train-frac: %g out of range (0, 0.9]", x);
-    *v = x;
+    TR_CALL(tr_cli_number("data", "--train-frac", s, 0.0, 0.9, v));
+    TR_CHECK(*v > 0.0, TR_ERR_USAGE, "data: --train-frac: %g out of range (0, 0.9]", *v);
     return TR_OK;
 }
 
@@ -178,7 +174,7 @@ static tr_status set_option(tr_builder_opts *o, unsigned bit, const char *opt, c
 }
 
 /* mkdir -p of path's parent directory. */
-static tr_status make_parent_dirs(const char *path) {
+tr_status tr_cli_make_parent_dirs(const char *path) {
     char buf[4096];
     TR_CHECK(strlen(path) < sizeof(buf), TR_ERR_USAGE, "data: --out: path too long");
     strcpy(buf, path);
@@ -202,38 +198,27 @@ static tr_status make_parent_dirs(const char *path) {
 
 /* Parse argv[1..] for builder b into o. Sets *help when --help was given. */
 static tr_status parse_args(tr_builder_opts *o, int b, int argc, char **argv, int *help) {
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            *help = 1;
-            return TR_OK;
-        }
-        TR_CHECK(strncmp(arg, "--", 2) == 0, TR_ERR_USAGE,
-                 "data: unexpected argument '%s' (see taskrel data --help)", arg);
-        const char *eq = strchr(arg, '=');
-        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-        int k = -1;
-        for (int j = 0; j < N_OPTIONS; j++)
-            if (strlen(k_options[j].name) == len && strncmp(k_options[j].name, arg, len) == 0)
-                k = j;
-        TR_CHECK(k >= 0, TR_ERR_USAGE, "data: unknown option '%.*s' (see taskrel data --help)",
-                 (int)len, arg);
-        const char *name = k_options[k].name;
-        TR_CHECK(k_builders[b].allowed & k_options[k].bit, TR_ERR_USAGE,
-                 "data: option %s does not apply to builder %s", name, k_builders[b].name);
-        const char *val = NULL;
-        if (k_options[k].takes_value) {
-            if (eq)
-                val = eq + 1;
-            else if (i + 1 < argc)
-                val = argv[++i];
-            TR_CHECK(val != NULL, TR_ERR_USAGE, "data: option %s needs a value", name);
-        } else {
-            TR_CHECK(eq == NULL, TR_ERR_USAGE, "data: option %s takes no value", name);
-        }
-        TR_CALL(set_option(o, k_options[k].bit, name, val));
+    tr_cli_option opts[N_OPTIONS];
+    for (int j = 0; j < N_OPTIONS; j++)
+        opts[j] = (tr_cli_option){k_options[j].name + 2, 0, k_options[j].takes_value, j};
+    tr_cli_args a;
+    TR_CALL(tr_cli_parse(&a, "data", opts, N_OPTIONS, argc, argv));
+    tr_status st = TR_OK;
+    *help = a.help;
+    if (a.npos > 0)
+        st = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
+                          "data: unexpected argument '%s' (see taskrel data --help)", a.pos[0]);
+    for (int i = 0; i < a.nopts && st == TR_OK && !a.help; i++) {
+        int k = a.opts[i].id;
+        if (!(k_builders[b].allowed & k_options[k].bit))
+            st = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
+                              "data: option %s does not apply to builder %s", k_options[k].name,
+                              k_builders[b].name);
+        else
+            st = set_option(o, k_options[k].bit, k_options[k].name, a.opts[i].value);
     }
-    return TR_OK;
+    tr_cli_args_free(&a);
+    return st;
 }
 
 tr_status tr_cmd_data(int argc, char **argv) {
@@ -244,10 +229,12 @@ tr_status tr_cmd_data(int argc, char **argv) {
         fputs(k_help, stdout);
         return TR_OK;
     }
+    if (strcmp(argv[0], "import") == 0)
+        return tr_cmd_import(argc, argv);
     int b = find_builder(argv[0]);
     TR_CHECK(b >= 0, TR_ERR_USAGE,
-             "data: unknown builder '%s' (expected fashion-domains, multifashion, synthetic-tn "
-             "or synthetic-mmoe)",
+             "data: unknown builder '%s' (expected fashion-domains, multifashion, synthetic-tn, "
+             "synthetic-mmoe or import)",
              argv[0]);
     tr_builder_opts o;
     tr_builder_opts_default(&o);
@@ -258,7 +245,7 @@ tr_status tr_cmd_data(int argc, char **argv) {
         return TR_OK;
     }
     TR_CHECK(o.out != NULL, TR_ERR_USAGE, "data: missing --out FILE");
-    TR_CALL(make_parent_dirs(o.out));
+    TR_CALL(tr_cli_make_parent_dirs(o.out));
     double t0 = tr_time_now();
     TR_CALL(k_builders[b].build(&o));
     tr_log(TR_LOG_INFO, "data: wrote %s (%s, seed %llu) in %.1f s", o.out, k_builders[b].name,

@@ -6,14 +6,15 @@
  * checkpoint) or a run directory, for which its relations.h5 and model.h5 are
  * shown. Serial (rank 0); read-only.
  */
-#include <hdf5.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "commands.h"
+#include "taskrel/h5summary.h"
 #include "taskrel/mrn_math.h"
 #include "taskrel/relations.h"
 
@@ -28,95 +29,53 @@ static int exists(const char *p) {
 
 /* ---- attributes and tensors --------------------------------------------------- */
 
-static herr_t print_attr(hid_t loc, const char *name, const H5A_info_t *info, void *op) {
-    (void)info;
-    (void)op;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0)
-        return 0;
-    hid_t ty = H5Aget_type(a);
-    hid_t sp = H5Aget_space(a);
-    H5T_class_t cls = H5Tget_class(ty);
-    hssize_t npts = H5Sget_simple_extent_npoints(sp);
-    if (cls == H5T_STRING && !H5Tis_variable_str(ty)) {
-        size_t n = H5Tget_size(ty);
-        char *buf = calloc(1, n + 1);
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, n);
-        if (buf && H5Aread(a, mt, buf) >= 0) {
-            if (strchr(buf, '\n'))
-                printf("  %-14s (%zu bytes of text; first line: %.*s)\n", name, strlen(buf),
-                       (int)strcspn(buf, "\n"), buf);
-            else
-                printf("  %-14s %s\n", name, buf);
-        }
-        H5Tclose(mt);
-        free(buf);
-    } else if (cls == H5T_INTEGER && npts >= 1 && npts <= 16) {
-        long long v[16];
-        if (H5Aread(a, H5T_NATIVE_LLONG, v) >= 0) {
-            printf("  %-14s", name);
-            for (hssize_t i = 0; i < npts; i++)
-                printf(" %lld", v[i]);
-            printf("\n");
-        }
-    } else if (cls == H5T_FLOAT && npts >= 1 && npts <= 16) {
-        double v[16];
-        if (H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0) {
-            printf("  %-14s", name);
-            for (hssize_t i = 0; i < npts; i++)
-                printf(" %.6g", v[i]);
-            printf("\n");
-        }
-    } else {
-        printf("  %-14s (%lld values)\n", name, (long long)npts);
+static void print_attr(const tr_h5_attr_info *a) {
+    switch (a->kind) {
+    case TR_H5_ATTR_TEXT:
+        if (strchr(a->text, '\n'))
+            printf("  %-14s (%zu bytes of text; first line: %.*s)\n", a->name, strlen(a->text),
+                   (int)strcspn(a->text, "\n"), a->text);
+        else
+            printf("  %-14s %s\n", a->name, a->text);
+        return;
+    case TR_H5_ATTR_INT:
+        printf("  %-14s", a->name);
+        for (int64_t i = 0; i < a->count; i++)
+            printf(" %lld", a->ints[i]);
+        printf("\n");
+        return;
+    case TR_H5_ATTR_FLOAT:
+        printf("  %-14s", a->name);
+        for (int64_t i = 0; i < a->count; i++)
+            printf(" %.6g", a->reals[i]);
+        printf("\n");
+        return;
+    case TR_H5_ATTR_OTHER:
+        printf("  %-14s (%lld values)\n", a->name, (long long)a->count);
+        return;
     }
-    H5Sclose(sp);
-    H5Tclose(ty);
-    H5Aclose(a);
-    return 0;
 }
 
-static herr_t print_object(hid_t loc, const char *name, const H5O_info_t *info, void *op) {
-    int *count = op;
-    if (info->type != H5O_TYPE_DATASET || strncmp(name, "relations/", 10) == 0)
-        return 0;
-    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (ds < 0)
-        return 0;
-    hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds);
-    hsize_t dims[8] = {0};
-    int nd = H5Sget_simple_extent_ndims(sp);
-    if (nd > 8)
-        nd = 8;
-    H5Sget_simple_extent_dims(sp, dims, NULL);
+static void print_dataset(const tr_h5_dataset_info *d) {
     char shape[128] = "";
-    for (int i = 0; i < nd; i++)
+    for (int i = 0; i < d->ndim; i++)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", i ? " x " : "",
-                 (unsigned long long)dims[i]);
-    const char *tn = H5Tget_class(ty) == H5T_FLOAT
-                         ? (H5Tget_size(ty) == 4 ? "float32" : "float64")
-                         : (H5Tget_class(ty) == H5T_INTEGER ? "int" : "other");
-    printf("  /%-40s %-8s %s\n", name, tn, nd ? shape : "scalar");
-    H5Tclose(ty);
-    H5Sclose(sp);
-    H5Dclose(ds);
-    (*count)++;
-    return 0;
+                 (unsigned long long)d->dims[i]);
+    printf("  %-41s %-8s %s\n", d->path, d->type, d->ndim ? shape : "scalar");
 }
 
 static tr_status inspect_tensors(const char *path) {
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    TR_CHECK(f >= 0, TR_ERR_DATA, "%s: cannot open as HDF5", path);
+    tr_h5_summary s;
+    TR_CALL(tr_h5_summary_read(path, &s));
     printf("%s\n attributes:\n", path);
-    H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, NULL, print_attr, NULL);
-    int count = 0;
+    for (int i = 0; i < s.n_attrs; i++)
+        print_attr(&s.attrs[i]);
     printf(" tensors:\n");
-    herr_t rc = H5Ovisit(f, H5_INDEX_NAME, H5_ITER_INC, print_object, &count);
-    H5Fclose(f);
-    TR_CHECK(rc >= 0, TR_ERR_DATA, "%s: cannot list the file's objects (corrupt?)", path);
-    if (count == 0)
+    for (int i = 0; i < s.n_datasets; i++)
+        print_dataset(&s.datasets[i]);
+    if (s.n_datasets == 0)
         printf("  (none besides /relations)\n");
+    tr_h5_summary_free(&s);
     return TR_OK;
 }
 
@@ -166,40 +125,19 @@ static void print_relation(const tr_relation *r, const char *tasks) {
 
 /* The true task covariance of a synthetic-tn dataset (/truth/sigma3, T x T). */
 static tr_status load_truth(const char *path, double **sigma, int *T) {
-    TR_CHECK(exists(path) && H5Fis_hdf5(path) > 0, TR_ERR_DATA, "%s: not a readable HDF5 file",
+    TR_CHECK(exists(path) && tr_h5_is_file(path), TR_ERR_DATA, "%s: not a readable HDF5 file",
              path);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    TR_CHECK(f >= 0, TR_ERR_DATA, "%s: cannot open", path);
-    hid_t ds =
-        H5Lexists(f, "truth", H5P_DEFAULT) > 0 && H5Lexists(f, "truth/sigma3", H5P_DEFAULT) > 0
-            ? H5Dopen2(f, "truth/sigma3", H5P_DEFAULT)
-            : -1;
-    if (ds < 0) {
-        H5Fclose(f);
-        TR_RAISE(TR_ERR_DATA,
-                 "%s has no /truth/sigma3 (only synthetic-tn data has a known task "
-                 "covariance)",
-                 path);
+    int rows = 0, cols = 0, found = 0;
+    TR_CALL(tr_h5_read_matrix(path, "truth/sigma3", sigma, &rows, &cols, &found));
+    TR_CHECK(found, TR_ERR_DATA,
+             "%s has no /truth/sigma3 (only synthetic-tn data has a known task covariance)", path);
+    if (rows != cols || rows > 4096) {
+        free(*sigma);
+        *sigma = NULL;
+        TR_RAISE(TR_ERR_DATA, "%s: /truth/sigma3 is not a square matrix", path);
     }
-    hid_t sp = H5Dget_space(ds);
-    hsize_t dims[2] = {0, 0};
-    int nd = H5Sget_simple_extent_ndims(sp);
-    H5Sget_simple_extent_dims(sp, dims, NULL);
-    H5Sclose(sp);
-    tr_status st = TR_OK;
-    if (nd != 2 || dims[0] != dims[1] || dims[0] == 0 || dims[0] > 4096) {
-        st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
-                          "%s: /truth/sigma3 is not a square matrix", path);
-    } else {
-        *T = (int)dims[0];
-        *sigma = malloc(sizeof(double) * dims[0] * dims[1]);
-        if (!*sigma || H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, *sigma) < 0)
-            st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
-                              "%s: cannot read /truth/sigma3", path);
-    }
-    H5Dclose(ds);
-    H5Fclose(f);
-    return st;
+    *T = rows;
+    return TR_OK;
 }
 
 /* Pearson r over the off-diagonal entries of each task correlation matrix
@@ -243,7 +181,7 @@ static tr_status inspect_relations(const char *path, const char *truth, int *fou
 
 static tr_status inspect_file(const char *path, const char *truth) {
     TR_CHECK(exists(path), TR_ERR_DATA, "%s: no such file", path);
-    TR_CHECK(H5Fis_hdf5(path) > 0, TR_ERR_DATA, "%s: not an HDF5 file", path);
+    TR_CHECK(tr_h5_is_file(path), TR_ERR_DATA, "%s: not an HDF5 file", path);
     TR_CALL(inspect_tensors(path));
     int found = 0;
     TR_CALL(inspect_relations(path, truth, &found));
@@ -271,27 +209,26 @@ static tr_status inspect_path(const char *path, const char *truth) {
 
 tr_status tr_cmd_inspect(int argc, char **argv) {
     const char *path = NULL, *truth = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: taskrel inspect RUN_DIR|FILE.h5 [--truth DATASET.h5]\n"
-                   "Prints a taskrel HDF5 file's attributes (step, grid, format), its tensors\n"
-                   "with their global shapes, and the learned relation matrices. For a run\n"
-                   "directory: its latest checkpoint, model.h5 and relations.h5. --truth scores\n"
-                   "the task correlations against a synthetic-tn dataset's true covariance.\n");
-            return tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__, "help shown");
-        } else if (strcmp(argv[i], "--truth") == 0 && i + 1 < argc) {
-            truth = argv[++i];
-        } else if (argv[i][0] == '-') {
-            TR_RAISE(TR_ERR_USAGE, "inspect: unknown option '%s'", argv[i]);
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            TR_RAISE(TR_ERR_USAGE, "inspect takes one path ('%s' is a second one)", argv[i]);
-        }
+    static const tr_cli_option opts[] = {{"truth", 0, 1, 0}};
+    tr_cli_args a;
+    TR_CALL(tr_cli_parse(&a, "inspect", opts, 1, argc, argv));
+    int help = a.help, npos = a.npos;
+    const char *second = npos > 1 ? a.pos[1] : NULL;
+    path = npos > 0 ? a.pos[0] : NULL;
+    truth = a.nopts > 0 ? a.opts[a.nopts - 1].value : NULL;
+    tr_cli_args_free(&a);
+    if (help) {
+        printf("usage: taskrel inspect RUN_DIR|FILE.h5 [--truth DATASET.h5]\n"
+               "Prints a taskrel HDF5 file's attributes (step, grid, format), its tensors\n"
+               "with their global shapes, and the learned relation matrices. For a run\n"
+               "directory: its latest checkpoint, model.h5 and relations.h5. --truth scores\n"
+               "the task correlations against a synthetic-tn dataset's true covariance.\n");
+        return tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__, "help shown");
     }
+    TR_CHECK(!second, TR_ERR_USAGE, "inspect takes one path ('%s' is a second one)", second);
     TR_CHECK(path != NULL, TR_ERR_USAGE,
              "usage: taskrel inspect RUN_DIR|FILE.h5 [--truth DATA.h5]");
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    tr_h5_errors_quiet();
     return inspect_path(path, truth);
 }
 
@@ -412,31 +349,30 @@ static const char *relations_file(const char *path, char *buf, size_t cap) {
 }
 
 tr_status tr_cmd_plot(int argc, char **argv) {
-    const char *what = argc > 1 ? argv[1] : NULL, *path = NULL, *out = NULL, *name = NULL;
-    if (!what || strcmp(what, "--help") == 0 || strcmp(what, "-h") == 0) {
+    const char *what = NULL, *path = NULL, *out = NULL, *name = NULL;
+    static const tr_cli_option opts[] = {{"out", 'o', 1, 'o'}, {"name", 0, 1, 'n'}};
+    tr_cli_args a;
+    TR_CALL(tr_cli_parse(&a, "plot", opts, 2, argc, argv));
+    int help = a.help, npos = a.npos;
+    const char *extra = npos > 2 ? a.pos[2] : NULL;
+    what = npos > 0 ? a.pos[0] : NULL;
+    path = npos > 1 ? a.pos[1] : NULL;
+    for (int i = 0; i < a.nopts; i++)
+        *(a.opts[i].id == 'o' ? &out : &name) = a.opts[i].value;
+    tr_cli_args_free(&a);
+    if (!what || help) {
         printf(
             "usage: taskrel plot relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]\n"
             "Heatmaps of the learned relation matrices (default: every task correlation\n"
             "matrix; --name picks one, e.g. mrn.fc8.task_corr; `taskrel inspect` lists them).\n");
         return tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
-                            what ? "help shown" : "plot needs a subject");
+                            help ? "help shown" : "plot needs a subject");
     }
     TR_CHECK(strcmp(what, "relations") == 0, TR_ERR_USAGE,
              "unknown plot '%s' (available: relations)", what);
-    for (int i = 2; i < argc; i++) {
-        if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0) && i + 1 < argc)
-            out = argv[++i];
-        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
-            name = argv[++i];
-        else if (argv[i][0] == '-')
-            TR_RAISE(TR_ERR_USAGE, "plot relations: unknown option '%s'", argv[i]);
-        else if (!path)
-            path = argv[i];
-        else
-            TR_RAISE(TR_ERR_USAGE, "plot relations: unexpected argument '%s'", argv[i]);
-    }
+    TR_CHECK(!extra, TR_ERR_USAGE, "plot relations: unexpected argument '%s'", extra);
     TR_CHECK(path && out, TR_ERR_USAGE, "usage: taskrel plot relations PATH -o FILE.png");
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    tr_h5_errors_quiet();
     char buf[2048];
     const char *file = relations_file(path, buf, sizeof buf);
     TR_CHECK(exists(file), TR_ERR_DATA, "%s: no such file (no relations.h5 in a run directory?)",

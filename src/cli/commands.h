@@ -34,4 +34,13 @@ tr_status tr_cmd_calibrate(int argc, char **argv);
 /* Least-squares fit of t = alpha + beta * n on relative errors (m >= 2 sizes). */
 tr_status tr_calib_fit(const double *n, const double *t, int m, double *alpha, double *beta);
 
+/* `taskrel data BUILDER --out FILE [options]` (argv[0] = BUILDER). Serial. */
+tr_status tr_cmd_data(int argc, char **argv);
+
+/* `taskrel data import FILE... --out OUT.h5 [options]` (argv[0] = "import"). Serial. */
+tr_status tr_cmd_import(int argc, char **argv);
+
+/* mkdir -p of path's parent directory (for --out). */
+tr_status tr_cli_make_parent_dirs(const char *path);
+
 #endif

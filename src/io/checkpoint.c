@@ -18,131 +18,37 @@
 #include "checkpoint_internal.h"
 #include "h5util.h"
 
-/* ---- I/O mode bookkeeping -------------------------------------------------------- */
-
-static void note_io(hid_t dxpl, tr_ckpt_io *io) {
-    if (!io)
-        return;
-    H5D_mpio_actual_io_mode_t mode = H5D_MPIO_NO_COLLECTIVE;
-    if (H5Pget_mpio_actual_io_mode(dxpl, &mode) < 0)
-        mode = H5D_MPIO_NO_COLLECTIVE;
-    if (mode == H5D_MPIO_CHUNK_COLLECTIVE || mode == H5D_MPIO_CONTIGUOUS_COLLECTIVE) {
-        io->collective++;
-        return;
-    }
-    io->independent++;
-    if (!io->cause[0]) {
-        uint32_t local = 0, global = 0;
-        H5Pget_mpio_no_collective_cause(dxpl, &local, &global);
-        snprintf(io->cause, sizeof(io->cause), "mode %d, no-collective cause 0x%x/0x%x", (int)mode,
-                 local, global);
-    }
-}
-
 /* ---- datasets --------------------------------------------------------------------- */
-
-/* A chunked, fletcher32-checksummed dataset; chunk = one task's slice
- * (task_axis) or the whole array. */
-static hid_t create_dataset(hid_t loc, const char *name, hid_t type, int ndim, const hsize_t *dims,
-                            int task_axis) {
-    hsize_t chunk[TR_MAX_DIMS];
-    for (int d = 0; d < ndim; d++)
-        chunk[d] = dims[d] > 0 ? dims[d] : 1;
-    if (task_axis)
-        chunk[0] = 1;
-    hid_t fspace = H5Screate_simple(ndim, dims, NULL);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    H5Pset_chunk(dcpl, ndim, chunk);
-    H5Pset_fletcher32(dcpl);
-    hid_t ds = H5Dcreate2(loc, name, type, fspace, lcpl, dcpl, H5P_DEFAULT);
-    H5Pclose(lcpl);
-    H5Pclose(dcpl);
-    H5Sclose(fspace);
-    return ds;
-}
-
-/* Write (or read) an arena `data` laid out like p under `group`, one dataset
- * per tensor. Writers: rank 0 for shared tensors, replica 0 for task rows.
- * Readers: every rank that holds the tensor. */
-static tr_status arena_io(hid_t file, const char *group, const tr_params *p, float *data,
-                          const tr_grid *g, hid_t dxpl, int write, const char *path,
-                          tr_ckpt_io *io) {
-    for (int i = 0; i < p->n; i++) {
-        const tr_tensor *t = &p->t[i];
-        char name[TR_NAME_LEN + 64];
-        snprintf(name, sizeof(name), "%s/%s", group, t->name);
-        hsize_t dims[TR_MAX_DIMS];
-        for (int d = 0; d < t->ndim; d++)
-            dims[d] = (hsize_t)t->shape[d];
-        hid_t ds = write ? create_dataset(file, name, H5T_NATIVE_FLOAT, t->ndim, dims, t->task_axis)
-                         : H5Dopen2(file, name, H5P_DEFAULT);
-        TR_CHECK(ds >= 0, write ? TR_ERR_IO : TR_ERR_DATA, "checkpoint %s: cannot %s %s", path,
-                 write ? "create" : "open", name);
-        hid_t fspace = H5Dget_space(ds), mspace = -1;
-        int ok = fspace >= 0 && H5Sget_simple_extent_ndims(fspace) == t->ndim;
-        if (ok && !write) {
-            hsize_t fd[TR_MAX_DIMS];
-            H5Sget_simple_extent_dims(fspace, fd, NULL);
-            for (int d = 0; d < t->ndim; d++)
-                ok = ok && fd[d] == dims[d];
-        }
-        int active = write ? (t->task_axis ? g->r == 0 && t->tn > 0 : g->rank == 0) : t->count > 0;
-        tr_status st =
-            ok ? tr_h5_select_part(fspace, &mspace, t, active)
-               : tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
-                              "checkpoint %s: %s does not have the model's shape", path, name);
-        if (st == TR_OK) {
-            float *buf = data + t->offset;
-            herr_t rc = write ? H5Dwrite(ds, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf)
-                              : H5Dread(ds, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf);
-            if (rc < 0)
-                st = tr_error_set(write ? TR_ERR_IO : TR_ERR_DATA, __FILE__, __LINE__, __func__,
-                                  "checkpoint %s: cannot %s %s%s", path, write ? "write" : "read",
-                                  name, write ? "" : " (corrupt file or checksum mismatch)");
-            else
-                note_io(dxpl, io);
-        }
-        if (mspace >= 0)
-            H5Sclose(mspace);
-        if (fspace >= 0)
-            H5Sclose(fspace);
-        H5Dclose(ds);
-        TR_CALL(st);
-    }
-    return TR_OK;
-}
 
 /* A replicated float64 array: rank 0 writes, every rank reads all of it. */
 static tr_status doubles_io(hid_t file, const char *name, double *data, int ndim,
                             const int64_t *dims64, const tr_grid *g, hid_t dxpl, int write,
-                            const char *path, tr_ckpt_io *io) {
+                            const char *path, tr_h5_io *io) {
     hsize_t dims[3], n = 1;
     for (int d = 0; d < ndim; d++) {
         dims[d] = (hsize_t)dims64[d];
         n *= dims[d];
     }
-    hid_t ds = write ? create_dataset(file, name, H5T_NATIVE_DOUBLE, ndim, dims, 0)
+    hid_t ds = write ? tr_h5_dataset_create(file, name, H5T_NATIVE_DOUBLE, ndim, dims, 0)
                      : H5Dopen2(file, name, H5P_DEFAULT);
     TR_CHECK(ds >= 0, write ? TR_ERR_IO : TR_ERR_DATA, "checkpoint %s: cannot %s %s", path,
              write ? "create" : "open", name);
     hid_t fspace = H5Dget_space(ds);
-    int ok = fspace >= 0 && (hsize_t)H5Sget_simple_extent_npoints(fspace) == n;
+    int ok = fspace >= 0 && H5Sget_simple_extent_npoints(fspace) == (hssize_t)n;
     hsize_t mdim = n > 0 ? n : 1;
     hid_t mspace = H5Screate_simple(1, &mdim, NULL);
-    if (write && g->rank != 0) {
-        H5Sselect_none(fspace);
-        H5Sselect_none(mspace);
-    }
-    herr_t rc = -1;
-    if (ok)
+    herr_t rc = ok && mspace >= 0 ? 0 : -1;
+    if (rc >= 0 && write && g->rank != 0)
+        rc = H5Sselect_none(fspace) < 0 || H5Sselect_none(mspace) < 0 ? -1 : 0;
+    if (rc >= 0)
         rc = write ? H5Dwrite(ds, H5T_NATIVE_DOUBLE, mspace, fspace, dxpl, data)
                    : H5Dread(ds, H5T_NATIVE_DOUBLE, mspace, fspace, dxpl, data);
     if (rc >= 0)
-        note_io(dxpl, io);
-    H5Sclose(mspace);
-    H5Sclose(fspace);
+        tr_h5_note_io(dxpl, io);
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    if (fspace >= 0)
+        H5Sclose(fspace);
     H5Dclose(ds);
     TR_CHECK(ok, TR_ERR_DATA, "checkpoint %s: %s does not have the expected size", path, name);
     TR_CHECK(rc >= 0, write ? TR_ERR_IO : TR_ERR_DATA, "checkpoint %s: cannot %s %s", path,
@@ -181,11 +87,7 @@ static tr_status write_attrs(hid_t file, const tr_ckpt_state *s, const tr_grid *
     if (cfg) {
         TR_CALL(tr_h5_attr_write_str(file, "model_kind", tr_model_kind_str(cfg->model_kind)));
         char *text = NULL;
-        size_t len = 0;
-        FILE *mem = open_memstream(&text, &len);
-        TR_CHECK(mem != NULL, TR_ERR_NOMEM, "out of memory (config text)");
-        tr_config_write(cfg, mem);
-        fclose(mem);
+        TR_CALL(tr_config_text(cfg, &text));
         tr_status st = tr_h5_attr_write_str(file, "config", text);
         free(text);
         TR_CALL(st);
@@ -193,49 +95,89 @@ static tr_status write_attrs(hid_t file, const tr_ckpt_state *s, const tr_grid *
     return TR_OK;
 }
 
-static tr_status save_body(hid_t file, const tr_ckpt_state *s, const tr_grid *g,
-                           const tr_config *cfg, hid_t dxpl, const char *path, tr_ckpt_io *io) {
-    TR_CALL(write_attrs(file, s, g, cfg));
-    TR_CALL(arena_io(file, "/params", s->params, s->params->data, g, dxpl, 1, path, io));
-    if (s->buffers && s->buffers->n > 0)
-        TR_CALL(arena_io(file, "/buffers", s->buffers, s->buffers->data, g, dxpl, 1, path, io));
-    TR_CALL(arena_io(file, "/optim/m", s->params, s->opt_m, g, dxpl, 1, path, io));
-    if (s->opt_v)
-        TR_CALL(arena_io(file, "/optim/v", s->params, s->opt_v, g, dxpl, 1, path, io));
-    if (s->sc.best_step >= 0 && s->best_params) {
-        TR_CALL(arena_io(file, "/best/params", s->params, s->best_params, g, dxpl, 1, path, io));
-        if (s->buffers && s->buffers->n > 0 && s->best_buffers)
-            TR_CALL(
-                arena_io(file, "/best/buffers", s->buffers, s->best_buffers, g, dxpl, 1, path, io));
+/* The arenas of a checkpoint: params and buffers, optimizer moments, and
+ * the model selected so far; write or read them all. */
+static tr_status arenas_io(hid_t file, const tr_ckpt_state *s, const tr_grid *g, hid_t dxpl,
+                           int write, const char *what, tr_h5_io *io) {
+    int has_buf = s->buffers && s->buffers->n > 0;
+    const struct {
+        const char *group;
+        const tr_params *layout;
+        float *data;
+        int on;
+    } arenas[] = {
+        {"/params", s->params, s->params->data, 1},
+        {"/buffers", s->buffers, has_buf ? s->buffers->data : NULL, has_buf},
+        {"/optim/m", s->params, s->opt_m, 1},
+        {"/optim/v", s->params, s->opt_v, s->opt_v != NULL},
+        {"/best/params", s->params, s->best_params, s->sc.best_step >= 0 && s->best_params},
+        {"/best/buffers", s->buffers, s->best_buffers,
+         s->sc.best_step >= 0 && s->best_params && has_buf && s->best_buffers},
+    };
+    for (size_t i = 0; i < sizeof(arenas) / sizeof(arenas[0]); i++) {
+        if (!arenas[i].on)
+            continue;
+        if (write)
+            TR_CALL(tr_h5_arena_write(file, arenas[i].group, arenas[i].layout, arenas[i].data, g,
+                                      dxpl, what, io));
+        else
+            TR_CALL(tr_h5_arena_read(file, arenas[i].group, arenas[i].layout, arenas[i].data,
+                                     dxpl, what, io));
     }
+    return TR_OK;
+}
+
+/* The replicated float64 state: the training window and the extra arrays. */
+static tr_status doubles_all_io(hid_t file, const tr_ckpt_state *s, const tr_grid *g, hid_t dxpl,
+                                int write, const char *path, tr_h5_io *io) {
     if (s->window) {
         int64_t dims[2] = {g->T, 4};
-        TR_CALL(doubles_io(file, "/train/window", s->window, 2, dims, g, dxpl, 1, path, io));
+        TR_CALL(doubles_io(file, "/train/window", s->window, 2, dims, g, dxpl, write, path, io));
     }
     for (int i = 0; i < s->n_extra; i++) {
         tr_extra_state *e = &s->extra[i];
-        TR_CALL(doubles_io(file, e->name, e->data, e->ndim, e->dims, g, dxpl, 1, path, io));
+        TR_CALL(doubles_io(file, e->name, e->data, e->ndim, e->dims, g, dxpl, write, path, io));
     }
+    return TR_OK;
+}
+
+/* Every dataset of the state but /relations, written or read collectively. */
+static tr_status state_io(hid_t file, const tr_ckpt_state *s, const tr_grid *g, int write,
+                          const char *path, tr_h5_io *io) {
+    char what[TR_PATH_LEN + 32];
+    snprintf(what, sizeof(what), "checkpoint %s", path);
+    hid_t dxpl = tr_h5_dxpl_collective();
+    TR_H5(dxpl);
+    tr_status st = arenas_io(file, s, g, dxpl, write, what, io);
+    if (st == TR_OK)
+        st = doubles_all_io(file, s, g, dxpl, write, path, io);
+    H5Pclose(dxpl);
+    return st;
+}
+
+/* Add one transfer's bookkeeping to the caller's. */
+static void add_io(tr_ckpt_io *io, const tr_h5_io *h) {
+    if (!io)
+        return;
+    io->collective += h->collective;
+    io->independent += h->independent;
+    if (!io->cause[0])
+        snprintf(io->cause, sizeof(io->cause), "%s", h->cause);
+}
+
+static tr_status save_body(hid_t file, const tr_ckpt_state *s, const tr_grid *g,
+                           const tr_config *cfg, const char *path, tr_h5_io *io) {
+    TR_CALL(write_attrs(file, s, g, cfg));
+    TR_CALL(state_io(file, s, g, 1, path, io));
     if (s->relations && s->relations->n > 0)
         TR_CALL(tr_relations_write_h5(file, s->relations, g->rank == 0));
     return TR_OK;
 }
 
-hid_t tr_ckpt_fapl(MPI_Comm comm) {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0)
-        return fapl;
-    if (comm != MPI_COMM_NULL)
-        H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
-    /* 1.8+ object format: checksummed superblock and object headers */
-    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
-    return fapl;
-}
-
 tr_status tr_checkpoint_save(const char *path, const tr_ckpt_state *s, const tr_grid *g,
                              const tr_config *cfg, tr_ckpt_io *io) {
     double t0 = tr_time_now();
-    hid_t fapl = tr_ckpt_fapl(g->world);
+    hid_t fapl = tr_h5_fapl(g->world);
     TR_H5(fapl);
     hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
@@ -243,13 +185,13 @@ tr_status tr_checkpoint_save(const char *path, const tr_ckpt_state *s, const tr_
     if (file < 0)
         st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot create checkpoint %s",
                           path);
-    TR_CALL(tr_agree(g->world, st));
-    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-    H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-    st = save_body(file, s, g, cfg, dxpl, path, io);
-    H5Pclose(dxpl);
-    if (H5Fclose(file) < 0 && st == TR_OK)
+    st = tr_agree(g->world, st);
+    tr_h5_io h = {0};
+    if (st == TR_OK)
+        st = save_body(file, s, g, cfg, path, &h);
+    if (file >= 0 && H5Fclose(file) < 0 && st == TR_OK)
         st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot close %s", path);
+    add_io(io, &h);
     if (io) {
         struct stat sb;
         io->bytes = stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
@@ -279,56 +221,29 @@ static tr_status read_scalars(hid_t file, tr_ckpt_scalars *c, const char *path) 
     return TR_OK;
 }
 
-static tr_status load_body(hid_t file, tr_ckpt_state *s, const tr_grid *g, hid_t dxpl,
-                           const char *path, tr_ckpt_io *io) {
+static tr_status load_body(hid_t file, tr_ckpt_state *s, const tr_grid *g, const char *path,
+                           tr_h5_io *io) {
     TR_CALL(read_scalars(file, &s->sc, path));
-    TR_CALL(arena_io(file, "/params", s->params, s->params->data, g, dxpl, 0, path, io));
-    if (s->buffers && s->buffers->n > 0)
-        TR_CALL(arena_io(file, "/buffers", s->buffers, s->buffers->data, g, dxpl, 0, path, io));
-    TR_CALL(arena_io(file, "/optim/m", s->params, s->opt_m, g, dxpl, 0, path, io));
-    if (s->opt_v)
-        TR_CALL(arena_io(file, "/optim/v", s->params, s->opt_v, g, dxpl, 0, path, io));
-    if (s->sc.best_step >= 0 && s->best_params) {
-        TR_CALL(arena_io(file, "/best/params", s->params, s->best_params, g, dxpl, 0, path, io));
-        if (s->buffers && s->buffers->n > 0 && s->best_buffers)
-            TR_CALL(
-                arena_io(file, "/best/buffers", s->buffers, s->best_buffers, g, dxpl, 0, path, io));
-    }
-    if (s->window) {
-        int64_t dims[2] = {g->T, 4};
-        TR_CALL(doubles_io(file, "/train/window", s->window, 2, dims, g, dxpl, 0, path, io));
-    }
-    for (int i = 0; i < s->n_extra; i++) {
-        tr_extra_state *e = &s->extra[i];
-        TR_CALL(doubles_io(file, e->name, e->data, e->ndim, e->dims, g, dxpl, 0, path, io));
-    }
-    return TR_OK;
+    return state_io(file, s, g, 0, path, io);
 }
 
 tr_status tr_checkpoint_load(const char *path, tr_ckpt_state *s, const tr_grid *g, tr_ckpt_io *io) {
     double t0 = tr_time_now();
-    H5E_auto2_t old_fn;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t fapl = tr_ckpt_fapl(g->world);
-    hid_t file = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    if (fapl >= 0)
-        H5Pclose(fapl);
+    tr_h5_quiet q;
+    tr_h5_quiet_begin(&q);
+    hid_t file = tr_h5_open_read(path, g->world);
     tr_status st = TR_OK;
     if (file < 0)
         st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
                           "%s is not a readable checkpoint", path);
     st = tr_agree(g->world, st);
-    if (st == TR_OK) {
-        hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-        H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-        st = load_body(file, s, g, dxpl, path, io);
-        H5Pclose(dxpl);
-    }
+    tr_h5_io h = {0};
+    if (st == TR_OK)
+        st = load_body(file, s, g, path, &h);
     if (file >= 0)
         H5Fclose(file);
-    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    tr_h5_quiet_end(&q);
+    add_io(io, &h);
     if (io)
         io->seconds += tr_time_now() - t0;
     return tr_agree(g->world, st);

@@ -26,7 +26,8 @@
 typedef struct {
     tr_ckpt_info *info;
     const char *path;
-    char failed[160]; /* first dataset that did not read back */
+    hsize_t max_bytes; /* no dataset of a sound file holds more than the file */
+    char failed[160];  /* first dataset that did not read back */
 } visit_ctx;
 
 static herr_t visit_dataset(hid_t obj, const char *name, const H5O_info_t *oi, void *op) {
@@ -65,10 +66,12 @@ static herr_t visit_dataset(hid_t obj, const char *name, const H5O_info_t *oi, v
                  cls == H5T_FLOAT && sz == 4   ? "float32"
                  : cls == H5T_FLOAT && sz == 8 ? "float64"
                                                : "other");
-        /* read it all: checksums are verified on read */
+        /* read it all: checksums are verified on read; a size the file
+         * cannot hold is damage, found before anything is allocated */
         hssize_t np = H5Sget_simple_extent_npoints(sp);
         size_t msz = H5Tget_size(mt);
-        void *buf = ok && np >= 0 ? malloc((size_t)np * msz + 1) : NULL;
+        ok = ok && np >= 0 && msz > 0 && msz <= 16 && (hsize_t)np <= c->max_bytes / msz;
+        void *buf = ok ? malloc((size_t)np * msz + 1) : NULL;
         ok = ok && buf && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0;
         free(buf);
     }
@@ -235,23 +238,22 @@ static tr_ckpt_verdict check_file(const char *path, const tr_ckpt_state *expect,
                                   char *why, size_t whyn) {
     memset(info, 0, sizeof(*info));
     why[0] = '\0';
-    H5E_auto2_t old_fn;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    tr_h5_quiet q;
+    tr_h5_quiet_begin(&q);
     tr_ckpt_verdict v = TR_CKPT_VALID;
     hid_t f = -1;
-    if (access(path, R_OK) != 0) {
+    struct stat sb;
+    if (access(path, R_OK) != 0 || stat(path, &sb) != 0) {
         snprintf(why, whyn, "checkpoint %s cannot be read: %s", path, strerror(errno));
         v = TR_CKPT_CORRUPT;
-    } else if ((f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+    } else if ((f = tr_h5_open_read(path, MPI_COMM_NULL)) < 0) {
         snprintf(why, whyn, "checkpoint %s does not open as HDF5 (truncated or damaged)", path);
         v = TR_CKPT_CORRUPT;
     }
     if (v == TR_CKPT_VALID)
         v = read_attrs(f, info, path, why, whyn);
     if (v == TR_CKPT_VALID) {
-        visit_ctx c = {.info = info, .path = path};
+        visit_ctx c = {.info = info, .path = path, .max_bytes = (hsize_t)sb.st_size};
         if (H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_dataset, &c, H5O_INFO_BASIC) < 0) {
             snprintf(why, whyn, "checkpoint %s: its group structure is damaged", path);
             v = TR_CKPT_CORRUPT;
@@ -266,7 +268,7 @@ static tr_ckpt_verdict check_file(const char *path, const tr_ckpt_state *expect,
         v = expect_model(info, path, expect, why, whyn);
     if (f >= 0)
         H5Fclose(f);
-    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    tr_h5_quiet_end(&q);
     info->verdict = v;
     snprintf(info->why, sizeof(info->why), "%s", why);
     return v;
@@ -372,35 +374,23 @@ void tr_checkpoint_info_free(tr_ckpt_info *info) {
 
 tr_status tr_checkpoint_read_config(const char *path, char **text) {
     *text = NULL;
-    H5E_auto2_t old_fn;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    tr_h5_quiet q;
+    tr_h5_quiet_begin(&q);
+    hid_t f = tr_h5_open_read(path, MPI_COMM_NULL);
     tr_status st = TR_OK;
-    size_t cap = 0;
-    if (f < 0) {
+    int found = 0;
+    if (f < 0)
         st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__, "cannot open checkpoint %s",
                           path);
-    } else if (H5Aexists(f, "config") > 0) {
-        hid_t a = H5Aopen(f, "config", H5P_DEFAULT);
-        hid_t t = a >= 0 ? H5Aget_type(a) : -1;
-        cap = t >= 0 ? H5Tget_size(t) + 1 : 0;
-        if (t >= 0)
-            H5Tclose(t);
-        if (a >= 0)
-            H5Aclose(a);
-    }
-    if (st == TR_OK) {
-        *text = calloc(cap + 1, 1);
-        int found = 0;
+    else
+        st = tr_h5_attr_read_text(f, "config", text, &found);
+    if (st == TR_OK && !found) {
+        *text = calloc(1, 1);
         if (!*text)
             st = tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory");
-        else if (cap > 0)
-            st = tr_h5_attr_read_str(f, "config", *text, cap + 1, &found);
     }
     if (f >= 0)
         H5Fclose(f);
-    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    tr_h5_quiet_end(&q);
     return st;
 }

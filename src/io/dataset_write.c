@@ -4,51 +4,14 @@
  * PATH.tmp and renamed into place only when complete, so an interrupted build
  * never leaves a plausible-looking half file.
  */
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "io/data_internal.h"
-
-tr_status tr_data_attr_str(hid_t obj, const char *name, const char *value) {
-    if (H5Aexists(obj, name) > 0)
-        TR_H5(H5Adelete(obj, name));
-    hid_t t = H5Tcopy(H5T_C_S1);
-    TR_H5(t);
-    size_t len = strlen(value);
-    H5Tset_size(t, len > 0 ? len + 1 : 1);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t r = a >= 0 ? H5Awrite(a, t, value) : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
-    TR_CHECK(r >= 0, TR_ERR_IO, "HDF5: cannot write string attribute '%s'", name);
-    return TR_OK;
-}
-
-static tr_status attr_scalar(hid_t obj, const char *name, hid_t ftype, hid_t mtype,
-                             const void *value) {
-    if (H5Aexists(obj, name) > 0)
-        TR_H5(H5Adelete(obj, name));
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t r = a >= 0 ? H5Awrite(a, mtype, value) : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    TR_CHECK(r >= 0, TR_ERR_IO, "HDF5: cannot write attribute '%s'", name);
-    return TR_OK;
-}
-
-tr_status tr_data_attr_int(hid_t obj, const char *name, int value) {
-    TR_CALL(attr_scalar(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, &value));
-    return TR_OK;
-}
+#include "io/dataset_extra.h"
+#include "io/h5util.h"
 
 /* Create dataset name under loc with file type ftype and write data (mtype). */
 static tr_status write_array(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
@@ -69,9 +32,64 @@ static tr_status write_array(hid_t loc, const char *name, hid_t ftype, hid_t mty
     return TR_OK;
 }
 
-tr_status tr_data_write_f64(hid_t loc, const char *name, int rank, const hsize_t *dims,
-                            const double *data) {
+static tr_status write_f64(hid_t loc, const char *name, int rank, const hsize_t *dims,
+                           const double *data) {
     TR_CALL(write_array(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, rank, dims, data));
+    return TR_OK;
+}
+
+struct tr_data_file {
+    hid_t id;
+};
+
+static tr_status attr_on(tr_data_file *f, const char *obj, const char *name, const char *sv,
+                         int iv) {
+    hid_t g = H5Gopen2(f->id, obj, H5P_DEFAULT);
+    TR_CHECK(g >= 0, TR_ERR_IO, "HDF5: cannot open group '%s'", obj);
+    tr_status s = sv ? tr_h5_attr_write_str(g, name, sv) : tr_h5_attr_write_int32(g, name, iv);
+    H5Gclose(g);
+    TR_CALL(s);
+    return TR_OK;
+}
+
+tr_status tr_data_attr_str(tr_data_file *f, const char *obj, const char *name, const char *v) {
+    TR_CALL(attr_on(f, obj, name, v, 0));
+    return TR_OK;
+}
+
+tr_status tr_data_attr_int(tr_data_file *f, const char *obj, const char *name, int v) {
+    TR_CALL(attr_on(f, obj, name, NULL, v));
+    return TR_OK;
+}
+
+tr_status tr_data_write_array(tr_data_file *f, const char *path, int rank, const int64_t *dims,
+                              const double *data) {
+    TR_CHECK(rank >= 1 && rank <= 4, TR_ERR_INTERNAL, "array rank %d", rank);
+    hsize_t hd[4];
+    for (int i = 0; i < rank; i++)
+        hd[i] = (hsize_t)dims[i];
+    /* the parent group, created with any missing ancestors */
+    char parent[256];
+    const char *slash = strrchr(path, '/');
+    TR_CHECK(slash && (size_t)(slash - path) < sizeof(parent), TR_ERR_INTERNAL, "array path '%s'",
+             path);
+    snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+    hid_t g = -1;
+    if (!parent[0]) {
+        g = H5Gopen2(f->id, "/", H5P_DEFAULT);
+    } else if (H5Lexists(f->id, parent, H5P_DEFAULT) > 0) {
+        g = H5Gopen2(f->id, parent, H5P_DEFAULT);
+    } else {
+        hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+        if (lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0)
+            g = H5Gcreate2(f->id, parent, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        if (lcpl >= 0)
+            H5Pclose(lcpl);
+    }
+    TR_CHECK(g >= 0, TR_ERR_IO, "HDF5: cannot open or create group '%s'", parent);
+    tr_status s = write_f64(g, slash + 1, rank, hd, data);
+    H5Gclose(g);
+    TR_CALL(s);
     return TR_OK;
 }
 
@@ -116,12 +134,12 @@ static tr_status write_task(hid_t tasks, const tr_dataset *ds, int t) {
     const tr_task_info *ti = &ds->tasks[t];
     hid_t g;
     TR_CALL(group_create(tasks, ti->name, &g));
-    tr_status s = tr_data_attr_str(
+    tr_status s = tr_h5_attr_write_str(
         g, "kind", ti->kind == TR_TASK_CLASSIFICATION ? "classification" : "regression");
     if (s == TR_OK)
-        s = tr_data_attr_int(g, "classes", ti->kind == TR_TASK_CLASSIFICATION ? ti->classes : 1);
+        s = tr_h5_attr_write_int32(g, "classes", ti->kind == TR_TASK_CLASSIFICATION ? ti->classes : 1);
     if (s == TR_OK)
-        s = tr_data_attr_int(g, "index", t);
+        s = tr_h5_attr_write_int32(g, "index", t);
     for (int sp = 0; s == TR_OK && ds->setting == TR_SETTING_MULTI_INPUT && sp < TR_SPLIT_COUNT;
          sp++)
         s = write_split_group(g, tr_split_name((tr_split)sp), ds, &ti->split[sp], ti->kind, 1);
@@ -132,11 +150,11 @@ static tr_status write_task(hid_t tasks, const tr_dataset *ds, int t) {
 
 static tr_status write_file(hid_t f, const tr_dataset *ds, const char *builder, uint64_t seed,
                             const char *options) {
-    TR_CALL(tr_data_attr_str(
+    TR_CALL(tr_h5_attr_write_str(
         f, "setting", ds->setting == TR_SETTING_MULTI_INPUT ? "multi_input" : "shared_input"));
-    TR_CALL(tr_data_attr_str(f, "builder", builder ? builder : ""));
-    TR_CALL(attr_scalar(f, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed));
-    TR_CALL(tr_data_attr_str(f, "options", options ? options : ""));
+    TR_CALL(tr_h5_attr_write_str(f, "builder", builder ? builder : ""));
+    TR_CALL(tr_h5_attr_write_u64(f, "seed", seed));
+    TR_CALL(tr_h5_attr_write_str(f, "options", options ? options : ""));
     hid_t tasks;
     TR_CALL(group_create(f, "tasks", &tasks));
     tr_status s = TR_OK;
@@ -152,7 +170,7 @@ static tr_status write_file(hid_t f, const tr_dataset *ds, const char *builder, 
         hid_t g;
         TR_CALL(group_create(f, "truth", &g));
         hsize_t d[2] = {(hsize_t)ds->T, (hsize_t)ds->T};
-        s = tr_data_write_f64(g, "sigma3", 2, d, ds->sigma3);
+        s = write_f64(g, "sigma3", 2, d, ds->sigma3);
         H5Gclose(g);
         TR_CALL(s);
     }
@@ -187,14 +205,15 @@ tr_status tr_data_save_ex(const tr_dataset *ds, const char *path, const char *bu
     TR_CHECK(snprintf(tmp, sizeof(tmp), "%s.tmp", path) < (int)sizeof(tmp), TR_ERR_USAGE,
              "output path too long: %s", path);
 
-    H5E_auto2_t old_fn;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
+    tr_h5_quiet q;
+    tr_h5_quiet_begin(&q);
+    hid_t fapl = tr_h5_fapl(MPI_COMM_NULL);
+    hid_t f = -1;
+    /* STRONG: closing the file also closes anything an error path left open. */
+    if (fapl >= 0 && H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0)
+        f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
     tr_status s;
     herr_t closed = 0;
     if (f < 0) {
@@ -203,11 +222,13 @@ tr_status tr_data_save_ex(const tr_dataset *ds, const char *path, const char *bu
                          tmp);
     } else {
         s = write_file(f, ds, builder, seed, options);
-        if (s == TR_OK && extra)
-            s = extra(f, ds, ctx);
+        if (s == TR_OK && extra) {
+            tr_data_file df = {.id = f};
+            s = extra(&df, ds, ctx);
+        }
         closed = H5Fclose(f);
     }
-    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    tr_h5_quiet_end(&q);
     if (s == TR_OK && closed < 0)
         s = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "data: cannot close %s", tmp);
     if (s == TR_OK && rename(tmp, path) != 0)

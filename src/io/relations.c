@@ -51,31 +51,36 @@ void tr_relations_free(tr_relations *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* Create /relations/<name> and (writer) write it; every rank takes part. */
+static tr_status write_data(hid_t ds, const tr_relation *it, const hsize_t *dims, int writer) {
+    hid_t fs = H5Dget_space(ds);
+    TR_H5(fs);
+    hid_t ms = H5Screate_simple(2, dims, NULL);
+    herr_t rc = ms < 0 ? -1 : 0;
+    if (rc >= 0 && !writer)
+        rc = H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0;
+    if (rc >= 0)
+        rc = H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, it->data);
+    if (ms >= 0)
+        H5Sclose(ms);
+    H5Sclose(fs);
+    TR_CHECK(rc >= 0, TR_ERR_IO, "cannot write /relations/%s", it->name);
+    return TR_OK;
+}
+
 static tr_status write_one(hid_t grp, const tr_relation *it, int writer) {
     hsize_t dims[2] = {(hsize_t)it->rows, (hsize_t)it->cols};
     hid_t fs = H5Screate_simple(2, dims, NULL);
     TR_H5(fs);
     hid_t ds = H5Dcreate2(grp, it->name, H5T_IEEE_F64LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0) {
-        H5Sclose(fs);
-        TR_RAISE(TR_ERR_IO, "cannot create /relations/%s", it->name);
-    }
-    hid_t ms = H5Screate_simple(2, dims, NULL);
-    if (!writer) {
-        H5Sselect_none(fs);
-        H5Sselect_none(ms);
-    }
-    herr_t rc = H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, it->data);
-    tr_status st = rc < 0 ? TR_ERR_IO : TR_OK;
+    H5Sclose(fs);
+    TR_CHECK(ds >= 0, TR_ERR_IO, "cannot create /relations/%s", it->name);
+    tr_status st = write_data(ds, it, dims, writer);
     if (st == TR_OK)
         st = tr_h5_attr_write_str(ds, "title", it->title);
     if (st == TR_OK)
         st = tr_h5_attr_write_str(ds, "axes", it->axes);
-    H5Sclose(ms);
-    H5Sclose(fs);
     H5Dclose(ds);
-    if (rc < 0)
-        TR_RAISE(TR_ERR_IO, "cannot write /relations/%s", it->name);
     return st;
 }
 
@@ -91,7 +96,10 @@ tr_status tr_relations_write_h5(hid_t loc, const tr_relations *r, int writer) {
 }
 
 tr_status tr_relations_save(const char *path, const tr_relations *r) {
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fapl = tr_h5_fapl(MPI_COMM_NULL);
+    TR_H5(fapl);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (f < 0)
         TR_RAISE(TR_ERR_IO, "cannot create %s", path);
     tr_status st = tr_relations_write_h5(f, r, 1);
@@ -117,11 +125,14 @@ static herr_t load_item(hid_t grp, const char *name, const H5L_info_t *info, voi
     }
     hid_t fs = H5Dget_space(ds);
     hsize_t dims[2] = {0, 0};
-    int nd = H5Sget_simple_extent_ndims(fs);
-    if (nd == 2)
-        H5Sget_simple_extent_dims(fs, dims, NULL);
-    H5Sclose(fs);
-    if (nd != 2 || dims[0] == 0 || dims[1] == 0 || dims[0] > 1u << 20 || dims[1] > 1u << 20) {
+    int nd = fs >= 0 ? H5Sget_simple_extent_ndims(fs) : -1;
+    if (nd == 2 && H5Sget_simple_extent_dims(fs, dims, NULL) != 2)
+        nd = -1;
+    if (fs >= 0)
+        H5Sclose(fs);
+    /* sane bounds before allocating: a relation is at most 2^24 entries */
+    if (nd != 2 || dims[0] == 0 || dims[1] == 0 || dims[0] > 1u << 20 || dims[1] > 1u << 20 ||
+        dims[0] * dims[1] > 1u << 24) {
         H5Dclose(ds);
         c->st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
                              "%s: /relations/%s is not a non-empty matrix", c->path, name);
@@ -155,7 +166,7 @@ tr_status tr_relations_load(const char *path, tr_relations *r, int *found) {
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0)
         TR_RAISE(TR_ERR_DATA, "%s: not a readable HDF5 file", path);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t f = tr_h5_open_read(path, MPI_COMM_NULL);
     if (f < 0)
         TR_RAISE(TR_ERR_DATA, "%s: cannot open as HDF5", path);
     htri_t ex = H5Lexists(f, "relations", H5P_DEFAULT);

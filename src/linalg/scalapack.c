@@ -1,12 +1,12 @@
 /*
  * ScaLAPACK eigen-decomposition of replicated symmetric matrices (see
- * taskrel/linalg_dist.h). BLACS and ScaLAPACK have no C headers in Debian;
+ * taskrel/scalapack.h). BLACS and ScaLAPACK have no C headers in Debian;
  * the prototypes below are those of ScaLAPACK 2.x (Fortran symbols take every
  * argument by reference; BLACS C entry points as in its manual).
  */
-#include "taskrel/linalg_dist.h"
+#include "taskrel/scalapack.h"
 
-#include "taskrel/dist.h"
+#include "taskrel/comm.h"
 
 #include <math.h>
 #include <string.h>

@@ -7,8 +7,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "taskrel/nn.h"
+#include "taskrel/json.h"
 #include "taskrel/method.h"
+#include "taskrel/nn.h"
 
 /* Parameter initialisation streams: a tensor's draw is keyed on its declaration
  * index; with independent head init each task gets its own sub-stream. */
@@ -558,8 +559,9 @@ void tr_model_write_sizes(const tr_model *m, FILE *f) {
             (long long)m->in_size, m->feat_dim, trunk, per_task, m->trunk_per_task);
     for (int i = 0; i < p->n; i++) {
         const tr_tensor *t = &p->t[i];
-        fprintf(f, "%s{\"name\":\"%s\",\"task_axis\":%d,\"shape\":[", i ? "," : "", t->name,
-                t->task_axis);
+        fprintf(f, "%s{\"name\":", i ? "," : "");
+        tr_json_write_string(f, t->name);
+        fprintf(f, ",\"task_axis\":%d,\"shape\":[", t->task_axis);
         for (int d = 0; d < t->ndim; d++)
             fprintf(f, "%s%lld", d ? "," : "", (long long)t->shape[d]);
         fprintf(f, "]}");

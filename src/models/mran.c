@@ -37,37 +37,12 @@ static tr_status add_task(tr_params *p, tr_model *m, int *id, const char *name, 
     return tr_params_add(p, id, name, TR_GROUP_HEAD, 0, 1, shape, 1, m->T, m->t0, m->tn);
 }
 
-/* mran.modules: comma-separated subset of tt, ff, tf. */
-static tr_status parse_modules(const char *s, int *tt, int *ff, int *tf) {
-    *tt = *ff = *tf = 0;
-    const char *p = s;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        size_t len = strcspn(p, ", ");
-        if (len == 2 && strncmp(p, "tt", 2) == 0)
-            *tt = 1;
-        else if (len == 2 && strncmp(p, "ff", 2) == 0)
-            *ff = 1;
-        else if (len == 2 && strncmp(p, "tf", 2) == 0)
-            *tf = 1;
-        else
-            TR_RAISE(TR_ERR_CONFIG, "mran.modules: '%.*s' is not one of tt, ff, tf (value '%s')",
-                     (int)len, p, s);
-        p += len;
-    }
-    return TR_OK;
-}
-
 static tr_status mran_declare(tr_model *m, const tr_config *cfg) {
     struct tr_rel *r = m->rel;
-    int tt, ff, tf;
-    TR_CALL(parse_modules(cfg->mran_modules, &tt, &ff, &tf));
-    TR_CHECK(cfg->mran_attention != TR_ATTN_MULTIHEAD || cfg->mran_embed_dim % cfg->mran_heads == 0,
-             TR_ERR_CONFIG, "mran.heads = %d does not divide mran.embed_dim = %d", cfg->mran_heads,
-             cfg->mran_embed_dim);
+    int tt = (cfg->mran_modules & TR_MRAN_MODULE_TT) != 0;
+    int ff = (cfg->mran_modules & TR_MRAN_MODULE_FF) != 0;
+    int tf = (cfg->mran_modules & TR_MRAN_MODULE_TF) != 0;
+    TR_ASSERT(cfg->mran_attention != TR_ATTN_MULTIHEAD || cfg->mran_embed_dim % cfg->mran_heads == 0);
     r->tf_on = tf;
     r->alpha_mom = cfg->mran_alpha_momentum;
     r->penalty_w = cfg->mran_relation_weight;

@@ -11,46 +11,21 @@
 
 #include <cblas.h>
 
-static const char *const k_layer_names[] = {"fc7", "fc8"};
-static const char *const k_mode_names[TR_MRN_MODE_COUNT] = {"feature", "class", "task"};
+/* mrn.modes is parsed by the config into bits 1u << tr_mrn_mode. */
+_Static_assert(TR_MRN_MODES_FEATURE == 1u << TR_MRN_MODE_FEATURE &&
+                   TR_MRN_MODES_CLASS == 1u << TR_MRN_MODE_CLASS &&
+                   TR_MRN_MODES_TASK == 1u << TR_MRN_MODE_TASK,
+               "mrn.modes bits follow tr_mrn_mode");
+
+#include "taskrel/json.h"
+
 
 /* ---- options ---------------------------------------------------------------- */
-
-static tr_status parse_list(const char *text, const char *key, const char *const *names, int n,
-                            unsigned *mask) {
-    *mask = 0;
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", text);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-        int k = 0;
-        while (k < n && strcmp(tok, names[k]) != 0)
-            k++;
-        if (k == n) {
-            char all[96] = "";
-            for (int i = 0; i < n; i++)
-                snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", i ? ", " : "",
-                         names[i]);
-            TR_RAISE(TR_ERR_CONFIG, "%s: unknown entry '%s' (expected some of: %s)", key, tok, all);
-        }
-        *mask |= 1u << k;
-    }
-    TR_CHECK(*mask != 0, TR_ERR_CONFIG, "%s must name at least one entry", key);
-    return TR_OK;
-}
-
-tr_status tr_mrn_parse_layers(const char *text, unsigned *mask) {
-    return parse_list(text, "mrn.layers", k_layer_names, 2, mask);
-}
-
-tr_status tr_mrn_parse_modes(const char *text, unsigned *mask) {
-    return parse_list(text, "mrn.modes", k_mode_names, TR_MRN_MODE_COUNT, mask);
-}
 
 tr_status tr_mrn_opts_from_config(tr_mrn_opts *o, const tr_config *cfg, double n_mean) {
     memset(o, 0, sizeof *o);
     TR_CHECK(n_mean > 0, TR_ERR_DATA, "MRN: the training sets are empty");
-    TR_CALL(tr_mrn_parse_modes(cfg->mrn_modes, &o->modes));
+    o->modes = cfg->mrn_modes;
     o->lambda = cfg->mrn_lambda / n_mean;
     o->update_every = cfg->mrn_update_every;
     o->flipflop_iters = cfg->mrn_flipflop_iters;
@@ -420,20 +395,19 @@ tr_status tr_mrn_layer_update(tr_mrn *mrn, int l, tr_grid *g) {
 
 tr_status tr_mrn_init_model(tr_mrn *mrn, const tr_mrn_opts *o, const tr_config *cfg, tr_model *m,
                             tr_grid *g) {
-    unsigned mask;
-    TR_CALL(tr_mrn_parse_layers(cfg->mrn_layers, &mask));
-    TR_CHECK(!(mask & 1u) || m->h7w >= 0, TR_ERR_CONFIG,
+    unsigned mask = cfg->mrn_layers; /* validated: not empty, fc7 only with model.head_hidden */
+    TR_CHECK(!(mask & TR_MRN_LAYER_FC7) || m->h7w >= 0, TR_ERR_CONFIG,
              "mrn.layers names fc7 but the heads have no fc7 (model.head_hidden = 0)");
     const char *names[TR_MRN_MAX_LAYERS] = {0};
     int d1[TR_MRN_MAX_LAYERS] = {0}, d2[TR_MRN_MAX_LAYERS] = {0}, pid[TR_MRN_MAX_LAYERS] = {0},
         n = 0;
-    if (mask & 1u) {
+    if (mask & TR_MRN_LAYER_FC7) {
         names[n] = "fc7";
         d1[n] = m->feat_dim;
         d2[n] = m->head_hidden;
         pid[n++] = m->h7w;
     }
-    if (mask & 2u) {
+    if (mask & TR_MRN_LAYER_FC8) {
         names[n] = "fc8";
         d1[n] = m->h7w >= 0 ? m->head_hidden : m->feat_dim;
         d2[n] = m->out_dim;
@@ -548,15 +522,25 @@ void tr_mrn_write_json(const tr_mrn *mrn, FILE *f) {
             (long long)mrn->counters[0], mrn->update_seconds, mrn->o.lambda);
     for (int l = 0; l < mrn->n_layers; l++) {
         const tr_mrn_layer *L = &mrn->layer[l];
-        fprintf(f, "%s\"%s\":{\"prior\":%.8g,\"logdet\":[%.8g,%.8g,%.8g],\"max_precision\":[",
-                l ? "," : "", L->name, L->prior_value, L->logdet[0], L->logdet[1], L->logdet[2]);
+        fputs(l ? "," : "", f);
+        tr_json_write_string(f, L->name);
+        fputs(":{\"prior\":", f);
+        tr_json_write_number(f, L->prior_value, 8);
+        for (int k = 0; k < 3; k++) {
+            fputs(k ? "," : ",\"logdet\":[", f);
+            tr_json_write_number(f, L->logdet[k], 8); /* -inf for a singular covariance */
+        }
+        fputs("],\"max_precision\":[", f);
         double curv = mrn->o.lambda;
         for (int k = 0; k < TR_MRN_MODE_COUNT; k++) {
             double mx = tr_mrn_max_precision(mrn, l, k);
             curv *= mx;
-            fprintf(f, "%s%.6g", k ? "," : "", mx);
+            fputs(k ? "," : "", f);
+            tr_json_write_number(f, mx, 6);
         }
-        fprintf(f, "],\"curvature\":%.6g}", curv);
+        fputs("],\"curvature\":", f);
+        tr_json_write_number(f, curv, 6);
+        fputs("}", f);
     }
     fprintf(f, "}}");
 }

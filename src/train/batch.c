@@ -23,13 +23,6 @@ int64_t tr_task_n(const tr_dataset *ds, int t, tr_split s) {
     return ds->tasks[t].split[s].n;
 }
 
-void tr_part_range(int total, int parts, int index, int *lo, int *n) {
-    int a = (int)((int64_t)total * index / parts);
-    int b = (int)((int64_t)total * (index + 1) / parts);
-    *lo = a;
-    *n = b - a;
-}
-
 /* ---- sizes and buffers ------------------------------------------------------------- */
 
 tr_status tr_batch_plan(tr_batch *b, const tr_dataset *ds, const tr_grid *g, int batch_size,

@@ -193,7 +193,7 @@ static tr_status check_config(const tr_trainer *tr, const char *path) {
             continue;
         if (strcmp(sec, "run") == 0 || strcmp(sec, "dist") == 0 || strcmp(sec, "checkpoint") == 0)
             continue;
-        if (!ini_value(old, sec, key, b, sizeof(b)) || strcmp(a, b) == 0)
+        if (!ini_value(old, sec, key, b, sizeof(b)) || tr_config_same_value(sec, key, a, b))
             continue;
         if (is_hard_key(sec, key))
             st = tr_error_set(TR_ERR_CONFIG, __FILE__, __LINE__, __func__,

@@ -11,6 +11,7 @@
 
 #include "taskrel/timeline.h"
 
+#include "taskrel/json.h"
 #include "trainer_internal.h"
 
 static const char *const k_phase_names[TR_PHASE_COUNT] = {
@@ -195,10 +196,9 @@ void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_sta
     fprintf(f, ",");
     snprintf(key, sizeof(key), "val_%s", mname);
     json_array(f, key, metric, tr->T);
-    fprintf(f,
-            ",\"val_mean\":%.6g,\"train_samples_per_s\":%.6g,\"train_seconds\":%.6g,\"elapsed_s\":%"
-            ".6g,",
-            tr_mean_metric(&tr->sel, val, tr->T),
+    fputs(",\"val_mean\":", f);
+    tr_json_write_number(f, tr_mean_metric(&tr->sel, val, tr->T), 6); /* null without val data */
+    fprintf(f, ",\"train_samples_per_s\":%.6g,\"train_seconds\":%.6g,\"elapsed_s\":%.6g,",
             tr->rep.train_seconds > 0 ? (double)tr->rep.samples / tr->rep.train_seconds : 0.0,
             tr->rep.train_seconds, tr_time_now() - tr->rep.t_start);
     json_phases(f, tr);
@@ -218,8 +218,10 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
     FILE *f = tr->rep.metrics;
     char key[32];
     fprintf(f, "{\"final\":true,\"best_step\":%lld,\"tasks\":[", (long long)tr->sel.best_step);
-    for (int t = 0; t < tr->T; t++)
-        fprintf(f, "%s\"%s\"", t ? "," : "", tr->ds.tasks[t].name);
+    for (int t = 0; t < tr->T; t++) {
+        fputs(t ? "," : "", f);
+        tr_json_write_string(f, tr->ds.tasks[t].name); /* any UTF-8 name, escaped */
+    }
     fprintf(f, "],");
     metrics_of(tr, val, metric, loss);
     snprintf(key, sizeof(key), "val_%s", mname);
@@ -235,10 +237,13 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
         fprintf(f, ",");
         json_array(f, "test_mae", mae, tr->T);
     }
+    fputs(",\"val_mean\":", f);
+    tr_json_write_number(f, tr_mean_metric(&tr->sel, val, tr->T), 6);
+    fputs(",\"test_mean\":", f);
+    tr_json_write_number(f, tr_mean_metric(&tr->sel, test, tr->T), 6);
     fprintf(f,
-            ",\"val_mean\":%.6g,\"test_mean\":%.6g,\"train_samples_per_s\":%.6g,"
+            ",\"train_samples_per_s\":%.6g,"
             "\"train_seconds\":%.6g,\"elapsed_s\":%.6g,\"ranks\":%d,\"replicas\":%d,\"shards\":%d,",
-            tr_mean_metric(&tr->sel, val, tr->T), tr_mean_metric(&tr->sel, test, tr->T),
             tr->rep.train_seconds > 0 ? (double)tr->rep.samples / tr->rep.train_seconds : 0.0,
             tr->rep.train_seconds, tr_time_now() - tr->rep.t_start, tr->grid.size, tr->grid.R,
             tr->grid.S);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "taskrel/data.h"
 #include "trainer_internal.h"
 
 /* tr_method_env.mark: a method's own phase. */
@@ -38,7 +39,7 @@ static tr_status load_data(tr_trainer *tr, MPI_Comm world) {
      * but agree anyway so that an unreadable file on one node cannot hang. */
     tr_status st = tr_dataset_load(&tr->ds, cfg->data_path);
     if (st == TR_OK)
-        st = tr_dataset_select_tasks(&tr->ds, cfg->data_tasks);
+        st = tr_dataset_select_tasks(&tr->ds, &cfg->data_tasks);
     TR_CALL(tr_agree(world, st));
     tr->T = tr->ds.T;
     TR_CHECK(tr->T <= TR_MAX_TASKS, TR_ERR_DATA, "%d tasks exceed the limit of %d", tr->T,
@@ -48,6 +49,7 @@ static tr_status load_data(tr_trainer *tr, MPI_Comm world) {
 
 static tr_status make_grid(tr_trainer *tr, MPI_Comm world) {
     TR_CALL(tr_grid_init(&tr->grid, world, tr->T, tr->cfg->task_shards, NULL));
+    TR_CALL(tr_watchdog_start(tr->grid.world, tr->cfg->stall_timeout));
     tr->t0 = tr->grid.t0;
     tr->tn = tr->grid.tn;
     return tr_config_task_weights(tr->cfg, tr->T, tr->task_weight);

@@ -7,7 +7,7 @@
  *
  * Not here: the step's forward and backward (step.c), the rows (batch.c),
  * layer math (src/nn), models and methods (src/models), collectives
- * (src/dist), file formats (src/io), output formatting (report.c).
+ * (src/comm), file formats (src/io), output formatting (report.c).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -54,6 +54,7 @@ static void begin_step(tr_trainer *tr, loop_state *ls, int64_t step) {
     ls->t_begin = tr_time_now();
     ls->lr = tr_schedule_lr(&ls->sched, step);
     tr->step = step;
+    tr_watchdog_set_step(step);
     tr_batch_assemble(&tr->batch, &tr->ds, &tr->grid, tr->cfg->seed, step);
     tr_trainer_phase(tr, TR_PHASE_DATA, "data", ls->t_begin, tr_time_now());
     tr_params_zero_grad(&tr->model.params);

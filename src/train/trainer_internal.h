@@ -15,8 +15,8 @@
 
 #include "taskrel/checkpoint.h"
 #include "taskrel/config.h"
-#include "taskrel/data.h"
-#include "taskrel/dist.h"
+#include "taskrel/dataset.h"
+#include "taskrel/comm.h"
 #include "taskrel/method.h"
 #include "taskrel/model.h"
 #include "taskrel/optim.h"
@@ -101,8 +101,6 @@ void tr_batch_assemble(tr_batch *b, const tr_dataset *ds, const tr_grid *g, uint
                        int64_t step);
 /* Training examples of task t (shared-input: of every task). */
 int64_t tr_task_n(const tr_dataset *ds, int t, tr_split s);
-/* Rows [lo, lo+n) of part `index` of a contiguous split of `total` into `parts`. */
-void tr_part_range(int total, int parts, int index, int *lo, int *n);
 
 /* ---- model selection (selection.c) ------------------------------------------------ */
 
@@ -227,7 +225,5 @@ void tr_signals_install(void);
 void tr_signals_restore(void);
 int tr_signals_pending(void); /* the signal number seen, 0 if none */
 
-/* Apply data.tasks to a loaded dataset (keeps the selected tasks in order). */
-tr_status tr_dataset_select_tasks(tr_dataset *ds, const char *spec);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * One MRN covariance update on P ranks (src/train/mrn.c): the all-gather of the
+ * One MRN covariance update on P ranks (src/models/mrn.c): the all-gather of the
  * layer's task weights in replica_comm, the three modes' partial sums on each
  * rank's own tasks, one all-reduce per covariance, the precisions (ScaLAPACK
  * pdsyevd + pdgemm over all ranks for n > linalg.scalapack_min_dim when P > 1,

@@ -36,6 +36,16 @@ expect_exit 2 "lenet" "$BIN" train "${ok[@]}" --set model.trunk=lenet
 # usage errors
 expect_exit 2 "unknown command" "$BIN" frobnicate
 expect_exit 2 "unknown argument" "$BIN" train "${ok[@]}" --frob
+# one parser everywhere: a near miss is named, --opt=value works as --opt value
+expect_exit 2 "did you mean 'train'" "$BIN" trian
+expect_exit 2 "did you mean --run-dir" "$BIN" train "${ok[@]}" --rundir "$SCRATCH/x"
+expect_exit 2 "option --run-dir needs a value" "$BIN" train "${ok[@]}" --run-dir
+expect_exit 2 "did you mean --checkpoint" "$BIN" eval "${ok[@]}" --checkpiont x.h5
+expect_exit 2 "did you mean --truth" "$BIN" inspect "$SCRATCH" --trth x.h5
+expect_exit 2 "unexpected argument 'stray'" "$BIN" train "${ok[@]}" stray
+expect_exit 0 "" "$BIN" train --config="$CFG" --set=data.path="$DATA" --set=train.epochs=1 \
+    --set=run.progress=off --run-dir="$SCRATCH/eq"
+if [[ -s $SCRATCH/eq/metrics.jsonl ]]; then pass "--run-dir=DIR used"; else check_fail "--run-dir=DIR not used"; fi
 expect_exit 2 "checkpoint" "$BIN" eval "${ok[@]}"
 expect_exit 2 "not found" "$BIN" eval "${ok[@]}" --checkpoint "$SCRATCH/none.h5"
 

@@ -34,7 +34,7 @@
 #include "mpi_test.h"
 #include "taskrel/attention.h"
 #include "taskrel/checkpoint.h"
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 #include "taskrel/train.h"
 
 #define N_STEPS 16

@@ -33,10 +33,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "equiv.h"
 #include "mpi_data.h"
 #include "mpi_test.h"
 #include "taskrel/attention.h"
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 #include "taskrel/relations.h"
 #include "taskrel/train.h"
 
@@ -72,34 +73,6 @@ static void make_config(tr_config *c, tr_model_kind kind, tr_attn_kind att) {
     c->mmoe_expert_hidden = 8;
 }
 
-static void run_dir(char *dir, size_t n, const char *tag, MPI_Comm comm) {
-    if (comm == MPI_COMM_SELF)
-        snprintf(dir, n, "%s/run-%s-%d", g_dir, tag, g_rank);
-    else
-        snprintf(dir, n, "%s/run-%s", g_dir, tag);
-}
-
-static tr_status run(const tr_config *c, MPI_Comm comm, tr_train_result *res, const char *tag) {
-    char dir[512];
-    run_dir(dir, sizeof(dir), tag, comm);
-    tr_train_opts opts = {.run_dir = dir, .quiet = 1, .record_losses = 1};
-    tr_error_clear();
-    tr_status st = tr_train_run(c, comm, &opts, res);
-    if (st != TR_OK)
-        fprintf(stderr, "[rank %d] %s: %s\n", g_rank, tag, tr_error_message());
-    return st;
-}
-
-static double max_rel_diff(const double *a, const double *b, size_t n) {
-    double worst = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs(a[i] - b[i]) / fmax(fabs(b[i]), 1e-12);
-        if (!(d <= worst))
-            worst = d; /* NaN propagates as a failure */
-    }
-    return worst;
-}
-
 /* Largest |a - b| over the matrix, relative to the largest |b|. */
 static double matrix_rel_diff(const tr_relation *a, const tr_relation *b) {
     if (a->rows != b->rows || a->cols != b->cols)
@@ -122,8 +95,8 @@ static double compare_relations(const char *tag, const char *ref_tag, const char
     double worst = 0.0;
     if (g_rank == 0) {
         char pa[600], pb[600], da[512], db[512];
-        run_dir(da, sizeof(da), tag, MPI_COMM_WORLD);
-        run_dir(db, sizeof(db), ref_tag, MPI_COMM_SELF);
+        equiv_run_dir(da, sizeof(da), g_dir, tag, MPI_COMM_WORLD);
+        equiv_run_dir(db, sizeof(db), g_dir, ref_tag, MPI_COMM_SELF);
         snprintf(pa, sizeof(pa), "%s/relations.h5", da);
         snprintf(pb, sizeof(pb), "%s/relations.h5", db);
         tr_relations ra, rb;
@@ -151,22 +124,9 @@ static double compare_relations(const char *tag, const char *ref_tag, const char
     return worst;
 }
 
-static void reference(const tr_config *c, double *losses, int *T, const char *tag) {
-    int ok = 1;
-    if (g_rank == 0) {
-        tr_train_result r;
-        ok = run(c, MPI_COMM_SELF, &r, tag) == TR_OK;
-        if (ok) {
-            *T = r.T;
-            memcpy(losses, r.losses, sizeof(double) * STEPS * (size_t)r.T);
-            ok = r.comm[TR_COLL_MRAN].calls == 0; /* one rank: nothing to reduce */
-        }
-        tr_train_result_free(&r);
-    }
-    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    assert_true(ok);
-    MPI_Bcast(T, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    MPI_Bcast(losses, STEPS * *T, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+/* One rank has nothing to reduce: no MRAN collective in the reference. */
+static int no_mran_collectives(const tr_train_result *r) {
+    return r->comm[TR_COLL_MRAN].calls == 0;
 }
 
 static void check(tr_model_kind kind, tr_attn_kind att, const char *name) {
@@ -176,7 +136,7 @@ static void check(tr_model_kind kind, tr_attn_kind att, const char *name) {
     snprintf(ref_tag, sizeof(ref_tag), "%s-ref", name);
     double ref[STEPS * 8];
     int T = 0;
-    reference(&c, ref, &T, ref_tag);
+    equiv_reference(g_dir, &c, STEPS, ref, &T, ref_tag, no_mran_collectives);
     static const char *const mran_names[] = {"mran.tt", "mran.ff", "mran.alpha"};
     static const char *const mmoe_names[] = {"mmoe.gates"};
     int mmoe = kind == TR_MODEL_MMOE;
@@ -185,21 +145,12 @@ static void check(tr_model_kind kind, tr_attn_kind att, const char *name) {
             continue;
         c.task_shards = S;
         tr_train_result a, b;
-        char ta[128], tb[128];
-        snprintf(ta, sizeof(ta), "%s-P%d-S%d-a", name, g_size, S);
-        snprintf(tb, sizeof(tb), "%s-P%d-S%d-b", name, g_size, S);
-        MPI_ASSERT(run(&c, MPI_COMM_WORLD, &a, ta) == TR_OK);
-        MPI_ASSERT(run(&c, MPI_COMM_WORLD, &b, tb) == TR_OK);
-        MPI_ASSERT(a.steps == STEPS && a.T == T);
-        double d = max_rel_diff(a.losses, ref, (size_t)STEPS * T);
-        if (g_rank == 0)
-            printf("  %-10s P=%d S=%d R=%d: max relative loss difference to 1 rank %.2e\n", name,
-                   g_size, S, g_size / S, d);
-        MPI_ASSERT(d <= TOL);
+        char tag[128], ta[160];
+        snprintf(tag, sizeof(tag), "%s-P%d-S%d", name, g_size, S);
+        equiv_run_pair(g_dir, &c, STEPS, ref, T, TOL, tag, &a, &b);
+        snprintf(ta, sizeof(ta), "%s-a", tag);
         double dr = compare_relations(ta, ref_tag, mmoe ? mmoe_names : mran_names, mmoe ? 1 : 3);
         MPI_ASSERT(dr <= TOL);
-        MPI_ASSERT(memcmp(a.losses, b.losses, sizeof(double) * STEPS * (size_t)T) == 0);
-        MPI_ASSERT(a.test_mean == b.test_mean);
         /* MRAN reduces its relation matrices every step on more than one rank */
         if (!mmoe)
             MPI_ASSERT(a.comm[TR_COLL_MRAN].calls >= (g_size > 1 ? STEPS : 0));

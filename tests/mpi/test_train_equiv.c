@@ -20,9 +20,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "equiv.h"
 #include "mpi_data.h"
 #include "mpi_test.h"
-#include "taskrel/data.h"
+#include "taskrel/dataset.h"
 #include "taskrel/train.h"
 
 #define STEPS 20
@@ -60,51 +61,6 @@ static void make_config(tr_config *c, const char *data, tr_model_kind kind, int 
         c->opt.kind = TR_OPT_ADAMW;
         c->sched.base_lr = 0.003f;
     }
-}
-
-static tr_status run(const tr_config *c, MPI_Comm comm, tr_train_result *res, const char *tag) {
-    char dir[512];
-    snprintf(dir, sizeof(dir), "%s/run-%s-%d", g_dir, tag, g_rank);
-    int crank;
-    MPI_Comm_rank(comm, &crank);
-    if (comm != MPI_COMM_SELF) /* one run directory per collective run */
-        snprintf(dir, sizeof(dir), "%s/run-%s", g_dir, tag);
-    tr_train_opts opts = {.run_dir = dir, .quiet = 1, .record_losses = 1};
-    tr_error_clear();
-    tr_status st = tr_train_run(c, comm, &opts, res);
-    if (st != TR_OK)
-        fprintf(stderr, "[rank %d] %s: %s\n", g_rank, tag, tr_error_message());
-    return st;
-}
-
-static double max_rel_diff(const double *a, const double *b, size_t n) {
-    double worst = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs(a[i] - b[i]) / fmax(fabs(b[i]), 1e-12);
-        if (!(d <= worst))
-            worst = d; /* NaN propagates as a failure */
-    }
-    return worst;
-}
-
-/* The reference: rank 0 runs alone on MPI_COMM_SELF, losses broadcast. */
-static void reference(const tr_config *c, double *losses, int *T, const char *tag) {
-    int ok = 1;
-    if (g_rank == 0) {
-        tr_train_result r;
-        char t[128];
-        snprintf(t, sizeof(t), "%s-ref", tag);
-        ok = run(c, MPI_COMM_SELF, &r, t) == TR_OK;
-        if (ok) {
-            *T = r.T;
-            memcpy(losses, r.losses, sizeof(double) * STEPS * (size_t)r.T);
-        }
-        tr_train_result_free(&r);
-    }
-    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    assert_true(ok);
-    MPI_Bcast(T, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    MPI_Bcast(losses, STEPS * *T, MPI_DOUBLE, 0, MPI_COMM_WORLD);
 }
 
 static int64_t pad16(int64_t n) {
@@ -175,7 +131,9 @@ static void check_setting(const char *data, tr_model_kind kind, int shared_input
     make_config(&c, data, kind, bn);
     double ref[STEPS * 8];
     int T = 0;
-    reference(&c, ref, &T, tag);
+    char ref_tag[96];
+    snprintf(ref_tag, sizeof(ref_tag), "%s-ref", tag);
+    equiv_reference(g_dir, &c, STEPS, ref, &T, ref_tag, NULL);
     /* every shard count that divides P and fits the tasks */
     for (int S = 1; S <= g_size; S++) {
         if (g_size % S || S > T)
@@ -183,20 +141,8 @@ static void check_setting(const char *data, tr_model_kind kind, int shared_input
         c.task_shards = S;
         tr_train_result a, b;
         char t[96];
-        snprintf(t, sizeof(t), "%s-P%d-S%d-a", tag, g_size, S);
-        MPI_ASSERT(run(&c, MPI_COMM_WORLD, &a, t) == TR_OK);
-        snprintf(t, sizeof(t), "%s-P%d-S%d-b", tag, g_size, S);
-        MPI_ASSERT(run(&c, MPI_COMM_WORLD, &b, t) == TR_OK);
-        MPI_ASSERT(a.steps == STEPS && a.T == T);
-        double d = max_rel_diff(a.losses, ref, (size_t)STEPS * T);
-        if (g_rank == 0)
-            printf("  %-28s P=%d S=%d R=%d: max relative loss difference to 1 rank %.2e\n", tag,
-                   g_size, S, g_size / S, d);
-        MPI_ASSERT(d <= TOL);
-        /* the same P twice: bitwise identical */
-        MPI_ASSERT(memcmp(a.losses, b.losses, sizeof(double) * STEPS * (size_t)T) == 0);
-        MPI_ASSERT(a.test_mean == b.test_mean);
-        /* the final metrics agree with the reference's too (same selection) */
+        snprintf(t, sizeof(t), "%s-P%d-S%d", tag, g_size, S);
+        equiv_run_pair(g_dir, &c, STEPS, ref, T, TOL, t, &a, &b);
         check_volume(&c, &a, S, T, shared_input, shared_input ? 12 : 16);
         tr_train_result_free(&a);
         tr_train_result_free(&b);

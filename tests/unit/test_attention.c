@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "fd_check.h"
 #include "taskrel/attention.h"
 #include "taskrel/nn.h"
 
@@ -32,48 +33,16 @@
 #define TOL_PL 1e-3
 #define TOL_SMOOTH 5e-3
 
-static float *fbuf(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof(float));
-    assert_non_null(p);
-    return p;
-}
-
 static float *frand(size_t n, float lo, float hi, uint64_t stream) {
-    float *x = fbuf(n);
-    tr_rng r;
-    tr_rng_init(&r, 4321, TR_RNG_TEST, stream);
-    for (size_t i = 0; i < n; i++)
-        x[i] = lo + (hi - lo) * (float)tr_rng_uniform(&r);
+    float *x = fd_buf(n);
+    fd_fill_uniform(x, n, lo, hi, 4321, stream);
     return x;
 }
 
-static double dot_fd(const float *a, const float *b, size_t n) {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)a[i] * b[i];
-    return s;
-}
-
-typedef double (*objective_fn)(void *ctx);
-
-static void check_fd(const char *what, float *x, const float *g, size_t n, objective_fn f,
+/* Every check here also requires a gradient that is not all zero. */
+static void check_fd(const char *what, float *x, const float *g, size_t n, fd_objective f,
                      void *ctx, double tol) {
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        float x0 = x[i];
-        x[i] = x0 + H_FD;
-        double lp = f(ctx);
-        x[i] = x0 - H_FD;
-        double lm = f(ctx);
-        x[i] = x0;
-        double gfd = (lp - lm) / ((double)(x0 + H_FD) - (double)(x0 - H_FD));
-        num += (gfd - g[i]) * (gfd - g[i]);
-        den += (double)g[i] * g[i];
-    }
-    double e = sqrt(num) / fmax(sqrt(den), 1e-30);
-    print_message("  fd %-34s rel err %.2e (tol %.0e)\n", what, e, tol);
-    assert_true(den > 0.0); /* a gradient that is all zero checks nothing */
-    assert_true(e < tol);
+    fd_check(what, x, g, n, f, ctx, H_FD, tol, 1);
 }
 
 /* ---- embeddings ------------------------------------------------------------------------- */
@@ -86,7 +55,7 @@ typedef struct {
 static double emb_obj(void *p) {
     emb_ctx *c = p;
     tr_embed_forward(c->e, c->z, c->u, c->b, c->n, c->k, c->m);
-    return dot_fd(c->e, c->R, (size_t)c->n * c->k * c->m);
+    return fd_dot(c->e, c->R, (size_t)c->n * c->k * c->m);
 }
 
 static void test_embed(void **state) {
@@ -96,9 +65,9 @@ static void test_embed(void **state) {
     c.z = frand(nk, -1, 1, 1);
     c.u = frand(km, -1, 1, 2);
     c.b = frand(km, -1, 1, 3);
-    c.e = fbuf(nk * c.m);
+    c.e = fd_buf(nk * c.m);
     c.R = frand(nk * c.m, -1, 1, 4);
-    float *dz = fbuf(nk), *du = fbuf(km), *db = fbuf(km);
+    float *dz = fd_buf(nk), *du = fd_buf(km), *db = fd_buf(km);
     tr_embed_backward(dz, du, db, c.R, c.z, c.u, c.n, c.k, c.m);
     check_fd("embed dz", c.z, dz, nk, emb_obj, &c, TOL_PL);
     check_fd("embed du", c.u, du, km, emb_obj, &c, TOL_PL);
@@ -134,21 +103,21 @@ static void alloc_weights(tr_attn_w *w, tr_attn_w *dw, const tr_attn_dims *d, ui
     float b = 1.0f / sqrtf((float)m);
     if (d->kind == TR_ATTN_GENERAL) {
         w->w = frand(m * m, -b, b, stream);
-        dw->w = fbuf(m * m);
+        dw->w = fd_buf(m * m);
     } else if (d->kind == TR_ATTN_CONCAT) {
         w->w = frand(2 * m * q, -b, b, stream);
         w->v = frand(q, -1, 1, stream + 1);
-        dw->w = fbuf(2 * m * q);
-        dw->v = fbuf(q);
+        dw->w = fd_buf(2 * m * q);
+        dw->v = fd_buf(q);
     } else if (d->kind == TR_ATTN_MULTIHEAD) {
         w->wq = frand(m * m, -b, b, stream);
         w->wk = frand(m * m, -b, b, stream + 1);
         w->wv = frand(m * m, -b, b, stream + 2);
         w->wo = frand(m, -b, b, stream + 3);
-        dw->wq = fbuf(m * m);
-        dw->wk = fbuf(m * m);
-        dw->wv = fbuf(m * m);
-        dw->wo = fbuf(m);
+        dw->wq = fd_buf(m * m);
+        dw->wk = fd_buf(m * m);
+        dw->wv = fd_buf(m * m);
+        dw->wo = fd_buf(m);
     }
 }
 
@@ -162,10 +131,10 @@ static void check_scores(tr_attn_kind kind, const char *name) {
     c.e = frand(ne, -1, 1, 10);
     c.R = frand(kk, -1, 1, 11);
     c.S = calloc(kk, sizeof(double));
-    c.scratch = fbuf(tr_attn_scratch_size(&c.d));
+    c.scratch = fd_buf(tr_attn_scratch_size(&c.d));
     tr_attn_w dw;
     alloc_weights(&c.w, &dw, &c.d, 20);
-    float *de = fbuf(ne);
+    float *de = fd_buf(ne);
     tr_attn_scores_backward(de, &dw, c.R, c.e, &c.w, &c.d, c.n, c.scratch);
     double tol = (kind == TR_ATTN_DOT || kind == TR_ATTN_GENERAL) ? TOL_PL : TOL_SMOOTH;
     char what[64];
@@ -215,7 +184,7 @@ typedef struct {
 static double mha_obj(void *p) {
     mha_ctx *c = p;
     tr_mha_forward(c->zhat, c->e, &c->w, &c->d, c->n, c->scratch);
-    return dot_fd(c->zhat, c->R, (size_t)c->n * c->d.k);
+    return fd_dot(c->zhat, c->R, (size_t)c->n * c->d.k);
 }
 
 static void test_mha_values(void **state) {
@@ -223,12 +192,12 @@ static void test_mha_values(void **state) {
     mha_ctx c = {.d = {.kind = TR_ATTN_MULTIHEAD, .k = 5, .m = 6, .q = 1, .heads = 3}, .n = 2};
     size_t ne = (size_t)c.n * c.d.k * c.d.m, m = (size_t)c.d.m;
     c.e = frand(ne, -1, 1, 30);
-    c.zhat = fbuf((size_t)c.n * c.d.k);
+    c.zhat = fd_buf((size_t)c.n * c.d.k);
     c.R = frand((size_t)c.n * c.d.k, -1, 1, 31);
-    c.scratch = fbuf(tr_attn_scratch_size(&c.d));
+    c.scratch = fd_buf(tr_attn_scratch_size(&c.d));
     tr_attn_w dw;
     alloc_weights(&c.w, &dw, &c.d, 40);
-    float *de = fbuf(ne);
+    float *de = fd_buf(ne);
     tr_mha_backward(de, &dw, c.R, c.e, &c.w, &c.d, c.n, c.scratch);
     check_fd("multihead values de", c.e, de, ne, mha_obj, &c, TOL_SMOOTH);
     check_fd("multihead values dWq", c.w.wq, dw.wq, m * m, mha_obj, &c, TOL_SMOOTH);
@@ -251,7 +220,7 @@ typedef struct {
 static double sp_obj(void *p) {
     sp_ctx *c = p;
     tr_sumpool_softmax_forward(c->a, c->S, c->k);
-    return dot_fd(c->a, c->R, (size_t)c->k);
+    return fd_dot(c->a, c->R, (size_t)c->k);
 }
 
 static void test_sumpool_softmax(void **state) {
@@ -259,9 +228,9 @@ static void test_sumpool_softmax(void **state) {
     sp_ctx c = {.k = 6};
     size_t kk = (size_t)c.k * c.k;
     c.S = frand(kk, -0.5f, 0.5f, 50);
-    c.a = fbuf((size_t)c.k);
+    c.a = fd_buf((size_t)c.k);
     c.R = frand((size_t)c.k, -1, 1, 51);
-    float *G = fbuf(kk);
+    float *G = fd_buf(kk);
     sp_obj(&c);
     tr_sumpool_softmax_backward(G, c.R, c.a, c.k);
     check_fd("sum-pool softmax dS", c.S, G, kk, sp_obj, &c, TOL_SMOOTH);
@@ -276,7 +245,7 @@ typedef struct {
 static double sm_obj(void *pp) {
     sm_ctx *c = pp;
     tr_softmax_forward(c->p, c->x, c->n, c->c);
-    return dot_fd(c->p, c->R, (size_t)c->n * c->c);
+    return fd_dot(c->p, c->R, (size_t)c->n * c->c);
 }
 
 static void test_softmax_rows(void **state) {
@@ -284,9 +253,9 @@ static void test_softmax_rows(void **state) {
     sm_ctx c = {.n = 3, .c = 5};
     size_t nc = (size_t)c.n * c.c;
     c.x = frand(nc, -2, 2, 60);
-    c.p = fbuf(nc);
+    c.p = fd_buf(nc);
     c.R = frand(nc, -1, 1, 61);
-    float *dx = fbuf(nc);
+    float *dx = fd_buf(nc);
     sm_obj(&c);
     tr_softmax_backward(dx, c.R, c.p, c.n, c.c);
     check_fd("row softmax dx", c.x, dx, nc, sm_obj, &c, TOL_SMOOTH);
@@ -304,7 +273,7 @@ typedef struct {
 static double rw_obj(void *p) {
     rw_ctx *c = p;
     tr_reweight_forward(c->out, c->z, c->a, c->n, c->k);
-    return dot_fd(c->out, c->R, (size_t)c->n * c->k);
+    return fd_dot(c->out, c->R, (size_t)c->n * c->k);
 }
 
 static void test_reweight(void **state) {
@@ -313,9 +282,9 @@ static void test_reweight(void **state) {
     size_t nk = (size_t)c.n * c.k;
     c.z = frand(nk, -1, 1, 70);
     c.a = frand((size_t)c.k, 0, 1, 71);
-    c.out = fbuf(nk);
+    c.out = fd_buf(nk);
     c.R = frand(nk, -1, 1, 72);
-    float *dz = fbuf(nk), *da = fbuf((size_t)c.k);
+    float *dz = fd_buf(nk), *da = fd_buf((size_t)c.k);
     double *dad = calloc((size_t)c.k, sizeof(double));
     tr_reweight_backward(dz, dad, c.R, c.z, c.a, c.n, c.k);
     for (int j = 0; j < c.k; j++)
@@ -352,7 +321,7 @@ static void test_align(void **state) {
     c.hf = frand((size_t)c.n * c.d, -1, 1, 81);
     c.R = frand((size_t)c.T * c.d, -1, 1, 82);
     c.s = calloc((size_t)c.T * c.d, sizeof(double));
-    float *dht = fbuf((size_t)c.n * c.T), *dhf = fbuf((size_t)c.n * c.d);
+    float *dht = fd_buf((size_t)c.n * c.T), *dhf = fd_buf((size_t)c.n * c.d);
     tr_align_backward(dht, dhf, c.R, c.ht, c.hf, c.n, c.T, c.d);
     check_fd("alignment dH_T", c.ht, dht, (size_t)c.n * c.T, al_obj, &c, TOL_PL);
     check_fd("alignment dH_F", c.hf, dhf, (size_t)c.n * c.d, al_obj, &c, TOL_PL);
@@ -381,7 +350,7 @@ static double sbn_obj(void *p) {
                   1, 1e-5f);
     tr_bn_forward(c->out + o, c->xhat + o, c->rstd2, c->in + o, s1, q1, count, c->gamma, c->beta,
                   c->n2, c->c, 1, 1e-5f);
-    return dot_fd(c->out, c->R, (size_t)(c->n1 + c->n2) * c->c);
+    return fd_dot(c->out, c->R, (size_t)(c->n1 + c->n2) * c->c);
 }
 
 static void test_sync_batchnorm(void **state) {
@@ -389,10 +358,10 @@ static void test_sync_batchnorm(void **state) {
     sbn_ctx c = {.n1 = 3, .n2 = 4, .c = 5};
     size_t N = (size_t)(c.n1 + c.n2) * c.c, o = (size_t)c.n1 * c.c;
     c.in = frand(N, -1, 1, 90);
-    c.out = fbuf(N);
-    c.xhat = fbuf(N);
-    c.rstd1 = fbuf((size_t)c.c);
-    c.rstd2 = fbuf((size_t)c.c);
+    c.out = fd_buf(N);
+    c.xhat = fd_buf(N);
+    c.rstd1 = fd_buf((size_t)c.c);
+    c.rstd2 = fd_buf((size_t)c.c);
     c.gamma = frand((size_t)c.c, 0.5f, 1.5f, 91);
     c.beta = frand((size_t)c.c, -0.5f, 0.5f, 92);
     c.R = frand(N, -1, 1, 93);
@@ -404,7 +373,7 @@ static void test_sync_batchnorm(void **state) {
     tr_bn_backward_stats(d2, x2, c.R + o, c.xhat + o, c.n2, c.c, 1);
     for (int j = 0; j < c.c; j++)
         d1[j] += d2[j], x1[j] += x2[j];
-    float *din = fbuf(N), *dg = fbuf((size_t)c.c), *db = fbuf((size_t)c.c);
+    float *din = fd_buf(N), *dg = fd_buf((size_t)c.c), *db = fd_buf((size_t)c.c);
     double count = c.n1 + c.n2;
     tr_bn_backward(din, dg, db, c.R, c.xhat, c.rstd1, d1, x1, count, c.gamma, c.n1, c.c, 1);
     tr_bn_backward(din + o, dg, db, c.R + o, c.xhat + o, c.rstd2, d1, x1, count, c.gamma, c.n2, c.c,
@@ -429,7 +398,7 @@ static double moe_obj(void *p) {
     tr_linear_forward(c->logits, c->h, c->w, c->b, c->n, c->din, c->E);
     tr_softmax_forward(c->g, c->logits, c->n, c->E);
     tr_moe_combine_forward(c->out, c->g, c->ex, c->n, c->E, c->de, c->ld);
-    return dot_fd(c->out, c->R, (size_t)c->n * c->de);
+    return fd_dot(c->out, c->R, (size_t)c->n * c->de);
 }
 
 static void test_moe_gate(void **state) {
@@ -440,14 +409,14 @@ static void test_moe_gate(void **state) {
     c.w = frand((size_t)c.din * c.E, -1, 1, 101);
     c.b = frand((size_t)c.E, -1, 1, 102);
     c.ex = frand((size_t)c.n * c.ld, -1, 1, 103);
-    c.logits = fbuf((size_t)c.n * c.E);
-    c.g = fbuf((size_t)c.n * c.E);
-    c.out = fbuf((size_t)c.n * c.de);
+    c.logits = fd_buf((size_t)c.n * c.E);
+    c.g = fd_buf((size_t)c.n * c.E);
+    c.out = fd_buf((size_t)c.n * c.de);
     c.R = frand((size_t)c.n * c.de, -1, 1, 104);
     moe_obj(&c);
-    float *dg = fbuf((size_t)c.n * c.E), *dl = fbuf((size_t)c.n * c.E);
-    float *dex = fbuf((size_t)c.n * c.ld), *dh = fbuf((size_t)c.n * c.din);
-    float *dw = fbuf((size_t)c.din * c.E), *dbias = fbuf((size_t)c.E);
+    float *dg = fd_buf((size_t)c.n * c.E), *dl = fd_buf((size_t)c.n * c.E);
+    float *dex = fd_buf((size_t)c.n * c.ld), *dh = fd_buf((size_t)c.n * c.din);
+    float *dw = fd_buf((size_t)c.din * c.E), *dbias = fd_buf((size_t)c.E);
     tr_moe_combine_backward(dg, dex, c.R, c.g, c.ex, c.n, c.E, c.de, c.ld);
     tr_softmax_backward(dl, dg, c.g, c.n, c.E);
     tr_linear_backward(dh, dw, dbias, dl, c.h, c.w, c.n, c.din, c.E);

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>

@@ -106,7 +106,12 @@ static void test_defaults(void **state) {
     assert_true(c.sched.power == 0.75f);
     assert_true(c.sched.min_lr == 0.0f);
     assert_int_equal(c.sched.total_steps, 0);
-    assert_string_equal(c.task_weights, "");
+    assert_int_equal(c.n_task_weights, 0);
+    assert_int_equal(c.data_tasks.first, 0);
+    assert_int_equal(c.data_tasks.n_names, 0);
+    assert_int_equal(c.mrn_layers, TR_MRN_LAYER_FC7 | TR_MRN_LAYER_FC8);
+    assert_int_equal(c.mrn_modes, TR_MRN_MODES_FEATURE | TR_MRN_MODES_CLASS | TR_MRN_MODES_TASK);
+    assert_int_equal(c.mran_modules, TR_MRAN_MODULE_TT | TR_MRAN_MODULE_FF | TR_MRAN_MODULE_TF);
     assert_string_equal(c.run_dir, "");
     assert_int_equal(c.progress, TR_PROGRESS_AUTO);
     assert_int_equal(c.task_shards, 0);
@@ -155,7 +160,8 @@ static void test_load_file(void **state) {
     assert_true(c.seed == UINT64_MAX);
     assert_true(c.max_steps == 123456789012LL);
     assert_int_equal(c.opt.nesterov, 1);
-    assert_string_equal(c.task_weights, "1, 0.5,2");
+    assert_int_equal(c.n_task_weights, 3);
+    assert_true(c.task_weights[0] == 1.0f && c.task_weights[1] == 0.5f && c.task_weights[2] == 2.0f);
     assert_int_equal(c.progress, TR_PROGRESS_OFF);
     assert_int_equal(c.task_shards, 3);
     assert_int_equal(c.epochs, 10); /* untouched keys keep their defaults */
@@ -313,6 +319,74 @@ static void test_validate(void **state) {
     }
 }
 
+/* List-like values are parsed once into typed fields when they are set, and
+ * every bad one is refused there or at validation (before any data is read). */
+static void test_typed_lists(void **state) {
+    (void)state;
+    tr_config c;
+    tr_config_default(&c);
+    assert_int_equal(tr_config_set(&c, "mrn.layers=fc8, fc7,fc8"), TR_OK);
+    assert_int_equal(c.mrn_layers, TR_MRN_LAYER_FC7 | TR_MRN_LAYER_FC8);
+    assert_int_equal(tr_config_set(&c, "mrn.modes=task,feature"), TR_OK);
+    assert_int_equal(c.mrn_modes, TR_MRN_MODES_TASK | TR_MRN_MODES_FEATURE);
+    assert_int_equal(tr_config_set(&c, "mran.modules=tf"), TR_OK);
+    assert_int_equal(c.mran_modules, TR_MRAN_MODULE_TF);
+    assert_int_equal(tr_config_set(&c, "mran.modules="), TR_OK);
+    assert_int_equal(c.mran_modules, 0);
+    assert_int_equal(tr_config_set(&c, "data.tasks=3"), TR_OK);
+    assert_int_equal(c.data_tasks.first, 3);
+    assert_int_equal(c.data_tasks.n_names, 0);
+    assert_int_equal(tr_config_set(&c, "data.tasks=blur, orig"), TR_OK);
+    assert_int_equal(c.data_tasks.first, 0);
+    assert_int_equal(c.data_tasks.n_names, 2);
+    assert_string_equal(c.data_tasks.names[0], "blur");
+    assert_string_equal(c.data_tasks.names[1], "orig");
+    assert_int_equal(tr_config_set(&c, "data.tasks="), TR_OK);
+    assert_int_equal(c.data_tasks.n_names, 0);
+
+    expect_set_error("mrn.layers=fc9", "mrn.layers: 'fc9' is not one of fc7, fc8");
+    expect_set_error("mrn.modes=feature,time", "mrn.modes: 'time' is not one of feature, class, task");
+    expect_set_error("mran.modules=tt,xx", "mran.modules: 'xx' is not one of tt, ff, tf");
+    expect_set_error("data.tasks=0", "data.tasks: 0 is out of range [1, 1024]");
+    expect_set_error("data.tasks=a,b,a", "data.tasks: task 'a' is listed twice");
+    expect_set_error("data.tasks=,", "data.tasks: ',' selects no task");
+
+    /* what only the combination of keys makes wrong: refused by validation */
+    static const struct {
+        const char *set[3], *needle;
+    } cases[] = {
+        {{"model.kind=mrn", "mrn.modes=,", "data.path=d.h5"}, "mrn.modes must name at least one"},
+        {{"model.kind=mrn", "mrn.layers= ", "data.path=d.h5"}, "mrn.layers must name at least one"},
+        {{"model.kind=mrn", "model.head_hidden=0", "data.path=d.h5"}, "mrn.layers names fc7"},
+        {{"model.kind=mran", "mran.attention=multihead", "mran.heads=3"},
+         "mran.heads = 3 does not divide mran.embed_dim = 8"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tr_config v;
+        tr_config_default(&v);
+        for (int k = 0; k < 3; k++)
+            assert_int_equal(tr_config_set(&v, cases[i].set[k]), TR_OK);
+        tr_error_clear();
+        assert_int_equal(tr_config_validate(&v), TR_ERR_CONFIG);
+        expect_message(cases[i].needle);
+        tr_error_clear();
+    }
+    /* texts that mean the same value compare equal (resume checks stored configs) */
+    assert_true(tr_config_same_value("mrn", "layers", "fc8, fc7", "fc7,fc8"));
+    assert_true(tr_config_same_value("train", "task_weights", "1, 0.5,2", "1,0.50,2"));
+    assert_true(tr_config_same_value("data", "tasks", "b a", "b,a"));
+    assert_false(tr_config_same_value("data", "tasks", "b,a", "a,b"));
+    assert_false(tr_config_same_value("mrn", "modes", "task", "task,class"));
+    assert_false(tr_config_same_value("mrn", "modes", "bogus", "task"));
+    assert_true(tr_config_same_value("no", "such", "x", "x"));
+
+    /* the same sets for another model kind are not its business */
+    tr_config_default(&c);
+    assert_int_equal(tr_config_set(&c, "data.path=d.h5"), TR_OK);
+    assert_int_equal(tr_config_set(&c, "mrn.layers="), TR_OK);
+    assert_int_equal(tr_config_validate(&c), TR_OK);
+}
+
 /* train.gamma defaults to 0.1 (step) and 1e-3 (inv); an explicit value wins. */
 static void test_gamma_follows_schedule(void **state) {
     (void)state;
@@ -400,6 +474,10 @@ static void test_roundtrip(void **state) {
         "train.power=0.6",
         "train.min_lr=1e-6",
         "train.task_weights=1,2.5,0",
+        "data.tasks=b, a",
+        "mrn.layers=fc8",
+        "mrn.modes=task feature",
+        "mran.modules=",
         "run.dir=runs/x;y",
         "run.progress=on",
         "dist.task_shards=4",
@@ -510,6 +588,7 @@ int main(void) {
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_typed_lists),
         cmocka_unit_test(test_gamma_follows_schedule),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_markdown_in_sync),

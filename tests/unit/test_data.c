@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "cli/commands.h"
 #include "taskrel/data.h"
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"

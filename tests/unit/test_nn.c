@@ -32,6 +32,7 @@
 
 #include <cmocka.h>
 
+#include "fd_check.h"
 #include "taskrel/nn.h"
 
 #define H_FD 1e-2f
@@ -40,18 +41,9 @@
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static float *fbuf(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof(float));
-    assert_non_null(p);
-    return p;
-}
-
 // x (n) ~ U(lo, hi) from test stream `stream`
 static void fill_uniform(float *x, size_t n, float lo, float hi, uint64_t stream) {
-    tr_rng r;
-    tr_rng_init(&r, 1234, TR_RNG_TEST, stream);
-    for (size_t i = 0; i < n; i++)
-        x[i] = lo + (hi - lo) * (float)tr_rng_uniform(&r);
+    fd_fill_uniform(x, n, lo, hi, 1234, stream);
 }
 
 /* x (n): distinct values spaced 0.05 apart (a random permutation), centred
@@ -66,39 +58,11 @@ static void fill_distinct(float *x, size_t n, uint64_t stream) {
     free(perm);
 }
 
-static double dot_d(const float *a, const float *b, size_t n) {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)a[i] * b[i];
-    return s;
-}
-
-typedef double (*objective_fn)(void *ctx);
-
-/* Relative error between the analytic gradient g (n) of f with respect to
- * x (n) and its central finite difference with step h. x is restored. */
-static double fd_rel_err(float *x, const float *g, size_t n, objective_fn f, void *ctx, float h) {
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        float x0 = x[i];
-        x[i] = x0 + h;
-        double lp = f(ctx);
-        x[i] = x0 - h;
-        double lm = f(ctx);
-        x[i] = x0;
-        // divide by the step actually taken in float32
-        double gfd = (lp - lm) / ((double)(x0 + h) - (double)(x0 - h));
-        num += (gfd - g[i]) * (gfd - g[i]);
-        den += (double)g[i] * g[i];
-    }
-    return sqrt(num) / fmax(sqrt(den), 1e-30);
-}
-
-static void check_fd(const char *what, float *x, const float *g, size_t n, objective_fn f,
+/* The FD checks of this file do not require a nonzero gradient (fd_check's
+ * last argument); the attention tests do. */
+static void check_fd(const char *what, float *x, const float *g, size_t n, fd_objective f,
                      void *ctx, float h, double tol) {
-    double e = fd_rel_err(x, g, n, f, ctx, h);
-    print_message("  fd %-28s rel err %.2e (tol %.0e)\n", what, e, tol);
-    assert_true(e < tol);
+    fd_check(what, x, g, n, f, ctx, h, tol, 0);
 }
 
 /* max |a - 2b| / max|b| : backward called twice must give twice the gradient */
@@ -122,17 +86,17 @@ typedef struct {
 static double lin_obj(void *p) {
     lin_ctx *c = p;
     tr_linear_forward(c->out, c->in, c->w, c->b, c->n, c->din, c->dout);
-    return dot_d(c->out, c->R, (size_t)c->n * c->dout);
+    return fd_dot(c->out, c->R, (size_t)c->n * c->dout);
 }
 
 static void run_linear(int n, int din, int dout, int use_bias, int use_din) {
     lin_ctx c = {.n = n, .din = din, .dout = dout};
     size_t ni = (size_t)c.n * c.din, nw = (size_t)c.din * c.dout, no = (size_t)c.n * c.dout;
-    c.in = fbuf(ni);
-    c.w = fbuf(nw);
-    c.b = use_bias ? fbuf(c.dout) : NULL;
-    c.out = fbuf(no);
-    c.R = fbuf(no);
+    c.in = fd_buf(ni);
+    c.w = fd_buf(nw);
+    c.b = use_bias ? fd_buf(c.dout) : NULL;
+    c.out = fd_buf(no);
+    c.R = fd_buf(no);
     fill_uniform(c.in, ni, -1, 1, 1);
     fill_uniform(c.w, nw, -1, 1, 2);
     if (c.b)
@@ -149,7 +113,7 @@ static void run_linear(int n, int din, int dout, int use_bias, int use_din) {
             assert_true(fabs(s - c.out[i * c.dout + j]) < 1e-5 * (1.0 + fabs(s)));
         }
 
-    float *gin = use_din ? fbuf(ni) : NULL, *gw = fbuf(nw), *gb = use_bias ? fbuf(c.dout) : NULL;
+    float *gin = use_din ? fd_buf(ni) : NULL, *gw = fd_buf(nw), *gb = use_bias ? fd_buf(c.dout) : NULL;
     tr_linear_backward(gin, gw, gb, c.R, c.in, c.w, c.n, c.din, c.dout);
     if (gin)
         check_fd("linear din", c.in, gin, ni, lin_obj, &c, H_FD, TOL_PL);
@@ -158,7 +122,7 @@ static void run_linear(int n, int din, int dout, int use_bias, int use_din) {
         check_fd("linear db", c.b, gb, c.dout, lin_obj, &c, H_FD, TOL_PL);
 
     // a second backward adds the same amount again
-    float *gin2 = use_din ? fbuf(ni) : NULL, *gw2 = fbuf(nw), *gb2 = use_bias ? fbuf(c.dout) : NULL;
+    float *gin2 = use_din ? fd_buf(ni) : NULL, *gw2 = fd_buf(nw), *gb2 = use_bias ? fd_buf(c.dout) : NULL;
     for (int rep = 0; rep < 2; rep++)
         tr_linear_backward(gin2, gw2, gb2, c.R, c.in, c.w, c.n, c.din, c.dout);
     check_twice(gw2, gw, nw);
@@ -190,7 +154,7 @@ static double conv_obj(void *p) {
     conv_ctx *c = p;
     tr_conv2d_forward(c->out, c->col, c->in, c->wt, c->b, c->n, c->c, c->h, c->w, c->oc, c->k,
                       c->pad, c->stride);
-    return dot_d(c->out, c->R, (size_t)c->n * c->oc * c->oh * c->ow);
+    return fd_dot(c->out, c->R, (size_t)c->n * c->oc * c->oh * c->ow);
 }
 
 // direct convolution in double, compared with the im2col + GEMM forward
@@ -223,8 +187,8 @@ static void run_conv(int n, int ch, int h, int w, int oc, int k, int pad, int st
     assert_int_equal(csz, (size_t)ch * k * k * c.oh * c.ow);
     size_t ni = (size_t)n * ch * h * w, nw = (size_t)oc * ch * k * k;
     size_t no = (size_t)n * oc * c.oh * c.ow;
-    c.in = fbuf(ni), c.wt = fbuf(nw), c.b = fbuf(oc), c.out = fbuf(no), c.R = fbuf(no);
-    c.col = fbuf(n * csz);
+    c.in = fd_buf(ni), c.wt = fd_buf(nw), c.b = fd_buf(oc), c.out = fd_buf(no), c.R = fd_buf(no);
+    c.col = fd_buf(n * csz);
     fill_uniform(c.in, ni, -1, 1, 11);
     fill_uniform(c.wt, nw, -1, 1, 12);
     fill_uniform(c.b, oc, -1, 1, 13);
@@ -235,14 +199,14 @@ static void run_conv(int n, int ch, int h, int w, int oc, int k, int pad, int st
     conv_obj(&c);
     check_conv_naive(&c);
 
-    float *gin = fbuf(ni), *gw = fbuf(nw), *gb = fbuf(oc), *dcol = fbuf(csz);
+    float *gin = fd_buf(ni), *gw = fd_buf(nw), *gb = fd_buf(oc), *dcol = fd_buf(csz);
     tr_conv2d_backward(gin, gw, gb, dcol, c.R, c.col, c.wt, n, ch, h, w, oc, k, pad, stride);
     check_fd("conv din", c.in, gin, ni, conv_obj, &c, H_FD, TOL_PL);
     check_fd("conv dw", c.wt, gw, nw, conv_obj, &c, H_FD, TOL_PL);
     check_fd("conv db", c.b, gb, oc, conv_obj, &c, H_FD, TOL_PL);
 
     conv_obj(&c); // col cache of the unperturbed input
-    float *gin2 = fbuf(ni), *gw2 = fbuf(nw), *gb2 = fbuf(oc);
+    float *gin2 = fd_buf(ni), *gw2 = fd_buf(nw), *gb2 = fd_buf(oc);
     for (int rep = 0; rep < 2; rep++)
         tr_conv2d_backward(gin2, gw2, gb2, dcol, c.R, c.col, c.wt, n, ch, h, w, oc, k, pad, stride);
     check_twice(gin2, gin, ni);
@@ -250,7 +214,7 @@ static void run_conv(int n, int ch, int h, int w, int oc, int k, int pad, int st
     check_twice(gb2, gb, oc);
 
     // din NULL and db NULL: dw alone is unchanged
-    float *gw3 = fbuf(nw);
+    float *gw3 = fd_buf(nw);
     tr_conv2d_backward(NULL, gw3, NULL, dcol, c.R, c.col, c.wt, n, ch, h, w, oc, k, pad, stride);
     check_twice(gw2, gw3, nw);
 
@@ -281,14 +245,14 @@ typedef struct {
 static double pool_obj(void *p) {
     pool_ctx *c = p;
     tr_maxpool_forward(c->out, c->idx, c->in, c->n, c->c, c->h, c->w, c->k);
-    return dot_d(c->out, c->R, (size_t)c->n * c->c * (c->h / c->k) * (c->w / c->k));
+    return fd_dot(c->out, c->R, (size_t)c->n * c->c * (c->h / c->k) * (c->w / c->k));
 }
 
 static void test_maxpool(void **state) {
     (void)state;
     pool_ctx c = {.n = 2, .c = 3, .h = 7, .w = 6, .k = 2}; // odd h: last row dropped
     size_t ni = (size_t)c.n * c.c * c.h * c.w, no = (size_t)c.n * c.c * (c.h / 2) * (c.w / 2);
-    c.in = fbuf(ni), c.out = fbuf(no), c.R = fbuf(no);
+    c.in = fd_buf(ni), c.out = fd_buf(no), c.R = fd_buf(no);
     c.idx = calloc(no, sizeof(int32_t));
     fill_distinct(c.in, ni, 21);
     fill_uniform(c.R, no, -1, 1, 22);
@@ -305,7 +269,7 @@ static void test_maxpool(void **state) {
                 assert_true(c.out[o] == m);
                 assert_true(src[c.idx[o]] == m);
             }
-    float *gin = fbuf(ni), *gin2 = fbuf(ni);
+    float *gin = fd_buf(ni), *gin2 = fd_buf(ni);
     tr_maxpool_backward(gin, c.R, c.idx, c.n, c.c, c.h, c.w, c.k);
     check_fd("maxpool din", c.in, gin, ni, pool_obj, &c, H_FD, TOL_PL);
     for (int rep = 0; rep < 2; rep++)
@@ -324,17 +288,17 @@ typedef struct {
 static double relu_obj(void *p) {
     relu_ctx *c = p;
     tr_relu_forward(c->out, c->in, c->n);
-    return dot_d(c->out, c->R, c->n);
+    return fd_dot(c->out, c->R, c->n);
 }
 
 static void test_relu(void **state) {
     (void)state;
     relu_ctx c = {.n = 43}; // blocks of 8 + tail
-    c.in = fbuf(c.n), c.out = fbuf(c.n), c.R = fbuf(c.n);
+    c.in = fd_buf(c.n), c.out = fd_buf(c.n), c.R = fd_buf(c.n);
     fill_distinct(c.in, c.n, 31); // |x| >= 0.025 > h: no kink crossed
     fill_uniform(c.R, c.n, -1, 1, 32);
     relu_obj(&c);
-    float *gin = fbuf(c.n), *gin2 = fbuf(c.n);
+    float *gin = fd_buf(c.n), *gin2 = fd_buf(c.n);
     tr_relu_backward(gin, c.R, c.out, c.n);
     check_fd("relu din", c.in, gin, c.n, relu_obj, &c, H_FD, TOL_PL);
     for (int rep = 0; rep < 2; rep++)
@@ -342,7 +306,7 @@ static void test_relu(void **state) {
     check_twice(gin2, gin, c.n);
     // in place gives the same output
     relu_obj(&c); // c.out of the unperturbed input
-    float *x = fbuf(c.n);
+    float *x = fd_buf(c.n);
     memcpy(x, c.in, c.n * sizeof(float));
     tr_relu_forward(x, x, c.n);
     assert_memory_equal(x, c.out, c.n * sizeof(float));
@@ -363,7 +327,7 @@ static double bn_obj(void *p) {
     tr_bn_stats(c->sum, c->sumsq, c->in, c->n, c->c, c->s);
     tr_bn_forward(c->out, c->xhat, c->rstd, c->in, c->sum, c->sumsq, (double)c->n * c->s, c->gamma,
                   c->beta, c->n, c->c, c->s, c->eps);
-    return dot_d(c->out, c->R, (size_t)c->n * c->c * c->s);
+    return fd_dot(c->out, c->R, (size_t)c->n * c->c * c->s);
 }
 
 #define BN_MAXC 8
@@ -374,8 +338,8 @@ static void run_batchnorm(int n, int nc, int s) {
     print_message(" batchnorm n=%d c=%d s=%d\n", n, nc, s);
     size_t nt = (size_t)c.n * c.c * c.s;
     double count = (double)c.n * c.s;
-    c.in = fbuf(nt), c.out = fbuf(nt), c.xhat = fbuf(nt), c.R = fbuf(nt);
-    c.gamma = fbuf(c.c), c.beta = fbuf(c.c), c.rstd = fbuf(c.c);
+    c.in = fd_buf(nt), c.out = fd_buf(nt), c.xhat = fd_buf(nt), c.R = fd_buf(nt);
+    c.gamma = fd_buf(c.c), c.beta = fd_buf(c.c), c.rstd = fd_buf(c.c);
     c.sum = calloc(c.c, sizeof(double)), c.sumsq = calloc(c.c, sizeof(double));
     fill_uniform(c.in, nt, -2, 2, 41);
     fill_uniform(c.gamma, c.c, 0.5f, 1.5f, 42);
@@ -400,7 +364,7 @@ static void run_batchnorm(int n, int nc, int s) {
     }
 
     double *dsum = calloc(c.c, sizeof(double)), *dxsum = calloc(c.c, sizeof(double));
-    float *gin = fbuf(nt), *gg = fbuf(c.c), *gbeta = fbuf(c.c);
+    float *gin = fd_buf(nt), *gg = fd_buf(c.c), *gbeta = fd_buf(c.c);
     tr_bn_backward_stats(dsum, dxsum, c.R, c.xhat, c.n, c.c, c.s);
     tr_bn_backward(gin, gg, gbeta, c.R, c.xhat, c.rstd, dsum, dxsum, count, c.gamma, c.n, c.c, c.s);
     check_fd("bn din", c.in, gin, nt, bn_obj, &c, H_FD, TOL_SMOOTH);
@@ -408,7 +372,7 @@ static void run_batchnorm(int n, int nc, int s) {
     check_fd("bn dbeta", c.beta, gbeta, c.c, bn_obj, &c, H_FD, TOL_SMOOTH);
 
     bn_obj(&c);
-    float *gin2 = fbuf(nt), *gg2 = fbuf(c.c), *gbeta2 = fbuf(c.c);
+    float *gin2 = fd_buf(nt), *gg2 = fd_buf(c.c), *gbeta2 = fd_buf(c.c);
     for (int rep = 0; rep < 2; rep++)
         tr_bn_backward(gin2, gg2, gbeta2, c.R, c.xhat, c.rstd, dsum, dxsum, count, c.gamma, c.n,
                        c.c, c.s);
@@ -426,7 +390,7 @@ static void run_batchnorm(int n, int nc, int s) {
     tr_bn_stats(s1, q1, c.in + r1, n1, c.c, c.s);
     for (int ch = 0; ch < c.c; ch++)
         gs[ch] = s0[ch] + s1[ch], gq[ch] = q0[ch] + q1[ch];
-    float *out_p = fbuf(nt), *xhat_p = fbuf(nt), rstd0[BN_MAXC], rstd1[BN_MAXC];
+    float *out_p = fd_buf(nt), *xhat_p = fd_buf(nt), rstd0[BN_MAXC], rstd1[BN_MAXC];
     tr_bn_forward(out_p, xhat_p, rstd0, c.in, gs, gq, count, c.gamma, c.beta, n0, c.c, c.s, c.eps);
     tr_bn_forward(out_p + r1, xhat_p + r1, rstd1, c.in + r1, gs, gq, count, c.gamma, c.beta, n1,
                   c.c, c.s, c.eps);
@@ -437,7 +401,7 @@ static void run_batchnorm(int n, int nc, int s) {
     tr_bn_backward_stats(ds1, dx1, c.R + r1, xhat_p + r1, n1, c.c, c.s);
     for (int ch = 0; ch < c.c; ch++)
         gds[ch] = ds0[ch] + ds1[ch], gdx[ch] = dx0[ch] + dx1[ch];
-    float *gin_p = fbuf(nt), gg_p[BN_MAXC] = {0}, gb_p[BN_MAXC] = {0};
+    float *gin_p = fd_buf(nt), gg_p[BN_MAXC] = {0}, gb_p[BN_MAXC] = {0};
     tr_bn_backward(gin_p, gg_p, gb_p, c.R, xhat_p, rstd0, gds, gdx, count, c.gamma, n0, c.c, c.s);
     tr_bn_backward(gin_p + r1, gg_p, gb_p, c.R + r1, xhat_p + r1, rstd1, gds, gdx, count, c.gamma,
                    n1, c.c, c.s);
@@ -493,7 +457,7 @@ typedef struct {
 static double drop_obj(void *p) {
     drop_ctx *c = p;
     tr_dropout_forward(c->out, c->mask, c->in, c->n, c->d, c->p, 77, 3, 12, c->ids);
-    return dot_d(c->out, c->R, (size_t)c->n * c->d);
+    return fd_dot(c->out, c->R, (size_t)c->n * c->d);
 }
 
 static void test_dropout(void **state) {
@@ -501,7 +465,7 @@ static void test_dropout(void **state) {
     int64_t ids[4] = {17, 4, 123456, 9};
     drop_ctx c = {.n = 4, .d = 16, .p = 0.3f, .ids = ids};
     size_t nt = (size_t)c.n * c.d;
-    c.in = fbuf(nt), c.out = fbuf(nt), c.R = fbuf(nt);
+    c.in = fd_buf(nt), c.out = fd_buf(nt), c.R = fd_buf(nt);
     c.mask = calloc(nt, 1);
     fill_uniform(c.in, nt, -1, 1, 51);
     fill_uniform(c.R, nt, -1, 1, 52);
@@ -511,7 +475,7 @@ static void test_dropout(void **state) {
         float want = c.mask[i] ? c.in[i] / (1.0f - c.p) : 0.0f;
         assert_true(fabsf(c.out[i] - want) < 1e-6f);
     }
-    float *gin = fbuf(nt), *gin2 = fbuf(nt);
+    float *gin = fd_buf(nt), *gin2 = fd_buf(nt);
     tr_dropout_backward(gin, c.R, c.mask, c.n, c.d, c.p);
     check_fd("dropout din", c.in, gin, nt, drop_obj, &c, H_FD, TOL_PL);
     for (int rep = 0; rep < 2; rep++)
@@ -520,7 +484,7 @@ static void test_dropout(void **state) {
 
     // A sample's mask does not depend on its position in the batch (or the batch).
     int64_t ids_b[3] = {9, 555, 17};
-    float *out_b = fbuf(3 * c.d);
+    float *out_b = fd_buf(3 * c.d);
     uint8_t *mask_b = calloc(3 * c.d, 1);
     tr_dropout_forward(out_b, mask_b, c.in, 3, c.d, c.p, 77, 3, 12, ids_b);
     assert_memory_equal(mask_b, c.mask + 3 * c.d, c.d); // id 9: row 3 -> row 0
@@ -533,7 +497,7 @@ static void test_dropout(void **state) {
 
     // keep rate ~ 1 - p over many draws: 1e5 Bernoulli(0.7), sd 0.0014
     int n = 1000, d = 100;
-    float *x = fbuf((size_t)n * d), *y = fbuf((size_t)n * d);
+    float *x = fd_buf((size_t)n * d), *y = fd_buf((size_t)n * d);
     uint8_t *m = calloc((size_t)n * d, 1);
     int64_t *many = malloc(n * sizeof(int64_t));
     for (int i = 0; i < n; i++)
@@ -569,7 +533,7 @@ static void test_softmax_xent(void **state) {
     int32_t labels[5] = {0, 3, 2, 2, 1};
     xent_ctx c = {.n = 5, .c = 4, .labels = labels};
     size_t nt = (size_t)c.n * c.c;
-    c.logits = fbuf(nt), c.probs = fbuf(nt);
+    c.logits = fd_buf(nt), c.probs = fd_buf(nt);
     fill_uniform(c.logits, nt, -2, 2, 61);
 
     // forward against a naive double computation
@@ -598,7 +562,7 @@ static void test_softmax_xent(void **state) {
     assert_true(fabs(loss - want) < 1e-5 * want);
     assert_int_equal(correct, want_correct);
 
-    float *g = fbuf(nt), *g2 = fbuf(nt);
+    float *g = fd_buf(nt), *g2 = fd_buf(nt);
     tr_softmax_xent_backward(g, c.probs, labels, c.n, c.c, 1.0f);
     check_fd("softmax-xent dlogits", c.logits, g, nt, xent_obj, &c, H_FD, TOL_SMOOTH);
     xent_obj(&c);
@@ -629,7 +593,7 @@ static void test_mse(void **state) {
     (void)state;
     mse_ctx c = {.n = 6, .d = 2};
     size_t nt = (size_t)c.n * c.d;
-    c.pred = fbuf(nt), c.target = fbuf(nt);
+    c.pred = fd_buf(nt), c.target = fd_buf(nt);
     fill_uniform(c.pred, nt, -1, 1, 71);
     fill_uniform(c.target, nt, -1, 1, 72);
     double abs_sum = 1.0, sq = 0.0, ab = 0.0;
@@ -640,7 +604,7 @@ static void test_mse(void **state) {
     }
     double got = tr_mse_forward(&abs_sum, c.pred, c.target, c.n, c.d);
     assert_true(fabs(got - sq) < 1e-12 && fabs(abs_sum - (1.0 + ab)) < 1e-12);
-    float *g = fbuf(nt), *g2 = fbuf(nt);
+    float *g = fd_buf(nt), *g2 = fd_buf(nt);
     tr_mse_backward(g, c.pred, c.target, c.n, c.d, 1.0f);
     check_fd("mse dpred", c.pred, g, nt, mse_obj, &c, H_FD, TOL_PL);
     for (int rep = 0; rep < 2; rep++)
@@ -654,7 +618,7 @@ static void test_mse(void **state) {
 static void test_init(void **state) {
     (void)state;
     size_t n = 20000;
-    float *a = fbuf(n), *b = fbuf(n);
+    float *a = fd_buf(n), *b = fd_buf(n);
     tr_init_uniform(a, n, 0.5f, 7, 3);
     tr_init_uniform(b, n, 0.5f, 7, 3);
     assert_memory_equal(a, b, n * sizeof(float)); // same stream, same values

@@ -35,6 +35,7 @@
 
 #include <cmocka.h>
 
+#include "fd_check.h"
 #include "taskrel/attention.h"
 #include "taskrel/method.h"
 
@@ -69,7 +70,9 @@ static void make(ctx *c, tr_model_kind kind, tr_attn_kind att, const char *modul
     cfg.mran_concat_hidden = 3;
     cfg.mran_heads = 2;
     cfg.mran_relation_weight = 0.0f;
-    snprintf(cfg.mran_modules, sizeof(cfg.mran_modules), "%s", modules);
+    char set[64];
+    snprintf(set, sizeof(set), "mran.modules=%s", modules);
+    assert_int_equal(tr_config_set(&cfg, set), TR_OK);
     cfg.mmoe_experts = 3;
     cfg.mmoe_expert_hidden = 4;
     c->ds.setting = TR_SETTING_SHARED_INPUT;
@@ -128,15 +131,8 @@ static double step(ctx *c) {
     return L;
 }
 
-/* Central difference of the objective in parameter *w with step h (restored). */
-static double fd(ctx *c, float *w, float h) {
-    float w0 = *w;
-    *w = w0 + h;
-    double lp = step(c);
-    *w = w0 - h;
-    double lm = step(c);
-    *w = w0;
-    return (lp - lm) / ((double)(w0 + h) - (double)(w0 - h));
+static double step_objective(void *c) {
+    return step(c);
 }
 
 static void check_model(tr_model_kind kind, tr_attn_kind att, const char *modules, int classify,
@@ -158,7 +154,8 @@ static void check_model(tr_model_kind kind, tr_attn_kind att, const char *module
         int nk = 0;
         for (size_t k = 0; k < t->count; k += stride) {
             float *w = p->data + t->offset + k;
-            double gfd = fd(c, w, H_FD), ghalf = fd(c, w, 0.5f * H_FD);
+            double gfd = fd_central(w, H_FD, step_objective, c);
+            double ghalf = fd_central(w, 0.5f * H_FD, step_objective, c);
             if (fabs(gfd - ghalf) > 1e-3 + 0.02 * fabs(gfd)) { /* a ReLU kink within h */
                 skipped++;
                 continue;

@@ -15,8 +15,7 @@
 
 #include <ini.h>
 
-#include "taskrel/mrn.h"
-#include "train/config_keys.h"
+#include "config/config_keys.h"
 
 /* inih's line buffer; longer lines cannot be read back. */
 #define CFG_MAX_LINE (INI_MAX_LINE - 1)
@@ -193,12 +192,23 @@ tr_status tr_config_set(tr_config *c, const char *assignment) {
     return TR_OK;
 }
 
-tr_status tr_config_validate(const tr_config *c) {
+/* Keys of one method, checked only when model.kind selects it. */
+static tr_status validate_method(const tr_config *c) {
     if (c->model_kind == TR_MODEL_MRN) {
-        unsigned mask;
-        TR_CALL(tr_mrn_parse_layers(c->mrn_layers, &mask));
-        TR_CALL(tr_mrn_parse_modes(c->mrn_modes, &mask));
+        TR_CHECK(c->mrn_layers != 0, TR_ERR_CONFIG, "mrn.layers must name at least one entry");
+        TR_CHECK(c->mrn_modes != 0, TR_ERR_CONFIG, "mrn.modes must name at least one entry");
+        TR_CHECK(!(c->mrn_layers & TR_MRN_LAYER_FC7) || c->head_hidden > 0, TR_ERR_CONFIG,
+                 "mrn.layers names fc7 but the heads have no fc7 (model.head_hidden = 0)");
     }
+    if (c->model_kind == TR_MODEL_MRAN)
+        TR_CHECK(c->mran_attention != TR_ATTN_MULTIHEAD || c->mran_embed_dim % c->mran_heads == 0,
+                 TR_ERR_CONFIG, "mran.heads = %d does not divide mran.embed_dim = %d",
+                 c->mran_heads, c->mran_embed_dim);
+    return TR_OK;
+}
+
+tr_status tr_config_validate(const tr_config *c) {
+    TR_CALL(validate_method(c));
     TR_CHECK(c->data_path[0], TR_ERR_CONFIG,
              "data.path is required: give it in the config or with --set data.path=FILE");
     TR_CHECK(c->opt.kind != TR_OPT_SGD || !c->opt.nesterov || c->opt.momentum > 0.0f, TR_ERR_CONFIG,
@@ -211,39 +221,48 @@ tr_status tr_config_validate(const tr_config *c) {
              c->sched.warmup_steps, c->max_steps);
     TR_CHECK(c->trunk != TR_TRUNK_MLP || c->mlp_layers >= 1, TR_ERR_CONFIG,
              "model.mlp_hidden needs at least one layer for trunk = mlp");
-    if (c->task_weights[0]) {
-        double w[TR_MAX_TASKS], sum = 0;
-        int n;
-        char err[512];
-        TR_CHECK(!tr_cfg_parse_list(tr_cfg_find("train", "task_weights"), c->task_weights, w,
-                                    TR_MAX_TASKS, &n, err, sizeof(err)),
-                 TR_ERR_CONFIG, "train.task_weights: %s", err);
-        for (int i = 0; i < n; i++)
-            sum += w[i];
+    if (c->n_task_weights > 0) {
+        double sum = 0;
+        for (int i = 0; i < c->n_task_weights; i++)
+            sum += c->task_weights[i];
         TR_CHECK(sum > 0, TR_ERR_CONFIG, "train.task_weights are all 0");
     }
+    /* every value must also be writable as the run's config.ini */
+    char *text = NULL;
+    TR_CALL(tr_config_text(c, &text));
+    free(text);
     return TR_OK;
 }
 
 tr_status tr_config_task_weights(const tr_config *c, int T, float *w) {
-    double v[TR_MAX_TASKS];
-    int n = 0;
-    char err[512];
     TR_CHECK(T >= 1 && T <= TR_MAX_TASKS, TR_ERR_DATA, "%d tasks (expected 1..%d)", T,
              TR_MAX_TASKS);
-    if (!c->task_weights[0]) {
-        for (int t = 0; t < T; t++)
-            w[t] = 1.0f;
-        return TR_OK;
-    }
-    TR_CHECK(!tr_cfg_parse_list(tr_cfg_find("train", "task_weights"), c->task_weights, v,
-                                TR_MAX_TASKS, &n, err, sizeof(err)),
-             TR_ERR_CONFIG, "train.task_weights: %s", err);
-    TR_CHECK(n == T, TR_ERR_CONFIG, "train.task_weights has %d entries but the data has %d tasks",
-             n, T);
+    TR_CHECK(c->n_task_weights == 0 || c->n_task_weights == T, TR_ERR_CONFIG,
+             "train.task_weights has %d entries but the data has %d tasks", c->n_task_weights, T);
     for (int t = 0; t < T; t++)
-        w[t] = (float)v[t];
+        w[t] = c->n_task_weights ? c->task_weights[t] : 1.0f;
     return TR_OK;
+}
+
+int tr_config_same_value(const char *section, const char *key, const char *a, const char *b) {
+    const tr_cfg_key *k = tr_cfg_find(section, key);
+    if (!k || strcmp(a, b) == 0)
+        return strcmp(a, b) == 0;
+    tr_config *ca = malloc(sizeof(*ca)), *cb = malloc(sizeof(*cb));
+    char ta[2 * TR_PATH_LEN], tb[2 * TR_PATH_LEN], err[512];
+    int same = 0;
+    if (ca && cb) {
+        tr_config_default(ca);
+        tr_config_default(cb);
+        if (!tr_cfg_parse(ca, k, a, err, sizeof(err)) && !tr_cfg_parse(cb, k, b, err, sizeof(err))) {
+            tr_cfg_format(ca, k, ta, sizeof(ta));
+            tr_cfg_format(cb, k, tb, sizeof(tb));
+            same = strcmp(ta, tb) == 0;
+        }
+    }
+    free(ca);
+    free(cb);
+    return same;
 }
 
 /* ---- writers ------------------------------------------------------------ */
@@ -293,6 +312,21 @@ tr_status tr_config_write(const tr_config *c, FILE *f) {
     return TR_OK;
 }
 
+tr_status tr_config_text(const tr_config *c, char **text) {
+    size_t len = 0;
+    *text = NULL;
+    FILE *mem = open_memstream(text, &len);
+    TR_CHECK(mem != NULL, TR_ERR_NOMEM, "out of memory (config text)");
+    tr_status st = tr_config_write(c, mem);
+    if (fclose(mem) != 0 && st == TR_OK)
+        st = tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory (config text)");
+    if (st != TR_OK) {
+        free(*text);
+        *text = NULL;
+    }
+    return st;
+}
+
 /* Markdown table cell: escape '|'. */
 static void md_cell(FILE *f, const char *s) {
     for (; *s; s++) {
@@ -305,7 +339,7 @@ static void md_cell(FILE *f, const char *s) {
 void tr_config_write_markdown(FILE *f) {
     fprintf(f,
             "# Configuration\n\n"
-            "<!-- Generated from the key table in src/train/config_keys.c by\n"
+            "<!-- Generated from the key table in src/config/config_keys.c by\n"
             "     `taskrel config --markdown > docs/config.md`; do not edit by hand. -->\n\n"
             "A run is configured by an INI file (`taskrel train -c run.ini`): `[section]`\n"
             "headers and `key = value` lines. Comments take a line of their own starting\n"

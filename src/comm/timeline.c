@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "taskrel/dist.h"
+#include "taskrel/comm.h"
 
 typedef struct {
     const char *name;

@@ -1,8 +1,9 @@
 /*
- * Private to src/train/config*.c: the key table behind taskrel/config.h and
- * what can be done with one key. config_keys.c holds the table and reads,
- * prints and looks up single values; config.c holds the sources (defaults,
- * INI files, --set) and the sinks (validation, INI and markdown writers).
+ * Private to src/config: the key table behind taskrel/config.h and
+ * what can be done with one key. config_keys.c holds the table and looks keys
+ * up; config_values.c parses, prints and describes single values; config.c
+ * holds the sources (defaults, INI files, --set) and the sinks (validation,
+ * INI and markdown writers).
  */
 #ifndef TASKREL_TRAIN_CONFIG_KEYS_H
 #define TASKREL_TRAIN_CONFIG_KEYS_H
@@ -18,7 +19,9 @@ typedef enum {
     TR_CFG_STRING,
     TR_CFG_ENUM,
     TR_CFG_INT_LIST,   /* int array; aux = offset of its entry count */
-    TR_CFG_FLOAT_LIST, /* comma-separated numbers kept as text; aux = buffer size */
+    TR_CFG_FLOAT_LIST, /* float array (TR_MAX_TASKS); aux = offset of its entry count */
+    TR_CFG_SET,        /* unsigned bitmask: bit i for names[i]; comma-separated, any order */
+    TR_CFG_TASKS,      /* tr_task_select: "" all, N the first N, or names */
 } tr_cfg_type;
 
 /* Range flags: which bounds exist and whether they are open. */
@@ -28,11 +31,12 @@ typedef struct {
     const char *section, *name;
     tr_cfg_type type;
     size_t off;      /* offsetof(tr_config, field) */
-    size_t aux;      /* string: buffer size; int list: offset of the count */
+    size_t aux;      /* string: buffer size; int and float lists: offset of the count */
     const char *def; /* default, as text */
     unsigned range;  /* TR_CFG_LO... flags, for numbers and list entries */
     double lo, hi;
-    const char *const *names; /* enum: names indexed by the C enum value, NULL-terminated */
+    const char *const *names; /* enum and set: names indexed by the C enum value or bit,
+                                 NULL-terminated */
     const char *doc;
 } tr_cfg_key;
 

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "io/data_internal.h"
+#include "io/dataset_extra.h"
 
 #define SYN_MAX_TASKS 256
 
@@ -165,21 +165,12 @@ static void tn_examples(tr_split_data *sd, const tn_truth *tr, int t, tr_split s
     }
 }
 
-static tr_status tn_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
+static tr_status tn_extra(tr_data_file *file, const tr_dataset *ds, const void *ctx) {
     const tn_truth *tr = ctx;
-    hid_t g = H5Gopen2(file, "/truth", H5P_DEFAULT);
-    TR_H5(g);
-    hsize_t wd[3] = {(hsize_t)tr->T, TN_D1, (hsize_t)tr->D2};
-    hsize_t ad[2] = {TN_D1, (hsize_t)tr->d};
-    hsize_t cd[1] = {TN_D1};
-    tr_status s = tr_data_write_f64(g, "w", 3, wd, tr->w);
-    if (s == TR_OK)
-        s = tr_data_write_f64(g, "feat_a", 2, ad, tr->a);
-    if (s == TR_OK)
-        s = tr_data_write_f64(g, "feat_c", 1, cd, tr->c);
-    H5Gclose(g);
-    TR_CALL(s);
-    for (int t = 0; t < ds->T && s == TR_OK; t++) {
+    TR_CALL(tr_data_write_array(file, "/truth/w", 3, (int64_t[]){tr->T, TN_D1, tr->D2}, tr->w));
+    TR_CALL(tr_data_write_array(file, "/truth/feat_a", 2, (int64_t[]){TN_D1, tr->d}, tr->a));
+    TR_CALL(tr_data_write_array(file, "/truth/feat_c", 1, (int64_t[]){TN_D1}, tr->c));
+    for (int t = 0; t < ds->T; t++) {
         char path[96], fam[32];
         snprintf(path, sizeof(path), "/tasks/%s", ds->tasks[t].name);
         int f = tn_family(t, ds->T);
@@ -187,12 +178,8 @@ static tr_status tn_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
             snprintf(fam, sizeof(fam), "anti");
         else
             snprintf(fam, sizeof(fam), "block%d", f);
-        hid_t tg = H5Gopen2(file, path, H5P_DEFAULT);
-        TR_H5(tg);
-        s = tr_data_attr_str(tg, "family", fam);
-        H5Gclose(tg);
+        TR_CALL(tr_data_attr_str(file, path, "family", fam));
     }
-    TR_CALL(s);
     return TR_OK;
 }
 
@@ -335,32 +322,18 @@ static void mmoe_examples(tr_split_data *sd, const mmoe_truth *tr, tr_split sp, 
     }
 }
 
-static tr_status mmoe_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
+static tr_status mmoe_extra(tr_data_file *file, const tr_dataset *ds, const void *ctx) {
     const mmoe_truth *tr = ctx;
-    hid_t g = H5Gcreate2(file, "truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    TR_H5(g);
-    hsize_t cd[2] = {(hsize_t)tr->T, (hsize_t)tr->T};
-    hsize_t wd[2] = {(hsize_t)tr->T, (hsize_t)tr->d};
-    hsize_t sd[1] = {MMOE_SINES};
-    tr_status s = tr_data_write_f64(g, "corr", 2, cd, tr->corr);
-    if (s == TR_OK)
-        s = tr_data_write_f64(g, "w", 2, wd, tr->w);
-    if (s == TR_OK)
-        s = tr_data_write_f64(g, "alpha", 1, sd, tr->alpha);
-    if (s == TR_OK)
-        s = tr_data_write_f64(g, "beta", 1, sd, tr->beta);
-    H5Gclose(g);
-    TR_CALL(s);
-    for (int t = 0; t < ds->T && s == TR_OK; t++) {
+    TR_CALL(tr_data_write_array(file, "/truth/corr", 2, (int64_t[]){tr->T, tr->T}, tr->corr));
+    TR_CALL(tr_data_write_array(file, "/truth/w", 2, (int64_t[]){tr->T, tr->d}, tr->w));
+    TR_CALL(tr_data_write_array(file, "/truth/alpha", 1, (int64_t[]){MMOE_SINES}, tr->alpha));
+    TR_CALL(tr_data_write_array(file, "/truth/beta", 1, (int64_t[]){MMOE_SINES}, tr->beta));
+    for (int t = 0; t < ds->T; t++) {
         char path[96], fam[32];
         snprintf(path, sizeof(path), "/tasks/%s", ds->tasks[t].name);
         snprintf(fam, sizeof(fam), "pair%d", t / 2);
-        hid_t tg = H5Gopen2(file, path, H5P_DEFAULT);
-        TR_H5(tg);
-        s = tr_data_attr_str(tg, "family", fam);
-        H5Gclose(tg);
+        TR_CALL(tr_data_attr_str(file, path, "family", fam));
     }
-    TR_CALL(s);
     return TR_OK;
 }
 

@@ -1,20 +1,16 @@
 /*
- * The configuration key table and single-value handling: parse a value's text
- * into tr_config (type, range, enum names), print it back, look a key up and
- * suggest the closest one for a misspelling. Defaults are text in the table,
- * parsed by the same code as user values. Not here: files, --set, cross-key
- * checks and writers (config.c).
+ * The configuration key table: every key with its type, default, range and
+ * documentation; looking a key up and suggesting the closest one for a
+ * misspelling. Defaults are text in the table, parsed by the same code as
+ * user values (config_values.c). Not here: files, --set, cross-key checks and
+ * writers (config.c).
  */
-#include "train/config_keys.h"
+#include "config/config_keys.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define CC(a, b) TR_CFG_LO | TR_CFG_HI, a, b
 #define OC(a, b) TR_CFG_LO | TR_CFG_LO_OPEN | TR_CFG_HI, a, b
@@ -22,8 +18,9 @@
 #define GE(a) TR_CFG_LO, a, 0
 #define ANY 0, 0, 0
 
-const char *const tr_cfg_type_names[] = {"int",    "int64", "uint64",   "float",     "bool",
-                                         "string", "enum",  "int list", "float list"};
+const char *const tr_cfg_type_names[] = {"int",      "int64",      "uint64", "float",
+                                         "bool",     "string",     "enum",   "int list",
+                                         "float list", "set",      "task selection"};
 
 static const char *const k_model_names[] = {"stl", "hps", "mrn", "mran", "mmoe", NULL};
 static const char *const k_trunk_names[] = {"lenet", "mlp", NULL};
@@ -36,6 +33,11 @@ static const char *const k_numerics_names[] = {"floor", "official", NULL};
 static const char *const k_prox_precision_names[] = {"float", "double", NULL};
 static const char *const k_attention_names[] = {"dot", "general", "concat", "multihead", NULL};
 static const char *const k_penalty_names[] = {"fro", "l1", NULL};
+/* sets: bit i of the field is names[i] (config.h's TR_MRN_LAYER_*, ...) */
+static const char *const k_mrn_layer_names[] = {"fc7", "fc8", NULL};
+static const char *const k_mrn_mode_names[] = {"feature", "class", "task", NULL};
+static const char *const k_mran_module_names[] = {"tt", "ff", "tf", NULL};
+
 
 /* Enum fields are accessed as int (same size, corresponding signedness). */
 _Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == sizeof(int) &&
@@ -43,6 +45,7 @@ _Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == 
                    sizeof(tr_mrn_numerics) == sizeof(int) &&
                    sizeof(tr_mrn_prox_precision) == sizeof(int),
                "enum fields must be int-sized");
+_Static_assert(sizeof(unsigned) == sizeof(int), "set fields are accessed as unsigned");
 
 #define FSIZE(f) sizeof(((tr_config *)0)->f)
 #define K(sec, nm, ty, field, aux, def, range, names, doc)                                         \
@@ -51,7 +54,7 @@ _Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == 
 const tr_cfg_key tr_cfg_keys[] = {
     K("data", "path", TR_CFG_STRING, data_path, FSIZE(data_path), "", ANY, NULL,
       "dataset file (.h5) written by `taskrel data`; required"),
-    K("data", "tasks", TR_CFG_STRING, data_tasks, FSIZE(data_tasks), "", ANY, NULL,
+    K("data", "tasks", TR_CFG_TASKS, data_tasks, 0, "", ANY, NULL,
       "train on a subset of the dataset's tasks: empty for all, N for the first N, or task "
       "names separated by commas"),
 
@@ -114,7 +117,8 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("train", "power", TR_CFG_FLOAT, sched.power, 0, "0.75", CC(0, 10), NULL, "inv: exponent"),
     K("train", "min_lr", TR_CFG_FLOAT, sched.min_lr, 0, "0", CC(0, 10), NULL,
       "cosine: final learning rate"),
-    K("train", "task_weights", TR_CFG_FLOAT_LIST, task_weights, FSIZE(task_weights), "", GE(0),
+    K("train", "task_weights", TR_CFG_FLOAT_LIST, task_weights, offsetof(tr_config, n_task_weights),
+      "", GE(0),
       NULL, "loss weight of each task, comma separated, one per task (empty: all 1)"),
 
     K("run", "dir", TR_CFG_STRING, run_dir, FSIZE(run_dir), "", ANY, NULL,
@@ -124,13 +128,18 @@ const tr_cfg_key tr_cfg_keys[] = {
 
     K("dist", "task_shards", TR_CFG_INT, task_shards, 0, "0", CC(0, TR_MAX_TASKS), NULL,
       "task-parallel groups (0: the largest divisor of the rank count that is <= T)"),
+    K("dist", "stall_timeout", TR_CFG_FLOAT, stall_timeout, 0, "300", CC(0, 1e9), NULL,
+      "seconds a collective may wait for the other ranks; then it is a stall (a node or a "
+      "link lost): every waiting rank reports the step, the collective and the ranks that did "
+      "not answer, and exits with code 4 (0: wait forever). Must exceed the longest time one "
+      "rank can run ahead of the others (a checkpoint write, an evaluation)"),
 
     K("mrn", "lambda", TR_CFG_FLOAT, mrn_lambda, 0, "1", CC(0, 1e9), NULL,
       "weight of the tensor-normal prior per training example (the batch objective gets "
       "lambda / mean training-set size)"),
-    K("mrn", "layers", TR_CFG_STRING, mrn_layers, FSIZE(mrn_layers), "fc7,fc8", ANY, NULL,
+    K("mrn", "layers", TR_CFG_SET, mrn_layers, 0, "fc7,fc8", ANY, k_mrn_layer_names,
       "task-specific layers that carry a prior: fc7, fc8 or both, comma separated"),
-    K("mrn", "modes", TR_CFG_STRING, mrn_modes, FSIZE(mrn_modes), "feature,class,task", ANY, NULL,
+    K("mrn", "modes", TR_CFG_SET, mrn_modes, 0, "feature,class,task", ANY, k_mrn_mode_names,
       "covariances learned: any of feature, class, task (comma separated; the others stay I)"),
     K("mrn", "update_every", TR_CFG_INT, mrn_update_every, 0, "50", CC(1, 100000000), NULL,
       "steps between covariance updates (after the optimizer step)"),
@@ -168,7 +177,7 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("mran", "attention", TR_CFG_ENUM, mran_attention, 0, "dot", ANY, k_attention_names,
       "relation score of the attention modules: dot, general (bilinear), concat (additive) or "
       "multihead (self-attention)"),
-    K("mran", "modules", TR_CFG_STRING, mran_modules, FSIZE(mran_modules), "tt,ff,tf", ANY, NULL,
+    K("mran", "modules", TR_CFG_SET, mran_modules, 0, "tt,ff,tf", ANY, k_mran_module_names,
       "attention modules to run, comma separated subset of tt (task-task), ff "
       "(feature-feature), tf (task-feature alignment); empty for none"),
     K("mran", "embed_dim", TR_CFG_INT, mran_embed_dim, 0, "8", CC(1, 1024), NULL,
@@ -211,263 +220,6 @@ const int tr_cfg_nsections = (int)(sizeof(tr_cfg_sections) / sizeof(tr_cfg_secti
 
 /* train.gamma's default depends on the schedule: 0.1 (step), 1e-3 (inv). */
 const char *const tr_cfg_gamma_inv_default = "1e-3";
-
-/* ---- values ------------------------------------------------------------ */
-
-#define FIELD(c, k, T) ((T *)((char *)(c) + (k)->off))
-#define CFIELD(c, k, T) ((const T *)((const char *)(c) + (k)->off))
-
-static int in_range(const tr_cfg_key *k, double v) {
-    if ((k->range & TR_CFG_LO) && ((k->range & TR_CFG_LO_OPEN) ? !(v > k->lo) : !(v >= k->lo)))
-        return 0;
-    if ((k->range & TR_CFG_HI) && ((k->range & TR_CFG_HI_OPEN) ? !(v < k->hi) : !(v <= k->hi)))
-        return 0;
-    return 1;
-}
-
-static void fmt_range(const tr_cfg_key *k, char *buf, size_t n) {
-    if (!(k->range & TR_CFG_LO)) {
-        snprintf(buf, n, "any");
-        return;
-    }
-    char hi[32] = "inf";
-    if (k->range & TR_CFG_HI)
-        snprintf(hi, sizeof(hi), "%.10g", k->hi);
-    snprintf(buf, n, "%c%.10g, %s%c", (k->range & TR_CFG_LO_OPEN) ? '(' : '[', k->lo, hi,
-             (k->range & (TR_CFG_HI_OPEN)) || !(k->range & TR_CFG_HI) ? ')' : ']');
-}
-
-static void fmt_enum_names(const tr_cfg_key *k, const char *sep, char *buf, size_t n) {
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int i = 0; k->names[i] && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? sep : "", k->names[i]);
-}
-
-/* Shortest decimal text that reads back as exactly v. */
-static void fmt_float(float v, char *buf, size_t n) {
-    for (int prec = 6; prec <= 9; prec++) {
-        snprintf(buf, n, "%.*g", prec, (double)v);
-        if (strtof(buf, NULL) == v)
-            return;
-    }
-}
-
-/* Whole-string integer; 0 ok, 1 not an integer, 2 overflow. */
-static int parse_ll(const char *s, long long *out) {
-    char *end;
-    errno = 0;
-    *out = strtoll(s, &end, 10);
-    if (end == s || *end != '\0' || isspace((unsigned char)*s))
-        return 1;
-    return errno == ERANGE ? 2 : 0;
-}
-
-int tr_cfg_parse_float(const char *s, float *out) {
-    char *end;
-    *out = strtof(s, &end);
-    return end != s && *end == '\0' && !isspace((unsigned char)*s) && isfinite(*out) ? 0 : 1;
-}
-
-static int parse_bool(const char *s, int *out) {
-    static const char *const t[] = {"true", "yes", "on", "1"}, *const f[] = {"false", "no", "off",
-                                                                             "0"};
-    for (int i = 0; i < 4; i++) {
-        if (strcasecmp(s, t[i]) == 0)
-            return *out = 1, 0;
-        if (strcasecmp(s, f[i]) == 0)
-            return *out = 0, 0;
-    }
-    return 1;
-}
-
-/* Parse the comma-separated list `s` of numbers into v[0..*n) (at most cap,
- * checked against k's range). 0 ok; otherwise err holds the reason. */
-int tr_cfg_parse_list(const tr_cfg_key *k, const char *s, double *v, int cap, int *n, char *err,
-                      size_t errn) {
-    char rng[64];
-    *n = 0;
-    for (const char *p = s; *p;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        char item[64];
-        while (len && isspace((unsigned char)*p))
-            p++, len--;
-        while (len && isspace((unsigned char)p[len - 1]))
-            len--;
-        long long iv = 0;
-        float fv = 0.0f;
-        int bad = len == 0 || len >= sizeof(item);
-        if (!bad) {
-            memcpy(item, p, len);
-            item[len] = '\0';
-            bad = k->type == TR_CFG_INT_LIST ? parse_ll(item, &iv) != 0
-                                             : tr_cfg_parse_float(item, &fv) != 0;
-        }
-        if (bad) {
-            snprintf(err, errn, "'%s' is not a comma-separated list of %s", s,
-                     k->type == TR_CFG_INT_LIST ? "integers" : "numbers");
-            return 1;
-        }
-        if (*n == cap) {
-            snprintf(err, errn, "'%s' has more than %d entries", s, cap);
-            return 1;
-        }
-        double x = k->type == TR_CFG_INT_LIST ? (double)iv : (double)fv;
-        if (!in_range(k, x)) {
-            fmt_range(k, rng, sizeof(rng));
-            snprintf(err, errn, "entry %s is out of range %s", item, rng);
-            return 1;
-        }
-        v[(*n)++] = x;
-        if (!comma)
-            break;
-        p = comma + 1;
-        if (*p == '\0') {
-            snprintf(err, errn, "'%s' ends with a comma", s);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Set key k of c from text; 0 ok, else err holds the reason (without the key). */
-int tr_cfg_parse(tr_config *c, const tr_cfg_key *k, const char *s, char *err, size_t errn) {
-    char rng[64];
-    long long iv = 0;
-    int r;
-    fmt_range(k, rng, sizeof(rng));
-    switch (k->type) {
-    case TR_CFG_INT:
-    case TR_CFG_INT64:
-        r = parse_ll(s, &iv);
-        if (r == 1) {
-            snprintf(err, errn, "'%s' is not an integer", s);
-            return 1;
-        }
-        if (r == 2 || !in_range(k, (double)iv) ||
-            (k->type == TR_CFG_INT && (iv > INT_MAX || iv < INT_MIN))) {
-            snprintf(err, errn, "%s is out of range %s", s, rng);
-            return 1;
-        }
-        if (k->type == TR_CFG_INT)
-            *FIELD(c, k, int) = (int)iv;
-        else
-            *FIELD(c, k, int64_t) = (int64_t)iv;
-        return 0;
-    case TR_CFG_UINT64: {
-        char *end;
-        errno = 0;
-        unsigned long long u = strtoull(s, &end, 10);
-        if (end == s || *end != '\0' || !isdigit((unsigned char)*s) || errno == ERANGE) {
-            snprintf(err, errn, "'%s' is not an integer in [0, 2^64)", s);
-            return 1;
-        }
-        *FIELD(c, k, uint64_t) = (uint64_t)u;
-        return 0;
-    }
-    case TR_CFG_FLOAT: {
-        float f;
-        if (tr_cfg_parse_float(s, &f)) {
-            snprintf(err, errn, "'%s' is not a number", s);
-            return 1;
-        }
-        if (!in_range(k, (double)f)) {
-            snprintf(err, errn, "%s is out of range %s", s, rng);
-            return 1;
-        }
-        *FIELD(c, k, float) = f;
-        return 0;
-    }
-    case TR_CFG_BOOL:
-        if (parse_bool(s, FIELD(c, k, int))) {
-            snprintf(err, errn, "'%s' is not a boolean (true|false|yes|no|on|off|1|0)", s);
-            return 1;
-        }
-        return 0;
-    case TR_CFG_ENUM:
-        for (int i = 0; k->names[i]; i++)
-            if (strcmp(s, k->names[i]) == 0)
-                return *FIELD(c, k, int) = i, 0;
-        fmt_enum_names(k, "|", rng, sizeof(rng));
-        snprintf(err, errn, "'%s' is not one of %s", s, rng);
-        return 1;
-    case TR_CFG_STRING:
-    case TR_CFG_FLOAT_LIST: {
-        size_t len = strlen(s);
-        if (len >= k->aux) {
-            snprintf(err, errn, "value is longer than %zu characters", k->aux - 1);
-            return 1;
-        }
-        double v[TR_MAX_TASKS];
-        int n;
-        if (k->type == TR_CFG_FLOAT_LIST && tr_cfg_parse_list(k, s, v, TR_MAX_TASKS, &n, err, errn))
-            return 1;
-        memset(FIELD(c, k, char), 0, k->aux);
-        memcpy(FIELD(c, k, char), s, len);
-        return 0;
-    }
-    case TR_CFG_INT_LIST: {
-        double v[TR_MAX_MLP_LAYERS];
-        int n;
-        if (tr_cfg_parse_list(k, s, v, TR_MAX_MLP_LAYERS, &n, err, errn))
-            return 1;
-        if (n == 0) {
-            snprintf(err, errn, "needs at least one entry");
-            return 1;
-        }
-        int *dst = FIELD(c, k, int);
-        memset(dst, 0, TR_MAX_MLP_LAYERS * sizeof(int));
-        for (int i = 0; i < n; i++)
-            dst[i] = (int)v[i];
-        *(int *)((char *)c + k->aux) = n;
-        return 0;
-    }
-    }
-    snprintf(err, errn, "internal error: key type %d", (int)k->type);
-    return 1;
-}
-
-/* Text of key k's current value in c. */
-void tr_cfg_format(const tr_config *c, const tr_cfg_key *k, char *buf, size_t n) {
-    switch (k->type) {
-    case TR_CFG_INT:
-        snprintf(buf, n, "%d", *CFIELD(c, k, int));
-        return;
-    case TR_CFG_INT64:
-        snprintf(buf, n, "%" PRId64, *CFIELD(c, k, int64_t));
-        return;
-    case TR_CFG_UINT64:
-        snprintf(buf, n, "%" PRIu64, *CFIELD(c, k, uint64_t));
-        return;
-    case TR_CFG_FLOAT:
-        fmt_float(*CFIELD(c, k, float), buf, n);
-        return;
-    case TR_CFG_BOOL:
-        snprintf(buf, n, "%s", *CFIELD(c, k, int) ? "true" : "false");
-        return;
-    case TR_CFG_ENUM: {
-        int v = *CFIELD(c, k, int), count = 0;
-        while (k->names[count])
-            count++;
-        snprintf(buf, n, "%s", v >= 0 && v < count ? k->names[v] : "?");
-        return;
-    }
-    case TR_CFG_STRING:
-    case TR_CFG_FLOAT_LIST:
-        snprintf(buf, n, "%s", CFIELD(c, k, char));
-        return;
-    case TR_CFG_INT_LIST: {
-        const int *v = CFIELD(c, k, int);
-        int cnt = *(const int *)((const char *)c + k->aux);
-        size_t used = 0;
-        buf[0] = '\0';
-        for (int i = 0; i < cnt && i < TR_MAX_MLP_LAYERS && used < n; i++)
-            used += (size_t)snprintf(buf + used, n - used, "%s%d", i ? "," : "", v[i]);
-        return;
-    }
-    }
-}
 
 /* ---- lookup and suggestions ------------------------------------------- */
 
@@ -547,35 +299,6 @@ void tr_cfg_unknown(const char *section, const char *name, char *err, size_t err
         snprintf(err, errn, "unknown section [%s]%s", section, shint[0] ? shint : hint);
     } else
         snprintf(err, errn, "unknown key %s.%s%s", section, name, hint);
-}
-
-/* Range or values column / comment text for key k. */
-void tr_cfg_domain(const tr_cfg_key *k, const char *sep, char *buf, size_t n) {
-    char rng[64];
-    fmt_range(k, rng, sizeof(rng));
-    switch (k->type) {
-    case TR_CFG_ENUM:
-        fmt_enum_names(k, sep, buf, n);
-        return;
-    case TR_CFG_BOOL:
-        snprintf(buf, n, "true, false");
-        return;
-    case TR_CFG_STRING:
-        snprintf(buf, n, "up to %zu characters", k->aux - 1);
-        return;
-    case TR_CFG_INT_LIST:
-        snprintf(buf, n, "1 to %d entries in %s", TR_MAX_MLP_LAYERS, rng);
-        return;
-    case TR_CFG_FLOAT_LIST:
-        snprintf(buf, n, "entries in %s", rng);
-        return;
-    case TR_CFG_UINT64:
-        snprintf(buf, n, "[0, 2^64)");
-        return;
-    default:
-        snprintf(buf, n, "%s", (k->range & TR_CFG_LO) ? rng : "any");
-        return;
-    }
 }
 
 const char *tr_model_kind_str(tr_model_kind k) {

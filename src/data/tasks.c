@@ -5,42 +5,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "trainer_internal.h"
+#include "taskrel/data.h"
 
-static tr_status parse_spec(const tr_dataset *ds, const char *spec, int *sel, int *nsel) {
-    *nsel = 0;
-    char *end;
-    long count = strtol(spec, &end, 10);
-    if (end != spec && *end == '\0') {
-        TR_CHECK(count >= 1 && count <= ds->T, TR_ERR_CONFIG,
-                 "data.tasks = %ld: the dataset has %d task(s)", count, ds->T);
-        for (int t = 0; t < count; t++)
-            sel[(*nsel)++] = t;
+/* The dataset's indices of the tasks data.tasks selects (parsed and checked
+ * for form by the config; here only against the dataset). */
+static tr_status resolve(const tr_dataset *ds, const tr_task_select *sel, int *idx, int *n) {
+    *n = 0;
+    if (sel->first > 0) {
+        TR_CHECK(sel->first <= ds->T, TR_ERR_CONFIG, "data.tasks = %d: the dataset has %d task(s)",
+                 sel->first, ds->T);
+        for (int t = 0; t < sel->first; t++)
+            idx[(*n)++] = t;
         return TR_OK;
     }
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", spec);
-    for (char *save = NULL, *tok = strtok_r(buf, ", ", &save); tok;
-         tok = strtok_r(NULL, ", ", &save)) {
+    for (int i = 0; i < sel->n_names; i++) {
         int found = -1;
         for (int t = 0; t < ds->T; t++)
-            if (strcmp(ds->tasks[t].name, tok) == 0)
+            if (strcmp(ds->tasks[t].name, sel->names[i]) == 0)
                 found = t;
-        TR_CHECK(found >= 0, TR_ERR_CONFIG, "data.tasks: the dataset has no task named '%s'", tok);
-        for (int i = 0; i < *nsel; i++)
-            TR_CHECK(sel[i] != found, TR_ERR_CONFIG, "data.tasks: task '%s' is listed twice", tok);
-        sel[(*nsel)++] = found;
+        TR_CHECK(found >= 0, TR_ERR_CONFIG, "data.tasks: the dataset has no task named '%s'",
+                 sel->names[i]);
+        idx[(*n)++] = found;
     }
-    TR_CHECK(*nsel > 0, TR_ERR_CONFIG, "data.tasks = '%s' selects no task", spec);
     return TR_OK;
 }
 
-tr_status tr_dataset_select_tasks(tr_dataset *ds, const char *spec) {
-    if (!spec || !spec[0])
+tr_status tr_dataset_select_tasks(tr_dataset *ds, const tr_task_select *spec) {
+    if (spec->first == 0 && spec->n_names == 0)
         return TR_OK;
     int sel[TR_MAX_TASKS], nsel;
     TR_CHECK(ds->T <= TR_MAX_TASKS, TR_ERR_DATA, "too many tasks");
-    TR_CALL(parse_spec(ds, spec, sel, &nsel));
+    TR_CALL(resolve(ds, spec, sel, &nsel));
     tr_task_info *tasks;
     TR_ALLOC(tasks, (size_t)nsel, "task table");
     int keep[TR_MAX_TASKS] = {0};

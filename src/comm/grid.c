@@ -1,8 +1,8 @@
 /*
- * Rank grid, communicators and counted collectives (see taskrel/dist.h).
+ * Rank grid, communicators and counted collectives (see taskrel/comm.h).
  * Not here: anything about layers or what the buffers mean.
  */
-#include "taskrel/dist.h"
+#include "taskrel/comm.h"
 
 #include <string.h>
 
@@ -91,6 +91,7 @@ tr_status tr_grid_init(tr_grid *g, MPI_Comm world, int T, int task_shards,
 void tr_grid_free(tr_grid *g) {
     if (!g)
         return;
+    tr_watchdog_stop();
     if (g->shard_comm != MPI_COMM_NULL && g->shard_comm != 0)
         MPI_Comm_free(&g->shard_comm);
     if (g->replica_comm != MPI_COMM_NULL && g->replica_comm != 0)
@@ -129,8 +130,15 @@ static tr_status allreduce_bucketed(tr_grid *g, MPI_Comm comm, void *buf, size_t
     size_t bucket = g->bucket_floats ? g->bucket_floats : n;
     for (size_t off = 0; off < n; off += bucket) {
         size_t len = n - off < bucket ? n - off : bucket;
-        TR_MPI(
-            MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)len, type, MPI_SUM, comm));
+        if (tr_watchdog_timeout() > 0) {
+            MPI_Request req;
+            TR_MPI(MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)len, type, MPI_SUM,
+                                  comm, &req));
+            TR_CALL(tr_watchdog_wait(&req, tr_coll_name(kind)));
+        } else {
+            TR_MPI(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)len, type, MPI_SUM,
+                                 comm));
+        }
     }
     count(g, kind, n * elem, t0);
     return TR_OK;
@@ -148,7 +156,13 @@ static tr_status allgatherv(tr_grid *g, MPI_Comm comm, const void *send, int sen
                             const int *counts, const int *displs, MPI_Datatype ty, size_t esize,
                             tr_coll_kind kind) {
     double t0 = tr_time_now();
-    TR_MPI(MPI_Allgatherv(send, sendcount, ty, recv, counts, displs, ty, comm));
+    if (tr_watchdog_timeout() > 0) {
+        MPI_Request req;
+        TR_MPI(MPI_Iallgatherv(send, sendcount, ty, recv, counts, displs, ty, comm, &req));
+        TR_CALL(tr_watchdog_wait(&req, tr_coll_name(kind)));
+    } else {
+        TR_MPI(MPI_Allgatherv(send, sendcount, ty, recv, counts, displs, ty, comm));
+    }
     int csize;
     TR_MPI(MPI_Comm_size(comm, &csize));
     if (csize > 1)
@@ -173,7 +187,13 @@ tr_status tr_reduce_scatter_f32(tr_grid *g, MPI_Comm comm, const float *send, fl
     double t0 = tr_time_now();
     int csize;
     TR_MPI(MPI_Comm_size(comm, &csize));
-    TR_MPI(MPI_Reduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, comm));
+    if (tr_watchdog_timeout() > 0) {
+        MPI_Request req;
+        TR_MPI(MPI_Ireduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, comm, &req));
+        TR_CALL(tr_watchdog_wait(&req, tr_coll_name(kind)));
+    } else {
+        TR_MPI(MPI_Reduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, comm));
+    }
     if (csize > 1) {
         size_t total = 0;
         for (int i = 0; i < csize; i++)
@@ -214,7 +234,17 @@ tr_status tr_allreduce_fused(tr_grid *g, double *buf, int nsum, int nmax) {
     TR_MPI(MPI_Op_create(fused_op, 1, &op));
     g_fused_nsum = nsum;
     g_fused_nmax = nmax;
-    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, 1, type, op, g->world);
+    int rc;
+    if (tr_watchdog_timeout() > 0) {
+        MPI_Request req;
+        rc = MPI_Iallreduce(MPI_IN_PLACE, buf, 1, type, op, g->world, &req);
+        if (rc == MPI_SUCCESS) {
+            tr_status st = tr_watchdog_wait(&req, tr_coll_name(TR_COLL_SCALARS));
+            rc = st == TR_OK ? MPI_SUCCESS : MPI_ERR_OTHER;
+        }
+    } else {
+        rc = MPI_Allreduce(MPI_IN_PLACE, buf, 1, type, op, g->world);
+    }
     MPI_Op_free(&op);
     MPI_Type_free(&type);
     TR_MPI(rc);
@@ -237,7 +267,15 @@ static int status_priority(tr_status s) {
 tr_status tr_agree(MPI_Comm world, tr_status local) {
     int mine = status_priority(local) * 1000 + (int)local;
     int worst = mine;
-    int rc = MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, world);
+    int rc;
+    if (tr_watchdog_timeout() > 0) {
+        MPI_Request req;
+        rc = MPI_Iallreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, world, &req);
+        if (rc == MPI_SUCCESS && tr_watchdog_wait(&req, "status agreement") != TR_OK)
+            rc = MPI_ERR_OTHER;
+    } else {
+        rc = MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, world);
+    }
     if (rc != MPI_SUCCESS)
         return tr_error_set(TR_ERR_MPI, __FILE__, __LINE__, __func__,
                             "could not agree on the status across ranks");
@@ -246,4 +284,11 @@ tr_status tr_agree(MPI_Comm world, tr_status local) {
         tr_error_set(agreed, __FILE__, __LINE__, __func__, "another rank failed (%s)",
                      tr_status_str(agreed));
     return agreed;
+}
+
+void tr_part_range(int total, int parts, int index, int *lo, int *n) {
+    int a = (int)((int64_t)total * index / parts);
+    int b = (int)((int64_t)total * (index + 1) / parts);
+    *lo = a;
+    *n = b - a;
 }

@@ -9,7 +9,7 @@
  * Every collective is counted (calls, bytes, seconds) per kind, so the trainer
  * can report communication volume and time.
  *
- * src/dist knows nothing about layers; src/train strings them together.
+ * src/comm knows nothing about layers; src/train strings them together.
  */
 #ifndef TASKREL_DIST_H
 #define TASKREL_DIST_H
@@ -103,6 +103,33 @@ tr_status tr_allreduce_fused(tr_grid *g, double *buf, int nsum, int nmax);
 tr_status tr_agree(MPI_Comm world, tr_status local);
 
 void tr_grid_reset_stats(tr_grid *g);
+
+/* Rows [lo, lo+n) of part `index` of a contiguous split of `total` into
+ * `parts` (how batches and evaluation rows are divided over replicas and
+ * shards). */
+void tr_part_range(int total, int parts, int index, int *lo, int *n);
+
+/* ---- the stall watchdog (watchdog.c) ----------------------------------------------
+ * With a timeout > 0 every collective above (and tr_agree) is started
+ * non-blocking and waited for by tr_watchdog_wait: one that has not completed
+ * after timeout_s seconds is reported on stderr (the step, the collective and
+ * the ranks, with their hosts, that did not answer a probe within a short
+ * grace: the ranks lost) and this rank exits at once with TR_EXIT_STALL, as
+ * every other rank that waits does within its own timeout. With
+ * TASKREL_STALL_REPORT=FILE in the environment each such rank also appends
+ * one line "reporter=HOST rank=R step=S collective=C missing=HOST,..." to FILE
+ * (job scripts read it to leave the lost nodes out). Timeout 0: blocking MPI
+ * calls, no watchdog. One watchdog per process. */
+#define TR_EXIT_STALL 4
+
+/* Collective over world: allgathers the host names. */
+tr_status tr_watchdog_start(MPI_Comm world, double timeout_s);
+void tr_watchdog_stop(void);
+double tr_watchdog_timeout(void);
+/* The step the stall report names (the trainer sets it every step). */
+void tr_watchdog_set_step(int64_t step);
+/* Wait for req (a non-blocking collective); what names it in the report. */
+tr_status tr_watchdog_wait(MPI_Request *req, const char *what);
 
 #ifdef __cplusplus
 }

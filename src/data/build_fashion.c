@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io/data_internal.h"
+#include "io/dataset_extra.h"
 
 #define FASHION_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
 #define IMG 28
@@ -36,6 +36,13 @@
 
 /* The label map of the *_perm tasks: a fixed derangement of 0..9, the same for
  * every seed, so the two families are comparable across runs. */
+void tr_builder_opts_default(tr_builder_opts *o) {
+    memset(o, 0, sizeof(*o));
+    o->seed = 1;
+    o->train_frac = 0.10;
+    o->regression = 1;
+}
+
 static const int32_t k_label_perm[N_CLASSES] = {3, 7, 0, 9, 5, 1, 8, 2, 6, 4};
 
 typedef enum { TF_ORIG = 0, TF_NOISE, TF_BLUR, TF_ROT90, TF_INVERT } transform;
@@ -209,23 +216,18 @@ static tr_status domains_make(tr_dataset *ds, const fashion *fm, const tr_builde
     return TR_OK;
 }
 
-static tr_status domains_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
+static tr_status domains_extra(tr_data_file *file, const tr_dataset *ds, const void *ctx) {
     char perm[64];
     int len = 0;
     for (int c = 0; c < N_CLASSES; c++)
         len += snprintf(perm + len, sizeof(perm) - (size_t)len, c ? ",%d" : "%d", k_label_perm[c]);
-    TR_CALL(tr_data_attr_str(file, "label_perm", perm));
+    TR_CALL(tr_data_attr_str(file, "/", "label_perm", perm));
     for (int t = 0; t < ds->T; t++) {
         char path[96];
         snprintf(path, sizeof(path), "/tasks/%s", ds->tasks[t].name);
-        hid_t g = H5Gopen2(file, path, H5P_DEFAULT);
-        TR_H5(g);
-        tr_status s =
-            tr_data_attr_str(g, "family", k_domains[t].permuted ? "permuted" : "identity");
-        if (s == TR_OK)
-            s = tr_data_attr_str(g, "transform", k_domains[t].tf_name);
-        H5Gclose(g);
-        TR_CALL(s);
+        TR_CALL(tr_data_attr_str(file, path, "family",
+                                 k_domains[t].permuted ? "permuted" : "identity"));
+        TR_CALL(tr_data_attr_str(file, path, "transform", k_domains[t].tf_name));
     }
     return TR_OK;
 }
@@ -342,19 +344,14 @@ static tr_status mf_make(tr_dataset *ds, const fashion *fm, const tr_builder_opt
     return TR_OK;
 }
 
-static tr_status mf_extra(hid_t file, const tr_dataset *ds, const void *ctx) {
+static tr_status mf_extra(tr_data_file *file, const tr_dataset *ds, const void *ctx) {
     const mf_layout *L = ctx;
-    TR_CALL(tr_data_attr_int(file, "canvas", L->canvas));
+    TR_CALL(tr_data_attr_int(file, "/", "canvas", L->canvas));
     for (int t = 0; t < ds->T; t++) {
         char path[96];
         snprintf(path, sizeof(path), "/tasks/%s", ds->tasks[t].name);
-        hid_t g = H5Gopen2(file, path, H5P_DEFAULT);
-        TR_H5(g);
-        tr_status s = tr_data_attr_int(g, "offset_row", L->off[t][0]);
-        if (s == TR_OK)
-            s = tr_data_attr_int(g, "offset_col", L->off[t][1]);
-        H5Gclose(g);
-        TR_CALL(s);
+        TR_CALL(tr_data_attr_int(file, path, "offset_row", L->off[t][0]));
+        TR_CALL(tr_data_attr_int(file, path, "offset_col", L->off[t][1]));
     }
     return TR_OK;
 }

@@ -1,0 +1,77 @@
+/*
+ * Datasets: the in-memory form and the HDF5 reader/validator and writer
+ * (src/io). The builders, the IDX reader and task selection are in
+ * taskrel/data.h (src/data).
+ *
+ * HDF5 layout (root attribute `setting`):
+ *   multi_input:  /tasks/<name>/{train,val,test}/{x,y}   (each task its own examples)
+ *   shared_input: /{train,val,test}/x and /{train,val,test}/y (n, T)
+ * x is float32 (n, C, H, W) or (n, d); y is int32 class ids or float32 targets.
+ * Per-task attributes on /tasks/<name> (multi-input) or on the group
+ * /tasks/<name> holding only attributes (shared-input): kind
+ * ("classification" | "regression"), classes (int; 1 for regression), index
+ * (task order). Root attributes: setting, builder, seed, and builder options;
+ * synthetic-tn also stores /truth/sigma3 (T, T) float64.
+ *
+ * Files are read with HDF5's default driver on every rank (datasets are small
+ * enough to be replicated); readers are not collective.
+ */
+#ifndef TASKREL_DATASET_H
+#define TASKREL_DATASET_H
+
+#include "taskrel/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { TR_SETTING_MULTI_INPUT = 0, TR_SETTING_SHARED_INPUT } tr_setting;
+typedef enum { TR_TASK_CLASSIFICATION = 0, TR_TASK_REGRESSION } tr_task_kind;
+typedef enum { TR_SPLIT_TRAIN = 0, TR_SPLIT_VAL, TR_SPLIT_TEST, TR_SPLIT_COUNT } tr_split;
+
+const char *tr_split_name(tr_split s); /* "train", "val", "test" */
+
+typedef struct {
+    int64_t n;  /* examples */
+    float *x;   /* (n, sample_size) */
+    int32_t *y; /* classification labels: (n) multi-input, (n, T) shared-input; else NULL */
+    float *yf;  /* regression targets: (n) multi-input, (n, T) shared-input; else NULL */
+} tr_split_data;
+
+typedef struct {
+    char name[64];
+    tr_task_kind kind;
+    int classes;                         /* classes; 1 for regression */
+    tr_split_data split[TR_SPLIT_COUNT]; /* multi-input only (zeroed otherwise) */
+} tr_task_info;
+
+typedef struct {
+    tr_setting setting;
+    int T;
+    int ndim;                             /* 1 (vectors) or 3 (C, H, W) */
+    int64_t dims[3];                      /* per-sample shape */
+    int64_t sample_size;                  /* product of dims */
+    tr_task_info *tasks;                  /* (T) */
+    tr_split_data shared[TR_SPLIT_COUNT]; /* shared-input only: y or yf is (n, T) */
+    double *sigma3;                       /* (T, T) true task covariance (synthetic-tn) or NULL */
+} tr_dataset;
+
+/* Read and validate a dataset file. Raises TR_ERR_DATA with a message naming
+ * the file and the offending HDF5 path for: a missing file, a missing group or
+ * dataset, a wrong dtype, shapes that disagree (x vs y rows, per-sample shapes
+ * across tasks/splits), labels outside [0, classes), non-finite x or targets,
+ * an empty train split, unknown `setting`/`kind` attributes. */
+tr_status tr_dataset_load(tr_dataset *ds, const char *path);
+/* Write ds to path (overwrites). `builder` and the option string are stored as
+ * root attributes for provenance. */
+tr_status tr_dataset_save(const tr_dataset *ds, const char *path, const char *builder,
+                          uint64_t seed, const char *options);
+void tr_dataset_free(tr_dataset *ds); /* no-op on a zeroed struct */
+/* The task names of a dataset file in task order (each task's `index`),
+ * without reading any examples: names (cap), *T tasks. */
+tr_status tr_dataset_task_names(const char *path, char (*names)[64], int cap, int *T);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
