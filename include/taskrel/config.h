@@ -34,6 +34,7 @@ typedef enum { TR_HEAD_INIT_SHARED = 0, TR_HEAD_INIT_INDEPENDENT } tr_head_init;
 typedef enum { TR_PROGRESS_AUTO = 0, TR_PROGRESS_ON, TR_PROGRESS_OFF } tr_progress_mode;
 typedef enum { TR_MRN_PROX = 0, TR_MRN_GRADIENT } tr_mrn_prior_step;
 typedef enum { TR_MRN_FLOOR = 0, TR_MRN_OFFICIAL } tr_mrn_numerics;
+typedef enum { TR_MRN_PROX_FLOAT = 0, TR_MRN_PROX_DOUBLE } tr_mrn_prox_precision;
 
 
 /* mrn.layers: the task-specific layers that carry a prior. */
@@ -109,6 +110,7 @@ typedef struct {
     tr_mrn_prior_step mrn_prior_step; /* mrn.prior_step = prox|gradient (prox) */
     int mrn_prox_every;               /* mrn.prox_every: steps per (amortised) prox step (1) */
     tr_mrn_numerics mrn_numerics;     /* mrn.numerics = floor|official (floor) */
+    tr_mrn_prox_precision mrn_prox_precision; /* mrn.prox_precision = float|double (float) */
 
     /* [linalg] */
     int scalapack_min_dim; /* linalg.scalapack_min_dim (256) */

@@ -55,6 +55,7 @@ typedef struct {
     int prox;           /* 1: proximal step after the optimizer; 0: gradient */
     int prox_every;     /* prox: amortise over this many steps */
     int official;       /* official numerics (task mode only, unscaled, ...) */
+    int prox_f64;       /* prox rotations in double (mrn.prox_precision = double) */
     double eps;         /* ε on the covariance diagonal */
     double eig_floor;   /* floor numerics */
     int scalapack_min_dim;
@@ -74,6 +75,8 @@ typedef struct {
     double *w_init;     /* (T, d1, d2) weights at the start (W - W_init correlations) */
     double *work;       /* (T + 2) d1 d2 scratch */
     float *w_f32;       /* (T, d1, d2) gather buffer */
+    float *u_f32[TR_MRN_MODE_COUNT]; /* float copies of U1, U2, U3 for the float prox */
+    double u_f32_stamp; /* updates done when u_f32 was made (-1: stale) */
 } tr_mrn_layer;
 
 typedef struct {

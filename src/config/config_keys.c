@@ -30,6 +30,7 @@ static const char *const k_sched_names[] = {"const", "step", "cosine", "inv", NU
 static const char *const k_progress_names[] = {"auto", "on", "off", NULL};
 static const char *const k_prior_step_names[] = {"prox", "gradient", NULL};
 static const char *const k_numerics_names[] = {"floor", "official", NULL};
+static const char *const k_prox_precision_names[] = {"float", "double", NULL};
 static const char *const k_attention_names[] = {"dot", "general", "concat", "multihead", NULL};
 static const char *const k_penalty_names[] = {"fro", "l1", NULL};
 /* sets: bit i of the field is names[i] (config.h's TR_MRN_LAYER_*, ...) */
@@ -41,7 +42,8 @@ static const char *const k_mran_module_names[] = {"tt", "ff", "tf", NULL};
 /* Enum fields are accessed as int (same size, corresponding signedness). */
 _Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == sizeof(int) &&
                    sizeof(tr_mrn_prior_step) == sizeof(int) &&
-                   sizeof(tr_mrn_numerics) == sizeof(int),
+                   sizeof(tr_mrn_numerics) == sizeof(int) &&
+                   sizeof(tr_mrn_prox_precision) == sizeof(int),
                "enum fields must be int-sized");
 _Static_assert(sizeof(unsigned) == sizeof(int), "set fields are accessed as unsigned");
 
@@ -161,6 +163,10 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("mrn", "numerics", TR_CFG_ENUM, mrn_numerics, 0, "floor", ANY, k_numerics_names,
       "floor (scaled ML updates, eigenvalue floor, trace normalisation) or official (the "
       "published code's rules: task mode only, unscaled, eps 1e-5, 0.1 threshold, trace cap 3000)"),
+    K("mrn", "prox_precision", TR_CFG_ENUM, mrn_prox_precision, 0, "float", ANY,
+      k_prox_precision_names,
+      "prox: float (rotations by the eigenvectors in single precision, about 2x faster; equal to "
+      "double within float rounding of the weights) or double"),
 
     K("linalg", "scalapack_min_dim", TR_CFG_INT, scalapack_min_dim, 0, "256", GE(1), NULL,
       "covariances larger than this are eigendecomposed by ScaLAPACK over all ranks; smaller "

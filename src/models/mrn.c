@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 /* mrn.modes is parsed by the config into bits 1u << tr_mrn_mode. */
 _Static_assert(TR_MRN_MODES_FEATURE == 1u << TR_MRN_MODE_FEATURE &&
                    TR_MRN_MODES_CLASS == 1u << TR_MRN_MODE_CLASS &&
@@ -30,6 +32,7 @@ tr_status tr_mrn_opts_from_config(tr_mrn_opts *o, const tr_config *cfg, double n
     o->prox = cfg->mrn_prior_step == TR_MRN_PROX;
     o->prox_every = cfg->mrn_prox_every;
     o->official = cfg->mrn_numerics == TR_MRN_OFFICIAL;
+    o->prox_f64 = cfg->mrn_prox_precision == TR_MRN_PROX_DOUBLE;
     o->eps = o->official ? TR_MRN_OFFICIAL_EPS : cfg->mrn_eps;
     o->eig_floor = cfg->mrn_eig_floor;
     o->scalapack_min_dim = cfg->scalapack_min_dim;
@@ -74,6 +77,9 @@ static tr_status layer_init(tr_mrn_layer *L, const char *name, int d1, int d2, i
     TR_ALLOC(L->w_init, big, "MRN initial weights");
     TR_ALLOC(L->work, big + (sq > nn ? sq : nn), "MRN scratch");
     TR_ALLOC(L->w_f32, big, "MRN gather buffer");
+    for (int k = 0; k < TR_MRN_MODE_COUNT; k++)
+        TR_ALLOC(L->u_f32[k], (size_t)L->n[k] * L->n[k], "MRN float eigenvectors");
+    L->u_f32_stamp = -1.0;
     return TR_OK;
 }
 
@@ -121,6 +127,8 @@ void tr_mrn_free(tr_mrn *mrn) {
         tr_free(L->w_init);
         tr_free(L->work);
         tr_free(L->w_f32);
+        for (int k = 0; k < TR_MRN_MODE_COUNT; k++)
+            tr_free(L->u_f32[k]);
     }
     tr_free(mrn->counts);
     tr_free(mrn->eye_tn);
@@ -160,8 +168,120 @@ tr_status tr_mrn_layer_prior_grad(tr_mrn *mrn, int l, float *g_local) {
     return TR_OK;
 }
 
+/* ---- proximal step in single precision -------------------------------------- *
+ * The same step as below with the rotations by U1, U2 (and the task mixing by
+ * U3) as float32 GEMMs on the float weights: U is computed in double at each
+ * covariance update and rounded to float once; the divisors
+ * 1 + η λ' p3_i p1_a p2_b are formed in double. */
+
+static void refresh_u_f32(const tr_mrn *mrn, tr_mrn_layer *L) {
+    if (L->u_f32_stamp == mrn->counters[0])
+        return;
+    for (int k = 0; k < TR_MRN_MODE_COUNT; k++) {
+        size_t n = (size_t)L->n[k] * L->n[k];
+        for (size_t i = 0; i < n; i++)
+            L->u_f32[k][i] = (float)L->u[k][i];
+    }
+    L->u_f32_stamp = mrn->counters[0];
+}
+
+/* x (d1, d2) = U1ᵀ w U2 (an absent U is the identity); x != w; tmp (d1, d2) */
+static void rotate_f32(float *x, const float *w, const float *u1, const float *u2, float *tmp,
+                       int d1, int d2) {
+    if (u1 && u2) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d1, d2, d1, 1.0f, u1, d1, w, d2, 0.0f,
+                    tmp, d2);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d2, 1.0f, tmp, d2, u2, d2,
+                    0.0f, x, d2);
+    } else if (u1) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d1, d2, d1, 1.0f, u1, d1, w, d2, 0.0f,
+                    x, d2);
+    } else if (u2) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d2, 1.0f, w, d2, u2, d2,
+                    0.0f, x, d2);
+    } else {
+        memcpy(x, w, (size_t)d1 * d2 * sizeof(float));
+    }
+}
+
+/* w (d1, d2) = U1 x U2ᵀ; x != w; tmp (d1, d2) */
+static void unrotate_f32(float *w, const float *x, const float *u1, const float *u2, float *tmp,
+                         int d1, int d2) {
+    if (u1 && u2) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d1, 1.0f, u1, d1, x, d2,
+                    0.0f, tmp, d2);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d1, d2, d2, 1.0f, tmp, d2, u2, d2,
+                    0.0f, w, d2);
+    } else if (u1) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d1, 1.0f, u1, d1, x, d2,
+                    0.0f, w, d2);
+    } else if (u2) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d1, d2, d2, 1.0f, x, d2, u2, d2, 0.0f,
+                    w, d2);
+    } else {
+        memcpy(w, x, (size_t)d1 * d2 * sizeof(float));
+    }
+}
+
+/* x (d1, d2) /= 1 + s p1_a p2_b */
+static tr_status scale_f32(float *x, const double *p1, const double *p2, double s, int d1, int d2) {
+    for (int a = 0; a < d1; a++) {
+        double sa = s * p1[a];
+        float *row = x + (size_t)a * d2;
+        for (int b = 0; b < d2; b++) {
+            double den = 1.0 + sa * p2[b];
+            TR_CHECK(den > 0.0 && isfinite(den), TR_ERR_NUMERIC,
+                     "MRN prox: 1 + eta*lambda*p3*p1*p2 = %g is not positive", den);
+            row[b] = (float)(row[b] / den);
+        }
+    }
+    return TR_OK;
+}
+
+static tr_status layer_prox_f32(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, float *w_local,
+                                double eta) {
+    int d1 = L->d1, d2 = L->d2, nn = d1 * d2, tn = mrn->tn, T = mrn->T;
+    if (tn == 0 && !L->rotated[TR_MRN_MODE_TASK])
+        return TR_OK;
+    refresh_u_f32(mrn, L);
+    const float *u1 = L->rotated[0] ? L->u_f32[0] : NULL, *u2 = L->rotated[1] ? L->u_f32[1] : NULL;
+    double step = eta * mrn->o.lambda;
+    /* float scratch inside work ((T + 2) d1 d2 doubles): xl (tn), wt (T), tmp (1) */
+    float *xl = (float *)L->work, *wt = xl + (size_t)tn * nn, *tmp = wt + (size_t)T * nn;
+    if (!L->rotated[TR_MRN_MODE_TASK]) {
+        /* Ω3 is diagonal: no task mixing, nothing to communicate */
+        for (int i = 0; i < tn; i++) {
+            float *w = w_local + (size_t)i * nn;
+            rotate_f32(xl, w, u1, u2, tmp, d1, d2);
+            TR_CALL(scale_f32(xl, L->p[0], L->p[1], step * L->p[2][mrn->t0 + i], d1, d2));
+            unrotate_f32(w, xl, u1, u2, tmp, d1, d2);
+        }
+        return TR_OK;
+    }
+    for (int i = 0; i < tn; i++)
+        rotate_f32(xl + (size_t)i * nn, w_local + (size_t)i * nn, u1, u2, tmp, d1, d2);
+    set_counts(mrn, g, nn);
+    /* w_f32 holds the rotated weights of all tasks from here on */
+    TR_CALL(tr_allgatherv_f32(g, g->replica_comm, xl, tn * nn, L->w_f32, mrn->counts, mrn->displs,
+                              TR_COLL_MRN));
+    if (tn == 0)
+        return TR_OK;
+    const float *u3 = L->u_f32[2];
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, nn, T, 1.0f, u3, T, L->w_f32, nn, 0.0f,
+                wt, nn);
+    for (int i = 0; i < T; i++)
+        TR_CALL(scale_f32(wt + (size_t)i * nn, L->p[0], L->p[1], step * L->p[2][i], d1, d2));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, T, 1.0f, u3 + (size_t)mrn->t0 * T,
+                T, wt, nn, 0.0f, xl, nn);
+    for (int i = 0; i < tn; i++)
+        unrotate_f32(w_local + (size_t)i * nn, xl + (size_t)i * nn, u1, u2, tmp, d1, d2);
+    return TR_OK;
+}
+
 tr_status tr_mrn_layer_prox(tr_mrn *mrn, int l, tr_grid *g, float *w_local, double eta) {
     tr_mrn_layer *L = &mrn->layer[l];
+    if (!mrn->o.prox_f64)
+        return layer_prox_f32(mrn, L, g, w_local, eta);
     int d1 = L->d1, d2 = L->d2, nn = d1 * d2, tn = mrn->tn;
     const double *u1 = L->rotated[0] ? L->u[0] : NULL, *u2 = L->rotated[1] ? L->u[1] : NULL;
     double *x = L->work; /* (tn, d1, d2) owned tasks */
@@ -244,6 +364,7 @@ static tr_status update_mode(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, int k) {
     double scale = o->official ? 1.0 : tr_mrn_cov_scale((tr_mrn_mode)k, L->d1, L->d2, mrn->T);
     tr_mrn_cov_finalize(part, scale, o->eps, n);
     memcpy(L->sigma[k], part, (size_t)n * n * sizeof(double));
+    L->u_f32_stamp = -1.0; /* U changes below */
     TR_CALL(tr_mrn_precision(mrn, L->omega[k], L->u[k], L->p[k], &L->logdet[k], L->sigma[k], n));
     L->rotated[k] = 1;
     return TR_OK;

@@ -14,6 +14,13 @@
 #   --wait-idle S    before each run, wait up to S seconds for the machine to
 #                    be idle (/proc/pressure/cpu "some" avg10 < 2 %) (0: no wait)
 #   --taskrel-only, --torch-only   run one side only
+#   --no-sgemm       skip the sgemm-rate runs (tests/bench/bench_sgemm.c)
+#
+# With taskrel, each repetition also times this core's sgemm
+# (build/tests/bench_sgemm) for a 2048^3 product and the step's own GEMM
+# shapes, alternated with the training runs; the report gives the step's
+# GFLOP/s (25.45 MFLOP per sample, multiply-adds counted as 2) as a fraction
+# of the median 2048^3 rate.
 #   --keep           keep the temporary directory (dataset, run dir, logs)
 # Environment: TASKREL_BUILD_DIR (build), TASKREL_BENCH_OUT (tests/bench/out).
 #   OPENBLAS_CORETYPE is passed through to both sides (it selects OpenBLAS's
@@ -35,7 +42,7 @@ PY=/usr/bin/python3 # Debian's python3: the one python3-torch installs into
 TASKS=4
 BATCH=128
 
-steps=50 warmup=10 torch_mode=both repeat=1 wait_idle=0 run_taskrel=1 run_torch=1 keep=0
+steps=50 warmup=10 torch_mode=both repeat=1 wait_idle=0 run_taskrel=1 run_torch=1 keep=0 run_sgemm=1
 usage() {
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
 }
@@ -78,6 +85,7 @@ while (($#)); do
     --taskrel-only) run_torch=0 ;;
     --torch-only) run_taskrel=0 ;;
     --keep) keep=1 ;;
+    --no-sgemm) run_sgemm=0 ;;
     -h | --help)
         usage
         exit 0
@@ -144,6 +152,12 @@ if ((run_taskrel)); then
         exit 1
     }
     BIN="$BUILD_DIR/taskrel"
+    if ((run_sgemm)); then
+        cmake --build "$BUILD_DIR" --target bench_sgemm >"$TMP/sgemm-build.log" 2>&1 || {
+            tail -n 20 "$TMP/sgemm-build.log" >&2
+            exit 1
+        }
+    fi
     [[ -x $BIN ]] || {
         echo "bench: $BIN not built" >&2
         exit 1
@@ -283,6 +297,10 @@ if ((run_taskrel)); then
 fi
 for ((i = 1; i <= repeat; i++)); do
     if ((run_taskrel)); then taskrel_once "$i" || exit 1; fi
+    if ((run_taskrel && run_sgemm)); then
+        echo "bench: sgemm rates (run $i/$repeat)"
+        "$BUILD_DIR/tests/bench_sgemm" 3 >"$TMP/sgemm-$i.txt"
+    fi
     if ((run_torch)); then
         for m in "${modes[@]}"; do torch_once "$m" "$i" || exit 1; done
     fi
@@ -292,6 +310,24 @@ taskrel_sps="" taskrel_note="" taskrel_runs=""
 if ((run_taskrel)); then
     read -r taskrel_sps _ taskrel_note < <(median_run "$TMP/taskrel.runs")
     taskrel_runs=$(list_runs "$TMP/taskrel.runs")
+fi
+sgemm_table="" step_frac=""
+if ((run_taskrel && run_sgemm)); then
+    # per shape: median GFLOP/s over the repetitions
+    sgemm_table=$("$PY" - "$TMP"/sgemm-*.txt <<'PYEOF'
+import sys, statistics
+rows = {}
+for path in sys.argv[1:]:
+    for line in open(path):
+        f = line.split()
+        if f and f[0] != "shape":
+            rows.setdefault(" ".join(f[:6]), []).append(float(f[6]))
+for k, v in rows.items():
+    print(f"  {k:<40} {statistics.median_low(v):7.1f} GFLOP/s  ({' '.join(f'{x:.1f}' for x in v)})")
+PYEOF
+    )
+    sq=$(echo "$sgemm_table" | awk '$1 == "square-2048" { print $7 }')
+    step_frac=$(awk -v s="$taskrel_sps" -v q="$sq" 'BEGIN { g = s * 25.45e-3; printf "step %.1f GFLOP/s = %.0f %% of sgemm 2048^3 (%.1f GFLOP/s, median)", g, 100 * g / q, q }')
 fi
 torch_sps="" torch_detail="" torch_runs=""
 if ((run_torch)); then
@@ -324,6 +360,12 @@ report="$OUT_DIR/bench_hps-$(date +%Y%m%d-%H%M%S).txt"
     [[ -z $taskrel_runs ]] || echo "taskrel runs (samples/s): $taskrel_runs"
     [[ -z $torch_runs ]] || echo "pytorch runs (samples/s): $torch_runs"
     [[ -z $torch_detail ]] || echo "pytorch by trunk mode (samples/s, median): $torch_detail"
+    if [[ -n $sgemm_table ]]; then
+        echo "sgemm (shape m n k transA transB: median GFLOP/s (each run)):"
+        echo "$sgemm_table"
+        echo "$step_frac"
+    fi
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "taskrel: ${taskrel_sps:-n/a} samples/s   pytorch: ${torch_sps:-n/a} samples/s   ratio taskrel/pytorch: $ratio"
 } | tee "$report"
 echo "bench: report written to ${report#"$ROOT"/}"

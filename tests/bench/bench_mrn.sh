@@ -5,7 +5,8 @@
 #    fashion-domains tasks, 32 examples per task per step (the batch of
 #    launch/configs/fashion-mrn.ini), 1 rank, one BLAS thread, SGD; MRN with
 #    the default [mrn] keys (fc7 and fc8, all three modes, update every 50
-#    steps, exact proximal step every step), and the variants
+#    steps, exact proximal step every step, rotations in float32), and the
+#    variants mrn.prox_precision=double (the same step in double),
 #    mrn.prox_every=10 and mrn.prior_step=gradient. Steps 1-50 are warm-up;
 #    the mean step time is the difference of train_seconds between the
 #    validations at steps 50 and 150 over 100 steps, so it includes two
@@ -15,7 +16,9 @@
 #    (D1 = 512, 1024, 2048; D2 = 256; T = 6) on 1 and 2 ranks
 #    (tests/bench/bench_mrn_update.c; ScaLAPACK on 2 ranks for n > 256).
 #
-# Usage: tests/bench/bench_mrn.sh [--repeat N] [--wait-idle S]
+# Usage: tests/bench/bench_mrn.sh [--repeat N] [--wait-idle S] [--steps-only]
+#   --steps-only: part 1 only (no covariance-update micro-benchmark)
+#   --quick: part 1 with HPS, MRN and MRN with mrn.prox_precision=double only
 # Environment: TASKREL_BUILD_DIR (build), OPENBLAS_CORETYPE passed through.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -25,10 +28,14 @@ BUILD=${TASKREL_BUILD_DIR:-$ROOT/build}
 BIN=$BUILD/taskrel
 repeat=1
 wait_idle=0
+steps_only=0
+quick=0
 while (($#)); do
     case "$1" in
     --repeat) repeat=$2; shift 2 ;;
     --wait-idle) wait_idle=$2; shift 2 ;;
+    --steps-only) steps_only=1; shift ;;
+    --quick) quick=1; shift ;;
     *) echo "bench_mrn: unknown option '$1'" >&2; exit 2 ;;
     esac
 done
@@ -44,7 +51,9 @@ common=(-c "$ROOT/tests/bench/hps_lenet_bench.ini" --set data.path="$TMP/fd.h5"
     --set train.batch_size=32 --set train.max_steps=150 --set train.eval_every=50
     --set run.progress=off)
 declare -A times
-variants=("hps" "mrn" "mrn mrn.prox_every=10" "mrn mrn.prior_step=gradient mrn.lambda=0.05")
+load0=$(cut -d" " -f1-3 /proc/loadavg)
+variants=("hps" "mrn" "mrn mrn.prox_precision=double" "mrn mrn.prox_every=10" "mrn mrn.prior_step=gradient mrn.lambda=0.05")
+[[ $quick == 1 ]] && variants=("hps" "mrn" "mrn mrn.prox_precision=double")
 for ((rep = 0; rep < repeat; rep++)); do
     for v in "${variants[@]}"; do
         set -- $v
@@ -70,12 +79,14 @@ PY
 done
 median() { tr ';' '\n' | awk 'NF' | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 hps=$(echo "${times[hps]}" | median | awk '{print $1}')
+echo "# load average before/after: $load0 / $(cut -d" " -f1-3 /proc/loadavg)"
 printf '\n%-46s %10s %10s %8s\n' "model (1 rank, 6 tasks x 32, lenet)" "step ms" "mrn ms" "x HPS"
 for v in "${variants[@]}"; do
     read -r ms mrn <<<"$(echo "${times[$v]}" | median)"
     printf '%-46s %10s %10s %8.3f\n' "$v" "$ms" "$mrn" "$(echo "$ms / $hps" | bc -l)"
 done
 
+[[ $steps_only == 1 ]] && exit 0
 echo
 for P in 1 2; do
     wait_for_idle

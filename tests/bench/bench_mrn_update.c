@@ -8,7 +8,8 @@
  * Median of several repetitions after one warm-up, one BLAS thread per rank.
  *
  *   cmake --build build --target bench_mrn_update
- *   mpirun -n P build/tests/bench_mrn_update [reps] [scalapack_min_dim]
+ *   mpirun -n P build/tests/bench_mrn_update [reps] [scalapack_min_dim] [max_D1]
+ * The prox is timed twice, in float32 (the default) and in double.
  *   (tests/bench/bench_mrn.sh runs P = 1 and 2 and the step benchmark)
  */
 #include <math.h>
@@ -40,13 +41,17 @@ int main(int argc, char **argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &P);
     int reps = argc > 1 ? atoi(argv[1]) : 5;
     int min_dim = argc > 2 ? atoi(argv[2]) : 256;
+    int max_d1 = argc > 3 ? atoi(argv[3]) : 2048;
     const int dims[] = {512, 1024, 2048};
     if (rank == 0)
         printf("# P=%d T=%d D2=%d reps=%d scalapack_min_dim=%d (median seconds)\n"
-               "%-6s %-10s %-12s %-12s %s\n",
-               P, T, D2, reps, min_dim, "D1", "update_s", "prox_step_s", "eig_calls", "backend");
+               "%-6s %-10s %-12s %-12s %-12s %s\n",
+               P, T, D2, reps, min_dim, "D1", "update_s", "prox_step_s", "prox_f64_s", "eig_calls",
+               "backend");
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
         int d1 = dims[di], d2 = D2;
+        if (d1 > max_d1)
+            break;
         tr_grid g;
         die(tr_grid_init(&g, MPI_COMM_WORLD, T, 0, NULL));
         tr_mrn_opts o = {.lambda = 1e-3,
@@ -68,6 +73,7 @@ int main(int argc, char **argv) {
                 w[k * nn + i] = (float)(0.05 * sin(0.001 * (double)i * (g.t0 + k + 1) + 0.3 * k));
         double *tu = malloc(sizeof(double) * (size_t)(reps + 1));
         double *tp = malloc(sizeof(double) * (size_t)(reps + 1));
+        double *td = malloc(sizeof(double) * (size_t)(reps + 1));
         for (int r = 0; r <= reps; r++) {
             MPI_Barrier(MPI_COMM_WORLD);
             double t0 = MPI_Wtime();
@@ -76,20 +82,28 @@ int main(int argc, char **argv) {
             double t1 = MPI_Wtime();
             die(tr_mrn_layer_prox(&mrn, 0, &g, w, 0.03));
             double t2 = MPI_Wtime();
-            double loc[2] = {t1 - t0, t2 - t1}, mx[2];
-            MPI_Allreduce(loc, mx, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+            mrn.o.prox_f64 = 1; /* the same step in double (mrn.prox_precision = double) */
+            die(tr_mrn_layer_prox(&mrn, 0, &g, w, 0.03));
+            mrn.o.prox_f64 = 0;
+            double t3 = MPI_Wtime();
+            double loc[3] = {t1 - t0, t2 - t1, t3 - t2}, mx[3];
+            MPI_Allreduce(loc, mx, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
             tu[r] = mx[0];
             tp[r] = mx[1];
+            td[r] = mx[2];
         }
         qsort(tu + 1, (size_t)reps, sizeof(double), cmp);
         qsort(tp + 1, (size_t)reps, sizeof(double), cmp);
+        qsort(td + 1, (size_t)reps, sizeof(double), cmp);
         if (rank == 0)
-            printf("%-6d %-10.4f %-12.4f %-12d %s\n", d1, tu[1 + reps / 2], tp[1 + reps / 2],
+            printf("%-6d %-10.4f %-12.4f %-12.4f %-12d %s\n", d1, tu[1 + reps / 2], tp[1 + reps / 2],
+                   td[1 + reps / 2],
                    mrn.scalapack_calls + mrn.lapack_calls,
                    mrn.scalapack_calls ? "scalapack(D1,T<=min:lapack)" : "lapack");
         free(w);
         free(tu);
         free(tp);
+        free(td);
         tr_mrn_free(&mrn);
         tr_grid_free(&g);
     }

@@ -7,7 +7,10 @@
  * to 1e-10 relative (1e-6 for the float weights of the prox); two flip-flop
  * cycles, all three modes, floor and official numerics. And the ScaLAPACK
  * path (pdsyevd + pdgemm over all ranks) gives the LAPACKE precision of a
- * 512 x 512 covariance to 1e-8.
+ * 512 x 512 covariance to 1e-8. The float32 proximal step (the default,
+ * mrn.prox_precision = float) equals the double one at every step of a short
+ * run with three covariance updates: from the same weights and state to
+ * 2e-6 of the largest weight, and along two separate runs to 1e-5.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -215,12 +218,100 @@ static void test_scalapack_precision(void **state) {
     tr_grid_free(&g);
 }
 
+/* ---- float32 prox against the double prox ----------------------------------- */
+
+#define PD1 48
+#define PD2 24
+#define PSTEPS 12
+
+static float pweight(int t, int i, int step) {
+    int base = t == 1 ? 0 : (t == 3 ? 2 : t);
+    return (float)(sin(0.13 * i + 2.1 * base) + 0.3 * cos(0.037 * i * (t + 1)) +
+                   0.05 * sin(0.7 * i + 1.3 * t + 0.9 * step));
+}
+
+static void test_prox_float_vs_double(void **state) {
+    (void)state;
+    int P;
+    MPI_Comm_size(MPI_COMM_WORLD, &P);
+    int S = P <= T && T % P == 0 ? P : 1;
+    const int d1[1] = {PD1}, d2[1] = {PD2};
+    const char *const names[1] = {"fc7"};
+    tr_grid g;
+    assert_int_equal(tr_grid_init(&g, MPI_COMM_WORLD, T, S, NULL), TR_OK);
+    tr_mrn mf, md;
+    tr_mrn_opts o = opts(0);
+    o.flipflop_iters = 1;
+    assert_int_equal(tr_mrn_init(&mf, &o, &g, 1, names, d1, d2), TR_OK);
+    o.prox_f64 = 1;
+    assert_int_equal(tr_mrn_init(&md, &o, &g, 1, names, d1, d2), TR_OK);
+    size_t nn = (size_t)PD1 * PD2, n = (size_t)g.tn * nn;
+    float *wf = calloc(n ? n : 1, sizeof(float)), *wd = calloc(n ? n : 1, sizeof(float)),
+          *w1 = calloc(n ? n : 1, sizeof(float));
+    for (size_t k = 0; k < n; k++)
+        wf[k] = wd[k] = pweight(g.t0 + (int)(k / nn), (int)(k % nn), 0);
+    double step_worst = 0.0, run_worst = 0.0;
+    int updates = 0;
+    for (int step = 1; step <= PSTEPS; step++) {
+        /* an "optimizer step": the same increment on both runs */
+        for (size_t k = 0; k < n; k++) {
+            float dlt = 0.02f * (pweight(g.t0 + (int)(k / nn), (int)(k % nn), step) -
+                                 pweight(g.t0 + (int)(k / nn), (int)(k % nn), step - 1));
+            wf[k] += dlt;
+            wd[k] += dlt;
+        }
+        /* one step from the same weights and state: float path against double */
+        memcpy(w1, wf, n * sizeof(float));
+        mf.o.prox_f64 = 1;
+        assert_int_equal(tr_mrn_layer_prox(&mf, 0, &g, w1, 0.5), TR_OK);
+        mf.o.prox_f64 = 0;
+        assert_int_equal(tr_mrn_layer_prox(&mf, 0, &g, wf, 0.5), TR_OK);
+        assert_int_equal(tr_mrn_layer_prox(&md, 0, &g, wd, 0.5), TR_OK);
+        double wmax = 0.0, d1s = 0.0, d2s = 0.0;
+        for (size_t k = 0; k < n; k++) {
+            wmax = fmax(wmax, fabs(wd[k]));
+            d1s = fmax(d1s, fabs(wf[k] - w1[k]));
+            d2s = fmax(d2s, fabs(wf[k] - wd[k]));
+        }
+        double m[3] = {wmax, d1s, d2s};
+        MPI_Allreduce(MPI_IN_PLACE, m, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        step_worst = fmax(step_worst, m[1] / m[0]);
+        run_worst = fmax(run_worst, m[2] / m[0]);
+        MPI_ASSERT(m[1] <= 2e-6 * m[0]);
+        MPI_ASSERT(m[2] <= 1e-5 * m[0]);
+        if (step % 4 == 0) {
+            tr_mrn *both[2] = {&mf, &md};
+            float *ws[2] = {wf, wd};
+            for (int b = 0; b < 2; b++) {
+                assert_int_equal(tr_mrn_layer_gather(both[b], 0, &g, ws[b]), TR_OK);
+                assert_int_equal(tr_mrn_layer_update(both[b], 0, &g), TR_OK);
+                both[b]->counters[0] += 1.0;
+            }
+            updates++;
+        }
+    }
+    MPI_ASSERT(updates >= 2 && mf.layer[0].rotated[TR_MRN_MODE_TASK]);
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0)
+        print_message("float prox vs double: %d covariance updates, one step %.2e, run %.2e "
+                      "(of the largest weight)\n",
+                      updates, step_worst, run_worst);
+    free(wf);
+    free(wd);
+    free(w1);
+    tr_mrn_free(&mf);
+    tr_mrn_free(&md);
+    tr_grid_free(&g);
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_assembly_floor),
         cmocka_unit_test(test_assembly_official),
         cmocka_unit_test(test_scalapack_precision),
+        cmocka_unit_test(test_prox_float_vs_double),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();
