@@ -8,7 +8,8 @@
  * global, a file written on P ranks loads on any P'.
  *
  * Root attributes: format = "taskrel-weights", version, tasks, world_size,
- * replicas, shards, and (save) the resolved config text.
+ * replicas, shards, and (save) the resolved config text and the run's
+ * provenance: run_id and data_fingerprint (see tr_provenance).
  */
 #ifndef TASKREL_WEIGHTS_H
 #define TASKREL_WEIGHTS_H
@@ -22,10 +23,20 @@ extern "C" {
 #endif
 
 #define TR_WEIGHTS_VERSION 1
+#define TR_RUN_ID_LEN 40
 
-/* Collective over g->world. buffers may be NULL or empty. */
+/* Where a file's weights came from: the run (an id made at the run's first
+ * start and kept across resumes) and the dataset it trained on (a fingerprint
+ * of its contents, tr_dataset_fingerprint). Stored as the root attributes
+ * run_id and data_fingerprint of checkpoints and model.h5. */
+typedef struct {
+    char run_id[TR_RUN_ID_LEN];
+    char data_fingerprint[TR_RUN_ID_LEN];
+} tr_provenance;
+
+/* Collective over g->world. buffers and prov may be NULL or empty. */
 tr_status tr_weights_save(const char *path, const tr_params *params, const tr_params *buffers,
-                          const tr_grid *g, const tr_config *cfg);
+                          const tr_grid *g, const tr_config *cfg, const tr_provenance *prov);
 /* Collective over g->world: each rank reads its own slices. A missing file,
  * a missing tensor or a shape that does not match the model raises
  * TR_ERR_DATA naming the file and the tensor. */

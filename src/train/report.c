@@ -4,7 +4,9 @@
  * terminal, plain log lines otherwise), metrics.jsonl, and the final
  * per-task table.
  */
+#include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,22 +25,36 @@ void tr_trainer_phase(tr_trainer *tr, tr_phase ph, const char *name, double t0, 
     tr_timeline_add(tr->rep.timeline, name, t0, t1, tr->step);
 }
 
-static tr_status make_run_dir(tr_trainer *tr) {
-    char dir[TR_PATH_LEN];
-    const char *want = tr->opts.run_dir ? tr->opts.run_dir : tr->cfg->run_dir;
-    if (want && want[0]) {
-        snprintf(dir, sizeof(dir), "%s", want);
-    } else if (tr->grid.rank == 0) {
-        time_t now = time(NULL);
-        struct tm tmv;
-        gmtime_r(&now, &tmv);
-        char stamp[32];
-        strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tmv);
-        snprintf(dir, sizeof(dir), "runs/%s-%s", tr->model.method->name, stamp);
+/* rank 0: a fresh directory runs/<method>-<UTC date>-<n> (the first n free). */
+static tr_status fresh_run_dir(const tr_trainer *tr, char *dir, size_t n) {
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    char stamp[32];
+    strftime(stamp, sizeof(stamp), "%Y%m%d", &tmv);
+    TR_CALL(tr_mkdir_p("runs", "run"));
+    for (int k = 1; k < 100000; k++) {
+        snprintf(dir, n, "runs/%s-%s-%d", tr->model.method->name, stamp, k);
+        if (mkdir(dir, 0755) == 0)
+            return TR_OK;
+        TR_CHECK(errno == EEXIST, TR_ERR_IO, "cannot create run directory %s: %s", dir,
+                 strerror(errno));
     }
+    TR_RAISE(TR_ERR_IO, "no free run directory name under runs/ (give --run-dir)");
+}
+
+static tr_status make_run_dir(tr_trainer *tr) {
+    char dir[TR_PATH_LEN] = "";
+    const char *want = tr->opts.run_dir ? tr->opts.run_dir : tr->cfg->run_dir;
+    tr_status st = TR_OK;
+    if (want && want[0])
+        snprintf(dir, sizeof(dir), "%s", want);
+    else if (tr->grid.rank == 0)
+        st = fresh_run_dir(tr, dir, sizeof(dir));
+    TR_CALL(tr_agree(tr->grid.world, st));
     TR_MPI(MPI_Bcast(dir, (int)sizeof(dir), MPI_CHAR, 0, tr->grid.world));
     snprintf(tr->rep.run_dir, sizeof(tr->rep.run_dir), "%s", dir);
-    tr_status st = tr->grid.rank == 0 ? tr_mkdir_p(dir, "run") : TR_OK;
+    st = tr->grid.rank == 0 ? tr_mkdir_p(dir, "run") : TR_OK;
     TR_CALL(tr_agree(tr->grid.world, st));
     return TR_OK;
 }

@@ -224,7 +224,7 @@ static tr_status finish(tr_trainer *tr, tr_train_result *res) {
     snprintf(res->run_dir, sizeof(res->run_dir), "%s", tr->rep.run_dir);
     char path[TR_PATH_LEN + 16];
     snprintf(path, sizeof(path), "%s/model.h5", tr->rep.run_dir);
-    TR_CALL(tr_weights_save(path, &m->params, &m->buffers, &tr->grid, tr->cfg));
+    TR_CALL(tr_weights_save(path, &m->params, &m->buffers, &tr->grid, tr->cfg, &tr->ckpt.prov));
     TR_CALL(tr_method_final_relations(m));
     snprintf(path, sizeof(path), "%s/timeline.json", tr->rep.run_dir);
     TR_CALL(tr_timeline_write(tr->rep.timeline, tr->grid.world, path));
