@@ -120,7 +120,7 @@ const tr_cfg_key tr_cfg_keys[] = {
       NULL, "loss weight of each task, comma separated, one per task (empty: all 1)"),
 
     K("run", "dir", TR_CFG_STRING, run_dir, FSIZE(run_dir), "", ANY, NULL,
-      "run directory (empty: `runs/<model>-<timestamp>`)"),
+      "run directory (empty: a new `runs/<model>-<UTC date>-<n>`)"),
     K("run", "progress", TR_CFG_ENUM, progress, 0, "auto", ANY, k_progress_names,
       "progress line on stderr: auto (if stderr is a terminal), on, off"),
 
