@@ -37,6 +37,7 @@ typedef struct {
      * and checkpoints first (only with resume "none"). Without it such a
      * directory is TR_ERR_USAGE and nothing in it is changed. */
     int overwrite;
+    const char *command_line; /* recorded as provenance (may be NULL) */
     /* Testing: act as if a stop signal reached the last rank during the step
      * that completes this many steps (0: never). */
     int64_t stop_after_steps;

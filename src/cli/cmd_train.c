@@ -185,11 +185,37 @@ static tr_status parse(int argc, char **argv, tr_config *cfg, train_args *a, int
     return TR_OK;
 }
 
+/* "taskrel train ARGS", each argument single-quoted when the shell would
+ * split or expand it. */
+static void command_line(char *buf, size_t n, int argc, char **argv) {
+    size_t used = (size_t)snprintf(buf, n, "taskrel");
+    for (int i = 0; i < argc && used + 4 < n; i++) {
+        const char *a = argv[i];
+        int plain = a[0] != '\0';
+        for (const char *c = a; *c && plain; c++)
+            plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                           "-_./=:,+@%",
+                           *c) != NULL;
+        used += (size_t)snprintf(buf + used, n - used, plain ? " %s" : " '", a);
+        for (const char *c = a; !plain && *c && used + 6 < n; c++)
+            used += *c == '\''
+                        ? (size_t)snprintf(buf + used, n - used, "%s", "'\\''")
+                        : (size_t)snprintf(buf + used, n - used, "%c", *c);
+        if (!plain && used + 2 < n)
+            used += (size_t)snprintf(buf + used, n - used, "'");
+    }
+}
+
 tr_status tr_cmd_train(int argc, char **argv) {
     tr_config cfg;
     train_args a;
     TR_CALL(parse(argc, argv, &cfg, &a, 0));
-    tr_train_opts opts = {.run_dir = a.run_dir, .resume = a.resume, .overwrite = a.overwrite};
+    static char cmdline[1024];
+    command_line(cmdline, sizeof(cmdline), argc, argv);
+    tr_train_opts opts = {.run_dir = a.run_dir,
+                          .resume = a.resume,
+                          .overwrite = a.overwrite,
+                          .command_line = cmdline};
     tr_train_result res;
     tr_status st = tr_train_run(&cfg, MPI_COMM_WORLD, &opts, &res);
     tr_train_result_free(&res);

@@ -16,6 +16,16 @@ tr_status tr_provenance_write_h5(hid_t loc, const tr_provenance *prov) {
         TR_CALL(tr_h5_attr_write_str(loc, "run_id", prov->run_id));
     if (prov->data_fingerprint[0])
         TR_CALL(tr_h5_attr_write_str(loc, "data_fingerprint", prov->data_fingerprint));
+    const struct {
+        const char *name, *value;
+    } more[] = {{"taskrel_version", prov->version},
+                {"git_revision", prov->git_revision},
+                {"command_line", prov->command_line},
+                {"hosts", prov->hosts},
+                {"slurm_job_id", prov->slurm_job_id}};
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+        if (more[i].value[0])
+            TR_CALL(tr_h5_attr_write_str(loc, more[i].name, more[i].value));
     return TR_OK;
 }
 

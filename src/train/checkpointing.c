@@ -120,6 +120,46 @@ static tr_status claim_run_dir(tr_trainer *tr) {
     return tr_rundir_clear(run_dir, ckdir);
 }
 
+/* Where and how this start of the run runs: version, git revision, command
+ * line, hosts, SLURM job; rank 0's view broadcast, so that every rank writes
+ * the same attributes. */
+static tr_status gather_provenance(tr_trainer *tr) {
+    tr_provenance *p = &tr->ckpt.prov;
+    int size = tr->grid.size, len = 0;
+    char me[MPI_MAX_PROCESSOR_NAME] = "";
+    MPI_Get_processor_name(me, &len);
+    char *all = tr->grid.rank == 0 ? malloc((size_t)size * MPI_MAX_PROCESSOR_NAME) : NULL;
+    TR_CHECK(tr->grid.rank != 0 || all, TR_ERR_NOMEM, "out of memory");
+    TR_MPI(MPI_Gather(me, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all, MPI_MAX_PROCESSOR_NAME, MPI_CHAR,
+                      0, tr->grid.world));
+    if (tr->grid.rank == 0) {
+        snprintf(p->version, sizeof(p->version), "%s", TASKREL_VERSION_STRING);
+#ifdef TASKREL_GIT_REVISION
+        snprintf(p->git_revision, sizeof(p->git_revision), "%s", TASKREL_GIT_REVISION);
+#endif
+        snprintf(p->command_line, sizeof(p->command_line), "%s",
+                 tr->opts.command_line ? tr->opts.command_line : "");
+        const char *job = getenv("SLURM_JOB_ID");
+        snprintf(p->slurm_job_id, sizeof(p->slurm_job_id), "%s", job ? job : "");
+        p->world_size = size;
+        size_t used = 0;
+        p->hosts[0] = '\0';
+        for (int r = 0; r < size; r++) {
+            const char *h = all + (size_t)r * MPI_MAX_PROCESSOR_NAME;
+            int seen = 0;
+            for (int q = 0; q < r && !seen; q++)
+                seen = strncmp(h, all + (size_t)q * MPI_MAX_PROCESSOR_NAME,
+                               MPI_MAX_PROCESSOR_NAME) == 0;
+            if (!seen && used + strlen(h) + 2 < sizeof(p->hosts))
+                used += (size_t)snprintf(p->hosts + used, sizeof(p->hosts) - used, "%s%s",
+                                         used ? "," : "", h);
+        }
+        free(all);
+    }
+    TR_MPI(MPI_Bcast(p, (int)sizeof(*p), MPI_BYTE, 0, tr->grid.world));
+    return TR_OK;
+}
+
 tr_status tr_trainer_ckpt_prepare(tr_trainer *tr) {
     tr_trainer_ckpt *c = &tr->ckpt;
     if (tr->cfg->ckpt_dir[0])
@@ -137,7 +177,7 @@ tr_status tr_trainer_ckpt_prepare(tr_trainer *tr) {
                                sizeof(c->prov.data_fingerprint));
     }
     TR_CALL(tr_agree(tr->grid.world, st));
-    TR_MPI(MPI_Bcast(c->prov.data_fingerprint, TR_RUN_ID_LEN, MPI_CHAR, 0, tr->grid.world));
+    TR_CALL(gather_provenance(tr));
     return TR_OK;
 }
 
@@ -299,7 +339,9 @@ static void trim_metrics(const tr_trainer *tr, int64_t step) {
     size_t cap = 0;
     while (getline(&line, &cap, in) > 0) {
         long long s = -1;
-        if (strstr(line, "\"final\":true") || sscanf(line, "{\"step\":%lld", &s) != 1 || s > step)
+        int keep = strncmp(line, "{\"provenance\":", 14) == 0; /* each start's */
+        if (!keep && (strstr(line, "\"final\":true") || sscanf(line, "{\"step\":%lld", &s) != 1 ||
+                      s > step))
             continue;
         fputs(line, out);
     }

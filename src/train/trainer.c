@@ -121,6 +121,8 @@ static void record_step(tr_trainer *tr, const loop_state *ls, int64_t step, tr_t
     res->steps = step + 1;
     if (tr->grid.rank == 0 && !tr->opts.quiet)
         tr_report_progress(tr, step + 1, mean_loss, 0);
+    if (tr->grid.rank == 0)
+        tr_report_train_line(tr, step + 1, ls->lr, all);
 }
 
 static tr_status validate_and_select(tr_trainer *tr, int64_t step, double lr) {

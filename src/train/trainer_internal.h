@@ -208,6 +208,8 @@ tr_status tr_report_open(tr_trainer *tr);
 void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_line);
 /* The learned task correlations (tr->relations) as text tables. */
 void tr_report_relations(const tr_trainer *tr, FILE *out);
+/* Every train.log_every steps: step, per-task loss, lr, samples/s in metrics.jsonl. */
+void tr_report_train_line(tr_trainer *tr, int64_t step, double lr, const tr_task_stats *step_stats);
 void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_stats,
                     const tr_task_stats *val, double lr);
 void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test);

@@ -51,6 +51,25 @@ for f in A/model.h5 A/checkpoints/ckpt-60.h5; do
     h5dump -a /data_fingerprint "$f" | grep -q '"v1-' || fail "$f: no data_fingerprint"
 done
 
+# provenance: config.ini's header, metrics.jsonl's first line, model.h5
+checks=$((checks + 1))
+[[ $(head -1 A/config.ini) == "; run $id_a, taskrel "*" on 1 rank(s), hosts "* ]] ||
+    fail "config.ini header: $(head -1 A/config.ini)"
+checks=$((checks + 1))
+$PY - "$id_a" <<'PY' || fail "metrics.jsonl provenance or training lines"
+import json, sys
+lines = [json.loads(l) for l in open("A/metrics.jsonl")]
+p = lines[0]["provenance"]
+assert p["run_id"] == sys.argv[1] and p["world_size"] == 1 and p["start_step"] == 0, p
+assert "--run-dir A" in p["command_line"] and p["hosts"] and p["data_fingerprint"].startswith("v1-"), p
+train = [l for l in lines if l.get("train") is True]
+assert train and train[-1]["step"] == 60 and len(train[-1]["loss"]) == 4 and train[-1]["lr"] > 0, train
+PY
+checks=$((checks + 1))
+for a in command_line hosts taskrel_version; do
+    h5dump -a "/$a" A/model.h5 >/dev/null 2>&1 || fail "model.h5 lacks the attribute $a"
+done
+
 # ---- another run's checkpoints in the directory ------------------------------------
 train --set train.max_steps=120 --run-dir OLD >OLD.log 2>&1 || { cat OLD.log; exit 1; }
 cp OLD/checkpoints/ckpt-110.h5 OLD/checkpoints/ckpt-120.h5 A/checkpoints/ # left behind
