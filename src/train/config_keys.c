@@ -85,7 +85,7 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("train", "eval_every", TR_CFG_INT, eval_every, 0, "0", GE(0), NULL,
       "steps between validations (0: after each epoch)"),
     K("train", "log_every", TR_CFG_INT, log_every, 0, "50", GE(1), NULL,
-      "steps between plain log lines"),
+      "steps between plain log lines and training lines in metrics.jsonl"),
     K("train", "optimizer", TR_CFG_ENUM, opt.kind, 0, "sgd", ANY, k_opt_names,
       "sgd (momentum, PyTorch convention) or adamw (decoupled weight decay)"),
     K("train", "momentum", TR_CFG_FLOAT, opt.momentum, 0, "0.9", CO(0, 1), NULL, "SGD momentum"),
