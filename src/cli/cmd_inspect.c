@@ -455,6 +455,83 @@ static tr_status plot_run(const tr_relations *rel, const char *name, const char 
     return st;
 }
 
+static void plot_label(char *buf, size_t cap, const char *path, const char *file);
+
+/* taskrel plot curves RUN -o FILE.png: per task, the training loss (the
+ * training lines of metrics.jsonl) and the validation metric against step. */
+static tr_status plot_curves(const char *run, const char *out) {
+    tr_metrics m;
+    TR_CALL(tr_metrics_read(run, &m));
+    tr_status st = check_output(out);
+    char datafile[4096] = "", script[4096] = "";
+    if (st == TR_OK)
+        st = temp_file(datafile, sizeof datafile, "curves-data");
+    if (st == TR_OK)
+        st = temp_file(script, sizeof script, "curves-gp");
+    FILE *d = st == TR_OK ? fopen(datafile, "w") : NULL;
+    if (st == TR_OK && !d)
+        st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot write %s", datafile);
+    if (d) { /* block 0: training losses; block 1: validation metric */
+        for (int pass = 0; pass < 2; pass++) {
+            int any = 0;
+            for (int i = 0; i < m.n; i++) {
+                const tr_metrics_row *r = &m.rows[i];
+                if (r->train != (pass == 0))
+                    continue;
+                any = 1;
+                fprintf(d, "%lld", (long long)r->step);
+                for (int t = 0; t < m.T; t++) {
+                    double v = pass == 0 ? r->loss[t] : r->metric[t];
+                    fprintf(d, isfinite(v) ? " %.9g" : " NaN", v);
+                }
+                fputc('\n', d);
+            }
+            if (!any) /* an empty block still counts as one */
+                fprintf(d, "0%s\n", m.T > 0 ? " NaN" : "");
+            fputs("\n\n", d);
+        }
+        if (fclose(d) != 0)
+            st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot write %s", datafile);
+    }
+    FILE *gp = st == TR_OK ? fopen(script, "w") : NULL;
+    if (st == TR_OK && !gp)
+        st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot write %s", script);
+    if (gp) {
+        char label[4200];
+        plot_label(label, sizeof label, run, run);
+        fputs("set terminal pngcairo size 1100,480 font ',10'\nset output ", gp);
+        gp_quote(gp, out);
+        fputs("\nset termoption noenhanced\nset datafile missing 'NaN'\nset key outside right\n"
+              "set grid\nset xlabel 'step'\nset multiplot layout 1,2 title ",
+              gp);
+        gp_quote(gp, label);
+        for (int pass = 0; pass < 2; pass++) {
+            fprintf(gp, "\nset title '%s'\nset ylabel '%s'\nplot ",
+                    pass == 0 ? "training loss (every train.log_every steps)"
+                              : "validation metric",
+                    pass == 0 ? "loss" : m.metric);
+            for (int t = 0; t < m.T; t++) {
+                fprintf(gp, "%s", t ? ", " : "");
+                gp_quote(gp, datafile);
+                fprintf(gp, " index %d using 1:%d with linespoints pt 7 ps 0.4 title ", pass,
+                        t + 2);
+                gp_quote(gp, m.names[t]);
+            }
+        }
+        fputs("\nunset multiplot\n", gp);
+        if (fclose(gp) != 0)
+            st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot write %s", script);
+        if (st == TR_OK)
+            st = run_gnuplot(script);
+    }
+    if (script[0])
+        unlink(script);
+    if (datafile[0])
+        unlink(datafile);
+    tr_metrics_free(&m);
+    return st;
+}
+
 /* "RUN (step N)": the run directory or file, and the step its matrices are of
  * (a checkpoint's step; a run's last step in its metrics.jsonl). */
 static void plot_label(char *buf, size_t cap, const char *path, const char *file) {
@@ -511,6 +588,9 @@ tr_status tr_cmd_plot(int argc, char **argv) {
     if (!what || help) {
         printf(
             "usage: taskrel plot relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]\n"
+            "       taskrel plot curves RUN_DIR -o FILE.png\n"
+            "curves: per task the training loss (metrics.jsonl's training lines) and the\n"
+            "validation metric against step.\n"
             "Heatmaps of the learned relation matrices (default: every matrix the run\n"
             "wrote but covariances; --name picks one, e.g. mrn.fc8.task_corr; `taskrel\n"
             "inspect` lists them). Colours: correlations and signed matrices diverge\n"
@@ -519,9 +599,15 @@ tr_status tr_cmd_plot(int argc, char **argv) {
         return tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
                             help ? "help shown" : "plot needs a subject");
     }
-    TR_CHECK(strcmp(what, "relations") == 0, TR_ERR_USAGE,
-             "unknown plot '%s' (available: relations)", what);
-    TR_CHECK(!extra, TR_ERR_USAGE, "plot relations: unexpected argument '%s'", extra);
+    TR_CHECK(strcmp(what, "relations") == 0 || strcmp(what, "curves") == 0, TR_ERR_USAGE,
+             "unknown plot '%s' (available: relations, curves)", what);
+    TR_CHECK(!extra, TR_ERR_USAGE, "plot %s: unexpected argument '%s'", what, extra);
+    if (strcmp(what, "curves") == 0) {
+        TR_CHECK(path && out, TR_ERR_USAGE, "usage: taskrel plot curves RUN_DIR -o FILE.png");
+        TR_CALL(plot_curves(path, out));
+        printf("wrote %s\n", out);
+        return TR_OK;
+    }
     TR_CHECK(path && out, TR_ERR_USAGE, "usage: taskrel plot relations PATH -o FILE.png");
     tr_h5_errors_quiet();
     char buf[2048];

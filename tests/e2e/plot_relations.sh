@@ -40,6 +40,9 @@ checks=$((checks + 1))
 # label: the plot of a checkpoint names its step)
 expect_exit 0 "warning: mrn.fc8.task_cov is the identity: MRN's covariances were never updated" \
     "$BIN" plot relations short -o short.png
+# curves and CSV of the training and validation lines
+expect_exit 0 "wrote curves.png" "$BIN" plot curves mran -o curves.png
+expect_exit 0 "^step,kind,task,lr,loss,mse" "$BIN" export csv mran
 checks=$((checks + 1))
 out=$("$BIN" plot relations mran -o /nonexistent/dir/x.png 2>err.txt) && rc=0 || rc=$?
 if [[ $rc -ne 2 || -n $out ]] || ! grep -q "cannot write /nonexistent/dir/x.png: No such file" err.txt; then
