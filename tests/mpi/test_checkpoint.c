@@ -12,7 +12,7 @@
  *    so are the per-step losses and relations.h5. Rows in k_models: every
  *    model kind on both data settings (MRAN and MMoE: shared-input only),
  *    MRAN with each attention type.
- *  - resharding: a run stopped at P = 2 resumes at P' = 1, 3 and 4 (on 4
+ *  - resharding (HPS, MRN, MMoE): a run stopped at P = 2 resumes at P' = 1, 3 and 4 (on 4
  *    ranks; every grid), and its losses continue to agree with the
  *    uninterrupted P = 2 run to 1e-5 relative.
  */
@@ -451,6 +451,7 @@ static void test_reshard(void **unused) {
     reshard(&k_models[0]);
     reshard(&k_models[1]);
     reshard(&k_models[3]);
+    reshard(&k_models[10]); /* MMoE: the gate sums of P = 2 go to rank 0 of P' */
 }
 
 int main(int argc, char **argv) {
