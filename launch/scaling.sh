@@ -227,7 +227,7 @@ train_cmd() { # train_cmd P DIR: sets the array cmd
     b=$(batch_for "$1")
     cmd=("$BIN" train -c "$config" "${set_args[@]}" --set "train.batch_size=$b"
         --set "train.max_steps=$((warmup + steps))" --set "train.eval_every=$warmup"
-        --set run.progress=off --run-dir "$2/run")
+        --set run.progress=off --run-dir "$2/run" --overwrite)
 }
 
 BENCH_NAME=scaling

@@ -18,7 +18,7 @@
  * attribute) carry metadata checksums too. Root attributes: format, version,
  * step, epoch, cursor, steps_per_epoch, total_steps, seed, rng, opt_kind,
  * opt_t, best_step, best_score, train_seconds, samples, tasks, task_names,
- * world_size, replicas, shards, model_kind, config.
+ * world_size, replicas, shards, model_kind, config, run_id, data_fingerprint.
  *
  * Ownership of the I/O: shared tensors are written by rank 0, task rows by the
  * ranks of replica 0, extra state by rank 0; every other rank joins each
@@ -36,6 +36,7 @@
 #include "taskrel/comm.h"
 #include "taskrel/params.h"
 #include "taskrel/relations.h"
+#include "taskrel/weights.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,6 +84,7 @@ typedef struct {
     int n_extra;
     const tr_relations *relations; /* may be NULL or empty */
     const char *task_names;        /* joined by ',' */
+    const tr_provenance *prov;     /* run id and data fingerprint (may be NULL) */
     tr_ckpt_scalars sc;
 } tr_ckpt_state;
 
@@ -135,6 +137,25 @@ tr_ckpt_verdict tr_checkpoint_validate(const char *path, const tr_ckpt_state *ex
 tr_ckpt_verdict tr_checkpoint_validate_all(const char *path, const tr_ckpt_state *expect,
                                            MPI_Comm world, char *why, size_t whyn);
 
+/* What a check learned about a checkpoint's identity (valid when readable). */
+typedef struct {
+    int readable;       /* the root attributes were read */
+    int model_mismatch; /* TR_CKPT_INCOMPATIBLE because a tensor of expect is missing or of
+                           another shape (not because of the format or version) */
+    int64_t step;
+    char run_id[TR_RUN_ID_LEN];           /* "" if the checkpoint has none */
+    char data_fingerprint[TR_RUN_ID_LEN]; /* "" if the checkpoint has none */
+} tr_ckpt_ident;
+
+/* tr_checkpoint_validate with the identity; attrs_only: read the root
+ * attributes only (no dataset read, no model check), still in a child. */
+tr_ckpt_verdict tr_checkpoint_check(const char *path, const tr_ckpt_state *expect, int attrs_only,
+                                    tr_ckpt_ident *id, char *why, size_t whyn);
+/* Collective form: rank 0 checks, every rank gets verdict, identity, reason. */
+tr_ckpt_verdict tr_checkpoint_check_all(const char *path, const tr_ckpt_state *expect,
+                                        int attrs_only, MPI_Comm world, tr_ckpt_ident *id,
+                                        char *why, size_t whyn);
+
 /* The resolved config text stored in a checkpoint, malloc'd into *text (""
  * if it has none; free() it). Serial, this rank only. */
 tr_status tr_checkpoint_read_config(const char *path, char **text);
@@ -156,6 +177,9 @@ typedef struct {
     int world_size, replicas, shards, tasks;
     char model_kind[16];
     char task_names[1024];
+    char run_id[TR_RUN_ID_LEN];           /* "" if absent */
+    char data_fingerprint[TR_RUN_ID_LEN]; /* "" if absent */
+    int model_mismatch;                   /* see tr_ckpt_ident */
     tr_ckpt_dataset *datasets; /* (n_datasets), in file order */
     int n_datasets;
     tr_ckpt_verdict verdict; /* integrity: every dataset read with checksums */

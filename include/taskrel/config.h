@@ -92,7 +92,7 @@ typedef struct {
     int n_task_weights;               /* entries in task_weights (0: all 1) */
 
     /* [run] */
-    char run_dir[TR_PATH_LEN]; /* run.dir: run directory ("" = runs/<model>-<timestamp>) */
+    char run_dir[TR_PATH_LEN]; /* run.dir: run directory ("" = a new runs/<model>-<date>-<n>) */
     tr_progress_mode progress; /* run.progress = auto|on|off (auto: on if stderr is a tty) */
 
     /* [dist] */

@@ -67,6 +67,10 @@ tr_status tr_dataset_load(tr_dataset *ds, const char *path);
 tr_status tr_dataset_save(const tr_dataset *ds, const char *path, const char *builder,
                           uint64_t seed, const char *options);
 void tr_dataset_free(tr_dataset *ds); /* no-op on a zeroed struct */
+/* A fingerprint of ds's contents ("v1-" and 16 hex digits, TR_RUN_ID_LEN
+ * bytes suffice): its structure and a sample of its numbers (every byte of
+ * arrays up to 1 MiB). Checkpoints store it; a resume on other data is refused. */
+void tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn);
 /* The task names of a dataset file in task order (each task's `index`),
  * without reading any examples: names (cap), *T tasks. */
 tr_status tr_dataset_task_names(const char *path, char (*names)[64], int cap, int *T);

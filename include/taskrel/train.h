@@ -9,6 +9,7 @@
  *   metrics.jsonl  one JSON object per validation, and a final one with test results
  *   model.h5       the weights selected on validation (parallel HDF5, global shapes)
  *   checkpoints/   resumable checkpoints (taskrel/checkpoint.h, docs/checkpoints.md)
+ *   run.id         the run's id, made at its first start and kept across resumes
  *
  * Signals: while tr_train_run runs, SIGUSR1 and SIGTERM only set a flag. The
  * flag rides in the per-step fused all-reduce (MAX); every rank finishes the
@@ -32,6 +33,11 @@ typedef struct {
     int quiet;           /* no progress line or table (tests) */
     int record_losses;   /* keep the per-step mean training loss of each task */
     const char *resume;  /* "auto" (newest valid checkpoint, if any), "none" (NULL), or a path */
+    /* Start afresh in a run directory that holds a run: remove its outputs
+     * and checkpoints first (only with resume "none"). Without it such a
+     * directory is TR_ERR_USAGE and nothing in it is changed. */
+    int overwrite;
+    const char *command_line; /* recorded as provenance (may be NULL) */
     /* Testing: act as if a stop signal reached the last rank during the step
      * that completes this many steps (0: never). */
     int64_t stop_after_steps;

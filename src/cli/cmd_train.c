@@ -22,6 +22,7 @@ typedef struct {
     const char *resume;
     char weights[4096]; /* eval: the weights file ("" if not given) */
     int json;           /* eval --json */
+    int overwrite;      /* train --overwrite */
 } train_args;
 
 static void usage_train(FILE *f, int is_eval) {
@@ -36,18 +37,23 @@ static void usage_train(FILE *f, int is_eval) {
                 "results as one JSON object on stdout (the table goes to stderr).\n");
     else
         fprintf(f, "usage: taskrel train -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
-                   "                     [--resume auto|none|CHECKPOINT]\n");
+                   "                     [--resume auto|none|CHECKPOINT | --overwrite]\n"
+                   "A run directory that holds a run is continued with --resume auto (or a\n"
+                   "checkpoint), started again with --overwrite (removes its outputs and\n"
+                   "checkpoints), and otherwise left alone (exit 2). Without --run-dir (or\n"
+                   "run.dir) a new directory runs/<model>-<date>-<n> is made.\n");
     fprintf(f, "Options take `--opt value` or `--opt=value`; -s is --set.\n"
                "Keys and defaults: docs/config.md (or `taskrel config --markdown`).\n");
 }
 
-enum { OPT_CONFIG, OPT_SET, OPT_RUN_DIR, OPT_RESUME, OPT_CHECKPOINT, OPT_JSON };
+enum { OPT_CONFIG, OPT_SET, OPT_RUN_DIR, OPT_RESUME, OPT_CHECKPOINT, OPT_JSON, OPT_OVERWRITE };
 
 static const tr_cli_option k_train_opts[] = {
     {"config", 'c', 1, OPT_CONFIG},
     {"set", 's', 1, OPT_SET},
     {"run-dir", 0, 1, OPT_RUN_DIR},
     {"resume", 0, 1, OPT_RESUME},
+    {"overwrite", 0, 0, OPT_OVERWRITE},
 };
 static const tr_cli_option k_eval_opts[] = {
     {"config", 'c', 1, OPT_CONFIG},
@@ -140,6 +146,9 @@ static tr_status apply(const tr_cli_args *ca, tr_config *cfg, train_args *a, int
         case OPT_JSON:
             a->json = 1;
             break;
+        case OPT_OVERWRITE:
+            a->overwrite = 1;
+            break;
         default:
             break;
         }
@@ -153,7 +162,7 @@ static tr_status parse(int argc, char **argv, tr_config *cfg, train_args *a, int
     const char *cmd = is_eval ? "eval" : "train";
     tr_cli_args ca;
     TR_CALL(is_eval ? tr_cli_parse(&ca, cmd, k_eval_opts, 5, argc, argv)
-                    : tr_cli_parse(&ca, cmd, k_train_opts, 4, argc, argv));
+                    : tr_cli_parse(&ca, cmd, k_train_opts, 5, argc, argv));
     tr_status st = TR_OK;
     if (ca.help) {
         usage_train(stdout, is_eval);
@@ -170,14 +179,43 @@ static tr_status parse(int argc, char **argv, tr_config *cfg, train_args *a, int
     TR_CHECK(a->config != NULL || is_eval || cfg->data_path[0], TR_ERR_USAGE,
              "taskrel %s needs -c CONFIG (see launch/configs/)", cmd);
     TR_CALL(tr_config_validate(cfg));
+    TR_CHECK(!a->overwrite || !a->resume || strcmp(a->resume, "none") == 0, TR_ERR_USAGE,
+             "--overwrite starts a run afresh: it cannot be combined with --resume %s",
+             a->resume);
     return TR_OK;
+}
+
+/* "taskrel train ARGS", each argument single-quoted when the shell would
+ * split or expand it. */
+static void command_line(char *buf, size_t n, int argc, char **argv) {
+    size_t used = (size_t)snprintf(buf, n, "taskrel");
+    for (int i = 0; i < argc && used + 4 < n; i++) {
+        const char *a = argv[i];
+        int plain = a[0] != '\0';
+        for (const char *c = a; *c && plain; c++)
+            plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                           "-_./=:,+@%",
+                           *c) != NULL;
+        used += (size_t)snprintf(buf + used, n - used, plain ? " %s" : " '", a);
+        for (const char *c = a; !plain && *c && used + 6 < n; c++)
+            used += *c == '\''
+                        ? (size_t)snprintf(buf + used, n - used, "%s", "'\\''")
+                        : (size_t)snprintf(buf + used, n - used, "%c", *c);
+        if (!plain && used + 2 < n)
+            used += (size_t)snprintf(buf + used, n - used, "'");
+    }
 }
 
 tr_status tr_cmd_train(int argc, char **argv) {
     tr_config cfg;
     train_args a;
     TR_CALL(parse(argc, argv, &cfg, &a, 0));
-    tr_train_opts opts = {.run_dir = a.run_dir, .resume = a.resume};
+    static char cmdline[1024];
+    command_line(cmdline, sizeof(cmdline), argc, argv);
+    tr_train_opts opts = {.run_dir = a.run_dir,
+                          .resume = a.resume,
+                          .overwrite = a.overwrite,
+                          .command_line = cmdline};
     tr_train_result res;
     tr_status st = tr_train_run(&cfg, MPI_COMM_WORLD, &opts, &res);
     tr_train_result_free(&res);

@@ -35,6 +35,7 @@ static const struct {
     {"config", tr_cmd_config, CMD_LOCAL},
     {"inspect", tr_cmd_inspect, CMD_LOCAL},
     {"plot", tr_cmd_plot, CMD_LOCAL},
+    {"export", tr_cmd_export, CMD_LOCAL},
     {"calibrate", tr_cmd_calibrate, CMD_COLLECTIVE},
 };
 #define N_COMMANDS ((int)(sizeof(k_commands) / sizeof(k_commands[0])))
@@ -45,13 +46,15 @@ static void usage(FILE *f) {
         "taskrel %s - distributed multi-task training (MRN, MRAN, MMoE, HPS, STL)\n\n"
         "usage: taskrel COMMAND [options]\n\n"
         "  train   -c CONFIG [--set section.key=value ...] [--run-dir DIR] [--resume "
-        "auto|none|PATH]\n"
+        "auto|none|PATH | --overwrite]\n"
         "  eval    RUN_DIR|WEIGHTS.h5 [-c CONFIG] [--set ...] [--json]\n"
         "  data    fashion-domains|multifashion|synthetic-tn|synthetic-mmoe --out FILE [options]\n"
         "  data    import FILE.npz|FILE.npy|FILE.csv ... --out FILE.h5 [options]\n"
         "  config  --markdown | --defaults | -c CONFIG [--set ...]\n"
         "  inspect RUN_DIR|FILE.h5\n"
         "  plot    relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]\n"
+        "  plot    curves RUN_DIR -o FILE.png   training loss and validation metric\n"
+        "  export  csv RUN_DIR [-o FILE.csv]\n"
         "  calibrate [--out FILE]   MPI alpha/beta and GEMM rate (>= 2 ranks)\n\n"
         "Options take `--opt value` or `--opt=value`. Run under mpirun/srun for several\n"
         "ranks (train, eval, calibrate); the other commands and --help never start MPI.\n"

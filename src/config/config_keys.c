@@ -87,7 +87,7 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("train", "eval_every", TR_CFG_INT, eval_every, 0, "0", GE(0), NULL,
       "steps between validations (0: after each epoch)"),
     K("train", "log_every", TR_CFG_INT, log_every, 0, "50", GE(1), NULL,
-      "steps between plain log lines"),
+      "steps between plain log lines and training lines in metrics.jsonl"),
     K("train", "chance_steps", TR_CFG_INT, chance_steps, 0, "300", GE(0), NULL,
       "classification: warn if the training loss is still at chance level (mean ln C) "
       "after this many steps (0: never)"),
@@ -125,7 +125,7 @@ const tr_cfg_key tr_cfg_keys[] = {
       NULL, "loss weight of each task, comma separated, one per task (empty: all 1)"),
 
     K("run", "dir", TR_CFG_STRING, run_dir, FSIZE(run_dir), "", ANY, NULL,
-      "run directory (empty: `runs/<model>-<timestamp>`)"),
+      "run directory (empty: a new `runs/<model>-<UTC date>-<n>`)"),
     K("run", "progress", TR_CFG_ENUM, progress, 0, "auto", ANY, k_progress_names,
       "progress line on stderr: auto (if stderr is a terminal), on, off"),
 

@@ -84,6 +84,7 @@ static tr_status write_attrs(hid_t file, const tr_ckpt_state *s, const tr_grid *
     TR_CALL(tr_h5_attr_write_int(file, "world_size", g->size));
     TR_CALL(tr_h5_attr_write_int(file, "replicas", g->R));
     TR_CALL(tr_h5_attr_write_int(file, "shards", g->S));
+    TR_CALL(tr_provenance_write_h5(file, s->prov));
     if (cfg) {
         TR_CALL(tr_h5_attr_write_str(file, "model_kind", tr_model_kind_str(cfg->model_kind)));
         char *text = NULL;

@@ -110,8 +110,7 @@ static int expect_shape(const tr_ckpt_info *info, const char *file, const char *
     char want[128], got[128];
     fmt_shape(want, sizeof(want), ndim, dims);
     if (!d) {
-        snprintf(why, whyn, "checkpoint %s has no %s: it was written for a different model", file,
-                 path);
+        snprintf(why, whyn, "checkpoint %s has no %s", file, path);
         return 0;
     }
     int ok = d->ndim == ndim;
@@ -138,8 +137,9 @@ static int expect_arena(const tr_ckpt_info *info, const char *file, const char *
     return 1;
 }
 
-static tr_ckpt_verdict expect_model(const tr_ckpt_info *info, const char *file,
+static tr_ckpt_verdict expect_model(tr_ckpt_info *info, const char *file,
                                     const tr_ckpt_state *e, char *why, size_t whyn) {
+    info->model_mismatch = 1; /* until every tensor was found */
     int has_buf = e->buffers && e->buffers->n > 0;
     if (!expect_arena(info, file, "/params", e->params, why, whyn) ||
         (has_buf && !expect_arena(info, file, "/buffers", e->buffers, why, whyn)) ||
@@ -164,6 +164,7 @@ static tr_ckpt_verdict expect_model(const tr_ckpt_info *info, const char *file,
                  file, (long long)info->sc.steps_per_epoch, (long long)e->sc.steps_per_epoch);
         return TR_CKPT_INCOMPATIBLE;
     }
+    info->model_mismatch = 0;
     return TR_CKPT_VALID;
 }
 
@@ -223,6 +224,9 @@ static tr_ckpt_verdict read_attrs(hid_t f, tr_ckpt_info *info, const char *file,
     tr_h5_attr_read_double(f, "train_seconds", &info->sc.train_seconds, &found);
     tr_h5_attr_read_str(f, "model_kind", info->model_kind, sizeof(info->model_kind), &found);
     tr_h5_attr_read_str(f, "task_names", info->task_names, sizeof(info->task_names), &found);
+    tr_h5_attr_read_str(f, "run_id", info->run_id, sizeof(info->run_id), &found);
+    tr_h5_attr_read_str(f, "data_fingerprint", info->data_fingerprint,
+                        sizeof(info->data_fingerprint), &found);
     int64_t spe = info->sc.steps_per_epoch;
     if (info->sc.step < 0 || spe <= 0 || info->epoch != info->sc.step / spe ||
         info->cursor != info->sc.step % spe || info->tasks <= 0 || info->world_size <= 0 ||
@@ -234,8 +238,8 @@ static tr_ckpt_verdict read_attrs(hid_t f, tr_ckpt_info *info, const char *file,
 }
 
 /* The whole check, in this process. */
-static tr_ckpt_verdict check_file(const char *path, const tr_ckpt_state *expect, tr_ckpt_info *info,
-                                  char *why, size_t whyn) {
+static tr_ckpt_verdict check_file(const char *path, const tr_ckpt_state *expect, int attrs_only,
+                                  tr_ckpt_info *info, char *why, size_t whyn) {
     memset(info, 0, sizeof(*info));
     why[0] = '\0';
     tr_h5_quiet q;
@@ -252,7 +256,7 @@ static tr_ckpt_verdict check_file(const char *path, const tr_ckpt_state *expect,
     }
     if (v == TR_CKPT_VALID)
         v = read_attrs(f, info, path, why, whyn);
-    if (v == TR_CKPT_VALID) {
+    if (v == TR_CKPT_VALID && !attrs_only) {
         visit_ctx c = {.info = info, .path = path, .max_bytes = (hsize_t)sb.st_size};
         if (H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_dataset, &c, H5O_INFO_BASIC) < 0) {
             snprintf(why, whyn, "checkpoint %s: its group structure is damaged", path);
@@ -264,7 +268,7 @@ static tr_ckpt_verdict check_file(const char *path, const tr_ckpt_state *expect,
             v = TR_CKPT_CORRUPT;
         }
     }
-    if (v == TR_CKPT_VALID && expect)
+    if (v == TR_CKPT_VALID && expect && !attrs_only)
         v = expect_model(info, path, expect, why, whyn);
     if (f >= 0)
         H5Fclose(f);
@@ -277,16 +281,34 @@ static tr_ckpt_verdict check_file(const char *path, const tr_ckpt_state *expect,
 typedef struct {
     int verdict;
     char why[512];
+    tr_ckpt_ident id;
 } verdict_msg;
+
+static void ident_of(const tr_ckpt_info *info, tr_ckpt_ident *id) {
+    memset(id, 0, sizeof(*id));
+    id->readable = info->format[0] && info->sc.steps_per_epoch > 0;
+    id->model_mismatch = info->model_mismatch;
+    id->step = info->sc.step;
+    snprintf(id->run_id, sizeof(id->run_id), "%s", info->run_id);
+    snprintf(id->data_fingerprint, sizeof(id->data_fingerprint), "%s", info->data_fingerprint);
+}
 
 tr_ckpt_verdict tr_checkpoint_validate(const char *path, const tr_ckpt_state *expect, char *why,
                                        size_t whyn) {
+    tr_ckpt_ident id;
+    return tr_checkpoint_check(path, expect, 0, &id, why, whyn);
+}
+
+tr_ckpt_verdict tr_checkpoint_check(const char *path, const tr_ckpt_state *expect, int attrs_only,
+                                    tr_ckpt_ident *id, char *why, size_t whyn) {
     tr_ckpt_info info;
+    memset(id, 0, sizeof(*id));
     int fds[2];
     fflush(NULL);
     pid_t pid = pipe(fds) == 0 ? fork() : -1;
     if (pid < 0) { /* no child: check in this process */
-        tr_ckpt_verdict v = check_file(path, expect, &info, why, whyn);
+        tr_ckpt_verdict v = check_file(path, expect, attrs_only, &info, why, whyn);
+        ident_of(&info, id);
         tr_checkpoint_info_free(&info);
         return v;
     }
@@ -294,7 +316,8 @@ tr_ckpt_verdict tr_checkpoint_validate(const char *path, const tr_ckpt_state *ex
         close(fds[0]);
         verdict_msg m;
         memset(&m, 0, sizeof(m));
-        m.verdict = (int)check_file(path, expect, &info, m.why, sizeof(m.why));
+        m.verdict = (int)check_file(path, expect, attrs_only, &info, m.why, sizeof(m.why));
+        ident_of(&info, &m.id);
         ssize_t w = write(fds[1], &m, sizeof(m));
         _exit(w == (ssize_t)sizeof(m) ? 0 : 1);
     }
@@ -337,29 +360,42 @@ tr_ckpt_verdict tr_checkpoint_validate(const char *path, const tr_ckpt_state *ex
         return TR_CKPT_CORRUPT;
     }
     m.why[sizeof(m.why) - 1] = '\0';
+    m.id.run_id[sizeof(m.id.run_id) - 1] = '\0';
+    m.id.data_fingerprint[sizeof(m.id.data_fingerprint) - 1] = '\0';
+    *id = m.id;
+    snprintf(why, whyn, "%s", m.why);
+    return (tr_ckpt_verdict)m.verdict;
+}
+
+tr_ckpt_verdict tr_checkpoint_check_all(const char *path, const tr_ckpt_state *expect,
+                                        int attrs_only, MPI_Comm world, tr_ckpt_ident *id,
+                                        char *why, size_t whyn) {
+    int rank = 0;
+    MPI_Comm_rank(world, &rank);
+    verdict_msg m;
+    memset(&m, 0, sizeof(m));
+    if (rank == 0)
+        m.verdict =
+            (int)tr_checkpoint_check(path, expect, attrs_only, &m.id, m.why, sizeof(m.why));
+    if (MPI_Bcast(&m, (int)sizeof(m), MPI_BYTE, 0, world) != MPI_SUCCESS) {
+        memset(id, 0, sizeof(*id));
+        snprintf(why, whyn, "checkpoint %s: could not share the validation verdict", path);
+        return TR_CKPT_CORRUPT;
+    }
+    *id = m.id;
     snprintf(why, whyn, "%s", m.why);
     return (tr_ckpt_verdict)m.verdict;
 }
 
 tr_ckpt_verdict tr_checkpoint_validate_all(const char *path, const tr_ckpt_state *expect,
                                            MPI_Comm world, char *why, size_t whyn) {
-    int rank = 0;
-    MPI_Comm_rank(world, &rank);
-    verdict_msg m;
-    memset(&m, 0, sizeof(m));
-    if (rank == 0)
-        m.verdict = (int)tr_checkpoint_validate(path, expect, m.why, sizeof(m.why));
-    if (MPI_Bcast(&m, (int)sizeof(m), MPI_BYTE, 0, world) != MPI_SUCCESS) {
-        snprintf(why, whyn, "checkpoint %s: could not share the validation verdict", path);
-        return TR_CKPT_CORRUPT;
-    }
-    snprintf(why, whyn, "%s", m.why);
-    return (tr_ckpt_verdict)m.verdict;
+    tr_ckpt_ident id;
+    return tr_checkpoint_check_all(path, expect, 0, world, &id, why, whyn);
 }
 
 tr_status tr_checkpoint_info(const char *path, tr_ckpt_info *info) {
     char why[512];
-    check_file(path, NULL, info, why, sizeof(why));
+    check_file(path, NULL, 0, info, why, sizeof(why));
     TR_CHECK(info->format[0] || info->verdict == TR_CKPT_VALID, TR_ERR_DATA, "%s", why);
     return TR_OK;
 }

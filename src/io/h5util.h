@@ -16,6 +16,7 @@
 #include "taskrel/comm.h"
 #include "taskrel/params.h"
 #include "taskrel/relations.h"
+#include "taskrel/weights.h"
 
 /* ---- files -------------------------------------------------------------------- */
 
@@ -46,6 +47,9 @@ tr_status tr_h5_attr_write_int(hid_t loc, const char *name, long long v); /* nat
 tr_status tr_h5_attr_write_int32(hid_t loc, const char *name, int v);     /* int32 LE */
 tr_status tr_h5_attr_write_u64(hid_t loc, const char *name, uint64_t v); /* uint64 LE */
 tr_status tr_h5_attr_write_double(hid_t loc, const char *name, double v);
+/* prov's run_id and data_fingerprint as string attributes of loc (NULL or
+ * empty fields: none). Defined in weights.c. */
+tr_status tr_provenance_write_h5(hid_t loc, const tr_provenance *prov);
 tr_status tr_h5_attr_write_str(hid_t loc, const char *name, const char *v);
 
 /* Readers: *found = 0 (and TR_OK) if the attribute is absent. A present

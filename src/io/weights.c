@@ -9,8 +9,29 @@
 
 #include "h5util.h"
 
+tr_status tr_provenance_write_h5(hid_t loc, const tr_provenance *prov) {
+    if (!prov)
+        return TR_OK;
+    if (prov->run_id[0])
+        TR_CALL(tr_h5_attr_write_str(loc, "run_id", prov->run_id));
+    if (prov->data_fingerprint[0])
+        TR_CALL(tr_h5_attr_write_str(loc, "data_fingerprint", prov->data_fingerprint));
+    const struct {
+        const char *name, *value;
+    } more[] = {{"taskrel_version", prov->version},
+                {"git_revision", prov->git_revision},
+                {"command_line", prov->command_line},
+                {"hosts", prov->hosts},
+                {"slurm_job_id", prov->slurm_job_id}};
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+        if (more[i].value[0])
+            TR_CALL(tr_h5_attr_write_str(loc, more[i].name, more[i].value));
+    return TR_OK;
+}
+
 static tr_status save_body(hid_t file, const char *path, const tr_params *params,
-                           const tr_params *buffers, const tr_grid *g, const tr_config *cfg) {
+                           const tr_params *buffers, const tr_grid *g, const tr_config *cfg,
+                           const tr_provenance *prov) {
     TR_CALL(tr_h5_attr_write_str(file, "format", "taskrel-weights"));
     TR_CALL(tr_h5_attr_write_int(file, "version", TR_WEIGHTS_VERSION));
     TR_CALL(tr_h5_attr_write_int(file, "tasks", g->T));
@@ -24,6 +45,7 @@ static tr_status save_body(hid_t file, const char *path, const tr_params *params
         free(text);
         TR_CALL(st);
     }
+    TR_CALL(tr_provenance_write_h5(file, prov));
     hid_t dxpl = tr_h5_dxpl_collective();
     TR_H5(dxpl);
     char what[TR_PATH_LEN + 32];
@@ -36,13 +58,13 @@ static tr_status save_body(hid_t file, const char *path, const tr_params *params
 }
 
 tr_status tr_weights_save(const char *path, const tr_params *params, const tr_params *buffers,
-                          const tr_grid *g, const tr_config *cfg) {
+                          const tr_grid *g, const tr_config *cfg, const tr_provenance *prov) {
     hid_t fapl = tr_h5_fapl(g->world);
     TR_H5(fapl);
     hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     TR_CHECK(file >= 0, TR_ERR_IO, "cannot create weights file %s", path);
-    tr_status st = save_body(file, path, params, buffers, g, cfg);
+    tr_status st = save_body(file, path, params, buffers, g, cfg, prov);
     if (H5Fclose(file) < 0 && st == TR_OK)
         st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "cannot close %s", path);
     return st;

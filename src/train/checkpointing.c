@@ -1,9 +1,12 @@
 /*
  * The trainer's side of checkpoints: which state goes into one, where they
  * live, and resuming (--resume auto|none|PATH): pick the newest checkpoint
- * that validates (rank 0 checks, everyone gets the verdict), refuse one made
- * for another model or dataset, warn about changed settings, load it on any
- * grid, and trim metrics.jsonl back to the checkpoint's step.
+ * of this run that validates (rank 0 checks, everyone gets the verdict), fall
+ * back past damaged ones, refuse one made for another run, model or dataset
+ * or past the run's end, warn about changed settings, load it on any grid, and
+ * trim metrics.jsonl back to the checkpoint's step. The run directory is
+ * claimed here too (a run's files need --resume or --overwrite), and
+ * rotation removes only this run's checkpoints.
  * Not here: the file format (src/io/checkpoint*.c), when to write one
  * (trainer.c), signals (signals.c).
  */
@@ -55,6 +58,7 @@ static void fill_state(tr_trainer *tr, tr_ckpt_state *s, char *names, size_t nam
     s->extra = tr->ckpt.extra;
     s->n_extra = tr->ckpt.n_extra;
     s->relations = &tr->relations;
+    s->prov = &tr->ckpt.prov;
     size_t used = 0;
     names[0] = '\0';
     for (int t = 0; t < tr->T && used < namesn; t++)
@@ -90,6 +94,72 @@ static void remove_stale(const char *dir) {
     closedir(d);
 }
 
+static int resume_mode(const char *resume) {
+    if (!resume || strcmp(resume, "none") == 0)
+        return 0;
+    return strcmp(resume, "auto") == 0 ? 1 : 2;
+}
+
+/* rank 0: a run directory that holds a run is continued (--resume), started
+ * again (--overwrite) or refused, before anything in it changes. */
+static tr_status claim_run_dir(tr_trainer *tr) {
+    const char *run_dir = tr->rep.run_dir, *ckdir = tr->ckpt.dir;
+    int mode = resume_mode(tr->opts.resume);
+    TR_CHECK(!tr->opts.overwrite || mode == 0, TR_ERR_USAGE,
+             "--overwrite starts a run afresh: it cannot be combined with --resume %s",
+             tr->opts.resume);
+    char what[TR_PATH_LEN + 300];
+    int holds = tr_rundir_holds_run(run_dir, ckdir, what, sizeof(what));
+    if (mode != 0 || !holds)
+        return TR_OK;
+    TR_CHECK(tr->opts.overwrite, TR_ERR_USAGE,
+             "run directory %s already holds a run (%s); nothing was changed. Continue that run "
+             "with --resume auto, start it again with --overwrite (removes its outputs and "
+             "checkpoints), or give a new directory with --run-dir",
+             run_dir, what);
+    return tr_rundir_clear(run_dir, ckdir);
+}
+
+/* Where and how this start of the run runs: version, git revision, command
+ * line, hosts, SLURM job; rank 0's view broadcast, so that every rank writes
+ * the same attributes. */
+static tr_status gather_provenance(tr_trainer *tr) {
+    tr_provenance *p = &tr->ckpt.prov;
+    int size = tr->grid.size, len = 0;
+    char me[MPI_MAX_PROCESSOR_NAME] = "";
+    MPI_Get_processor_name(me, &len);
+    char *all = tr->grid.rank == 0 ? malloc((size_t)size * MPI_MAX_PROCESSOR_NAME) : NULL;
+    TR_CHECK(tr->grid.rank != 0 || all, TR_ERR_NOMEM, "out of memory");
+    TR_MPI(MPI_Gather(me, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all, MPI_MAX_PROCESSOR_NAME, MPI_CHAR,
+                      0, tr->grid.world));
+    if (tr->grid.rank == 0) {
+        snprintf(p->version, sizeof(p->version), "%s", TASKREL_VERSION_STRING);
+#ifdef TASKREL_GIT_REVISION
+        snprintf(p->git_revision, sizeof(p->git_revision), "%s", TASKREL_GIT_REVISION);
+#endif
+        snprintf(p->command_line, sizeof(p->command_line), "%s",
+                 tr->opts.command_line ? tr->opts.command_line : "");
+        const char *job = getenv("SLURM_JOB_ID");
+        snprintf(p->slurm_job_id, sizeof(p->slurm_job_id), "%s", job ? job : "");
+        p->world_size = size;
+        size_t used = 0;
+        p->hosts[0] = '\0';
+        for (int r = 0; r < size; r++) {
+            const char *h = all + (size_t)r * MPI_MAX_PROCESSOR_NAME;
+            int seen = 0;
+            for (int q = 0; q < r && !seen; q++)
+                seen = strncmp(h, all + (size_t)q * MPI_MAX_PROCESSOR_NAME,
+                               MPI_MAX_PROCESSOR_NAME) == 0;
+            if (!seen && used + strlen(h) + 2 < sizeof(p->hosts))
+                used += (size_t)snprintf(p->hosts + used, sizeof(p->hosts) - used, "%s%s",
+                                         used ? "," : "", h);
+        }
+        free(all);
+    }
+    TR_MPI(MPI_Bcast(p, (int)sizeof(*p), MPI_BYTE, 0, tr->grid.world));
+    return TR_OK;
+}
+
 tr_status tr_trainer_ckpt_prepare(tr_trainer *tr) {
     tr_trainer_ckpt *c = &tr->ckpt;
     if (tr->cfg->ckpt_dir[0])
@@ -98,12 +168,48 @@ tr_status tr_trainer_ckpt_prepare(tr_trainer *tr) {
         snprintf(c->dir, sizeof(c->dir), "%.*s/checkpoints", TR_PATH_LEN - 16, tr->rep.run_dir);
     tr_status st = TR_OK;
     if (tr->grid.rank == 0) {
-        st = tr_path_make_dir(c->dir, "checkpoint directory");
+        st = claim_run_dir(tr);
+        if (st == TR_OK)
+            st = tr_path_make_dir(c->dir, "checkpoint directory");
         if (st == TR_OK)
             remove_stale(c->dir);
+        tr_dataset_fingerprint(&tr->ds, c->prov.data_fingerprint,
+                               sizeof(c->prov.data_fingerprint));
     }
     TR_CALL(tr_agree(tr->grid.world, st));
+    TR_CALL(gather_provenance(tr));
     return TR_OK;
+}
+
+/* rank 0: this run's checkpoint at `step` joins the list; all but the newest
+ * `keep` of the run's checkpoints are removed (other files are left alone). */
+static void rotate(tr_trainer_ckpt *c, int64_t step, int keep) {
+    int have = 0;
+    for (int i = 0; i < c->n_own; i++)
+        have |= c->own[i] == step;
+    if (!have) {
+        int64_t *o = realloc(c->own, (size_t)(c->n_own + 1) * sizeof(*o));
+        if (!o)
+            return;
+        c->own = o;
+        c->own[c->n_own++] = step;
+    }
+    for (int i = 1; i < c->n_own; i++) /* newest first */
+        for (int j = i; j > 0 && c->own[j] > c->own[j - 1]; j--) {
+            int64_t t = c->own[j];
+            c->own[j] = c->own[j - 1];
+            c->own[j - 1] = t;
+        }
+    if (keep <= 0)
+        return;
+    for (int i = keep; i < c->n_own; i++) {
+        char old[TR_PATH_LEN + 32];
+        snprintf(old, sizeof(old), "%s/ckpt-%lld.h5", c->dir, (long long)c->own[i]);
+        if (c->own[i] != step && unlink(old) != 0 && errno != ENOENT)
+            tr_log(TR_LOG_WARN, "cannot remove old checkpoint %s: %s", old, strerror(errno));
+    }
+    if (c->n_own > keep)
+        c->n_own = keep;
 }
 
 tr_status tr_trainer_ckpt_write(tr_trainer *tr, int64_t steps) {
@@ -113,8 +219,11 @@ tr_status tr_trainer_ckpt_write(tr_trainer *tr, int64_t steps) {
     TR_CALL(tr_method_before_save(&tr->model));
     fill_state(tr, &s, names, sizeof(names));
     s.sc.step = steps;
-    TR_CALL(tr_checkpoint_write(c->dir, &s, &tr->grid, tr->cfg, tr->cfg->ckpt_keep, c->last,
-                                sizeof(c->last), &c->io));
+    /* keep = 0: rotation here considers this run's checkpoints only */
+    TR_CALL(tr_checkpoint_write(c->dir, &s, &tr->grid, tr->cfg, 0, c->last, sizeof(c->last),
+                                &c->io));
+    if (tr->grid.rank == 0)
+        rotate(c, steps, tr->cfg->ckpt_keep);
     c->written++;
     c->last_time = tr_time_now();
     if (tr->grid.rank == 0 && !tr->opts.quiet)
@@ -198,8 +307,8 @@ static tr_status check_config(const tr_trainer *tr, const char *path) {
         if (is_hard_key(sec, key))
             st = tr_error_set(TR_ERR_CONFIG, __FILE__, __LINE__, __func__,
                               "%s.%s = %s, but checkpoint %s was written with %s: resume with the "
-                              "same setting, or start a new run (--resume none or another "
-                              "run directory)",
+                              "same setting, or start a new run (--overwrite, or a new "
+                              "--run-dir)",
                               sec, key, a, path, b);
         else
             tr_log(TR_LOG_WARN, "%s.%s changed since checkpoint %s: %s -> %s", sec, key, path, b,
@@ -230,7 +339,9 @@ static void trim_metrics(const tr_trainer *tr, int64_t step) {
     size_t cap = 0;
     while (getline(&line, &cap, in) > 0) {
         long long s = -1;
-        if (strstr(line, "\"final\":true") || sscanf(line, "{\"step\":%lld", &s) != 1 || s > step)
+        int keep = strncmp(line, "{\"provenance\":", 14) == 0; /* each start's */
+        if (!keep && (strstr(line, "\"final\":true") || sscanf(line, "{\"step\":%lld", &s) != 1 ||
+                      s > step))
             continue;
         fputs(line, out);
     }
@@ -240,18 +351,84 @@ static void trim_metrics(const tr_trainer *tr, int64_t step) {
     rename(tmp, path);
 }
 
-/* Candidate paths, newest first: every ckpt-<step>.h5 of the directory (auto)
- * or the one path given. Same list on every rank (rank 0 lists). */
+/* rank 0, --resume auto: which checkpoints of the directory are this run's.
+ * The run is the one of run.id; without that file, the one run whose
+ * checkpoints are there (several: refused). A checkpoint whose attributes do
+ * not read stays a candidate (its check names the damage); one of another run
+ * is never a candidate and never rotated. Fills steps (candidates, newest
+ * first), *n and c->own; sets c->prov.run_id. */
+static tr_status classify(tr_trainer *tr, int64_t *steps, int *n) {
+    tr_trainer_ckpt *c = &tr->ckpt;
+    int64_t *all = malloc(MAX_CANDIDATES * sizeof(*all));
+    tr_ckpt_ident *ids = calloc(MAX_CANDIDATES, sizeof(*ids));
+    tr_status st = TR_OK;
+    if (!all || !ids)
+        st = tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory");
+    int m = st == TR_OK ? tr_checkpoint_list(c->dir, all, MAX_CANDIDATES) : 0;
+    char why[512], p[TR_PATH_LEN + 64];
+    for (int i = 0; i < m; i++) {
+        snprintf(p, sizeof(p), "%s/ckpt-%lld.h5", c->dir, (long long)all[i]);
+        tr_checkpoint_check(p, NULL, 1, &ids[i], why, sizeof(why));
+    }
+    char *run = c->prov.run_id;
+    if (st == TR_OK && !run[0]) { /* no run.id: the checkpoints' run, if it is one */
+        for (int i = 0; i < m && st == TR_OK; i++) {
+            if (!ids[i].readable || !ids[i].run_id[0])
+                continue;
+            if (!run[0])
+                snprintf(run, TR_RUN_ID_LEN, "%s", ids[i].run_id);
+            else if (strcmp(run, ids[i].run_id) != 0)
+                st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
+                                  "%s holds checkpoints of several runs (%s, %s) and %s/run.id "
+                                  "does not say which is this one: keep one run's checkpoints "
+                                  "there, or start again with --overwrite",
+                                  c->dir, run, ids[i].run_id, tr->rep.run_dir);
+        }
+        if (st == TR_OK && run[0])
+            tr_log(TR_LOG_INFO, "continuing run %s (the run of the checkpoints in %s)", run,
+                   c->dir);
+    }
+    for (int i = 0; i < m && st == TR_OK; i++) {
+        /* without any run id around, checkpoints without one are this run's */
+        int own = ids[i].readable && strcmp(ids[i].run_id, run) == 0;
+        if (ids[i].readable && !own) {
+            tr_log(TR_LOG_WARN,
+                   "ignoring %s/ckpt-%lld.h5: it belongs to another run (run id '%s'; this run "
+                   "is '%s'); it is neither resumed nor removed",
+                   c->dir, (long long)all[i], ids[i].run_id, run);
+            continue;
+        }
+        steps[(*n)++] = all[i];
+        if (own)
+            rotate(c, all[i], 0);
+    }
+    free(all);
+    free(ids);
+    return st;
+}
+
+/* Candidate paths, newest first: this run's ckpt-<step>.h5 (auto) or the one
+ * path given. Same list and run id on every rank (rank 0 decides). */
 static tr_status candidates(tr_trainer *tr, const char *resume, int64_t *steps, int *n) {
     *n = 0;
-    if (strcmp(resume, "auto") != 0) {
-        *n = 1;
-        return TR_OK;
+    tr_status st = TR_OK;
+    if (tr->grid.rank == 0) {
+        tr_rundir_read_id(tr->rep.run_dir, tr->ckpt.prov.run_id, TR_RUN_ID_LEN);
+        if (strcmp(resume, "auto") == 0) {
+            st = classify(tr, steps, n);
+        } else { /* PATH: the directory's own checkpoints still rotate */
+            int64_t *tmp = malloc(MAX_CANDIDATES * sizeof(*tmp));
+            int k = 0;
+            if (tmp && tr->ckpt.prov.run_id[0])
+                st = classify(tr, tmp, &k);
+            free(tmp);
+            *n = 1;
+        }
     }
-    if (tr->grid.rank == 0)
-        *n = tr_checkpoint_list(tr->ckpt.dir, steps, MAX_CANDIDATES);
+    TR_CALL(tr_agree(tr->grid.world, st));
     TR_MPI(MPI_Bcast(n, 1, MPI_INT, 0, tr->grid.world));
     TR_MPI(MPI_Bcast(steps, *n, MPI_INT64_T, 0, tr->grid.world));
+    TR_MPI(MPI_Bcast(tr->ckpt.prov.run_id, TR_RUN_ID_LEN, MPI_CHAR, 0, tr->grid.world));
     return TR_OK;
 }
 
@@ -275,21 +452,64 @@ static void apply(tr_trainer *tr, const tr_ckpt_state *s, const char *path) {
     }
 }
 
-/* Try candidate p: validate (rank 0, verdict shared), compare configs, load.
- * *skip = 1 if it is damaged and (auto) an older one may be tried. */
+/* A sound checkpoint that is this run's but cannot continue it: another run
+ * (PATH), other data, or past the run's end. Same verdict on every rank. */
+static tr_status check_identity(tr_trainer *tr, const tr_ckpt_ident *id, const char *p,
+                                int auto_mode) {
+    const tr_provenance *prov = &tr->ckpt.prov;
+    TR_CHECK(auto_mode || !prov->run_id[0] || !id->run_id[0] ||
+                 strcmp(prov->run_id, id->run_id) == 0,
+             TR_ERR_DATA,
+             "checkpoint %s belongs to another run (run id %s) than run directory %s (run id "
+             "%s): continue this directory's run with --resume auto, or continue that run in "
+             "a new directory (--run-dir NEW --resume %s)",
+             p, id->run_id, tr->rep.run_dir, prov->run_id, p);
+    TR_CHECK(!id->data_fingerprint[0] ||
+                 strcmp(id->data_fingerprint, prov->data_fingerprint) == 0,
+             TR_ERR_DATA,
+             "checkpoint %s was trained on other data than data.path = %s now holds (data "
+             "fingerprint %s, now %s): put that dataset back to continue the run, or start a "
+             "new run on this data (--overwrite, or a new --run-dir)",
+             p, tr->cfg->data_path, id->data_fingerprint, prov->data_fingerprint);
+    TR_CHECK(id->step <= tr->total_steps, TR_ERR_CONFIG,
+             "checkpoint %s is at step %lld, past the end of this run (%lld steps, from "
+             "train.epochs and train.max_steps): raise them to continue it, or start a new run "
+             "(--overwrite, or a new --run-dir)",
+             p, (long long)id->step, (long long)tr->total_steps);
+    return TR_OK;
+}
+
+/* Try candidate p: validate (rank 0, verdict shared), check its identity,
+ * compare configs, load. *skip = 1 if it is damaged and (auto) an older one
+ * may be tried. In auto mode a checkpoint of this run that lacks a tensor
+ * while its config equals the run's is damaged, not another model. */
 static tr_status try_one(tr_trainer *tr, tr_ckpt_state *s, const char *p, int auto_mode, int *skip,
                          int *partial) {
     char why[512];
+    tr_ckpt_ident id;
     *skip = 0;
-    tr_ckpt_verdict v = tr_checkpoint_validate_all(p, s, tr->grid.world, why, sizeof(why));
-    if (v == TR_CKPT_INCOMPATIBLE)
+    tr_ckpt_verdict v = tr_checkpoint_check_all(p, s, 0, tr->grid.world, &id, why, sizeof(why));
+    if (v == TR_CKPT_INCOMPATIBLE && !id.model_mismatch)
         TR_RAISE(TR_ERR_CONFIG, "%s", why);
+    if (v == TR_CKPT_INCOMPATIBLE) { /* another model, or a damaged one of this model */
+        tr_status st = tr->grid.rank == 0 ? check_config(tr, p) : TR_OK;
+        TR_CALL(tr_agree(tr->grid.world, st));
+        /* the same config: the tensor is missing or of another shape by damage */
+        TR_CHECK(auto_mode, TR_ERR_DATA,
+                 "%s, although it was written with this run's config: it is damaged; resume "
+                 "from another checkpoint",
+                 why);
+        tr_log0(TR_LOG_WARN, "%s, although it was written with this run's config: damaged", why);
+        *skip = 1;
+        return TR_OK;
+    }
     if (v == TR_CKPT_CORRUPT) {
         TR_CHECK(auto_mode, TR_ERR_DATA, "%s", why);
         tr_log0(TR_LOG_WARN, "%s", why);
         *skip = 1;
         return TR_OK;
     }
+    TR_CALL(check_identity(tr, &id, p, auto_mode));
     tr_status st = tr->grid.rank == 0 ? check_config(tr, p) : TR_OK;
     TR_CALL(tr_agree(tr->grid.world, st));
     st = tr_checkpoint_load(p, s, &tr->grid, &tr->ckpt.io);
@@ -300,13 +520,53 @@ static tr_status try_one(tr_trainer *tr, tr_ckpt_state *s, const char *p, int au
         *skip = *partial = 1;
         return TR_OK;
     }
+    TR_CALL(st);
+    if (!tr->ckpt.prov.run_id[0]) /* continuing the run of the checkpoint given */
+        snprintf(tr->ckpt.prov.run_id, TR_RUN_ID_LEN, "%s", id.run_id);
+    return TR_OK;
+}
+
+/* Every rank: the relation matrices stored with the checkpoint, so that the
+ * next checkpoint carries them even before the method computes new ones. */
+static tr_status restore_relations(tr_trainer *tr, const char *p) {
+    tr_relations r;
+    int found = 0;
+    TR_CALL(tr_relations_load(p, &r, &found));
+    if (!found || r.n == 0) {
+        tr_relations_free(&r);
+        return TR_OK;
+    }
+    tr_status st = TR_OK;
+    for (int i = 0; i < r.n && st == TR_OK; i++) {
+        const tr_relation *x = &r.items[i];
+        st = tr_relations_add(&tr->relations, x->name, x->title, x->axes, x->data, x->rows,
+                              x->cols);
+    }
+    tr_relations_free(&r);
     return st;
+}
+
+/* rank 0: the run id of a new run (or of one whose checkpoints had none) is
+ * made and recorded; every rank gets it. */
+static tr_status settle_run_id(tr_trainer *tr) {
+    tr_status st = TR_OK;
+    char *id = tr->ckpt.prov.run_id;
+    if (tr->grid.rank == 0) {
+        if (!id[0])
+            tr_run_id_new(id, TR_RUN_ID_LEN);
+        char old[TR_RUN_ID_LEN];
+        if (!tr_rundir_read_id(tr->rep.run_dir, old, sizeof(old)) || strcmp(old, id) != 0)
+            st = tr_rundir_write_id(tr->rep.run_dir, id);
+    }
+    TR_CALL(tr_agree(tr->grid.world, st));
+    TR_MPI(MPI_Bcast(id, TR_RUN_ID_LEN, MPI_CHAR, 0, tr->grid.world));
+    return TR_OK;
 }
 
 tr_status tr_trainer_resume(tr_trainer *tr, const char *resume) {
     tr->ckpt.last_time = tr_time_now();
     if (!resume || strcmp(resume, "none") == 0)
-        return TR_OK;
+        return settle_run_id(tr);
     int auto_mode = strcmp(resume, "auto") == 0;
     tr_ckpt_state s;
     char names[1024];
@@ -315,8 +575,8 @@ tr_status tr_trainer_resume(tr_trainer *tr, const char *resume) {
     TR_CHECK(steps != NULL, TR_ERR_NOMEM, "out of memory");
     int n = 0, partial = 0, done = 0;
     tr_status st = candidates(tr, resume, steps, &n);
+    char p[TR_PATH_LEN + 64] = "";
     for (int i = 0; i < n && st == TR_OK && !done; i++) {
-        char p[TR_PATH_LEN + 64];
         if (auto_mode)
             snprintf(p, sizeof(p), "%s/ckpt-%lld.h5", tr->ckpt.dir, (long long)steps[i]);
         else
@@ -326,12 +586,15 @@ tr_status tr_trainer_resume(tr_trainer *tr, const char *resume) {
         if (st == TR_OK && skip && i + 1 < n)
             tr_log0(TR_LOG_WARN, "falling back to the previous checkpoint");
         if (st == TR_OK && !skip) {
-            apply(tr, &s, p);
+            st = restore_relations(tr, p);
+            if (st == TR_OK)
+                apply(tr, &s, p);
             done = 1;
         }
     }
     free(steps);
     TR_CALL(st);
+    TR_CALL(settle_run_id(tr));
     if (done)
         return TR_OK;
     /* a failed load may have overwritten part of the state: no fresh start then */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,22 +25,36 @@ void tr_trainer_phase(tr_trainer *tr, tr_phase ph, const char *name, double t0, 
     tr_timeline_add(tr->rep.timeline, name, t0, t1, tr->step);
 }
 
-static tr_status make_run_dir(tr_trainer *tr) {
-    char dir[TR_PATH_LEN];
-    const char *want = tr->opts.run_dir ? tr->opts.run_dir : tr->cfg->run_dir;
-    if (want && want[0]) {
-        snprintf(dir, sizeof(dir), "%s", want);
-    } else if (tr->grid.rank == 0) {
-        time_t now = time(NULL);
-        struct tm tmv;
-        gmtime_r(&now, &tmv);
-        char stamp[32];
-        strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tmv);
-        snprintf(dir, sizeof(dir), "runs/%s-%s", tr->model.method->name, stamp);
+/* rank 0: a fresh directory runs/<method>-<UTC date>-<n> (the first n free). */
+static tr_status fresh_run_dir(const tr_trainer *tr, char *dir, size_t n) {
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    char stamp[32];
+    strftime(stamp, sizeof(stamp), "%Y%m%d", &tmv);
+    TR_CALL(tr_path_make_dir("runs", "run directory"));
+    for (int k = 1; k < 100000; k++) {
+        snprintf(dir, n, "runs/%s-%s-%d", tr->model.method->name, stamp, k);
+        if (mkdir(dir, 0755) == 0)
+            return TR_OK;
+        TR_CHECK(errno == EEXIST, TR_ERR_IO, "cannot create run directory %s: %s", dir,
+                 strerror(errno));
     }
+    TR_RAISE(TR_ERR_IO, "no free run directory name under runs/ (give --run-dir)");
+}
+
+static tr_status make_run_dir(tr_trainer *tr) {
+    char dir[TR_PATH_LEN] = "";
+    const char *want = tr->opts.run_dir ? tr->opts.run_dir : tr->cfg->run_dir;
+    tr_status st = TR_OK;
+    if (want && want[0])
+        snprintf(dir, sizeof(dir), "%s", want);
+    else if (tr->grid.rank == 0)
+        st = fresh_run_dir(tr, dir, sizeof(dir));
+    TR_CALL(tr_agree(tr->grid.world, st));
     TR_MPI(MPI_Bcast(dir, (int)sizeof(dir), MPI_CHAR, 0, tr->grid.world));
     snprintf(tr->rep.run_dir, sizeof(tr->rep.run_dir), "%s", dir);
-    tr_status st = tr->grid.rank == 0 ? tr_path_make_dir(dir, "run directory") : TR_OK;
+    st = tr->grid.rank == 0 ? tr_path_make_dir(dir, "run directory") : TR_OK;
     TR_CALL(tr_agree(tr->grid.world, st));
     return TR_OK;
 }
@@ -51,17 +66,55 @@ tr_status tr_reporting_init(tr_trainer *tr) {
     return tr_timeline_create(&tr->rep.timeline, (int)(cap < 1000000 ? cap : 1000000));
 }
 
+/* The first line of metrics.jsonl (and one more at each resume). */
+static void write_provenance(FILE *f, const tr_trainer *tr) {
+    const tr_provenance *p = &tr->ckpt.prov;
+    const struct {
+        const char *key, *value;
+    } s[] = {{"run_id", p->run_id},
+             {"taskrel_version", p->version},
+             {"git_revision", p->git_revision},
+             {"command_line", p->command_line},
+             {"hosts", p->hosts},
+             {"slurm_job_id", p->slurm_job_id},
+             {"data_path", tr->cfg->data_path},
+             {"data_fingerprint", p->data_fingerprint}};
+    fputs("{\"provenance\":{", f);
+    for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+        fprintf(f, "%s\"%s\":", i ? "," : "", s[i].key);
+        if (s[i].value[0])
+            tr_json_write_string(f, s[i].value);
+        else
+            fputs("null", f);
+    }
+    fprintf(f, ",\"world_size\":%d,\"start_step\":%lld}}\n", p->world_size,
+            (long long)tr->ckpt.start_step);
+    fflush(f);
+}
+
 tr_status tr_report_open(tr_trainer *tr) {
     char path[TR_PATH_LEN + 32];
     snprintf(path, sizeof(path), "%s/config.ini", tr->rep.run_dir);
     FILE *f = fopen(path, "w");
     TR_CHECK(f != NULL, TR_ERR_USAGE, "cannot write %s: %s", path, strerror(errno));
+    const tr_provenance *p = &tr->ckpt.prov;
+    char git[64] = "", job[48] = "";
+    if (p->git_revision[0])
+        snprintf(git, sizeof(git), " (git %s)", p->git_revision);
+    if (p->slurm_job_id[0])
+        snprintf(job, sizeof(job), ", SLURM job %s", p->slurm_job_id);
+    fprintf(f,
+            "; run %s, taskrel %s%s, started at step %lld on %d rank(s), hosts %s%s\n"
+            "; command: %s\n; data fingerprint: %s\n",
+            p->run_id, p->version, git, (long long)tr->ckpt.start_step, p->world_size, p->hosts,
+            job, p->command_line, p->data_fingerprint);
     tr_status st = tr_config_write(tr->cfg, f);
     fclose(f);
     TR_CALL(st);
     snprintf(path, sizeof(path), "%s/metrics.jsonl", tr->rep.run_dir);
     tr->rep.metrics = fopen(path, tr->ckpt.start_step > 0 ? "a" : "w"); /* a resumed run appends */
     TR_CHECK(tr->rep.metrics != NULL, TR_ERR_USAGE, "cannot write %s: %s", path, strerror(errno));
+    write_provenance(tr->rep.metrics, tr);
     tr_progress_mode mode = tr->cfg->progress;
     tr->rep.progress_tty = mode == TR_PROGRESS_ON || (mode == TR_PROGRESS_AUTO && isatty(2));
     if (!tr->opts.quiet) {
@@ -127,6 +180,21 @@ static void json_array(FILE *f, const char *key, const double *v, int n) {
     for (int i = 0; i < n; i++)
         fprintf(f, isfinite(v[i]) ? "%s%.6g" : "%snull", i ? "," : "", v[i]);
     fprintf(f, "]");
+}
+
+void tr_report_train_line(tr_trainer *tr, int64_t step, double lr, const tr_task_stats *st) {
+    int every = tr->cfg->log_every > 0 ? tr->cfg->log_every : 50;
+    if (!tr->rep.metrics || (step % every != 0 && step != tr->total_steps))
+        return;
+    double loss[TR_MAX_TASKS];
+    for (int t = 0; t < tr->T; t++)
+        loss[t] = st[t].count > 0 ? st[t].loss_sum / st[t].count : NAN;
+    FILE *f = tr->rep.metrics;
+    fprintf(f, "{\"step\":%lld,\"train\":true,\"lr\":%.6g,", (long long)step, lr);
+    json_array(f, "loss", loss, tr->T);
+    fprintf(f, ",\"samples_per_s\":%.6g}\n",
+            tr->rep.train_seconds > 0 ? (double)tr->rep.samples / tr->rep.train_seconds : 0.0);
+    fflush(f);
 }
 
 /* Algorithmic and bus bandwidth of an all-reduce kind, as nccl-tests defines

@@ -5,6 +5,7 @@
  * Not here: the step, the loop, evaluation.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -110,6 +111,7 @@ void tr_trainer_free(tr_trainer *tr) {
     tr_free(tr->scalars);
     tr_selection_free(&tr->sel);
     tr_relations_free(&tr->relations);
+    free(tr->ckpt.own);
     tr_reporting_free(&tr->rep);
     tr_grid_free(&tr->grid);
 }

@@ -123,6 +123,8 @@ static void record_step(tr_trainer *tr, const loop_state *ls, int64_t step, tr_t
     tr_loss_watch_step(tr, step, mean_loss);
     if (tr->grid.rank == 0 && !tr->opts.quiet)
         tr_report_progress(tr, step + 1, mean_loss, 0);
+    if (tr->grid.rank == 0)
+        tr_report_train_line(tr, step + 1, ls->lr, all);
 }
 
 static tr_status validate_and_select(tr_trainer *tr, int64_t step, double lr) {
@@ -226,7 +228,7 @@ static tr_status finish(tr_trainer *tr, tr_train_result *res) {
     snprintf(res->run_dir, sizeof(res->run_dir), "%s", tr->rep.run_dir);
     char path[TR_PATH_LEN + 16];
     snprintf(path, sizeof(path), "%s/model.h5", tr->rep.run_dir);
-    TR_CALL(tr_weights_save(path, &m->params, &m->buffers, &tr->grid, tr->cfg));
+    TR_CALL(tr_weights_save(path, &m->params, &m->buffers, &tr->grid, tr->cfg, &tr->ckpt.prov));
     TR_CALL(tr_method_final_relations(m));
     snprintf(path, sizeof(path), "%s/timeline.json", tr->rep.run_dir);
     TR_CALL(tr_timeline_write(tr->rep.timeline, tr->grid.world, path));

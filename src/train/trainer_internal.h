@@ -138,6 +138,9 @@ typedef struct {
     tr_extra_state extra[TR_MAX_EXTRA];
     int n_extra;
     double window[TR_MAX_TASKS * TR_STAT_FIELDS]; /* the selection window, packed */
+    tr_provenance prov; /* this run's id and data fingerprint (the same on every rank) */
+    int64_t *own;       /* rank 0: steps of this run's checkpoints in dir (rotation) */
+    int n_own;
 } tr_trainer_ckpt;
 
 /* ---- what rank 0 shows and writes (report.c) ---------------------------------------- */
@@ -211,6 +214,8 @@ tr_status tr_report_open(tr_trainer *tr);
 void tr_report_progress(tr_trainer *tr, int64_t step, double loss, int force_line);
 /* The learned task correlations (tr->relations) as text tables. */
 void tr_report_relations(const tr_trainer *tr, FILE *out);
+/* Every train.log_every steps: step, per-task loss, lr, samples/s in metrics.jsonl. */
+void tr_report_train_line(tr_trainer *tr, int64_t step, double lr, const tr_task_stats *step_stats);
 void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_stats,
                     const tr_task_stats *val, double lr);
 void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test);
@@ -220,13 +225,27 @@ void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_ta
 /* checkpointing.c (collective over world unless noted) */
 /* Register the method's checkpoint state (tr_method_each_state). Local. */
 tr_status tr_trainer_ckpt_register(tr_trainer *tr);
-/* Make the checkpoint directory; remove stale *.tmp files left by a killed job. */
+/* Claim the run directory (a run's files there need --resume or --overwrite),
+ * make the checkpoint directory, remove stale *.tmp files left by a killed job,
+ * fingerprint the dataset. */
 tr_status tr_trainer_ckpt_prepare(tr_trainer *tr);
 /* --resume auto|none|PATH: find the newest checkpoint that validates, load it,
  * set start_step and the optimizer, selection and reporting state. */
 tr_status tr_trainer_resume(tr_trainer *tr, const char *resume);
 /* Write a checkpoint of the state after `steps` completed steps. */
 tr_status tr_trainer_ckpt_write(tr_trainer *tr, int64_t steps);
+
+/* rundir.c (rank 0; local file system) */
+/* 1 if the run directory or the checkpoint directory holds a run's files
+ * (what: the first one found). Other files do not count. */
+int tr_rundir_holds_run(const char *run_dir, const char *ckpt_dir, char *what, size_t n);
+/* --overwrite: remove a run's outputs and checkpoints (nothing else). */
+tr_status tr_rundir_clear(const char *run_dir, const char *ckpt_dir);
+/* <run_dir>/run.id: 1 and the id if present. */
+int tr_rundir_read_id(const char *run_dir, char *id, size_t n);
+tr_status tr_rundir_write_id(const char *run_dir, const char *id);
+/* A new run id: UTC time and 48 random bits. */
+void tr_run_id_new(char *id, size_t n);
 
 /* signals.c: SIGUSR1/SIGTERM set a flag (nothing else happens in the handler). */
 void tr_signals_install(void);

@@ -69,7 +69,7 @@ for set in $SETS; do
             run=$OUT/runs/$set-$model-s$seed
             [[ -f $run/metrics.jsonl ]] && grep -q '"final":true' "$run/metrics.jsonl" && continue
             echo "$BIN train $(set_args "$set") $(model_args "$model") --set train.seed=$seed" \
-                "--set run.progress=off --run-dir $run > $run.log 2>&1" >>"$jobs_file"
+                "--set run.progress=off --run-dir $run --overwrite > $run.log 2>&1" >>"$jobs_file"
         done
     done
 done

@@ -66,7 +66,7 @@ for ((rep = 0; rep < repeat; rep++)); do
         "$BIN" train "${common[@]}" "${sets[@]}" --run-dir "$dir" >/dev/null 2>&1
         t=$(python3 - "$dir/metrics.jsonl" <<'PY'
 import json, sys
-ev = [json.loads(l) for l in open(sys.argv[1]) if '"final"' not in l]
+ev = [json.loads(l) for l in open(sys.argv[1]) if '"val_mean"' in l and '"final"' not in l]
 by = {e["step"]: e for e in ev}
 a, b = by[50], by[150]
 ms = 1e3 * (b["train_seconds"] - a["train_seconds"]) / 100

@@ -68,7 +68,17 @@ if want_tasks is not None and tasks != want_tasks:
 other = "mse" if kind == "acc" else "acc"
 need = ["step", "epoch", "lr", "train_loss", "train_" + kind, "val_loss", "val_" + kind,
         "val_mean", "train_samples_per_s", "train_seconds", "elapsed_s", "phases_s", "comm"]
+prov = recs[0].get("provenance")
+if not isinstance(prov, dict) or not prov.get("run_id") or prov.get("world_size") != ranks:
+    die(f"line 1 is not the provenance line: {lines[0][:120]}")
 for i, r in enumerate(recs[:-1], 1):
+    if "provenance" in r:
+        continue
+    if r.get("train") is True:  # every train.log_every steps
+        if not isinstance(r.get("step"), int) or "lr" not in r or "samples_per_s" not in r:
+            die(f"line {i} (a training line) lacks step, lr or samples_per_s")
+        finite_list(f"line {i} loss", r["loss"], T)
+        continue
     if r.get("final"):
         die(f"line {i} is final but is not the last line")
     miss = [k for k in need if k not in r]

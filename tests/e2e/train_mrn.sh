@@ -75,7 +75,8 @@ EOF
         sets=()
         for kv in $variant; do sets+=(--set "$kv"); done
         if mpirun_np 2 "$BIN" train -c launch/configs/fashion-mrn.ini "${short[@]}" \
-            --set train.max_steps=12 "${sets[@]}" --run-dir "$SCRATCH/fd-v" >"$SCRATCH/v.out" 2>&1; then
+            --set train.max_steps=12 "${sets[@]}" --run-dir "$SCRATCH/fd-v-${variant// /_}" \
+            >"$SCRATCH/v.out" 2>&1; then
             pass "MRN with $variant"
         else
             check_fail "MRN with $variant: $(tail -2 "$SCRATCH/v.out")"

@@ -349,16 +349,20 @@ static void exact_resume(const model_row *row) {
                ra.val_mean == rc.val_mean);
     int ok = 1;
     if (g_rank == 0) {
-        snprintf(p1, sizeof(p1), "%s/checkpoints/ckpt-%d.h5", a, N_STEPS);
-        snprintf(p2, sizeof(p2), "%s/checkpoints/ckpt-%d.h5", b, N_STEPS);
-        ok = files_equal(p1, p2) && files_equal(p2, p1);
+        /* every checkpoint, every group (those written after the resume too:
+         * /relations included before the method's next update) */
+        for (int k = 4; k <= N_STEPS; k += 4) {
+            snprintf(p1, sizeof(p1), "%s/checkpoints/ckpt-%d.h5", a, k);
+            snprintf(p2, sizeof(p2), "%s/checkpoints/ckpt-%d.h5", b, k);
+            ok = ok && files_equal(p1, p2) && files_equal(p2, p1);
+        }
         snprintf(p1, sizeof(p1), "%s/model.h5", a);
         snprintf(p2, sizeof(p2), "%s/model.h5", b);
         ok = ok && files_equal(p1, p2);
         snprintf(p1, sizeof(p1), "%s/relations.h5", a);
         snprintf(p2, sizeof(p2), "%s/relations.h5", b);
         ok = ok && exists(p1) == exists(p2) && (!exists(p1) || files_equal(p1, p2));
-        printf("  %-22s P=%d: stop at %d, resume to %d: final checkpoint and model.h5 %s\n",
+        printf("  %-22s P=%d: stop at %d, resume to %d: every checkpoint and model.h5 %s\n",
                row->label, g_size, K_STOP, N_STEPS, ok ? "bitwise identical" : "DIFFER");
     }
     MPI_ASSERT(mpi_all(ok, "bitwise identical files"));

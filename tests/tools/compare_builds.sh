@@ -74,7 +74,7 @@ strip_metrics() {
     python3 - "$1" <<'EOF'
 import json, sys
 TIMING = {"train_samples_per_s", "train_seconds", "elapsed_s", "phases_s", "comm",
-          "seconds", "update_seconds", "checkpoint_seconds", "ckpt_seconds"}
+          "seconds", "update_seconds", "checkpoint_seconds", "ckpt_seconds", "provenance"}
 def strip(v):
     if isinstance(v, dict):
         return {k: strip(x) for k, x in v.items() if k not in TIMING and "second" not in k

@@ -114,7 +114,7 @@ static int setup(void **unused) {
     s.relations = &rel;
     tr_status st = tr_checkpoint_save(g_ckpt, &s, &g_grid, NULL, NULL);
     if (st == TR_OK)
-        st = tr_weights_save(g_weights, &g_p, NULL, &g_grid, NULL);
+        st = tr_weights_save(g_weights, &g_p, NULL, &g_grid, NULL, NULL);
     if (st == TR_OK)
         st = tr_relations_save(g_rel, &rel);
     tr_relations_free(&rel);
