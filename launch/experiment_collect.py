@@ -105,7 +105,7 @@ def read_run(path):
                 continue
             if o.get("final"):
                 final = o
-            elif "step" in o:
+            elif "step" in o and "val_mean" in o:  # validations, not training lines
                 steps.append(o["step"])
     if final is None:
         return None

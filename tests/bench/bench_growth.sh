@@ -72,7 +72,7 @@ for T in ${tasks//,/ }; do
 import json, sys
 path, model, T, D1, P, upd, rss, load = sys.argv[1:]
 T, D1, P, upd = int(T), int(D1), int(P), int(upd)
-ev = [json.loads(l) for l in open(path) if '"final"' not in l]
+ev = [json.loads(l) for l in open(path) if '"final"' not in l and '"val_mean"' in l]
 by = {e["step"]: e for e in ev if "step" in e}
 a, b = by[upd], by[3 * upd]
 n = 2 * upd

@@ -181,7 +181,7 @@ def read_losses(run_dir):
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         for line in f:
             o = json.loads(line)
-            if o.get("final"):
+            if o.get("final") or "train_loss" not in o:  # provenance and training lines
                 continue
             losses[o["step"]] = np.array(o["train_loss"], dtype=np.float64)
     return losses
