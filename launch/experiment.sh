@@ -165,7 +165,7 @@ done
 # The plan (one line per run) and a script per run.
 plan="$out/plan.tsv"
 printf 'label\tseed\trun_dir\tconfig\toverrides\n' >"$plan"
-todo=()
+pending=()
 for i in "${!labels[@]}"; do
     label=${labels[$i]}
     for s in "${seed_list[@]}"; do
@@ -198,12 +198,12 @@ for i in "${!labels[@]}"; do
             echo "    \"\${cmd[@]}\""
             echo "fi"
         } >"$rdir/run.sh"
-        todo+=("$rdir")
+        pending+=("$rdir")
     done
 done
 total=$(($(wc -l <"$plan") - 1))
 echo "experiment: ${#labels[@]} label(s) x ${#seed_list[@]} seed(s) = $total run(s);" \
-    "${#todo[@]} to run, $((total - ${#todo[@]})) finished already"
+    "${#pending[@]} to run, $((total - ${#pending[@]})) finished already"
 {
     printf 'saved_stl=%q\nsaved_hps=%q\nsaved_truth=%q\nsaved_taskrel=%q\n' \
         "$stl" "$hps" "$truth" "$taskrel"
@@ -211,19 +211,19 @@ echo "experiment: ${#labels[@]} label(s) x ${#seed_list[@]} seed(s) = $total run
 echo "${invocation% }" >"$out/command.sh"
 if ((dry)); then
     column -t -s $'\t' "$plan" 2>/dev/null || cat "$plan"
-    for r in "${todo[@]}"; do echo "would run: ${r#"$out"/}"; done
+    for r in "${pending[@]}"; do echo "would run: ${r#"$out"/}"; done
     exit 0
 fi
 
 if ((slurm)); then
-    ((${#todo[@]})) || { collect; exit $?; }
+    ((${#pending[@]})) || { collect; exit $?; }
     command -v sbatch >/dev/null || die "--slurm: sbatch not found"
     mkdir -p "$out/slurm"
-    printf '%s/run.sh\n' "${todo[@]}" >"$out/slurm/runs.txt"
+    printf '%s/run.sh\n' "${pending[@]}" >"$out/slurm/runs.txt"
     cat >"$out/slurm/array.sbatch" <<EOF
 #!/usr/bin/env bash
 #SBATCH --job-name=taskrel-exp
-#SBATCH --array=0-$((${#todo[@]} - 1))
+#SBATCH --array=0-$((${#pending[@]} - 1))
 #SBATCH --ntasks=$ranks
 #SBATCH --cpus-per-task=1
 #SBATCH --output=$out/slurm/%A_%a.out
@@ -237,15 +237,15 @@ EOF
     cjid=$(sbatch --parsable "${extra_sb[@]}" --dependency="afterany:$jid" --ntasks=1 \
         --job-name=taskrel-exp-collect --output="$out/slurm/collect.out" \
         --wrap "$(printf '%q ' "$ROOT/launch/experiment.sh" --out "$out" --collect-only)")
-    echo "experiment: submitted job array $jid (${#todo[@]} runs) and collect job ${cjid%%;*};" \
+    echo "experiment: submitted job array $jid (${#pending[@]} runs) and collect job ${cjid%%;*};" \
         "the report appears in $out/report.md when they finish"
     exit 0
 fi
 
-if ((${#todo[@]})); then
-    echo "experiment: running ${#todo[@]} run(s), $jobs at a time ($ranks rank(s) each)"
+if ((${#pending[@]})); then
+    echo "experiment: running ${#pending[@]} run(s), $jobs at a time ($ranks rank(s) each)"
     t0=$(date +%s)
-    printf '%s\n' "${todo[@]}" |
+    printf '%s\n' "${pending[@]}" |
         xargs -P "$jobs" -I{} bash -c 'bash "$1/run.sh" > "$1/train.log" 2>&1 ||
             echo "experiment: run failed (exit $?): $1 (see $1/train.log)" >&2' _ {}
     echo "experiment: runs done in $(($(date +%s) - t0)) s"

@@ -180,7 +180,7 @@ typedef struct {
     char run_id[TR_RUN_ID_LEN];           /* "" if absent */
     char data_fingerprint[TR_RUN_ID_LEN]; /* "" if absent */
     int model_mismatch;                   /* see tr_ckpt_ident */
-    tr_ckpt_dataset *datasets; /* (n_datasets), in file order */
+    tr_ckpt_dataset *datasets;            /* (n_datasets), in file order */
     int n_datasets;
     tr_ckpt_verdict verdict; /* integrity: every dataset read with checksums */
     char why[512];           /* reason if not valid */

@@ -36,7 +36,6 @@ typedef enum { TR_MRN_PROX = 0, TR_MRN_GRADIENT } tr_mrn_prior_step;
 typedef enum { TR_MRN_FLOOR = 0, TR_MRN_OFFICIAL } tr_mrn_numerics;
 typedef enum { TR_MRN_PROX_FLOAT = 0, TR_MRN_PROX_DOUBLE } tr_mrn_prox_precision;
 
-
 /* mrn.layers: the task-specific layers that carry a prior. */
 enum { TR_MRN_LAYER_FC7 = 1u << 0, TR_MRN_LAYER_FC8 = 1u << 1 };
 /* mrn.modes: bit 1u << k for mode k of tr_mrn_mode (feature 0, class 1, task 2). */
@@ -73,21 +72,21 @@ typedef struct {
     int batchnorm;                     /* model.batchnorm: BN after each trunk conv/fc (false) */
 
     /* [train] */
-    int epochs;             /* train.epochs (10) */
-    int64_t max_steps;      /* train.max_steps: stop after this many steps (0 = no cap) */
-    int batch_size;         /* train.batch_size: global per-task batch (128) */
-    uint64_t seed;          /* train.seed (1) */
-    int eval_every;         /* train.eval_every: steps between validations (0 = each epoch) */
-    int log_every;          /* train.log_every: steps between plain log lines (50) */
-    int chance_steps;       /* train.chance_steps: warn if still at chance after (300; 0 off) */
-    tr_opt_config opt;      /* train.optimizer = sgd|adamw (sgd), train.momentum (0.9),
-                               train.nesterov (false), train.weight_decay (5e-4),
-                               train.beta1 (0.9), train.beta2 (0.999), train.eps (1e-8),
-                               train.lr_mult_trunk (1), train.lr_mult_head (1) */
-    tr_schedule sched;      /* train.lr (0.01), train.schedule = const|step|cosine|inv (const),
-                               train.warmup_steps (0), train.step_size (1000),
-                               train.gamma (0.1 step, 1e-3 inv), train.power (0.75),
-                               train.min_lr (0); total_steps is set by the trainer */
+    int epochs;        /* train.epochs (10) */
+    int64_t max_steps; /* train.max_steps: stop after this many steps (0 = no cap) */
+    int batch_size;    /* train.batch_size: global per-task batch (128) */
+    uint64_t seed;     /* train.seed (1) */
+    int eval_every;    /* train.eval_every: steps between validations (0 = each epoch) */
+    int log_every;     /* train.log_every: steps between plain log lines (50) */
+    int chance_steps;  /* train.chance_steps: warn if still at chance after (300; 0 off) */
+    tr_opt_config opt; /* train.optimizer = sgd|adamw (sgd), train.momentum (0.9),
+                          train.nesterov (false), train.weight_decay (5e-4),
+                          train.beta1 (0.9), train.beta2 (0.999), train.eps (1e-8),
+                          train.lr_mult_trunk (1), train.lr_mult_head (1) */
+    tr_schedule sched; /* train.lr (0.01), train.schedule = const|step|cosine|inv (const),
+                          train.warmup_steps (0), train.step_size (1000),
+                          train.gamma (0.1 step, 1e-3 inv), train.power (0.75),
+                          train.min_lr (0); total_steps is set by the trainer */
     float task_weights[TR_MAX_TASKS]; /* train.task_weights: "1,1,..." (empty: all 1) */
     int n_task_weights;               /* entries in task_weights (0: all 1) */
 
@@ -96,7 +95,7 @@ typedef struct {
     tr_progress_mode progress; /* run.progress = auto|on|off (auto: on if stderr is a tty) */
 
     /* [dist] */
-    int task_shards; /* dist.task_shards (0 = largest divisor of P that is <= T) */
+    int task_shards;     /* dist.task_shards (0 = largest divisor of P that is <= T) */
     float stall_timeout; /* dist.stall_timeout: seconds before a collective is a stall (0 = off) */
 
     /* [mrn] (model.kind = mrn) */

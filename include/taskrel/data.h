@@ -39,7 +39,6 @@ tr_status tr_build_multifashion(const tr_builder_opts *o);
 tr_status tr_build_synthetic_tn(const tr_builder_opts *o);
 tr_status tr_build_synthetic_mmoe(const tr_builder_opts *o);
 
-
 /* ---- task selection --------------------------------------------------------- */
 /* Apply data.tasks to a loaded dataset (keeps the selected tasks in order;
  * exit-2 error naming a task the dataset lacks). */

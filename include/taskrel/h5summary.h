@@ -25,10 +25,10 @@ typedef enum {
 typedef struct {
     char name[64];
     tr_h5_attr_kind kind;
-    int64_t count;                          /* values in the attribute */
-    char *text;                             /* TEXT: owned by the summary */
-    long long ints[TR_H5_SUMMARY_VALUES];   /* INT: the values */
-    double reals[TR_H5_SUMMARY_VALUES];     /* FLOAT: the values */
+    int64_t count;                        /* values in the attribute */
+    char *text;                           /* TEXT: owned by the summary */
+    long long ints[TR_H5_SUMMARY_VALUES]; /* INT: the values */
+    double reals[TR_H5_SUMMARY_VALUES];   /* FLOAT: the values */
 } tr_h5_attr_info;
 
 typedef struct {
@@ -58,8 +58,8 @@ void tr_h5_summary_free(tr_h5_summary *s); /* no-op on a zeroed struct */
 /* The 2-D dataset `name` as float64 (rows, cols), malloc'd into *data (free()
  * it). *found = 0 (TR_OK) if the file has no such dataset; a dataset that is
  * not a matrix of at most 2^24 entries is TR_ERR_DATA. */
-tr_status tr_h5_read_matrix(const char *path, const char *name, double **data, int *rows,
-                            int *cols, int *found);
+tr_status tr_h5_read_matrix(const char *path, const char *name, double **data, int *rows, int *cols,
+                            int *found);
 
 #ifdef __cplusplus
 }

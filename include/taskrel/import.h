@@ -82,7 +82,6 @@ void tr_import_opts_default(tr_import_opts *o);
  * renamed). Logs one line per task: name, kind, classes, split sizes. */
 tr_status tr_import(const tr_import_opts *o);
 
-
 #ifdef __cplusplus
 }
 #endif

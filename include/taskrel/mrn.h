@@ -76,7 +76,7 @@ typedef struct {
     double *work;       /* (T + 2) d1 d2 scratch */
     float *w_f32;       /* (T, d1, d2) gather buffer */
     float *u_f32[TR_MRN_MODE_COUNT]; /* float copies of U1, U2, U3 for the float prox */
-    double u_f32_stamp; /* updates done when u_f32 was made (-1: stale) */
+    double u_f32_stamp;              /* updates done when u_f32 was made (-1: stale) */
 } tr_mrn_layer;
 
 typedef struct {

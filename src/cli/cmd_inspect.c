@@ -318,8 +318,9 @@ static void gnuplot_panel(FILE *gp, const tr_relation *r, const char *tasks, con
     gp_quote(gp, datafile);
     fprintf(gp, " index %d matrix with image notitle", index);
     if (r->rows <= 12 && r->cols <= 12)
-        fprintf(gp, ", '' index %d matrix using 1:2:(sprintf('%%.2f',$3)) with labels font ',8' "
-                    "notitle",
+        fprintf(gp,
+                ", '' index %d matrix using 1:2:(sprintf('%%.2f',$3)) with labels font ',8' "
+                "notitle",
                 index);
     fputc('\n', gp);
 }
@@ -349,8 +350,8 @@ static void warn_never_updated(const tr_relations *rel) {
     for (int k = 0; k < rel->n; k++) {
         const tr_relation *r = &rel->items[k];
         size_t n = strlen(r->name);
-        if (strncmp(r->name, "mrn.", 4) != 0 || n < 9 || strcmp(r->name + n - 9, ".task_cov") != 0 ||
-            r->rows != r->cols)
+        if (strncmp(r->name, "mrn.", 4) != 0 || n < 9 ||
+            strcmp(r->name + n - 9, ".task_cov") != 0 || r->rows != r->cols)
             continue;
         int identity = 1;
         for (int i = 0; i < r->rows && identity; i++)
@@ -435,8 +436,9 @@ static tr_status plot_run(const tr_relations *rel, const char *name, const char 
         fprintf(gp, "set terminal pngcairo size %d,%d font ',10'\nset output ", 520 * cols,
                 480 * rows + 30);
         gp_quote(gp, out);
-        fprintf(gp, "\nset size ratio -1\nset termoption noenhanced\n"
-                    "set datafile commentschars '#'\nset multiplot layout %d,%d title ",
+        fprintf(gp,
+                "\nset size ratio -1\nset termoption noenhanced\n"
+                "set datafile commentschars '#'\nset multiplot layout %d,%d title ",
                 rows, cols);
         gp_quote(gp, label);
         fputc('\n', gp);
@@ -507,8 +509,7 @@ static tr_status plot_curves(const char *run, const char *out) {
         gp_quote(gp, label);
         for (int pass = 0; pass < 2; pass++) {
             fprintf(gp, "\nset title '%s'\nset ylabel '%s'\nplot ",
-                    pass == 0 ? "training loss (every train.log_every steps)"
-                              : "validation metric",
+                    pass == 0 ? "training loss (every train.log_every steps)" : "validation metric",
                     pass == 0 ? "loss" : m.metric);
             for (int t = 0; t < m.T; t++) {
                 fprintf(gp, "%s", t ? ", " : "");
@@ -586,16 +587,15 @@ tr_status tr_cmd_plot(int argc, char **argv) {
         *(a.opts[i].id == 'o' ? &out : &name) = a.opts[i].value;
     tr_cli_args_free(&a);
     if (!what || help) {
-        printf(
-            "usage: taskrel plot relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]\n"
-            "       taskrel plot curves RUN_DIR -o FILE.png\n"
-            "curves: per task the training loss (metrics.jsonl's training lines) and the\n"
-            "validation metric against step.\n"
-            "Heatmaps of the learned relation matrices (default: every matrix the run\n"
-            "wrote but covariances; --name picks one, e.g. mrn.fc8.task_corr; `taskrel\n"
-            "inspect` lists them). Colours: correlations and signed matrices diverge\n"
-            "about 0, scaled to their largest off-diagonal magnitude; non-negative ones\n"
-            "on a sequential palette. Temporary files go to $TMPDIR.\n");
+        printf("usage: taskrel plot relations RUN_DIR|FILE.h5 -o FILE.png [--name NAME]\n"
+               "       taskrel plot curves RUN_DIR -o FILE.png\n"
+               "curves: per task the training loss (metrics.jsonl's training lines) and the\n"
+               "validation metric against step.\n"
+               "Heatmaps of the learned relation matrices (default: every matrix the run\n"
+               "wrote but covariances; --name picks one, e.g. mrn.fc8.task_corr; `taskrel\n"
+               "inspect` lists them). Colours: correlations and signed matrices diverge\n"
+               "about 0, scaled to their largest off-diagonal magnitude; non-negative ones\n"
+               "on a sequential palette. Temporary files go to $TMPDIR.\n");
         return tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
                             help ? "help shown" : "plot needs a subject");
     }

@@ -49,10 +49,8 @@ static void usage_train(FILE *f, int is_eval) {
 enum { OPT_CONFIG, OPT_SET, OPT_RUN_DIR, OPT_RESUME, OPT_CHECKPOINT, OPT_JSON, OPT_OVERWRITE };
 
 static const tr_cli_option k_train_opts[] = {
-    {"config", 'c', 1, OPT_CONFIG},
-    {"set", 's', 1, OPT_SET},
-    {"run-dir", 0, 1, OPT_RUN_DIR},
-    {"resume", 0, 1, OPT_RESUME},
+    {"config", 'c', 1, OPT_CONFIG},     {"set", 's', 1, OPT_SET},
+    {"run-dir", 0, 1, OPT_RUN_DIR},     {"resume", 0, 1, OPT_RESUME},
     {"overwrite", 0, 0, OPT_OVERWRITE},
 };
 static const tr_cli_option k_eval_opts[] = {
@@ -180,8 +178,7 @@ static tr_status parse(int argc, char **argv, tr_config *cfg, train_args *a, int
              "taskrel %s needs -c CONFIG (see launch/configs/)", cmd);
     TR_CALL(tr_config_validate(cfg));
     TR_CHECK(!a->overwrite || !a->resume || strcmp(a->resume, "none") == 0, TR_ERR_USAGE,
-             "--overwrite starts a run afresh: it cannot be combined with --resume %s",
-             a->resume);
+             "--overwrite starts a run afresh: it cannot be combined with --resume %s", a->resume);
     return TR_OK;
 }
 
@@ -198,9 +195,8 @@ static void command_line(char *buf, size_t n, int argc, char **argv) {
                            *c) != NULL;
         used += (size_t)snprintf(buf + used, n - used, plain ? " %s" : " '", a);
         for (const char *c = a; !plain && *c && used + 6 < n; c++)
-            used += *c == '\''
-                        ? (size_t)snprintf(buf + used, n - used, "%s", "'\\''")
-                        : (size_t)snprintf(buf + used, n - used, "%c", *c);
+            used += *c == '\'' ? (size_t)snprintf(buf + used, n - used, "%s", "'\\''")
+                               : (size_t)snprintf(buf + used, n - used, "%c", *c);
         if (!plain && used + 2 < n)
             used += (size_t)snprintf(buf + used, n - used, "'");
     }

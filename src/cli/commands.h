@@ -48,7 +48,7 @@ typedef struct {
     tr_metrics_row *rows;
     int n, T;
     char (*names)[64]; /* (T) from the final line, else task<k> */
-    char metric[8];               /* "acc" or "mse" */
+    char metric[8];    /* "acc" or "mse" */
 } tr_metrics;
 tr_status tr_metrics_read(const char *run, tr_metrics *m);
 void tr_metrics_free(tr_metrics *m);
@@ -62,6 +62,5 @@ tr_status tr_cmd_data(int argc, char **argv);
 
 /* `taskrel data import FILE... --out OUT.h5 [options]` (argv[0] = "import"). Serial. */
 tr_status tr_cmd_import(int argc, char **argv);
-
 
 #endif

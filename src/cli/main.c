@@ -29,14 +29,10 @@ static const struct {
     tr_status (*run)(int argc, char **argv);
     cmd_mode mode;
 } k_commands[] = {
-    {"train", tr_cmd_train, CMD_COLLECTIVE},
-    {"eval", tr_cmd_eval, CMD_COLLECTIVE},
-    {"data", cmd_data_entry, CMD_LOCAL},
-    {"config", tr_cmd_config, CMD_LOCAL},
-    {"inspect", tr_cmd_inspect, CMD_LOCAL},
-    {"plot", tr_cmd_plot, CMD_LOCAL},
-    {"export", tr_cmd_export, CMD_LOCAL},
-    {"calibrate", tr_cmd_calibrate, CMD_COLLECTIVE},
+    {"train", tr_cmd_train, CMD_COLLECTIVE}, {"eval", tr_cmd_eval, CMD_COLLECTIVE},
+    {"data", cmd_data_entry, CMD_LOCAL},     {"config", tr_cmd_config, CMD_LOCAL},
+    {"inspect", tr_cmd_inspect, CMD_LOCAL},  {"plot", tr_cmd_plot, CMD_LOCAL},
+    {"export", tr_cmd_export, CMD_LOCAL},    {"calibrate", tr_cmd_calibrate, CMD_COLLECTIVE},
 };
 #define N_COMMANDS ((int)(sizeof(k_commands) / sizeof(k_commands[0])))
 

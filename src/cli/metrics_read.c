@@ -73,8 +73,12 @@ static int read_names(const char *line, char (*names)[64], int cap) {
             unsigned c = (unsigned char)*p++;
             if (c == '\\' && *p) {
                 char e = *p++;
-                c = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'b' ? '\b'
-                    : e == 'f' ? '\f' : (unsigned char)e;
+                c = e == 'n'   ? '\n'
+                    : e == 't' ? '\t'
+                    : e == 'r' ? '\r'
+                    : e == 'b' ? '\b'
+                    : e == 'f' ? '\f'
+                               : (unsigned char)e;
                 if (e == 'u') {
                     c = (unsigned)strtoul((char[5]){p[0], p[1], p[2], p[3], 0}, NULL, 16);
                     p += strlen(p) >= 4 ? 4 : strlen(p);

@@ -205,8 +205,8 @@ static void stall(double waited, const char *why) {
     if (why)
         snprintf(how, sizeof(how), "failed after %.1f s (%s)", waited, why);
     else
-        snprintf(how, sizeof(how), "did not complete in %.1f s (dist.stall_timeout = %g)",
-                 waited, g_wd.timeout);
+        snprintf(how, sizeof(how), "did not complete in %.1f s (dist.stall_timeout = %g)", waited,
+                 g_wd.timeout);
     tr_log(TR_LOG_ERROR,
            "stall: step %lld, collective %s (#%lld) %s; ranks that did not answer: %s; "
            "waiting in it: %s; leaving with exit code %d",
@@ -222,10 +222,11 @@ static void stall(double waited, const char *why) {
     const char *path = getenv("TASKREL_STALL_REPORT");
     if (path && *path && flag) {
         char line[2048];
-        size_t n = (size_t)snprintf(line, sizeof(line), "reporter=%s rank=%d step=%lld "
-                                                        "collective=%s missing=",
-                                    g_wd.hosts[g_wd.rank], g_wd.rank, (long long)mine.step,
-                                    mine.what);
+        size_t n =
+            (size_t)snprintf(line, sizeof(line),
+                             "reporter=%s rank=%d step=%lld "
+                             "collective=%s missing=",
+                             g_wd.hosts[g_wd.rank], g_wd.rank, (long long)mine.step, mine.what);
         int k = 0;
         for (int j = 0; j < P && n + WD_HOST + 2 < sizeof(line); j++) {
             int seen = flag[j] != 0;
@@ -233,8 +234,8 @@ static void stall(double waited, const char *why) {
                 seen = !flag[i] && strcmp(g_wd.hosts[i], g_wd.hosts[j]) == 0;
             if (seen)
                 continue; /* each missing host once */
-            n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", k++ ? "," : "",
-                                  g_wd.hosts[j]);
+            n +=
+                (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", k++ ? "," : "", g_wd.hosts[j]);
         }
         n += (size_t)snprintf(line + n, sizeof(line) - n, "\n");
         FILE *f = fopen(path, "a");

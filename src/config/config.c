@@ -254,7 +254,8 @@ int tr_config_same_value(const char *section, const char *key, const char *a, co
     if (ca && cb) {
         tr_config_default(ca);
         tr_config_default(cb);
-        if (!tr_cfg_parse(ca, k, a, err, sizeof(err)) && !tr_cfg_parse(cb, k, b, err, sizeof(err))) {
+        if (!tr_cfg_parse(ca, k, a, err, sizeof(err)) &&
+            !tr_cfg_parse(cb, k, b, err, sizeof(err))) {
             tr_cfg_format(ca, k, ta, sizeof(ta));
             tr_cfg_format(cb, k, tb, sizeof(tb));
             same = strcmp(ta, tb) == 0;
@@ -319,7 +320,8 @@ tr_status tr_config_text(const tr_config *c, char **text) {
     TR_CHECK(mem != NULL, TR_ERR_NOMEM, "out of memory (config text)");
     tr_status st = tr_config_write(c, mem);
     if (fclose(mem) != 0 && st == TR_OK)
-        st = tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory (config text)");
+        st =
+            tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory (config text)");
     if (st != TR_OK) {
         free(*text);
         *text = NULL;

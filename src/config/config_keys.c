@@ -18,9 +18,9 @@
 #define GE(a) TR_CFG_LO, a, 0
 #define ANY 0, 0, 0
 
-const char *const tr_cfg_type_names[] = {"int",      "int64",      "uint64", "float",
-                                         "bool",     "string",     "enum",   "int list",
-                                         "float list", "set",      "task selection"};
+const char *const tr_cfg_type_names[] = {"int",        "int64",  "uint64",        "float",
+                                         "bool",       "string", "enum",          "int list",
+                                         "float list", "set",    "task selection"};
 
 static const char *const k_model_names[] = {"stl", "hps", "mrn", "mran", "mmoe", NULL};
 static const char *const k_trunk_names[] = {"lenet", "mlp", NULL};
@@ -37,7 +37,6 @@ static const char *const k_penalty_names[] = {"fro", "l1", NULL};
 static const char *const k_mrn_layer_names[] = {"fc7", "fc8", NULL};
 static const char *const k_mrn_mode_names[] = {"feature", "class", "task", NULL};
 static const char *const k_mran_module_names[] = {"tt", "ff", "tf", NULL};
-
 
 /* Enum fields are accessed as int (same size, corresponding signedness). */
 _Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == sizeof(int) &&
@@ -121,8 +120,7 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("train", "min_lr", TR_CFG_FLOAT, sched.min_lr, 0, "0", CC(0, 10), NULL,
       "cosine: final learning rate"),
     K("train", "task_weights", TR_CFG_FLOAT_LIST, task_weights, offsetof(tr_config, n_task_weights),
-      "", GE(0),
-      NULL, "loss weight of each task, comma separated, one per task (empty: all 1)"),
+      "", GE(0), NULL, "loss weight of each task, comma separated, one per task (empty: all 1)"),
 
     K("run", "dir", TR_CFG_STRING, run_dir, FSIZE(run_dir), "", ANY, NULL,
       "run directory (empty: a new `runs/<model>-<UTC date>-<n>`)"),

@@ -190,9 +190,10 @@ static int parse_tasks(const char *s, tr_task_select *sel, char *err, size_t err
     const char *p = s, *tok;
     for (size_t len; (len = next_token(&p, &tok)) > 0;) {
         if (len >= TR_TASK_NAME_LEN || v.n_names == TR_MAX_SELECT) {
-            snprintf(err, errn, "%s", len >= TR_TASK_NAME_LEN ? "a task name is longer than 63 "
-                                                                "characters"
-                                                              : "lists too many tasks");
+            snprintf(err, errn, "%s",
+                     len >= TR_TASK_NAME_LEN ? "a task name is longer than 63 "
+                                               "characters"
+                                             : "lists too many tasks");
             return 1;
         }
         for (int i = 0; i < v.n_names; i++)
@@ -368,8 +369,8 @@ void tr_cfg_format(const tr_config *c, const tr_cfg_key *k, char *buf, size_t n)
         buf[0] = '\0';
         for (int i = 0, first = 1; k->names[i] && used < n; i++)
             if (m & (1u << i)) {
-                used += (size_t)snprintf(buf + used, n - used, "%s%s", first ? "" : ",",
-                                         k->names[i]);
+                used +=
+                    (size_t)snprintf(buf + used, n - used, "%s%s", first ? "" : ",", k->names[i]);
                 first = 0;
             }
         return;

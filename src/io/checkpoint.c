@@ -122,8 +122,8 @@ static tr_status arenas_io(hid_t file, const tr_ckpt_state *s, const tr_grid *g,
             TR_CALL(tr_h5_arena_write(file, arenas[i].group, arenas[i].layout, arenas[i].data, g,
                                       dxpl, what, io));
         else
-            TR_CALL(tr_h5_arena_read(file, arenas[i].group, arenas[i].layout, arenas[i].data,
-                                     dxpl, what, io));
+            TR_CALL(tr_h5_arena_read(file, arenas[i].group, arenas[i].layout, arenas[i].data, dxpl,
+                                     what, io));
     }
     return TR_OK;
 }

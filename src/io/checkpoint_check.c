@@ -137,8 +137,8 @@ static int expect_arena(const tr_ckpt_info *info, const char *file, const char *
     return 1;
 }
 
-static tr_ckpt_verdict expect_model(tr_ckpt_info *info, const char *file,
-                                    const tr_ckpt_state *e, char *why, size_t whyn) {
+static tr_ckpt_verdict expect_model(tr_ckpt_info *info, const char *file, const tr_ckpt_state *e,
+                                    char *why, size_t whyn) {
     info->model_mismatch = 1; /* until every tensor was found */
     int has_buf = e->buffers && e->buffers->n > 0;
     if (!expect_arena(info, file, "/params", e->params, why, whyn) ||
@@ -375,8 +375,7 @@ tr_ckpt_verdict tr_checkpoint_check_all(const char *path, const tr_ckpt_state *e
     verdict_msg m;
     memset(&m, 0, sizeof(m));
     if (rank == 0)
-        m.verdict =
-            (int)tr_checkpoint_check(path, expect, attrs_only, &m.id, m.why, sizeof(m.why));
+        m.verdict = (int)tr_checkpoint_check(path, expect, attrs_only, &m.id, m.why, sizeof(m.why));
     if (MPI_Bcast(&m, (int)sizeof(m), MPI_BYTE, 0, world) != MPI_SUCCESS) {
         memset(id, 0, sizeof(*id));
         snprintf(why, whyn, "checkpoint %s: could not share the validation verdict", path);

@@ -177,8 +177,7 @@ static tr_status read_open_dataset(const loader *L, const char *path, hid_t d, d
         over |= __builtin_mul_overflow(count, (uint64_t)dims[i], &count);
     over |= __builtin_mul_overflow(count, (uint64_t)esz, &bytes);
     TR_CHECK(!over && bytes <= L->max_bytes && count <= SIZE_MAX / esz, TR_ERR_DATA,
-             "data: %s: %s claims more data than the file can hold (corrupt file?)", L->file,
-             path);
+             "data: %s: %s claims more data than the file can hold (corrupt file?)", L->file, path);
     void *buf = tr_calloc(count ? (size_t)count : 1, esz);
     TR_CHECK(buf != NULL, TR_ERR_NOMEM, "out of memory reading %s (%llu elements)", path,
              (unsigned long long)count);

@@ -137,7 +137,8 @@ static tr_status write_task(hid_t tasks, const tr_dataset *ds, int t) {
     tr_status s = tr_h5_attr_write_str(
         g, "kind", ti->kind == TR_TASK_CLASSIFICATION ? "classification" : "regression");
     if (s == TR_OK)
-        s = tr_h5_attr_write_int32(g, "classes", ti->kind == TR_TASK_CLASSIFICATION ? ti->classes : 1);
+        s = tr_h5_attr_write_int32(g, "classes",
+                                   ti->kind == TR_TASK_CLASSIFICATION ? ti->classes : 1);
     if (s == TR_OK)
         s = tr_h5_attr_write_int32(g, "index", t);
     for (int sp = 0; s == TR_OK && ds->setting == TR_SETTING_MULTI_INPUT && sp < TR_SPLIT_COUNT;

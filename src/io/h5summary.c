@@ -134,15 +134,15 @@ void tr_h5_summary_free(tr_h5_summary *s) {
 }
 
 /* Read the open 2-D dataset ds into a new array. */
-static tr_status read_matrix(hid_t ds, const char *path, const char *name, double **data,
-                             int *rows, int *cols) {
+static tr_status read_matrix(hid_t ds, const char *path, const char *name, double **data, int *rows,
+                             int *cols) {
     hid_t sp = H5Dget_space(ds);
     TR_CHECK(sp >= 0, TR_ERR_DATA, "%s: cannot read the shape of /%s", path, name);
     hsize_t dims[H5S_MAX_RANK] = {0};
     int nd = H5Sget_simple_extent_dims(sp, dims, NULL);
     H5Sclose(sp);
-    TR_CHECK(nd == 2 && dims[0] > 0 && dims[1] > 0 && dims[0] <= 1u << 24 &&
-                 dims[1] <= 1u << 24 && dims[0] * dims[1] <= 1u << 24,
+    TR_CHECK(nd == 2 && dims[0] > 0 && dims[1] > 0 && dims[0] <= 1u << 24 && dims[1] <= 1u << 24 &&
+                 dims[0] * dims[1] <= 1u << 24,
              TR_ERR_DATA, "%s: /%s is not a matrix of at most 2^24 entries", path, name);
     double *buf = malloc(sizeof(double) * dims[0] * dims[1]);
     TR_CHECK(buf, TR_ERR_NOMEM, "out of memory reading /%s", name);
@@ -156,15 +156,15 @@ static tr_status read_matrix(hid_t ds, const char *path, const char *name, doubl
     return TR_OK;
 }
 
-tr_status tr_h5_read_matrix(const char *path, const char *name, double **data, int *rows,
-                            int *cols, int *found) {
+tr_status tr_h5_read_matrix(const char *path, const char *name, double **data, int *rows, int *cols,
+                            int *found) {
     *data = NULL;
     *found = 0;
     tr_h5_quiet q;
     tr_h5_quiet_begin(&q);
     hid_t f = tr_h5_open_read(path, MPI_COMM_NULL);
     tr_status st = f < 0 ? tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
-                                         "%s: cannot open as HDF5", path)
+                                        "%s: cannot open as HDF5", path)
                          : TR_OK;
     /* H5Lexists per component: a missing group is absent, not an error */
     char part[256];

@@ -126,7 +126,9 @@ static tr_status attr_open(hid_t loc, const char *name, H5T_class_t want, hid_t 
         H5Aclose(*a);
         *a = *ft = -1;
         TR_RAISE(TR_ERR_DATA, "attribute '%s' must be a single %s", name,
-                 want == H5T_STRING ? "string" : want == H5T_FLOAT ? "number" : "integer");
+                 want == H5T_STRING  ? "string"
+                 : want == H5T_FLOAT ? "number"
+                                     : "integer");
     }
     *found = 1;
     return TR_OK;
@@ -310,8 +312,7 @@ static tr_status tensor_io(hid_t ds, const tr_tensor *t, float *buf, int write, 
 }
 
 static tr_status arena_io(hid_t file, const char *group, const tr_params *p, float *data,
-                          const tr_grid *g, hid_t dxpl, int write, const char *what,
-                          tr_h5_io *io) {
+                          const tr_grid *g, hid_t dxpl, int write, const char *what, tr_h5_io *io) {
     for (int i = 0; i < p->n; i++) {
         const tr_tensor *t = &p->t[i];
         char name[TR_NAME_LEN + 64];
@@ -337,8 +338,8 @@ static tr_status arena_io(hid_t file, const char *group, const tr_params *p, flo
         }
         tr_status st = tensor_io(ds, t, data + t->offset, write, active, dxpl, what, name, io);
         if (H5Dclose(ds) < 0 && st == TR_OK)
-            st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot close %s",
-                              what, name);
+            st = tr_error_set(TR_ERR_IO, __FILE__, __LINE__, __func__, "%s: cannot close %s", what,
+                              name);
         TR_CALL(st);
     }
     return TR_OK;

@@ -45,7 +45,7 @@ void tr_h5_quiet_end(const tr_h5_quiet *q);
 /* Scalar attributes; an existing attribute of the same name is replaced. */
 tr_status tr_h5_attr_write_int(hid_t loc, const char *name, long long v); /* native int64 */
 tr_status tr_h5_attr_write_int32(hid_t loc, const char *name, int v);     /* int32 LE */
-tr_status tr_h5_attr_write_u64(hid_t loc, const char *name, uint64_t v); /* uint64 LE */
+tr_status tr_h5_attr_write_u64(hid_t loc, const char *name, uint64_t v);  /* uint64 LE */
 tr_status tr_h5_attr_write_double(hid_t loc, const char *name, double v);
 /* prov's run_id and data_fingerprint as string attributes of loc (NULL or
  * empty fields: none). Defined in weights.c. */

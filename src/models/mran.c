@@ -42,7 +42,8 @@ static tr_status mran_declare(tr_model *m, const tr_config *cfg) {
     int tt = (cfg->mran_modules & TR_MRAN_MODULE_TT) != 0;
     int ff = (cfg->mran_modules & TR_MRAN_MODULE_FF) != 0;
     int tf = (cfg->mran_modules & TR_MRAN_MODULE_TF) != 0;
-    TR_ASSERT(cfg->mran_attention != TR_ATTN_MULTIHEAD || cfg->mran_embed_dim % cfg->mran_heads == 0);
+    TR_ASSERT(cfg->mran_attention != TR_ATTN_MULTIHEAD ||
+              cfg->mran_embed_dim % cfg->mran_heads == 0);
     r->tf_on = tf;
     r->alpha_mom = cfg->mran_alpha_momentum;
     r->penalty_w = cfg->mran_relation_weight;

@@ -19,7 +19,6 @@ _Static_assert(TR_MRN_MODES_FEATURE == 1u << TR_MRN_MODE_FEATURE &&
 
 #include "taskrel/json.h"
 
-
 /* ---- options ---------------------------------------------------------------- */
 
 tr_status tr_mrn_opts_from_config(tr_mrn_opts *o, const tr_config *cfg, double n_mean) {
@@ -271,8 +270,8 @@ static tr_status layer_prox_f32(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, float 
                 wt, nn);
     for (int i = 0; i < T; i++)
         TR_CALL(scale_f32(wt + (size_t)i * nn, L->p[0], L->p[1], step * L->p[2][i], d1, d2));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, T, 1.0f, u3 + (size_t)mrn->t0 * T,
-                T, wt, nn, 0.0f, xl, nn);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, T, 1.0f,
+                u3 + (size_t)mrn->t0 * T, T, wt, nn, 0.0f, xl, nn);
     for (int i = 0; i < tn; i++)
         unrotate_f32(w_local + (size_t)i * nn, xl + (size_t)i * nn, u1, u2, tmp, d1, d2);
     return TR_OK;

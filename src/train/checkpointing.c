@@ -173,8 +173,7 @@ tr_status tr_trainer_ckpt_prepare(tr_trainer *tr) {
             st = tr_path_make_dir(c->dir, "checkpoint directory");
         if (st == TR_OK)
             remove_stale(c->dir);
-        tr_dataset_fingerprint(&tr->ds, c->prov.data_fingerprint,
-                               sizeof(c->prov.data_fingerprint));
+        tr_dataset_fingerprint(&tr->ds, c->prov.data_fingerprint, sizeof(c->prov.data_fingerprint));
     }
     TR_CALL(tr_agree(tr->grid.world, st));
     TR_CALL(gather_provenance(tr));
@@ -220,8 +219,8 @@ tr_status tr_trainer_ckpt_write(tr_trainer *tr, int64_t steps) {
     fill_state(tr, &s, names, sizeof(names));
     s.sc.step = steps;
     /* keep = 0: rotation here considers this run's checkpoints only */
-    TR_CALL(tr_checkpoint_write(c->dir, &s, &tr->grid, tr->cfg, 0, c->last, sizeof(c->last),
-                                &c->io));
+    TR_CALL(
+        tr_checkpoint_write(c->dir, &s, &tr->grid, tr->cfg, 0, c->last, sizeof(c->last), &c->io));
     if (tr->grid.rank == 0)
         rotate(c, steps, tr->cfg->ckpt_keep);
     c->written++;
@@ -340,8 +339,8 @@ static void trim_metrics(const tr_trainer *tr, int64_t step) {
     while (getline(&line, &cap, in) > 0) {
         long long s = -1;
         int keep = strncmp(line, "{\"provenance\":", 14) == 0; /* each start's */
-        if (!keep && (strstr(line, "\"final\":true") || sscanf(line, "{\"step\":%lld", &s) != 1 ||
-                      s > step))
+        if (!keep &&
+            (strstr(line, "\"final\":true") || sscanf(line, "{\"step\":%lld", &s) != 1 || s > step))
             continue;
         fputs(line, out);
     }
@@ -464,8 +463,7 @@ static tr_status check_identity(tr_trainer *tr, const tr_ckpt_ident *id, const c
              "%s): continue this directory's run with --resume auto, or continue that run in "
              "a new directory (--run-dir NEW --resume %s)",
              p, id->run_id, tr->rep.run_dir, prov->run_id, p);
-    TR_CHECK(!id->data_fingerprint[0] ||
-                 strcmp(id->data_fingerprint, prov->data_fingerprint) == 0,
+    TR_CHECK(!id->data_fingerprint[0] || strcmp(id->data_fingerprint, prov->data_fingerprint) == 0,
              TR_ERR_DATA,
              "checkpoint %s was trained on other data than data.path = %s now holds (data "
              "fingerprint %s, now %s): put that dataset back to continue the run, or start a "
@@ -539,8 +537,8 @@ static tr_status restore_relations(tr_trainer *tr, const char *p) {
     tr_status st = TR_OK;
     for (int i = 0; i < r.n && st == TR_OK; i++) {
         const tr_relation *x = &r.items[i];
-        st = tr_relations_add(&tr->relations, x->name, x->title, x->axes, x->data, x->rows,
-                              x->cols);
+        st =
+            tr_relations_add(&tr->relations, x->name, x->title, x->axes, x->data, x->rows, x->cols);
     }
     tr_relations_free(&r);
     return st;

@@ -10,10 +10,10 @@
 
 #include "trainer_internal.h"
 
-#define EMA_WEIGHT 0.05  /* of a new step: about the last 20 steps */
+#define EMA_WEIGHT 0.05    /* of a new step: about the last 20 steps */
 #define CHANCE_MARGIN 0.98 /* "at chance" = within 2 % of ln C */
-#define RISE_FACTOR 1.5  /* "climbing" = 1.5 x the best smoothed loss ... */
-#define RISE_MIN_STEPS 50 /* ... once the average has settled */
+#define RISE_FACTOR 1.5    /* "climbing" = 1.5 x the best smoothed loss ... */
+#define RISE_MIN_STEPS 50  /* ... once the average has settled */
 
 static double chance_loss(const tr_trainer *tr) {
     double c = 0.0;

@@ -16,8 +16,8 @@
 #include "trainer_internal.h"
 
 /* What a run writes into its directory (besides the checkpoint directory). */
-static const char *const k_outputs[] = {"config.ini",   "metrics.jsonl", "model.h5",
-                                        "relations.h5", "timeline.json", "run.id",
+static const char *const k_outputs[] = {"config.ini",        "metrics.jsonl", "model.h5",
+                                        "relations.h5",      "timeline.json", "run.id",
                                         "metrics.jsonl.tmp", "run.id.tmp"};
 #define N_OUTPUTS (sizeof(k_outputs) / sizeof(k_outputs[0]))
 
@@ -119,7 +119,8 @@ void tr_run_id_new(char *id, size_t n) {
     if (fd < 0 || read(fd, r, sizeof(r)) != (ssize_t)sizeof(r)) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        unsigned long long x = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)getpid() << 20);
+        unsigned long long x =
+            (unsigned long long)ts.tv_nsec ^ ((unsigned long long)getpid() << 20);
         for (int i = 0; i < 6; i++)
             r[i] = (unsigned char)(x >> (8 * i));
     }

@@ -96,9 +96,8 @@ int main(int argc, char **argv) {
         qsort(tp + 1, (size_t)reps, sizeof(double), cmp);
         qsort(td + 1, (size_t)reps, sizeof(double), cmp);
         if (rank == 0)
-            printf("%-6d %-10.4f %-12.4f %-12.4f %-12d %s\n", d1, tu[1 + reps / 2], tp[1 + reps / 2],
-                   td[1 + reps / 2],
-                   mrn.scalapack_calls + mrn.lapack_calls,
+            printf("%-6d %-10.4f %-12.4f %-12.4f %-12d %s\n", d1, tu[1 + reps / 2],
+                   tp[1 + reps / 2], td[1 + reps / 2], mrn.scalapack_calls + mrn.lapack_calls,
                    mrn.scalapack_calls ? "scalapack(D1,T<=min:lapack)" : "lapack");
         free(w);
         free(tu);

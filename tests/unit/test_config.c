@@ -161,7 +161,8 @@ static void test_load_file(void **state) {
     assert_true(c.max_steps == 123456789012LL);
     assert_int_equal(c.opt.nesterov, 1);
     assert_int_equal(c.n_task_weights, 3);
-    assert_true(c.task_weights[0] == 1.0f && c.task_weights[1] == 0.5f && c.task_weights[2] == 2.0f);
+    assert_true(c.task_weights[0] == 1.0f && c.task_weights[1] == 0.5f &&
+                c.task_weights[2] == 2.0f);
     assert_int_equal(c.progress, TR_PROGRESS_OFF);
     assert_int_equal(c.task_shards, 3);
     assert_int_equal(c.epochs, 10); /* untouched keys keep their defaults */
@@ -345,7 +346,8 @@ static void test_typed_lists(void **state) {
     assert_int_equal(c.data_tasks.n_names, 0);
 
     expect_set_error("mrn.layers=fc9", "mrn.layers: 'fc9' is not one of fc7, fc8");
-    expect_set_error("mrn.modes=feature,time", "mrn.modes: 'time' is not one of feature, class, task");
+    expect_set_error("mrn.modes=feature,time",
+                     "mrn.modes: 'time' is not one of feature, class, task");
     expect_set_error("mran.modules=tt,xx", "mran.modules: 'xx' is not one of tt, ff, tf");
     expect_set_error("data.tasks=0", "data.tasks: 0 is out of range [1, 1024]");
     expect_set_error("data.tasks=a,b,a", "data.tasks: task 'a' is listed twice");

@@ -165,8 +165,16 @@ static id_census census(void) {
 }
 
 /* The readers, as bits of read_all's result. */
-enum { R_DATA = 1, R_CKPT = 2, R_WEIGHTS = 4, R_INFO = 8, R_CONFIG = 16, R_REL = 32, R_SUMMARY = 64,
-       R_MATRIX = 128 };
+enum {
+    R_DATA = 1,
+    R_CKPT = 2,
+    R_WEIGHTS = 4,
+    R_INFO = 8,
+    R_CONFIG = 16,
+    R_REL = 32,
+    R_SUMMARY = 64,
+    R_MATRIX = 128
+};
 
 /* Read path with every reader; none may leave an identifier open. Returns
  * the R_* bits of the readers that failed. */
@@ -184,7 +192,8 @@ static int read_all(const char *path, const id_census *before) {
     free(m);
     tr_params_free(&p);
     tr_ckpt_info info;
-    failed |= tr_checkpoint_info(path, &info) != TR_OK || info.verdict != TR_CKPT_VALID ? R_INFO : 0;
+    failed |=
+        tr_checkpoint_info(path, &info) != TR_OK || info.verdict != TR_CKPT_VALID ? R_INFO : 0;
     tr_checkpoint_info_free(&info);
     char *text = NULL;
     failed |= tr_checkpoint_read_config(path, &text) != TR_OK ? R_CONFIG : 0;
@@ -206,8 +215,8 @@ static int read_all(const char *path, const id_census *before) {
 
     id_census after = census();
     if (after.objs != before->objs)
-        fail_msg("%s: %zd HDF5 objects open after reading it (H5Fget_obj_count; before: %zd)",
-                 path, after.objs, before->objs);
+        fail_msg("%s: %zd HDF5 objects open after reading it (H5Fget_obj_count; before: %zd)", path,
+                 after.objs, before->objs);
     return failed;
 }
 
@@ -283,8 +292,8 @@ static void test_oversized_claim(void **unused) {
     hsize_t dims[2] = {(hsize_t)1 << 31, 4}, chunk[2] = {1024, 4};
     hid_t sp = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 2, chunk);
-    hid_t d = H5Dcreate2(f, "/tasks/task1/train/x", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl,
-                         H5P_DEFAULT);
+    hid_t d =
+        H5Dcreate2(f, "/tasks/task1/train/x", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     assert_true(d >= 0);
     H5Dclose(d);
     H5Pclose(dcpl);
@@ -351,8 +360,8 @@ static void test_string_attributes(void **unused) {
         tr_error_clear();
         tr_status st = tr_dataset_load(&ds, path);
         if (st != TR_OK)
-            fail_msg("string kind %zu (cset %d, vlen %d): %s", k, (int)kinds[k].cset,
-                     kinds[k].vlen, tr_error_message());
+            fail_msg("string kind %zu (cset %d, vlen %d): %s", k, (int)kinds[k].cset, kinds[k].vlen,
+                     tr_error_message());
         assert_int_equal(ds.T, NT);
         assert_int_equal(ds.setting, TR_SETTING_MULTI_INPUT);
         tr_dataset_free(&ds);

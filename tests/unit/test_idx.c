@@ -188,9 +188,9 @@ static int group_teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nine_bytes),     cmocka_unit_test(test_94_bytes),
-        cmocka_unit_test(test_overflow),       cmocka_unit_test(test_plain_too_long),
-        cmocka_unit_test(test_gz_ratio),       cmocka_unit_test(test_gz_short),
+        cmocka_unit_test(test_nine_bytes), cmocka_unit_test(test_94_bytes),
+        cmocka_unit_test(test_overflow),   cmocka_unit_test(test_plain_too_long),
+        cmocka_unit_test(test_gz_ratio),   cmocka_unit_test(test_gz_short),
         cmocka_unit_test(test_gz_grows),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -113,7 +113,8 @@ static void run_linear(int n, int din, int dout, int use_bias, int use_din) {
             assert_true(fabs(s - c.out[i * c.dout + j]) < 1e-5 * (1.0 + fabs(s)));
         }
 
-    float *gin = use_din ? fd_buf(ni) : NULL, *gw = fd_buf(nw), *gb = use_bias ? fd_buf(c.dout) : NULL;
+    float *gin = use_din ? fd_buf(ni) : NULL, *gw = fd_buf(nw),
+          *gb = use_bias ? fd_buf(c.dout) : NULL;
     tr_linear_backward(gin, gw, gb, c.R, c.in, c.w, c.n, c.din, c.dout);
     if (gin)
         check_fd("linear din", c.in, gin, ni, lin_obj, &c, H_FD, TOL_PL);
@@ -122,7 +123,8 @@ static void run_linear(int n, int din, int dout, int use_bias, int use_din) {
         check_fd("linear db", c.b, gb, c.dout, lin_obj, &c, H_FD, TOL_PL);
 
     // a second backward adds the same amount again
-    float *gin2 = use_din ? fd_buf(ni) : NULL, *gw2 = fd_buf(nw), *gb2 = use_bias ? fd_buf(c.dout) : NULL;
+    float *gin2 = use_din ? fd_buf(ni) : NULL, *gw2 = fd_buf(nw),
+          *gb2 = use_bias ? fd_buf(c.dout) : NULL;
     for (int rep = 0; rep < 2; rep++)
         tr_linear_backward(gin2, gw2, gb2, c.R, c.in, c.w, c.n, c.din, c.dout);
     check_twice(gw2, gw, nw);
