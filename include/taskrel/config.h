@@ -29,7 +29,7 @@ typedef enum {
     TR_MODEL_MRAN,
     TR_MODEL_MMOE
 } tr_model_kind;
-typedef enum { TR_TRUNK_LENET = 0, TR_TRUNK_MLP } tr_trunk_kind;
+typedef enum { TR_TRUNK_LENET = 0, TR_TRUNK_MLP, TR_TRUNK_NONE } tr_trunk_kind;
 typedef enum { TR_HEAD_INIT_SHARED = 0, TR_HEAD_INIT_INDEPENDENT } tr_head_init;
 typedef enum { TR_PROGRESS_AUTO = 0, TR_PROGRESS_ON, TR_PROGRESS_OFF } tr_progress_mode;
 typedef enum { TR_MRN_PROX = 0, TR_MRN_GRADIENT } tr_mrn_prior_step;
@@ -67,6 +67,7 @@ typedef struct {
     int mlp_layers;                    /* number of entries in mlp_hidden */
     int lenet_fc;                      /* model.lenet_fc: width of fc6 (512) */
     int head_hidden;                   /* model.head_hidden: width of fc7 (256; 0 = no fc7) */
+    int tower_layers;                  /* model.tower_layers: MRAN/MMoE tower depth (2) */
     tr_head_init head_init;            /* model.head_init = shared|independent (shared) */
     float dropout;                     /* model.dropout: dropout after trunk's last fc (0.0) */
     int batchnorm;                     /* model.batchnorm: BN after each trunk conv/fc (false) */

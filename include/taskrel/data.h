@@ -31,6 +31,7 @@ typedef struct {
     int64_t n_train, n_val, n_test; /* synthetic-* sizes per task/split; 0 = defaults */
     int dim;                        /* synthetic-*: input dimension d */
     int regression;                 /* synthetic-tn: 1 regression (default), 0 classification */
+    double corr;                    /* synthetic-mmoe: correlation within a task pair (0.9) */
 } tr_builder_opts;
 
 void tr_builder_opts_default(tr_builder_opts *o);

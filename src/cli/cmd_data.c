@@ -26,6 +26,7 @@ enum {
     OPT_N_TEST = 1u << 7,
     OPT_DIM = 1u << 8,
     OPT_CLASSIFICATION = 1u << 9,
+    OPT_CORR = 1u << 10,
 };
 #define OPT_SIZES (OPT_N_TRAIN | OPT_N_VAL | OPT_N_TEST)
 
@@ -44,6 +45,7 @@ static const struct {
     {"--n-test", OPT_N_TEST, 1},
     {"--dim", OPT_DIM, 1},
     {"--classification", OPT_CLASSIFICATION, 0},
+    {"--corr", OPT_CORR, 1},
 };
 
 static const struct {
@@ -58,7 +60,7 @@ static const struct {
     {"synthetic-tn", tr_build_synthetic_tn,
      OPT_OUT | OPT_SEED | OPT_TASKS | OPT_SIZES | OPT_DIM | OPT_CLASSIFICATION},
     {"synthetic-mmoe", tr_build_synthetic_mmoe,
-     OPT_OUT | OPT_SEED | OPT_TASKS | OPT_SIZES | OPT_DIM},
+     OPT_OUT | OPT_SEED | OPT_TASKS | OPT_SIZES | OPT_DIM | OPT_CORR},
 };
 #define N_BUILDERS ((int)(sizeof(k_builders) / sizeof(k_builders[0])))
 #define N_OPTIONS ((int)(sizeof(k_options) / sizeof(k_options[0])))
@@ -98,6 +100,9 @@ static const char k_help[] =
     "                      synthetic-tn 200/200/1000, synthetic-mmoe 10000/2000/2000\n"
     "  --dim D             synthetic-*: input dimension (tn 16, mmoe 100)\n"
     "  --classification    synthetic-tn: 4-class labels instead of regression\n"
+    "  --corr P            synthetic-mmoe: correlation of the task weight vectors\n"
+    "                      within a pair of tasks, in [-1, 1] (default 0.9; 0.1\n"
+    "                      across pairs); the paper's setting is --tasks 2 --corr P\n"
     "  -h, --help          this text\n";
 
 static int find_builder(const char *name) {
@@ -166,6 +171,9 @@ static tr_status set_option(tr_builder_opts *o, unsigned bit, const char *opt, c
         break;
     case OPT_CLASSIFICATION:
         o->regression = 0;
+        break;
+    case OPT_CORR:
+        TR_CALL(tr_cli_number("data", opt, val, -1.0, 1.0, &o->corr));
         break;
     default:
         TR_ASSERT(0);

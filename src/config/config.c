@@ -200,6 +200,10 @@ static tr_status validate_method(const tr_config *c) {
         TR_CHECK(!(c->mrn_layers & TR_MRN_LAYER_FC7) || c->head_hidden > 0, TR_ERR_CONFIG,
                  "mrn.layers names fc7 but the heads have no fc7 (model.head_hidden = 0)");
     }
+    TR_CHECK(c->trunk != TR_TRUNK_NONE || c->model_kind == TR_MODEL_MMOE, TR_ERR_CONFIG,
+             "model.trunk = none needs model.kind = mmoe (its experts are the shared layers); "
+             "model.kind = %s needs trunk = mlp or lenet",
+             tr_model_kind_str(c->model_kind));
     if (c->model_kind == TR_MODEL_MRAN)
         TR_CHECK(c->mran_attention != TR_ATTN_MULTIHEAD || c->mran_embed_dim % c->mran_heads == 0,
                  TR_ERR_CONFIG, "mran.heads = %d does not divide mran.embed_dim = %d",

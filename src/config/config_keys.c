@@ -23,7 +23,7 @@ const char *const tr_cfg_type_names[] = {"int",        "int64",  "uint64",      
                                          "float list", "set",    "task selection"};
 
 static const char *const k_model_names[] = {"stl", "hps", "mrn", "mran", "mmoe", NULL};
-static const char *const k_trunk_names[] = {"lenet", "mlp", NULL};
+static const char *const k_trunk_names[] = {"lenet", "mlp", "none", NULL};
 static const char *const k_head_init_names[] = {"shared", "independent", NULL};
 static const char *const k_opt_names[] = {"sgd", "adamw", NULL};
 static const char *const k_sched_names[] = {"const", "step", "cosine", "inv", NULL};
@@ -61,13 +61,18 @@ const tr_cfg_key tr_cfg_keys[] = {
       "stl (a network per task), hps (shared trunk, per-task heads), mrn (hps + tensor-normal "
       "priors), mran (relational attention), mmoe (mixture of experts)"),
     K("model", "trunk", TR_CFG_ENUM, trunk, 0, "lenet", ANY, k_trunk_names,
-      "shared trunk: lenet (images) or mlp (vectors)"),
+      "shared trunk: lenet (images), mlp (vectors) or none (model.kind = mmoe only: the "
+      "experts read the input, as in the MMoE paper)"),
     K("model", "mlp_hidden", TR_CFG_INT_LIST, mlp_hidden, offsetof(tr_config, mlp_layers),
       "256,256", CC(1, 65536), NULL, "mlp trunk: widths of its fc-ReLU layers, comma separated"),
     K("model", "lenet_fc", TR_CFG_INT, lenet_fc, 0, "512", CC(1, 65536), NULL,
       "lenet trunk: width of fc6"),
     K("model", "head_hidden", TR_CFG_INT, head_hidden, 0, "256", CC(0, 65536), NULL,
-      "width of each task's hidden layer fc7 (0: no fc7, fc8 reads the trunk)"),
+      "width of each task's hidden layer fc7 (0: no fc7, fc8 reads the trunk); for mran "
+      "and mmoe the width of the towers' hidden layers"),
+    K("model", "tower_layers", TR_CFG_INT, tower_layers, 0, "2", CC(1, 2), NULL,
+      "mran and mmoe: hidden fc-ReLU layers of each task's tower (the MMoE paper's towers "
+      "have 1)"),
     K("model", "head_init", TR_CFG_ENUM, head_init, 0, "shared", ANY, k_head_init_names,
       "task-specific layers start from one draw copied to every task, or a draw per task"),
     K("model", "dropout", TR_CFG_FLOAT, dropout, 0, "0", CO(0, 1), NULL,
@@ -201,7 +206,8 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("mmoe", "experts", TR_CFG_INT, mmoe_experts, 0, "4", CC(1, 256), NULL,
       "number of experts E shared by all tasks"),
     K("mmoe", "expert_hidden", TR_CFG_INT, mmoe_expert_hidden, 0, "32", CC(1, 65536), NULL,
-      "output width of each expert (fc-ReLU on the trunk features)"),
+      "output width of each expert (fc-ReLU on the trunk features, or on the input "
+      "with model.trunk = none)"),
 };
 #define N_KEYS (sizeof(tr_cfg_keys) / sizeof(tr_cfg_keys[0]))
 const int tr_cfg_nkeys = (int)N_KEYS;

@@ -41,6 +41,7 @@ void tr_builder_opts_default(tr_builder_opts *o) {
     o->seed = 1;
     o->train_frac = 0.10;
     o->regression = 1;
+    o->corr = 0.9;
 }
 
 static const int32_t k_label_perm[N_CLASSES] = {3, 7, 0, 9, 5, 1, 8, 2, 6, 4};

@@ -29,16 +29,17 @@
 
 /* synthetic-mmoe */
 #define MMOE_SINES 10
-#define MMOE_CORR_HIGH 0.9 /* within a pair of tasks */
-#define MMOE_CORR_LOW 0.1  /* across pairs */
-#define MMOE_NOISE 0.1     /* std, i.e. N(0, 0.01) */
+#define MMOE_CORR_LOW 0.1 /* across pairs (within a pair: --corr, default 0.9) */
+#define MMOE_NOISE 0.1    /* std, i.e. N(0, 0.01) */
 
 /* RNG stream indices (purpose TR_RNG_DATA). */
 #define STREAM_PARAMS 0    /* A, c (tn); u (mmoe) */
 #define STREAM_PARAMS2 1   /* W (tn); alpha, beta (mmoe) */
 #define STREAM_EXAMPLES 16 /* + task * TR_SPLIT_COUNT + split */
 
-/* Lower Cholesky factor L of the SPD matrix a (n, n), both row-major. */
+/* Lower Cholesky factor L of the positive semidefinite matrix a (n, n), both
+ * row-major. A zero pivot (a task direction that is a combination of earlier
+ * ones, e.g. correlation 1) gives a zero column; a negative one is an error. */
 static tr_status cholesky(double *L, const double *a, int n) {
     memset(L, 0, sizeof(double) * (size_t)n * (size_t)n);
     for (int i = 0; i < n; i++)
@@ -47,10 +48,14 @@ static tr_status cholesky(double *L, const double *a, int n) {
             for (int k = 0; k < j; k++)
                 s -= L[i * n + k] * L[j * n + k];
             if (i == j) {
-                TR_CHECK(s > 0.0, TR_ERR_INTERNAL, "task covariance is not positive definite");
-                L[i * n + i] = sqrt(s);
-            } else {
+                TR_CHECK(s > -1e-12, TR_ERR_USAGE,
+                         "the task correlation matrix is not positive semidefinite");
+                L[i * n + i] = s > 1e-12 ? sqrt(s) : 0.0;
+            } else if (L[j * n + j] > 0.0) {
                 L[i * n + j] = s / L[j * n + j];
+            } else {
+                TR_CHECK(fabs(s) < 1e-9, TR_ERR_USAGE,
+                         "the task correlation matrix is not positive semidefinite");
             }
         }
     return TR_OK;
@@ -233,8 +238,9 @@ tr_status tr_build_synthetic_tn(const tr_builder_opts *o) {
 
 typedef struct {
     int T, d;
-    double *corr; /* (T, T) target correlation R of the weight vectors */
-    double *w;    /* (T, d) w_t = Σ_k L[t, k] u_k, unit norm */
+    double corr_high; /* within a pair: the paper's correlation score p */
+    double *corr;     /* (T, T) target correlation R of the weight vectors */
+    double *w;        /* (T, d) w_t = Σ_k L[t, k] u_k, unit norm */
     double alpha[MMOE_SINES], beta[MMOE_SINES];
 } mmoe_truth;
 
@@ -270,14 +276,20 @@ static tr_status mmoe_params(mmoe_truth *tr, uint64_t seed) {
     int T = tr->T, d = tr->d;
     for (int i = 0; i < T; i++)
         for (int j = 0; j < T; j++)
-            tr->corr[i * T + j] = i == j ? 1.0 : i / 2 == j / 2 ? MMOE_CORR_HIGH : MMOE_CORR_LOW;
+            tr->corr[i * T + j] = i == j ? 1.0 : i / 2 == j / 2 ? tr->corr_high : MMOE_CORR_LOW;
     double *u, *chol;
     TR_ALLOC(u, (size_t)T * d, "synthetic-mmoe basis");
     chol = tr_calloc((size_t)T * T, sizeof(double));
     tr_status s =
         chol ? TR_OK : tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory");
-    if (s == TR_OK)
-        s = cholesky(chol, tr->corr, T);
+    if (s == TR_OK && cholesky(chol, tr->corr, T) != TR_OK) {
+        tr_error_clear();
+        s = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
+                         "data: synthetic-mmoe --corr %g: with %d tasks the task correlation "
+                         "matrix (%g within a pair, %g across pairs) is not positive "
+                         "semidefinite; use --tasks 2 or a --corr of at least %g",
+                         tr->corr_high, T, tr->corr_high, MMOE_CORR_LOW, 2 * MMOE_CORR_LOW - 1);
+    }
     if (s == TR_OK)
         s = mmoe_basis(u, T, d, seed);
     if (s == TR_OK) {
@@ -364,15 +376,16 @@ tr_status tr_build_synthetic_mmoe(const tr_builder_opts *o) {
     int64_t n[TR_SPLIT_COUNT] = {o->n_train ? o->n_train : 10000, o->n_val ? o->n_val : 2000,
                                  o->n_test ? o->n_test : 2000};
     TR_CALL(check_common(o, T, n[0]));
-    mmoe_truth tr = {.T = T, .d = o->dim ? o->dim : 100};
+    mmoe_truth tr = {.T = T, .d = o->dim ? o->dim : 100, .corr_high = o->corr};
+    TR_CHECK(o->corr >= -1.0 && o->corr <= 1.0, TR_ERR_USAGE,
+             "data: synthetic-mmoe --corr %g out of range [-1, 1]", o->corr);
     TR_CHECK(T <= tr.d, TR_ERR_USAGE,
              "data: synthetic-mmoe needs --tasks (%d) <= --dim (%d) for orthogonal task directions",
              T, tr.d);
     char options[512];
     snprintf(options, sizeof(options),
              "tasks=%d dim=%d corr_high=%g corr_low=%g n_train=%lld n_val=%lld n_test=%lld", T,
-             tr.d, MMOE_CORR_HIGH, MMOE_CORR_LOW, (long long)n[0], (long long)n[1],
-             (long long)n[2]);
+             tr.d, tr.corr_high, MMOE_CORR_LOW, (long long)n[0], (long long)n[1], (long long)n[2]);
     tr_dataset ds = {0};
     tr_status s = mmoe_make(&ds, &tr, o, n);
     if (s == TR_OK)

@@ -28,7 +28,7 @@ tr_status tr_mmoe_declare(tr_model *m, const tr_config *cfg) {
                           m->t0, m->tn));
     TR_CALL(tr_params_add(&m->params, &r->pgb, "head.gate.b", TR_GROUP_HEAD, 0, 1, gb, 1, m->T,
                           m->t0, m->tn));
-    TR_CALL(tr_tower_declare(&r->tower, m, r->de));
+    TR_CALL(tr_tower_declare(&r->tower, m, r->de, cfg->tower_layers));
     /* the features exchanged between the stages: [h | E expert outputs] */
     m->feat_dim = r->d + r->E * r->de;
     return TR_OK;
@@ -95,7 +95,7 @@ tr_status tr_mmoe_shared_forward(tr_model *m, const float **feat, const tr_trunk
 tr_status tr_mmoe_shared_backward(tr_model *m, const tr_trunk_batch *b, const float *dfeat) {
     struct tr_rel *r = m->rel;
     int d = r->d, E = r->E, de = r->de, fd = m->feat_dim, n = b->rows;
-    const float *h = tr_model_features(m, 0);
+    const float *h = m->n_ops > 0 ? tr_model_features(m, 0) : b->x; /* trunk = none: x */
     const float *w = tr_params_data(&m->params, r->pew);
     float *dw = tr_params_grad(&m->params, r->pew), *db = tr_params_grad(&m->params, r->peb);
     for (int i = 0; i < n; i++)
@@ -109,9 +109,11 @@ tr_status tr_mmoe_shared_backward(tr_model *m, const tr_trunk_batch *b, const fl
         for (int i = 0; i < n; i++)
             tr_relu_backward(dex + (size_t)i * de, dfeat + (size_t)i * fd + d + (size_t)e * de,
                              ex + (size_t)i * de, (size_t)de);
-        tr_linear_backward(r->dh, dw + (size_t)e * d * de, db + (size_t)e * de, dex, h,
-                           w + (size_t)e * d * de, n, d, de);
+        tr_linear_backward(m->n_ops > 0 ? r->dh : NULL, dw + (size_t)e * d * de,
+                           db + (size_t)e * de, dex, h, w + (size_t)e * d * de, n, d, de);
     }
+    if (m->n_ops == 0) /* trunk = none: nothing below the experts */
+        return TR_OK;
     return tr_model_trunk_backward(m, m->t0, 0, 0, n, b->x, r->dh);
 }
 

@@ -125,6 +125,9 @@ static tr_status build_trunk(tr_model *m, const tr_config *cfg) {
         if (cfg->batchnorm)
             TR_CALL(add_bn(m, bn_idx++, c, 1, 1));
         TR_CALL(add_op(m, &op, TR_OP_RELU, c, 1, 1));
+    } else if (cfg->trunk == TR_TRUNK_NONE) {
+        c = c * h * w; /* the features are the (flattened) input */
+        h = w = 1;
     } else {
         int din = c * h * w;
         for (int i = 0; i < cfg->mlp_layers; i++) {
@@ -422,6 +425,8 @@ tr_status tr_model_trunk_forward(tr_model *m, const float **feat, int task, int 
 }
 
 float *tr_model_features(const tr_model *m, int row0) {
+    if (m->n_ops == 0) /* model.trunk = none: the caller has the input */
+        return NULL;
     const tr_op *op = &m->ops[m->n_ops - 1];
     return op->out + (size_t)row0 * op->out_size;
 }

@@ -66,7 +66,7 @@ static tr_status mran_declare(tr_model *m, const tr_config *cfg) {
     TR_CALL(add_task(&m->params, m, &r->pkb, "mran.task.bn.beta", 1));
     TR_CALL(add_task(&m->buffers, m, &r->bkrm, "mran.task.bn.running_mean", 1));
     TR_CALL(add_task(&m->buffers, m, &r->bkrv, "mran.task.bn.running_var", 1));
-    TR_CALL(tr_tower_declare(&r->tower, m, r->d));
+    TR_CALL(tr_tower_declare(&r->tower, m, r->d, cfg->tower_layers));
     return TR_OK;
 }
 

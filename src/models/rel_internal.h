@@ -11,7 +11,8 @@
  *   task stage (the replica's rows, task-sharded): per task
  *     MRAN: H_k = BN_k(H_F .* (1 + alpha_k)), tower, loss.
  *     MMoE: g = softmax(h W_k + b_k), mixture of the experts, tower, loss.
- *   A tower is fc-ReLU-fc-ReLU-fc (widths model.head_hidden).
+ *   A tower is fc-ReLU-fc-ReLU-fc (widths model.head_hidden; model.tower_layers = 1:
+ *   fc-ReLU-fc).
  *
  * Relation matrices and alignment scores are means over the GLOBAL batch: the
  * shared stage sums them over its rows and all-reduces through the `world`
@@ -30,15 +31,16 @@
 #include "taskrel/attention.h"
 #include "taskrel/method.h"
 
-/* Per-task tower fc(din->H)-ReLU-fc(H->H)-ReLU-fc(H->C), task-axis tensors. */
+/* Per-task tower fc(din->H)-ReLU-fc(H->H)-ReLU-fc(H->C), task-axis tensors;
+ * with model.tower_layers = 1 fc(din->H)-ReLU-fc(H->C) (no w2, b2, h2). */
 typedef struct {
-    int din, H, C;
+    int din, H, C, L;
     int w1, b1, w2, b2, wo, bo;             /* param ids */
     float *h1, *h2, *logits, *probs, *dlog; /* (head rows, H|C) caches */
     float *dh1, *dh2;                       /* (head rows, H) */
 } tr_tower;
 
-tr_status tr_tower_declare(tr_tower *tw, tr_model *m, int din);
+tr_status tr_tower_declare(tr_tower *tw, tr_model *m, int din, int layers);
 tr_status tr_tower_alloc(tr_tower *tw, int rows);
 void tr_tower_free(tr_tower *tw);
 /* Forward and loss of task `task` on n rows of in (n, din) at head-row hrow0. */

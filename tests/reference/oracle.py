@@ -358,7 +358,8 @@ class Shared(Ref):
     @staticmethod
     def tower(p, t, x):
         x = torch.relu(x @ p["head.tower1.w"][t] + p["head.tower1.b"][t])
-        x = torch.relu(x @ p["head.tower2.w"][t] + p["head.tower2.b"][t])
+        if "head.tower2.w" in p:  # model.tower_layers = 2 (the default)
+            x = torch.relu(x @ p["head.tower2.w"][t] + p["head.tower2.b"][t])
         return x @ p["head.out.w"][t] + p["head.out.b"][t]
 
     def forward_losses(self, p, x, y):
@@ -619,6 +620,8 @@ METHODS = {
                                    "train.max_steps": "30", "train.eval_every": "1000",
                                    "train.seed": "1"}),
     "mmoe": ("mmoe", "mm", {}),
+    # the MMoE paper's network: experts and gates on the input, towers of one layer
+    "mmoe-paper": ("mmoe", "mm", {"model.trunk": "none", "model.tower_layers": "1"}),
     "mran": ("mran", "mm", {}),
 }
 
