@@ -52,7 +52,8 @@ set_args() { # SET -> config and --set arguments
         local tasks=task0,task1
         [[ $1 == low ]] && tasks=task0,task2
         echo "-c $ROOT/launch/configs/synthetic-mmoe-hps.ini --set data.path=$SM" \
-            "--set data.tasks=$tasks --set train.epochs=8 --set model.head_hidden=16"
+            "--set data.tasks=$tasks --set train.epochs=8 --set model.head_hidden=16" \
+            "--set model.mlp_hidden=128,64 --set model.head_init=shared"
         ;;
     mf)
         echo "-c $ROOT/launch/configs/multifashion-hps.ini --set data.path=$MF" \

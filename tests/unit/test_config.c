@@ -308,6 +308,7 @@ static void test_validate(void **state) {
         {{"train.schedule=cosine", "train.min_lr=0.5"}, "train.min_lr"},
         {{"train.max_steps=10", "train.warmup_steps=11"}, "train.warmup_steps"},
         {{"train.task_weights=0,0", "train.epochs=1"}, "train.task_weights"},
+        {{"model.trunk=none", "model.kind=hps"}, "model.trunk = none needs model.kind = mmoe"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         tr_config v = c;

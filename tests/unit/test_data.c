@@ -582,6 +582,36 @@ static void test_synthetic_mmoe(void **state) {
     tr_dataset_free(&a);
     tr_dataset_free(&b);
     tr_dataset_free(&c);
+    /* --corr: the paper's two tasks; at correlation 1 the weight vectors are equal,
+     * so the labels differ only by the noise (std 0.1 against a label std ~2) */
+    tr_builder_opts_default(&o);
+    o.tasks = 2;
+    o.n_train = 3000;
+    o.n_val = o.n_test = 10;
+    o.corr = 1.0;
+    o.out = tmp_path("mmoe_c1.h5");
+    build_ok(tr_build_synthetic_mmoe, &o);
+    o.corr = 0.0;
+    o.out = tmp_path("mmoe_c0.h5");
+    build_ok(tr_build_synthetic_mmoe, &o);
+    load_ok(&a, tmp_path("mmoe_c1.h5"));
+    load_ok(&b, tmp_path("mmoe_c0.h5"));
+    assert_int_equal(a.T, 2);
+    double r1 = corr(a.shared[TR_SPLIT_TRAIN].yf, 2, 3000, 0, 1);
+    double r0 = corr(b.shared[TR_SPLIT_TRAIN].yf, 2, 3000, 0, 1);
+    assert_true(r1 > 0.99);
+    assert_true(fabs(r0) < 0.1);
+    tr_dataset_free(&a);
+    tr_dataset_free(&b);
+    /* with 4 tasks (0.1 across pairs) a pair correlation below -0.8 is not a
+     * correlation matrix */
+    tr_builder_opts_default(&o);
+    o.out = tmp_path("mmoe_bad.h5");
+    o.corr = -0.9;
+    tr_error_clear();
+    assert_int_equal(tr_build_synthetic_mmoe(&o), TR_ERR_USAGE);
+    assert_non_null(strstr(tr_error_message(), "--corr"));
+    tr_error_clear();
     /* more tasks than dimensions cannot be orthogonal */
     tr_builder_opts_default(&o);
     o.out = tmp_path("mmoe_bad.h5");
@@ -839,6 +869,8 @@ static void test_cmd_data(void **state) {
     expect_usage("multifashion --out x.h5 --tasks 3", "--tasks");
     expect_usage("synthetic-mmoe --out x.h5 --classification", "--classification");
     expect_usage("synthetic-mmoe stray --out x.h5", "stray");
+    expect_usage("synthetic-mmoe --out x.h5 --corr 1.5", "--corr");
+    expect_usage("synthetic-tn --out x.h5 --corr 0.5", "--corr");
     expect_usage("imagenet --out x.h5", "imagenet");
     expect_usage("synthetic-tn --seed 3", "--out");
     assert_int_equal(run_cmd("--help"), TR_OK);

@@ -55,6 +55,10 @@ typedef struct {
     float dfeat[N * 64];
 } ctx;
 
+/* The MMoE paper's network: no trunk (the experts and gates read the input) and
+ * towers of one hidden layer; for MRAN, towers of one hidden layer. */
+static int g_paper;
+
 static void make(ctx *c, tr_model_kind kind, tr_attn_kind att, const char *modules, int classify) {
     memset(c, 0, sizeof(*c));
     tr_config cfg;
@@ -75,6 +79,11 @@ static void make(ctx *c, tr_model_kind kind, tr_attn_kind att, const char *modul
     assert_int_equal(tr_config_set(&cfg, set), TR_OK);
     cfg.mmoe_experts = 3;
     cfg.mmoe_expert_hidden = 4;
+    if (g_paper) {
+        cfg.tower_layers = 1;
+        if (kind == TR_MODEL_MMOE)
+            cfg.trunk = TR_TRUNK_NONE;
+    }
     c->ds.setting = TR_SETTING_SHARED_INPUT;
     c->ds.T = NT;
     c->ds.ndim = 1;
@@ -222,6 +231,13 @@ static void test_mmoe_classification(void **s) {
     (void)s;
     check_model(TR_MODEL_MMOE, TR_ATTN_DOT, "", 1, "mmoe classif.");
 }
+static void test_mmoe_paper(void **s) {
+    (void)s;
+    g_paper = 1;
+    check_model(TR_MODEL_MMOE, TR_ATTN_DOT, "", 0, "mmoe no trunk, 1-layer");
+    check_model(TR_MODEL_MRAN, TR_ATTN_DOT, "tt,ff,tf", 0, "mran 1-layer towers");
+    g_paper = 0;
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -233,6 +249,7 @@ int main(void) {
         cmocka_unit_test(test_mran_ablation),
         cmocka_unit_test(test_mmoe),
         cmocka_unit_test(test_mmoe_classification),
+        cmocka_unit_test(test_mmoe_paper),
     };
     return cmocka_run_group_tests_name("relational", tests, NULL, NULL);
 }
