@@ -60,7 +60,9 @@ typedef struct {
     char checkpoint[TR_PATH_LEN];      /* the last checkpoint written ("" if none) */
     tr_coll_stats comm[TR_COLL_COUNT]; /* this rank's collective counters (training steps) */
     char run_dir[TR_PATH_LEN];
-    int classification; /* 1 if the metric is accuracy */
+    int classification; /* 1 if every task's metric is accuracy */
+    int mixed;          /* classification next to regression: the means are mean losses */
+    unsigned char task_regression[TR_MAX_TASKS]; /* 1: the task's metric is MSE (else accuracy) */
 } tr_train_result;
 
 void tr_train_result_free(tr_train_result *r);

@@ -257,6 +257,97 @@ static void init_params(tr_model *m, tr_head_init head_init) {
     }
 }
 
+/* Every task's kind and class count. The heads of all tasks share one shape
+ * (a task axis): the output layer has the largest class count, and a task
+ * with fewer classes (or a regression task, one value) uses its first
+ * columns; the others get no gradient and never reach a prediction. */
+static tr_status set_task_outputs(tr_model *m, const tr_dataset *ds) {
+    TR_ALLOC(m->task_kinds, (size_t)ds->T, "task kinds");
+    TR_ALLOC(m->task_outputs, (size_t)ds->T, "task outputs");
+    TR_ALLOC(m->task_names, (size_t)ds->T, "task names");
+    m->task_kind = ds->tasks[0].kind;
+    m->out_dim = 1;
+    m->uniform_heads = 1;
+    for (int t = 0; t < ds->T; t++) {
+        const tr_task_info *ti = &ds->tasks[t];
+        m->task_kinds[t] = ti->kind;
+        memcpy(m->task_names[t], ti->name, sizeof(m->task_names[t]));
+        m->task_outputs[t] = ti->kind == TR_TASK_CLASSIFICATION ? ti->classes : 1;
+        if (m->task_outputs[t] > m->out_dim)
+            m->out_dim = m->task_outputs[t];
+        if (ti->kind != m->task_kind)
+            m->mixed_kinds = 1;
+        if (ti->kind != m->task_kind || m->task_outputs[t] != m->task_outputs[0])
+            m->uniform_heads = 0;
+    }
+    return TR_OK;
+}
+
+tr_status tr_model_check_uniform_heads(const tr_model *m, const char *why) {
+    for (int t = 1; t < m->T && !m->uniform_heads; t++) {
+        if (m->task_kinds[t] == m->task_kinds[0] && m->task_outputs[t] == m->task_outputs[0])
+            continue;
+        char a[48], b[48];
+        snprintf(a, sizeof(a), "%s",
+                 m->task_kinds[0] == TR_TASK_REGRESSION ? "a regression task" : "");
+        if (!a[0])
+            snprintf(a, sizeof(a), "%d classes", m->task_outputs[0]);
+        snprintf(b, sizeof(b), "%s",
+                 m->task_kinds[t] == TR_TASK_REGRESSION ? "a regression task" : "");
+        if (!b[0])
+            snprintf(b, sizeof(b), "%d classes", m->task_outputs[t]);
+        TR_RAISE(TR_ERR_DATA,
+                 "model.kind = %s cannot train task '%s' (%s) next to task '%s' (%s): %s; use "
+                 "model.kind = hps or stl, or tasks of one kind and class count",
+                 tr_model_kind_str(m->kind), m->task_names[t], b, m->task_names[0], a, why);
+    }
+    return TR_OK;
+}
+
+void tr_model_task_loss_forward(const tr_model *m, tr_task_stats *st, int task, float *probs,
+                                const float *out, int n, const int32_t *y, const float *yf) {
+    int C = m->out_dim, c = m->task_outputs[task];
+    if (m->task_kinds[task] == TR_TASK_CLASSIFICATION) {
+        int64_t correct = 0;
+        if (c == C) {
+            st->loss_sum += tr_softmax_xent_forward(probs, &correct, out, y, n, C);
+        } else {
+            for (int i = 0; i < n; i++) { /* the task's first c columns */
+                float *p = probs + (size_t)i * C;
+                st->loss_sum +=
+                    tr_softmax_xent_forward(p, &correct, out + (size_t)i * C, y + i, 1, c);
+                memset(p + c, 0, (size_t)(C - c) * sizeof(float));
+            }
+        }
+        st->correct += (double)correct;
+    } else if (C == 1) {
+        st->loss_sum += tr_mse_forward(&st->abs_sum, out, yf, n, 1);
+    } else {
+        for (int i = 0; i < n; i++) /* column 0 */
+            st->loss_sum += tr_mse_forward(&st->abs_sum, out + (size_t)i * C, yf + i, 1, 1);
+    }
+    st->count += n;
+}
+
+void tr_model_task_loss_backward(const tr_model *m, int task, float *dout, const float *probs,
+                                 const float *out, int n, const int32_t *y, const float *yf,
+                                 float scale) {
+    int C = m->out_dim, c = m->task_outputs[task];
+    if (m->task_kinds[task] == TR_TASK_CLASSIFICATION) {
+        if (c == C)
+            tr_softmax_xent_backward(dout, probs, y, n, C, scale);
+        else
+            for (int i = 0; i < n; i++)
+                tr_softmax_xent_backward(dout + (size_t)i * C, probs + (size_t)i * C, y + i, 1, c,
+                                         scale);
+    } else if (C == 1) {
+        tr_mse_backward(dout, out, yf, n, 1, scale);
+    } else {
+        for (int i = 0; i < n; i++)
+            tr_mse_backward(dout + (size_t)i * C, out + (size_t)i * C, yf + i, 1, 1, scale);
+    }
+}
+
 tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds, int t0, int tn,
                         int max_rows, int max_head_rows, int slots) {
     memset(m, 0, sizeof(*m));
@@ -272,17 +363,7 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     m->in_ndim = ds->ndim;
     memcpy(m->in_dims, ds->dims, sizeof(m->in_dims));
     m->in_size = ds->sample_size;
-    m->task_kind = ds->tasks[0].kind;
-    m->out_dim = ds->tasks[0].classes;
-    for (int t = 1; t < ds->T; t++) {
-        TR_CHECK(ds->tasks[t].kind == m->task_kind && ds->tasks[t].classes == m->out_dim,
-                 TR_ERR_DATA,
-                 "task '%s' has a different kind or class count from task '%s': the task "
-                 "heads are stacked along a task axis and must have one shape",
-                 ds->tasks[t].name, ds->tasks[0].name);
-    }
-    if (m->task_kind == TR_TASK_REGRESSION)
-        m->out_dim = 1;
+    TR_CALL(set_task_outputs(m, ds));
     m->trunk_per_task = m->method->layout == TR_LAYOUT_TASK_TRUNKS;
     m->head_hidden = cfg->head_hidden;
     m->max_rows = max_rows;
@@ -343,6 +424,9 @@ void tr_model_free(tr_model *m) {
     tr_free(m->probs);
     tr_free(m->dlogits);
     tr_free(m->sync_buf);
+    tr_free(m->task_kinds);
+    tr_free(m->task_outputs);
+    tr_free(m->task_names);
     tr_params_free(&m->params);
     tr_params_free(&m->buffers);
     memset(m, 0, sizeof(*m));
@@ -503,14 +587,9 @@ tr_status tr_model_head_forward(tr_model *m, tr_task_stats *st, int task, int hr
     float *logits = m->logits + (size_t)hrow0 * C;
     float *probs = m->probs + (size_t)hrow0 * C;
     tr_linear_forward(logits, hin, pdata(m, m->h8w, task), pdata(m, m->h8b, task), n, din, C);
-    if (m->task_kind == TR_TASK_CLASSIFICATION) {
-        int64_t correct = 0;
-        st->loss_sum += tr_softmax_xent_forward(probs, &correct, logits, y, n, C);
-        st->correct += (double)correct;
-    } else {
-        st->loss_sum += tr_mse_forward(&st->abs_sum, logits, yf, n, 1);
-    }
-    st->count += n;
+    tr_model_task_loss_forward(m, st, task, probs, logits, n, y, yf);
+    if (m->pred)
+        tr_model_copy_predictions(m, task, hrow0, n, probs, logits);
     return TR_OK;
 }
 
@@ -523,10 +602,7 @@ tr_status tr_model_head_backward(tr_model *m, int task, int hrow0, int n, const 
     float *probs = m->probs + (size_t)hrow0 * C;
     float *dlogits = m->dlogits + (size_t)hrow0 * C;
     memset(dlogits, 0, (size_t)n * C * sizeof(float));
-    if (m->task_kind == TR_TASK_CLASSIFICATION)
-        tr_softmax_xent_backward(dlogits, probs, y, n, C, scale);
-    else
-        tr_mse_backward(dlogits, logits, yf, n, 1, scale);
+    tr_model_task_loss_backward(m, task, dlogits, probs, logits, n, y, yf, scale);
     if (H > 0) {
         float *h7 = m->h7 + (size_t)hrow0 * H;
         float *dh7 = m->dh7 + (size_t)hrow0 * H;
@@ -543,6 +619,14 @@ tr_status tr_model_head_backward(tr_model *m, int task, int hrow0, int n, const 
                            pdata(m, m->h8w, task), n, m->feat_dim, C);
     }
     return TR_OK;
+}
+
+void tr_model_copy_predictions(tr_model *m, int task, int hrow0, int n, const float *probs,
+                               const float *out) {
+    int C = m->out_dim;
+    const float *src = m->task_kinds[task] == TR_TASK_CLASSIFICATION ? probs : out;
+    memcpy(m->pred + (size_t)hrow0 * C, src, (size_t)n * C * sizeof(float));
+    m->pred_rows += n;
 }
 
 void tr_model_write_sizes(const tr_model *m, FILE *f) {

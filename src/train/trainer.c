@@ -185,9 +185,11 @@ static void fill_metrics(const tr_trainer *tr, const tr_task_stats *val, const t
                          tr_train_result *res) {
     res->T = tr->T;
     res->classification = tr->sel.classification;
+    res->mixed = tr->sel.mixed;
     for (int t = 0; t < tr->T; t++) {
-        res->val_metric[t] = tr_task_metric(&tr->sel, &val[t]);
-        res->test_metric[t] = tr_task_metric(&tr->sel, &test[t]);
+        res->val_metric[t] = tr_task_metric(&tr->sel, t, &val[t]);
+        res->test_metric[t] = tr_task_metric(&tr->sel, t, &test[t]);
+        res->task_regression[t] = tr->model.task_kinds[t] == TR_TASK_REGRESSION;
     }
     res->val_mean = tr_mean_metric(&tr->sel, val, tr->T);
     res->test_mean = tr_mean_metric(&tr->sel, test, tr->T);
