@@ -96,6 +96,22 @@ void tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn);
  * without reading any examples: names (cap), *T tasks. */
 tr_status tr_dataset_task_names(const char *path, char (*names)[64], int cap, int *T);
 
+/* ---- predictions (taskrel eval --predictions) ------------------------------ */
+
+/* Rows of one split's predictions, task after task in ds's order: task t's
+ * rows start at tr_predictions_offset(ds, split, t) doubles, one row per
+ * example of the split, each (label or target, then the task's outputs:
+ * `classes` probabilities, or the predicted value). */
+size_t tr_predictions_offset(const tr_dataset *ds, tr_split s, int t);
+/* Write rows[s] (NULL: split s absent) to path (overwritten) as
+ * /tasks/<name>/<split>/{index, label, pred, probs}: index int64 (the row of
+ * the example in the data file's split), label int32 or float32, pred int32
+ * (the most probable class) or float32 (the value), probs float32 (n, classes)
+ * for classification; attributes kind, classes, index on /tasks/<name>, and
+ * weights and setting on the root. Serial (one rank). */
+tr_status tr_predictions_write(const char *path, const tr_dataset *ds, const char *weights,
+                               const double *const rows[TR_SPLIT_COUNT]);
+
 #ifdef __cplusplus
 }
 #endif

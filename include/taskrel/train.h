@@ -74,6 +74,11 @@ tr_status tr_train_run(const tr_config *cfg, MPI_Comm world, const tr_train_opts
  * test splits of cfg's dataset and print the per-task table. Collective. */
 tr_status tr_eval_run(const tr_config *cfg, MPI_Comm world, const char *weights_path,
                       tr_train_result *res);
+/* tr_eval_run that also writes every val and test prediction to the HDF5
+ * file `predictions` (NULL: none; layout: tr_predictions_write in
+ * taskrel/dataset.h). The data file may hold only some splits. */
+tr_status tr_eval_run_ex(const tr_config *cfg, MPI_Comm world, const char *weights_path,
+                         const char *predictions, tr_train_result *res);
 
 #ifdef __cplusplus
 }

@@ -292,6 +292,48 @@ static tr_status check_sample_shape(tr_dataset *ds, loader *L, const char *path,
     return TR_OK;
 }
 
+/* Shared-input tasks of both kinds: y is float32 (n, T), class ids as whole
+ * numbers in the classification columns. */
+static int shared_mixed(const tr_dataset *ds) {
+    if (ds->setting != TR_SETTING_SHARED_INPUT)
+        return 0;
+    for (int t = 1; t < ds->T; t++)
+        if (ds->tasks[t].kind != ds->tasks[0].kind)
+            return 1;
+    return 0;
+}
+
+/* The dtype of a split's y: by the kind, float32 for mixed shared-input. */
+static dtype y_dtype(const tr_dataset *ds, int t) {
+    if (t < 0 && shared_mixed(ds))
+        return DT_F32;
+    return ds->tasks[t >= 0 ? t : 0].kind == TR_TASK_CLASSIFICATION ? DT_I32 : DT_F32;
+}
+
+/* Mixed shared-input: the class ids of yf's classification columns into y
+ * (checked: whole numbers in [0, classes)); regression columns must be finite. */
+static tr_status split_mixed_labels(const loader *L, const char *path, const tr_dataset *ds,
+                                    tr_split_data *sd) {
+    int T = ds->T;
+    TR_ALLOC(sd->y, (size_t)(sd->n * T), "dataset labels");
+    for (int64_t i = 0; i < sd->n; i++)
+        for (int t = 0; t < T; t++) {
+            float v = sd->yf[i * T + t];
+            const tr_task_info *ti = &ds->tasks[t];
+            if (ti->kind == TR_TASK_REGRESSION) {
+                TR_CHECK(isfinite(v), TR_ERR_DATA, "data: %s: %s contains %s at element %lld",
+                         L->file, path, isnan(v) ? "NaN" : "Inf", (long long)(i * T + t));
+                continue;
+            }
+            TR_CHECK(v >= 0 && v < (float)ti->classes && v == floorf(v), TR_ERR_DATA,
+                     "data: %s: %s has %g at element %lld: task %s is a classification task, "
+                     "so its column holds class ids 0 to %d",
+                     L->file, path, (double)v, (long long)(i * T + t), ti->name, ti->classes - 1);
+            sd->y[i * T + t] = (int32_t)v;
+        }
+    return TR_OK;
+}
+
 /* The HDF5 paths of one split: multi-input task t (t >= 0) or the
  * shared-input split (t = -1). */
 static void split_paths(const tr_dataset *ds, int t, tr_split s, char *base, char *xpath,
@@ -309,13 +351,12 @@ static void split_paths(const tr_dataset *ds, int t, tr_split s, char *base, cha
 static tr_status probe_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t, tr_split s) {
     char base[160], xpath[192], ypath[192];
     split_paths(ds, t, s, base, xpath, ypath);
-    tr_task_kind kind = ds->tasks[t >= 0 ? t : 0].kind;
     int xr, yr;
     hsize_t xd[4], yd[4];
     TR_CALL(probe_dataset(L, xpath, DT_F32, &xr, xd));
     TR_CALL(check_sample_shape(ds, L, xpath, xr, xd));
     sd->n = (int64_t)xd[0];
-    TR_CALL(probe_dataset(L, ypath, kind == TR_TASK_CLASSIFICATION ? DT_I32 : DT_F32, &yr, yd));
+    TR_CALL(probe_dataset(L, ypath, y_dtype(ds, t), &yr, yd));
     if (t >= 0)
         TR_CHECK(yr == 1, TR_ERR_DATA, "data: %s: %s has rank %d, expected 1 (n)", L->file, ypath,
                  yr);
@@ -345,16 +386,18 @@ static tr_status read_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t,
         per *= (int64_t)xd[i];
     TR_CHECK((int64_t)xd[0] == sd->n && per == ds->sample_size, TR_ERR_DATA,
              "data: %s: %s changed while it was read", L->file, xpath);
-    TR_CALL(
-        read_dataset(L, ypath, kind == TR_TASK_CLASSIFICATION ? DT_I32 : DT_F32, &yr, yd, &buf));
-    if (kind == TR_TASK_CLASSIFICATION)
+    dtype yt = y_dtype(ds, t);
+    TR_CALL(read_dataset(L, ypath, yt, &yr, yd, &buf));
+    if (yt == DT_I32)
         sd->y = buf;
     else
         sd->yf = buf;
     TR_CHECK((int64_t)yd[0] == sd->n, TR_ERR_DATA, "data: %s: %s changed while it was read",
              L->file, ypath);
     TR_CALL(check_finite(L, xpath, sd->x, sd->n * ds->sample_size));
-    if (kind == TR_TASK_CLASSIFICATION)
+    if (t < 0 && shared_mixed(ds))
+        TR_CALL(split_mixed_labels(L, ypath, ds, sd));
+    else if (kind == TR_TASK_CLASSIFICATION)
         TR_CALL(check_labels(L, ypath, ds, sd->y, sd->n, t >= 0 ? t : 0, cols));
     else
         TR_CALL(check_finite(L, ypath, sd->yf, sd->n * cols));
@@ -429,12 +472,6 @@ static tr_status load_tasks(tr_dataset *ds, const loader *L) {
         memcpy(ti.name, name, (size_t)len + 1); /* len < 64 checked above */
         ds->tasks[index] = ti;
     }
-    if (ds->setting == TR_SETTING_SHARED_INPUT)
-        for (int t = 1; t < ds->T; t++)
-            TR_CHECK(ds->tasks[t].kind == ds->tasks[0].kind, TR_ERR_DATA,
-                     "data: %s: /tasks/%s: shared-input tasks must all have the same kind "
-                     "(/tasks/%s differs)",
-                     L->file, ds->tasks[t].name, ds->tasks[0].name);
     return TR_OK;
 }
 

@@ -174,7 +174,8 @@ typedef struct {
 typedef struct {
     const tr_config *cfg;
     tr_train_opts opts;
-    int eval_only; /* tr_eval_run: no run directory, no training */
+    int eval_only;     /* tr_eval_run: no run directory, no training */
+    double *pred_rows; /* evaluation fills the predictions of the split (eval --predictions) */
     tr_grid grid;
     tr_dataset ds;
     tr_model model;
