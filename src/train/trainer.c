@@ -9,10 +9,11 @@
  * layer math (src/nn), models and methods (src/models), collectives
  * (src/comm), file formats (src/io), output formatting (report.c).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
-#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "taskrel/relations.h"
 #include "taskrel/timeline.h"
@@ -287,7 +288,7 @@ tr_status tr_train_run(const tr_config *cfg, MPI_Comm world, const tr_train_opts
 
 /* eval --predictions: a path rank 0 can write (checked before any work, so
  * a bad path exits 2 at once on every rank). */
-static tr_status check_predictions_path(const tr_trainer *tr, const char *path) {
+static tr_status check_predictions_path(tr_trainer *tr, const char *path) {
     tr_status st = TR_OK;
     if (tr->grid.rank == 0) {
         FILE *f = fopen(path, "wb");
@@ -297,6 +298,7 @@ static tr_status check_predictions_path(const tr_trainer *tr, const char *path) 
         else
             fclose(f);
     }
+    tr->pred_created = st == TR_OK;
     return tr_agree(tr->grid.world, st);
 }
 
@@ -366,6 +368,8 @@ tr_status tr_eval_run_ex(const tr_config *cfg, MPI_Comm world, const char *weigh
     TR_CHECK(tr != NULL, TR_ERR_NOMEM, "out of memory");
     tr_status st = eval_body(tr, cfg, world, weights_path, predictions, res);
     st = tr_agree(world, st);
+    if (st != TR_OK && predictions && tr->grid.rank == 0 && tr->pred_created)
+        unlink(predictions); /* no partial or empty predictions file is left */
     tr_trainer_free(tr);
     free(tr);
     return st;

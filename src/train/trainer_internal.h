@@ -176,6 +176,7 @@ typedef struct {
     tr_train_opts opts;
     int eval_only;     /* tr_eval_run: no run directory, no training */
     double *pred_rows; /* evaluation fills the predictions of the split (eval --predictions) */
+    int pred_created;  /* rank 0 created the predictions file (removed if eval fails) */
     tr_grid grid;
     tr_dataset ds;
     tr_model model;
