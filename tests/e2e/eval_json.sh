@@ -19,11 +19,7 @@ expect_exit 0 "test mse" "$BIN" eval run                      # no -c: the store
 "$BIN" eval run --json >eval1.json 2>eval1.err || check_fail "eval --json"
 mpirun_np 2 "$BIN" eval run/model.h5 --json >eval2.json 2>/dev/null || check_fail "eval --json on 2 ranks"
 grep -q "test mse" eval1.err && pass "the table goes to stderr with --json" || check_fail "no table on stderr"
-PY=
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import numpy' 2>/dev/null; then PY=$p; break; fi
-done
-[[ -n $PY ]] || { echo "FAIL: no python3 with numpy (launch/setup.sh installs python3-numpy)"; exit 1; }
+need_numpy_python
 "$PY" - <<'PYEOF' && pass "eval --json: valid, names the tasks, equals the run's final test numbers" ||
 import json
 e1 = json.load(open("eval1.json"))  # the whole stdout is one JSON object
@@ -37,9 +33,6 @@ PYEOF
     check_fail "eval --json output"
 
 # --predictions: layout, the same on 1 and 2 ranks, the test MSE from the file
-h5data() {
-    h5dump -m %.9g -d "$2" -y -w 0 "$1" | sed -n '/DATA {/,/}/p' | tr -s ' ,' '\n' | grep -E '^-?[0-9]'
-}
 expect_exit 0 "wrote predictions to pred1\.h5" "$BIN" eval run/model.h5 --predictions pred1.h5
 expect_exit 0 "wrote predictions to pred2\.h5" mpirun_np 2 "$BIN" eval run/model.h5 \
     --predictions pred2.h5

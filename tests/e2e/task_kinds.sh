@@ -11,11 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 cd "$SCRATCH"
 BIN=$TASKREL_BIN
 CFG=$TASKREL_SOURCE_DIR/launch/configs/synthetic-tn-hps.ini
-PY=
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import numpy' 2>/dev/null; then PY=$p; break; fi
-done
-[[ -n $PY ]] || { echo "FAIL: no python3 with numpy (launch/setup.sh installs python3-numpy)"; exit 1; }
+need_numpy_python
 
 "$PY" - <<'PYEOF'
 import csv
@@ -169,9 +165,6 @@ expect_exit 2 "mrn cannot train task 'reg' \(a regression task\) next to task 't
 expect_exit 2 "mrn cannot train task 'three'" mpirun_np 3 "$BIN" train -c "$CFG" \
     --set data.path=classes.h5 --set model.kind=mrn --run-dir mrn-z
 # predictions: probabilities over each task's own classes, pred = argmax, accuracy as reported
-h5data() {
-    h5dump -m %.9g -d "$2" -y -w 0 "$1" | sed -n '/DATA {/,/}/p' | tr -s ' ,' '\n' | grep -E '^-?[0-9]'
-}
 expect_exit 0 "wrote predictions" mpirun_np 2 "$BIN" eval hps-mixed-1 --predictions pred.h5 --json
 "$BIN" eval hps-mixed-1 --json >eval.json 2>/dev/null
 for t in ten three; do
