@@ -130,6 +130,9 @@ typedef struct {
     double count;    /* examples */
 } tr_task_stats;
 
+/* Fill task_kinds, task_outputs, task_names, out_dim (the widest task),
+ * mixed_kinds and uniform_heads from ds (tr_model_init). */
+tr_status tr_model_set_task_outputs(tr_model *m, const tr_dataset *ds);
 /* The loss of task `task` on n rows of outputs out (n, out_dim): softmax
  * cross-entropy over its classes (the first columns; probs gets the
  * probabilities, 0 past them) or the squared error of column 0. */
