@@ -13,8 +13,13 @@
  * (task order). Root attributes: setting, builder, seed, and builder options;
  * synthetic-tn also stores /truth/sigma3 (T, T) float64.
  *
- * Files are read with HDF5's default driver on every rank (datasets are small
- * enough to be replicated); readers are not collective.
+ * Every task has its own kind and class count. A file may lack whole splits
+ * (the same ones for every task): a test-only file can be evaluated, while
+ * training needs train and val (checked by the trainer).
+ *
+ * Files are read with HDF5's default driver; readers are not collective. In
+ * the multi-input setting a rank can read only the examples of the tasks it
+ * owns (tr_dataset_load_header, then tr_dataset_load_tasks).
  */
 #ifndef TASKREL_DATASET_H
 #define TASKREL_DATASET_H
@@ -43,6 +48,8 @@ typedef struct {
     tr_task_kind kind;
     int classes;                         /* classes; 1 for regression */
     tr_split_data split[TR_SPLIT_COUNT]; /* multi-input only (zeroed otherwise) */
+    int loaded;                          /* its examples are in memory (n is known either way) */
+    uint64_t digest; /* multi-input: a hash of its examples (tr_dataset_task_digests), 0 unknown */
 } tr_task_info;
 
 typedef struct {
@@ -54,6 +61,7 @@ typedef struct {
     tr_task_info *tasks;                  /* (T) */
     tr_split_data shared[TR_SPLIT_COUNT]; /* shared-input only: y or yf is (n, T) */
     double *sigma3;                       /* (T, T) true task covariance (synthetic-tn) or NULL */
+    int has_split[TR_SPLIT_COUNT];        /* the file has this split (a missing one has n = 0) */
 } tr_dataset;
 
 /* Read and validate a dataset file. Raises TR_ERR_DATA with a message naming
@@ -62,18 +70,47 @@ typedef struct {
  * across tasks/splits), labels outside [0, classes), non-finite x or targets,
  * an empty train split, unknown `setting`/`kind` attributes. */
 tr_status tr_dataset_load(tr_dataset *ds, const char *path);
+/* tr_dataset_load in two steps: the header reads and checks everything but
+ * the examples (tasks, kinds, classes, which splits exist, every split's size
+ * and shapes); load_tasks then reads and checks the examples of tasks
+ * [t0, t0 + tn) in ds's task order (multi-input; shared-input reads all).
+ * The other tasks keep their sizes with x, y and yf NULL. */
+tr_status tr_dataset_load_header(tr_dataset *ds, const char *path);
+tr_status tr_dataset_load_tasks(tr_dataset *ds, const char *path, int t0, int tn);
+/* Multi-input: set the digest of every loaded task from its examples (the
+ * fingerprint combines the digests, so ranks holding different tasks can agree
+ * on it by sharing them). */
+void tr_dataset_task_digests(tr_dataset *ds);
 /* Write ds to path (overwrites). `builder` and the option string are stored as
  * root attributes for provenance. */
 tr_status tr_dataset_save(const tr_dataset *ds, const char *path, const char *builder,
                           uint64_t seed, const char *options);
 void tr_dataset_free(tr_dataset *ds); /* no-op on a zeroed struct */
-/* A fingerprint of ds's contents ("v1-" and 16 hex digits, TR_RUN_ID_LEN
+/* A fingerprint of ds's contents ("v2-" and 16 hex digits, TR_RUN_ID_LEN
  * bytes suffice): its structure and a sample of its numbers (every byte of
- * arrays up to 1 MiB). Checkpoints store it; a resume on other data is refused. */
+ * arrays up to 1 MiB). Multi-input tasks whose examples are not loaded enter
+ * through their digest (tr_dataset_task_digests on the rank that holds them).
+ * Checkpoints store it; a resume on other data is refused. */
 void tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn);
 /* The task names of a dataset file in task order (each task's `index`),
  * without reading any examples: names (cap), *T tasks. */
 tr_status tr_dataset_task_names(const char *path, char (*names)[64], int cap, int *T);
+
+/* ---- predictions (taskrel eval --predictions) ------------------------------ */
+
+/* Rows of one split's predictions, task after task in ds's order: task t's
+ * rows start at tr_predictions_offset(ds, split, t) doubles, one row per
+ * example of the split, each (label or target, then the task's outputs:
+ * `classes` probabilities, or the predicted value). */
+size_t tr_predictions_offset(const tr_dataset *ds, tr_split s, int t);
+/* Write rows[s] (NULL: split s absent) to path (overwritten) as
+ * /tasks/<name>/<split>/{index, label, pred, probs}: index int64 (the row of
+ * the example in the data file's split), label int32 or float32, pred int32
+ * (the most probable class) or float32 (the value), probs float32 (n, classes)
+ * for classification; attributes kind, classes, index on /tasks/<name>, and
+ * weights and setting on the root. Serial (one rank). */
+tr_status tr_predictions_write(const char *path, const tr_dataset *ds, const char *weights,
+                               const double *const rows[TR_SPLIT_COUNT]);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #ifndef TASKREL_IMPORT_H
 #define TASKREL_IMPORT_H
 
+#include "taskrel/config.h"
 #include "taskrel/core.h"
 
 #ifdef __cplusplus
@@ -69,8 +70,12 @@ typedef struct {
     const char *split_column; /* CSV: train/val/test per row; NULL: "split" if present */
     const char *const *names; /* (nnames) task names in order, replacing the defaults */
     int nnames;
-    int kind;                   /* -1: inferred per task; else a tr_task_kind for all */
-    int classes;                /* 0: max label + 1 per task */
+    int kind;   /* -1: inferred per task; else a tr_task_kind for all */
+    int nkinds; /* > 0: kinds[t] is task t's kind (--kind a,b,...) */
+    int kinds[TR_MAX_TASKS];
+    int classes;  /* 0: max label + 1 per task */
+    int nclasses; /* > 0: class_list[t] is task t's class count */
+    int class_list[TR_MAX_TASKS];
     double val_frac, test_frac; /* split train when val/test are not given */
     uint64_t seed;              /* of that split */
     int64_t image[3];           /* (C, H, W) for vector x, or zeros */

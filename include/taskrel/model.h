@@ -64,9 +64,16 @@ typedef struct {
     int in_ndim;
     int64_t in_dims[3];
     int64_t in_size; /* floats per input sample */
-    int out_dim;     /* classes (classification) or 1 (regression) */
-    tr_task_kind task_kind;
-    int trunk_per_task; /* STL: trunk tensors carry the task axis */
+    int out_dim;     /* the output layer's width: the most classes of any task (1: regression) */
+    tr_task_kind task_kind;   /* task 0's kind (every task's unless mixed_kinds) */
+    tr_task_kind *task_kinds; /* (T) every task's kind */
+    int *task_outputs;        /* (T) its outputs: classes, or 1 (regression) */
+    int mixed_kinds;          /* classification next to regression */
+    int uniform_heads;        /* every task has the same kind and outputs */
+    char (*task_names)[64];   /* (T) the tasks' names (messages) */
+    float *pred;              /* if set: head forwards copy (rows, out_dim) outputs here */
+    int64_t pred_rows;        /* rows copied to pred */
+    int trunk_per_task;       /* STL: trunk tensors carry the task axis */
     int n_ops;
     tr_op ops[32];
     int feat_dim;           /* trunk output per sample */
@@ -122,6 +129,26 @@ typedef struct {
     double correct;  /* classification: correct predictions */
     double count;    /* examples */
 } tr_task_stats;
+
+/* Fill task_kinds, task_outputs, task_names, out_dim (the widest task),
+ * mixed_kinds and uniform_heads from ds (tr_model_init). */
+tr_status tr_model_set_task_outputs(tr_model *m, const tr_dataset *ds);
+/* The loss of task `task` on n rows of outputs out (n, out_dim): softmax
+ * cross-entropy over its classes (the first columns; probs gets the
+ * probabilities, 0 past them) or the squared error of column 0. */
+void tr_model_task_loss_forward(const tr_model *m, tr_task_stats *st, int task, float *probs,
+                                const float *out, int n, const int32_t *y, const float *yf);
+/* dout (n, out_dim) += scale * d(the losses)/d(out), over the task's columns only. */
+void tr_model_task_loss_backward(const tr_model *m, int task, float *dout, const float *probs,
+                                 const float *out, int n, const int32_t *y, const float *yf,
+                                 float scale);
+/* A method whose relations need heads of one shape: TR_ERR_DATA naming the
+ * first task whose kind or class count differs from task 0's, and `why`. */
+tr_status tr_model_check_uniform_heads(const tr_model *m, const char *why);
+/* With m->pred set: copy n rows of a head's outputs (probabilities for a
+ * classification task, values for regression) to m->pred at row hrow0. */
+void tr_model_copy_predictions(tr_model *m, int task, int hrow0, int n, const float *probs,
+                               const float *out);
 
 /* JSON members (no braces) for metrics.jsonl: in_size, feat_dim, the floats of
  * the trunk all-reduce and per task, trunk_per_task, every tensor's global shape. */

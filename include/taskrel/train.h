@@ -60,7 +60,9 @@ typedef struct {
     char checkpoint[TR_PATH_LEN];      /* the last checkpoint written ("" if none) */
     tr_coll_stats comm[TR_COLL_COUNT]; /* this rank's collective counters (training steps) */
     char run_dir[TR_PATH_LEN];
-    int classification; /* 1 if the metric is accuracy */
+    int classification; /* 1 if every task's metric is accuracy */
+    int mixed;          /* classification next to regression: the means are mean losses */
+    unsigned char task_regression[TR_MAX_TASKS]; /* 1: the task's metric is MSE (else accuracy) */
 } tr_train_result;
 
 void tr_train_result_free(tr_train_result *r);
@@ -72,6 +74,11 @@ tr_status tr_train_run(const tr_config *cfg, MPI_Comm world, const tr_train_opts
  * test splits of cfg's dataset and print the per-task table. Collective. */
 tr_status tr_eval_run(const tr_config *cfg, MPI_Comm world, const char *weights_path,
                       tr_train_result *res);
+/* tr_eval_run that also writes every val and test prediction to the HDF5
+ * file `predictions` (NULL: none; layout: tr_predictions_write in
+ * taskrel/dataset.h). The data file may hold only some splits. */
+tr_status tr_eval_run_ex(const tr_config *cfg, MPI_Comm world, const char *weights_path,
+                         const char *predictions, tr_train_result *res);
 
 #ifdef __cplusplus
 }

@@ -35,8 +35,12 @@ static const char k_import_help[] =
     "  --split-column COL      CSV column with train/val/test (default: 'split' if present)\n"
     "  --task NAME             task names in order (repeatable; default: the column\n"
     "                          names, the TASK prefixes, or t0, t1, ...)\n"
-    "  --kind classification|regression   every task's kind (default: from the labels)\n"
-    "  --classes N             classes per classification task (default: max label + 1)\n"
+    "  --kind classification|regression   every task's kind (default: from the labels);\n"
+    "                          or a comma-separated list, one per task in order\n"
+    "                          (shared-input tasks of both kinds: y holds class ids\n"
+    "                          as whole numbers in the classification columns)\n"
+    "  --classes N             classes per classification task (default: max label + 1);\n"
+    "                          or N1,N2,... one per task (1 for a regression task)\n"
     "  --val-frac F, --test-frac F   cut val/test from train where not given (0)\n"
     "  --seed N                seed of that cut (1)\n"
     "  --image C,H,W           reshape each example's values to an image\n"
@@ -92,16 +96,55 @@ static tr_status set_opt(tr_import_opts *o, const tr_cli_arg *a, const char **la
         TR_CHECK(o->nnames < TR_MAX_TASKS, TR_ERR_USAGE, "data import: too many --task");
         names[o->nnames++] = a->value;
         break;
-    case O_KIND:
-        TR_CHECK(strcmp(a->value, "classification") == 0 || strcmp(a->value, "regression") == 0,
-                 TR_ERR_USAGE, "data import: --kind: '%s' (expected classification or regression)",
-                 a->value);
-        o->kind = strcmp(a->value, "regression") == 0 ? TR_TASK_REGRESSION : TR_TASK_CLASSIFICATION;
+    case O_KIND: { /* one kind for all, or a comma-separated list, one per task */
+        const char *p = a->value;
+        o->nkinds = 0;
+        while (1) {
+            size_t len = strcspn(p, ",");
+            int cls = len == 14 && strncmp(p, "classification", 14) == 0;
+            int reg = len == 10 && strncmp(p, "regression", 10) == 0;
+            TR_CHECK(cls || reg, TR_ERR_USAGE,
+                     "data import: --kind: '%s' (expected classification or regression, or a "
+                     "comma-separated list of them, one per task)",
+                     a->value);
+            TR_CHECK(o->nkinds < TR_MAX_TASKS, TR_ERR_USAGE, "data import: --kind: too many");
+            o->kinds[o->nkinds++] = reg ? TR_TASK_REGRESSION : TR_TASK_CLASSIFICATION;
+            if (!p[len])
+                break;
+            p += len + 1;
+        }
+        if (o->nkinds == 1) {
+            o->kind = o->kinds[0];
+            o->nkinds = 0;
+        }
         break;
-    case O_CLASSES:
-        TR_CALL(tr_cli_int("data import", "--classes", a->value, 2, 1000000, &v));
-        o->classes = (int)v;
+    }
+    case O_CLASSES: { /* one count for all, or a comma-separated list, one per task */
+        char one[32];
+        const char *p = a->value;
+        o->nclasses = 0;
+        while (1) {
+            size_t len = strcspn(p, ",");
+            TR_CHECK(len < sizeof(one) && o->nclasses < TR_MAX_TASKS, TR_ERR_USAGE,
+                     "data import: --classes: '%s' (expected N or N1,N2,... one per task)",
+                     a->value);
+            memcpy(one, p, len);
+            one[len] = '\0';
+            TR_CALL(tr_cli_int("data import", "--classes", one, 1, 1000000, &v));
+            o->class_list[o->nclasses++] = (int)v;
+            if (!p[len])
+                break;
+            p += len + 1;
+        }
+        if (o->nclasses == 1) {
+            TR_CHECK(o->class_list[0] >= 2, TR_ERR_USAGE,
+                     "data import: --classes %d: a classification task has at least 2 classes",
+                     o->class_list[0]);
+            o->classes = o->class_list[0];
+            o->nclasses = 0;
+        }
         break;
+    }
     case O_VAL_FRAC:
         TR_CALL(tr_cli_number("data import", "--val-frac", a->value, 0, 0.99, &o->val_frac));
         break;

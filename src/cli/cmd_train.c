@@ -20,21 +20,25 @@ typedef struct {
     const char *config;
     const char *run_dir;
     const char *resume;
-    char weights[4096]; /* eval: the weights file ("" if not given) */
-    int json;           /* eval --json */
-    int overwrite;      /* train --overwrite */
+    char weights[4096];      /* eval: the weights file ("" if not given) */
+    int json;                /* eval --json */
+    const char *predictions; /* eval --predictions FILE.h5, or NULL */
+    int overwrite;           /* train --overwrite */
 } train_args;
 
 static void usage_train(FILE *f, int is_eval) {
     if (is_eval)
         fprintf(f,
                 "usage: taskrel eval RUN_DIR|WEIGHTS.h5 [-c CONFIG] [--set section.key=value ...]\n"
-                "                    [--json]\n"
+                "                    [--json] [--predictions FILE.h5]\n"
                 "Evaluates saved weights (a run directory's model.h5, a model.h5 or a\n"
                 "checkpoint; also --checkpoint PATH) on the val and test splits and prints\n"
                 "the per-task table. Without -c the config stored in the weights file is\n"
                 "used (--set overrides it, e.g. --set data.path=...). --json prints the\n"
-                "results as one JSON object on stdout (the table goes to stderr).\n");
+                "results as one JSON object on stdout (the table goes to stderr).\n"
+                "--predictions FILE.h5 writes every val and test prediction per task (class\n"
+                "and probabilities, or value, with labels and row indices; docs/guide.md).\n"
+                "The data file may hold only a test split (or only some splits).\n");
     else
         fprintf(f, "usage: taskrel train -c CONFIG [--set section.key=value ...] [--run-dir DIR]\n"
                    "                     [--resume auto|none|CHECKPOINT | --overwrite]\n"
@@ -46,7 +50,16 @@ static void usage_train(FILE *f, int is_eval) {
                "Keys and defaults: docs/config.md (or `taskrel config --markdown`).\n");
 }
 
-enum { OPT_CONFIG, OPT_SET, OPT_RUN_DIR, OPT_RESUME, OPT_CHECKPOINT, OPT_JSON, OPT_OVERWRITE };
+enum {
+    OPT_CONFIG,
+    OPT_SET,
+    OPT_RUN_DIR,
+    OPT_RESUME,
+    OPT_CHECKPOINT,
+    OPT_JSON,
+    OPT_OVERWRITE,
+    OPT_PREDICTIONS
+};
 
 static const tr_cli_option k_train_opts[] = {
     {"config", 'c', 1, OPT_CONFIG},     {"set", 's', 1, OPT_SET},
@@ -59,6 +72,7 @@ static const tr_cli_option k_eval_opts[] = {
     {"checkpoint", 0, 1, OPT_CHECKPOINT},
     {"weights", 0, 1, OPT_CHECKPOINT},
     {"json", 0, 0, OPT_JSON},
+    {"predictions", 0, 1, OPT_PREDICTIONS},
 };
 
 static int is_dir(const char *p) {
@@ -141,6 +155,9 @@ static tr_status apply(const tr_cli_args *ca, tr_config *cfg, train_args *a, int
             TR_CHECK(o->value[0] != '\0', TR_ERR_USAGE, "--resume needs auto, none or a path");
             a->resume = o->value;
             break;
+        case OPT_PREDICTIONS:
+            a->predictions = ca->opts[i].value;
+            break;
         case OPT_JSON:
             a->json = 1;
             break;
@@ -159,7 +176,7 @@ static tr_status parse(int argc, char **argv, tr_config *cfg, train_args *a, int
     tr_config_default(cfg);
     const char *cmd = is_eval ? "eval" : "train";
     tr_cli_args ca;
-    TR_CALL(is_eval ? tr_cli_parse(&ca, cmd, k_eval_opts, 5, argc, argv)
+    TR_CALL(is_eval ? tr_cli_parse(&ca, cmd, k_eval_opts, 6, argc, argv)
                     : tr_cli_parse(&ca, cmd, k_train_opts, 5, argc, argv));
     tr_status st = TR_OK;
     if (ca.help) {
@@ -256,13 +273,20 @@ static void eval_json(FILE *f, const tr_config *cfg, const train_args *a,
     tr_json_write_string(f, a->weights);
     fputs(",\"data\":", f);
     tr_json_write_string(f, cfg->data_path);
-    fprintf(f, ",\"metric\":\"%s\",\"tasks\":[", r->classification ? "acc" : "mse");
+    fprintf(f, ",\"metric\":\"%s\",\"tasks\":[",
+            r->mixed            ? "loss"
+            : r->classification ? "acc"
+                                : "mse");
     for (int t = 0; t < r->T; t++) {
         char def[32];
         snprintf(def, sizeof(def), "%d", t);
         fputs(t ? "," : "", f);
         tr_json_write_string(f, named ? names[t] : def);
     }
+    fputs("]", f);
+    fputs(",\"task_metrics\":[", f); /* each task's: acc or mse */
+    for (int t = 0; t < r->T; t++)
+        fprintf(f, "%s\"%s\"", t ? "," : "", r->task_regression[t] ? "mse" : "acc");
     fputs("]", f);
     json_metrics(f, "val", r->val_metric, r->T);
     json_metrics(f, "test", r->test_metric, r->T);
@@ -285,7 +309,7 @@ tr_status tr_cmd_eval(int argc, char **argv) {
         dup2(STDERR_FILENO, STDOUT_FILENO);
     }
     tr_train_result res;
-    tr_status st = tr_eval_run(&cfg, MPI_COMM_WORLD, a.weights, &res);
+    tr_status st = tr_eval_run_ex(&cfg, MPI_COMM_WORLD, a.weights, a.predictions, &res);
     if (saved >= 0) {
         fflush(stdout);
         dup2(saved, STDOUT_FILENO);

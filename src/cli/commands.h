@@ -41,14 +41,14 @@ typedef struct {
     int train; /* 1: a training line (loss = that step's); 0: a validation line */
     double lr;
     double *loss;   /* (T) */
-    double *metric; /* (T) validation lines: val acc or mse (NaN otherwise) */
+    double *metric; /* (T) validation lines: val acc or mse, by task kind (NaN otherwise) */
     int count;      /* tasks on the line */
 } tr_metrics_row;
 typedef struct {
     tr_metrics_row *rows;
     int n, T;
     char (*names)[64]; /* (T) from the final line, else task<k> */
-    char metric[8];    /* "acc" or "mse" */
+    char metric[8];    /* "acc", "mse", or "metric" (mixed kinds: each task's own) */
 } tr_metrics;
 tr_status tr_metrics_read(const char *run, tr_metrics *m);
 void tr_metrics_free(tr_metrics *m);

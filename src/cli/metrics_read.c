@@ -144,11 +144,20 @@ tr_status tr_metrics_read(const char *run, tr_metrics *m) {
         for (int t = 0; t < TR_MAX_TASKS; t++)
             metric[t] = NAN;
         if (!r->train) {
+            static double mse[TR_MAX_TASKS];
             nm = read_array(line, "val_acc", metric, TR_MAX_TASKS);
-            if (nm >= 0)
+            int ne = read_array(line, "val_mse", mse, TR_MAX_TASKS);
+            if (nm >= 0 && ne >= 0) { /* mixed kinds: each task's own metric */
+                for (int t = 0; t < nm && t < ne; t++)
+                    if (isnan(metric[t]))
+                        metric[t] = mse[t];
+                snprintf(m->metric, sizeof m->metric, "metric");
+            } else if (nm >= 0) {
                 snprintf(m->metric, sizeof m->metric, "acc");
-            else if ((nm = read_array(line, "val_mse", metric, TR_MAX_TASKS)) >= 0)
+            } else if ((nm = ne) >= 0) {
+                memcpy(metric, mse, sizeof(double) * (size_t)ne);
                 snprintf(m->metric, sizeof m->metric, "mse");
+            }
         }
         if (nl < 0 || nm == -2) {
             st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,

@@ -353,6 +353,12 @@ static tr_status cut_splits(imp_data *D, const tr_import_opts *o) {
     for (int s = 0; s < D->nsrc; s++) {
         imp_source *S = &D->src[s];
         const char *who = D->shared ? "the data" : S->name;
+        if (!S->have[TR_SPLIT_TRAIN] && (S->have[TR_SPLIT_VAL] || S->have[TR_SPLIT_TEST])) {
+            /* only val and/or test: a file to evaluate on, taken as it is */
+            TR_CHECK(o->val_frac == 0 && o->test_frac == 0, TR_ERR_USAGE,
+                     "import: %s has no train split to cut --val-frac or --test-frac from", who);
+            continue;
+        }
         TR_CHECK(S->have[TR_SPLIT_TRAIN] && S->part[TR_SPLIT_TRAIN].n > 0, TR_ERR_DATA,
                  "import: %s has no training examples", who);
         double frac[TR_SPLIT_COUNT] = {0, o->val_frac, o->test_frac};
@@ -410,7 +416,9 @@ static tr_status cut_splits(imp_data *D, const tr_import_opts *o) {
 static tr_status settle_task(const imp_data *D, int s, int j, const tr_import_opts *o,
                              tr_task_info *ti) {
     const imp_source *S = &D->src[s];
-    ti->kind = o->kind >= 0   ? (tr_task_kind)o->kind
+    int t = D->shared ? j : s;
+    ti->kind = o->nkinds > 0  ? (tr_task_kind)o->kinds[t]
+               : o->kind >= 0 ? (tr_task_kind)o->kind
                : S->y_integer ? TR_TASK_CLASSIFICATION
                               : TR_TASK_REGRESSION;
     ti->classes = 1;
@@ -427,9 +435,10 @@ static tr_status settle_task(const imp_data *D, int s, int j, const tr_import_op
             if (v > mx)
                 mx = v;
         }
-    ti->classes = o->classes > 0 ? o->classes : (int)mx + 1;
-    TR_CHECK(mx < ti->classes, TR_ERR_USAGE, "import: task %s has label %g but --classes %d",
-             ti->name, mx, o->classes);
+    int given = o->nclasses > 0 ? o->class_list[t] : o->classes;
+    ti->classes = given > 0 ? given : (int)mx + 1;
+    TR_CHECK(mx < ti->classes, TR_ERR_USAGE, "import: task %s has label %g but --classes gives %d",
+             ti->name, mx, ti->classes);
     TR_CHECK(ti->classes >= 2, TR_ERR_DATA,
              "import: task %s has one class only (every label is 0); use --classes N or --kind "
              "regression",
@@ -437,19 +446,52 @@ static tr_status settle_task(const imp_data *D, int s, int j, const tr_import_op
     return TR_OK;
 }
 
-static tr_status fill_split(tr_split_data *sd, const imp_data *D, const imp_part *P, int j0,
-                            int cols, tr_task_kind kind) {
+/* One split of tasks [t0, t0 + cols) (label columns from 0); shared-input
+ * tasks of both kinds get both y and yf (each column used by its task's kind). */
+static tr_status fill_split(tr_split_data *sd, const imp_data *D, const imp_part *P, int t0,
+                            int cols, const tr_dataset *ds) {
+    tr_task_kind kind = ds->tasks[t0].kind;
+    int mixed = 0;
+    for (int j = 1; j < cols; j++)
+        mixed |= ds->tasks[t0 + j].kind != kind;
     TR_CALL(tr_data_alloc_split(sd, P->n, D->d, kind, cols));
+    if (mixed && !sd->y)
+        TR_ALLOC(sd->y, (size_t)(P->n * cols), "dataset labels");
+    if (mixed && !sd->yf)
+        TR_ALLOC(sd->yf, (size_t)(P->n * cols), "dataset targets");
     for (int64_t i = 0; i < P->n * D->d; i++)
         sd->x[i] = (float)P->x[i];
     for (int64_t i = 0; i < P->n; i++)
         for (int j = 0; j < cols; j++) {
-            double v = P->y[i * D->ycols + j0 + j];
-            if (kind == TR_TASK_CLASSIFICATION)
+            double v = P->y[i * D->ycols + j];
+            if (ds->tasks[t0 + j].kind == TR_TASK_CLASSIFICATION)
                 sd->y[i * cols + j] = (int32_t)v;
             else
                 sd->yf[i * cols + j] = (float)v;
         }
+    return TR_OK;
+}
+
+/* Which splits the file gets: all three, unless a source has no train split
+ * (a file to evaluate on): then the splits given, the same for every source. */
+static tr_status settle_splits(tr_dataset *ds, const imp_data *D) {
+    int partial = 0;
+    for (int s = 0; s < D->nsrc; s++)
+        partial |= !D->src[s].have[TR_SPLIT_TRAIN];
+    if (!partial)
+        return TR_OK;
+    for (int p = 0; p < TR_SPLIT_COUNT; p++) {
+        ds->has_split[p] = D->src[0].have[p];
+        for (int s = 1; s < D->nsrc; s++)
+            TR_CHECK(D->src[s].have[p] == ds->has_split[p], TR_ERR_DATA,
+                     "import: task %s %s a %s split but task %s %s: every task needs the same "
+                     "splits",
+                     D->src[s].name, D->src[s].have[p] ? "has" : "lacks",
+                     tr_split_name((tr_split)p), D->src[0].name,
+                     ds->has_split[p] ? "has one" : "does not");
+    }
+    tr_log(TR_LOG_INFO, "import: no train split: the file can be evaluated (taskrel eval), not "
+                        "trained on");
     return TR_OK;
 }
 
@@ -482,24 +524,22 @@ static tr_status build(tr_dataset *ds, const imp_data *D, const tr_import_opts *
     ds->sample_size = D->d;
     int T = D->shared ? D->ycols : D->nsrc;
     TR_CHECK(T >= 1 && T <= TR_MAX_TASKS, TR_ERR_DATA, "import: %d tasks", T);
+    TR_CHECK(o->nkinds == 0 || o->nkinds == T, TR_ERR_USAGE,
+             "import: --kind lists %d kind(s) for %d task(s)", o->nkinds, T);
+    TR_CHECK(o->nclasses == 0 || o->nclasses == T, TR_ERR_USAGE,
+             "import: --classes lists %d count(s) for %d task(s)", o->nclasses, T);
     TR_CALL(tr_data_alloc_tasks(ds, T));
     TR_CALL(name_tasks(ds, D, o));
     for (int t = 0; t < T; t++)
         TR_CALL(settle_task(D, D->shared ? 0 : t, D->shared ? t : 0, o, &ds->tasks[t]));
+    TR_CALL(settle_splits(ds, D));
     if (D->shared) {
-        for (int t = 1; t < T; t++)
-            TR_CHECK(ds->tasks[t].kind == ds->tasks[0].kind, TR_ERR_DATA,
-                     "import: shared-input tasks %s (%s) and %s (%s) differ in kind; give "
-                     "--kind for all",
-                     ds->tasks[0].name, ds->tasks[0].kind ? "regression" : "classification",
-                     ds->tasks[t].name, ds->tasks[t].kind ? "regression" : "classification");
         for (int p = 0; p < TR_SPLIT_COUNT; p++)
-            TR_CALL(fill_split(&ds->shared[p], D, &D->src[0].part[p], 0, T, ds->tasks[0].kind));
+            TR_CALL(fill_split(&ds->shared[p], D, &D->src[0].part[p], 0, T, ds));
     } else {
         for (int t = 0; t < T; t++)
             for (int p = 0; p < TR_SPLIT_COUNT; p++)
-                TR_CALL(fill_split(&ds->tasks[t].split[p], D, &D->src[t].part[p], 0, 1,
-                                   ds->tasks[t].kind));
+                TR_CALL(fill_split(&ds->tasks[t].split[p], D, &D->src[t].part[p], t, 1, ds));
     }
     return TR_OK;
 }

@@ -144,8 +144,10 @@ static void describe_type(hid_t t, char *buf, size_t len) {
         snprintf(buf, len, "a non-numeric type (class %d)", (int)c);
 }
 
-static tr_status read_open_dataset(const loader *L, const char *path, hid_t d, dtype want,
-                                   int *rank, hsize_t dims[4], void **out) {
+/* The dtype, rank and shape of the open dataset d, with its size checked
+ * against the file's; *count elements. */
+static tr_status probe_open_dataset(const loader *L, const char *path, hid_t d, dtype want,
+                                    int *rank, hsize_t dims[4], uint64_t *count) {
     hid_t t = H5Dget_type(d);
     TR_CHECK(t >= 0, TR_ERR_DATA, "data: %s: %s: cannot read its datatype", L->file, path);
     H5T_class_t c = H5Tget_class(t);
@@ -171,13 +173,23 @@ static tr_status read_open_dataset(const loader *L, const char *path, hid_t d, d
     TR_CHECK(got == r, TR_ERR_DATA, "data: %s: %s: cannot read its shape", L->file, path);
     /* sizes from the file are checked before anything is allocated */
     size_t esz = want == DT_F64 ? 8 : 4;
-    uint64_t count = 1, bytes = 0;
+    uint64_t n = 1, bytes = 0;
     int over = 0;
     for (int i = 0; i < r; i++)
-        over |= __builtin_mul_overflow(count, (uint64_t)dims[i], &count);
-    over |= __builtin_mul_overflow(count, (uint64_t)esz, &bytes);
-    TR_CHECK(!over && bytes <= L->max_bytes && count <= SIZE_MAX / esz, TR_ERR_DATA,
+        over |= __builtin_mul_overflow(n, (uint64_t)dims[i], &n);
+    over |= __builtin_mul_overflow(n, (uint64_t)esz, &bytes);
+    TR_CHECK(!over && bytes <= L->max_bytes && n <= SIZE_MAX / esz, TR_ERR_DATA,
              "data: %s: %s claims more data than the file can hold (corrupt file?)", L->file, path);
+    *rank = r;
+    *count = n;
+    return TR_OK;
+}
+
+static tr_status read_open_dataset(const loader *L, const char *path, hid_t d, dtype want,
+                                   int *rank, hsize_t dims[4], void **out) {
+    uint64_t count;
+    TR_CALL(probe_open_dataset(L, path, d, want, rank, dims, &count));
+    size_t esz = want == DT_F64 ? 8 : 4;
     void *buf = tr_calloc(count ? (size_t)count : 1, esz);
     TR_CHECK(buf != NULL, TR_ERR_NOMEM, "out of memory reading %s (%llu elements)", path,
              (unsigned long long)count);
@@ -188,8 +200,20 @@ static tr_status read_open_dataset(const loader *L, const char *path, hid_t d, d
         tr_free(buf);
         TR_RAISE(TR_ERR_DATA, "data: %s: %s: cannot read its data (corrupt file?)", L->file, path);
     }
-    *rank = r;
     *out = buf;
+    return TR_OK;
+}
+
+/* The dtype and shape of the dataset at path, without reading it. */
+static tr_status probe_dataset(const loader *L, const char *path, dtype want, int *rank,
+                               hsize_t dims[4]) {
+    TR_CHECK(path_exists(L->fid, path), TR_ERR_DATA, "data: %s: missing dataset %s", L->file, path);
+    hid_t d = H5Dopen2(L->fid, path, H5P_DEFAULT);
+    TR_CHECK(d >= 0, TR_ERR_DATA, "data: %s: %s is not a dataset", L->file, path);
+    uint64_t count;
+    tr_status s = probe_open_dataset(L, path, d, want, rank, dims, &count);
+    H5Dclose(d);
+    TR_CALL(s);
     return TR_OK;
 }
 
@@ -268,32 +292,71 @@ static tr_status check_sample_shape(tr_dataset *ds, loader *L, const char *path,
     return TR_OK;
 }
 
-/* One split: multi-input task t (t >= 0) or the shared-input split (t = -1). */
-static tr_status load_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t, tr_split s) {
-    char base[160], xpath[192], ypath[192];
-    if (t >= 0)
-        snprintf(base, sizeof(base), "/tasks/%s/%s", ds->tasks[t].name, tr_split_name(s));
-    else
-        snprintf(base, sizeof(base), "/%s", tr_split_name(s));
-    TR_CHECK(path_exists(L->fid, base), TR_ERR_DATA, "data: %s: missing split %s", L->file, base);
-    snprintf(xpath, sizeof(xpath), "%s/x", base);
-    snprintf(ypath, sizeof(ypath), "%s/y", base);
-    tr_task_kind kind = ds->tasks[t >= 0 ? t : 0].kind;
-    int cols = t >= 0 ? 1 : ds->T;
+/* Shared-input tasks of both kinds: y is float32 (n, T), class ids as whole
+ * numbers in the classification columns. */
+static int shared_mixed(const tr_dataset *ds) {
+    if (ds->setting != TR_SETTING_SHARED_INPUT)
+        return 0;
+    for (int t = 1; t < ds->T; t++)
+        if (ds->tasks[t].kind != ds->tasks[0].kind)
+            return 1;
+    return 0;
+}
 
+/* The dtype of a split's y: by the kind, float32 for mixed shared-input. */
+static dtype y_dtype(const tr_dataset *ds, int t) {
+    if (t < 0 && shared_mixed(ds))
+        return DT_F32;
+    return ds->tasks[t >= 0 ? t : 0].kind == TR_TASK_CLASSIFICATION ? DT_I32 : DT_F32;
+}
+
+/* Mixed shared-input: the class ids of yf's classification columns into y
+ * (checked: whole numbers in [0, classes)); regression columns must be finite. */
+static tr_status split_mixed_labels(const loader *L, const char *path, const tr_dataset *ds,
+                                    tr_split_data *sd) {
+    int T = ds->T;
+    TR_ALLOC(sd->y, (size_t)(sd->n * T), "dataset labels");
+    for (int64_t i = 0; i < sd->n; i++)
+        for (int t = 0; t < T; t++) {
+            float v = sd->yf[i * T + t];
+            const tr_task_info *ti = &ds->tasks[t];
+            if (ti->kind == TR_TASK_REGRESSION) {
+                TR_CHECK(isfinite(v), TR_ERR_DATA, "data: %s: %s contains %s at element %lld",
+                         L->file, path, isnan(v) ? "NaN" : "Inf", (long long)(i * T + t));
+                continue;
+            }
+            TR_CHECK(v >= 0 && v < (float)ti->classes && v == floorf(v), TR_ERR_DATA,
+                     "data: %s: %s has %g at element %lld: task %s is a classification task, "
+                     "so its column holds class ids 0 to %d",
+                     L->file, path, (double)v, (long long)(i * T + t), ti->name, ti->classes - 1);
+            sd->y[i * T + t] = (int32_t)v;
+        }
+    return TR_OK;
+}
+
+/* The HDF5 paths of one split: multi-input task t (t >= 0) or the
+ * shared-input split (t = -1). */
+static void split_paths(const tr_dataset *ds, int t, tr_split s, char *base, char *xpath,
+                        char *ypath) {
+    if (t >= 0)
+        snprintf(base, 160, "/tasks/%s/%s", ds->tasks[t].name, tr_split_name(s));
+    else
+        snprintf(base, 160, "/%s", tr_split_name(s));
+    snprintf(xpath, 192, "%s/x", base);
+    snprintf(ypath, 192, "%s/y", base);
+}
+
+/* One split's shapes without its numbers: the per-sample shape, x and y
+ * rows, y's rank; sets sd->n. */
+static tr_status probe_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t, tr_split s) {
+    char base[160], xpath[192], ypath[192];
+    split_paths(ds, t, s, base, xpath, ypath);
     int xr, yr;
     hsize_t xd[4], yd[4];
-    void *buf;
-    TR_CALL(read_dataset(L, xpath, DT_F32, &xr, xd, &buf));
-    sd->x = buf;
-    sd->n = (int64_t)xd[0];
+    TR_CALL(probe_dataset(L, xpath, DT_F32, &xr, xd));
     TR_CALL(check_sample_shape(ds, L, xpath, xr, xd));
-    TR_CALL(
-        read_dataset(L, ypath, kind == TR_TASK_CLASSIFICATION ? DT_I32 : DT_F32, &yr, yd, &buf));
-    if (kind == TR_TASK_CLASSIFICATION)
-        sd->y = buf;
-    else
-        sd->yf = buf;
+    sd->n = (int64_t)xd[0];
+    TR_CALL(probe_dataset(L, ypath, y_dtype(ds, t), &yr, yd));
     if (t >= 0)
         TR_CHECK(yr == 1, TR_ERR_DATA, "data: %s: %s has rank %d, expected 1 (n)", L->file, ypath,
                  yr);
@@ -304,8 +367,37 @@ static tr_status load_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t,
              L->file, ypath, (unsigned long long)yd[0], xpath, (long long)sd->n);
     TR_CHECK(s != TR_SPLIT_TRAIN || sd->n > 0, TR_ERR_DATA,
              "data: %s: %s is empty: the train split needs at least one example", L->file, xpath);
+    return TR_OK;
+}
+
+/* One split's numbers (after probe_split), with their values checked. */
+static tr_status read_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t, tr_split s) {
+    char base[160], xpath[192], ypath[192];
+    split_paths(ds, t, s, base, xpath, ypath);
+    tr_task_kind kind = ds->tasks[t >= 0 ? t : 0].kind;
+    int cols = t >= 0 ? 1 : ds->T;
+    int xr, yr;
+    hsize_t xd[4], yd[4];
+    void *buf;
+    TR_CALL(read_dataset(L, xpath, DT_F32, &xr, xd, &buf));
+    sd->x = buf;
+    int64_t per = 1;
+    for (int i = 1; i < xr; i++)
+        per *= (int64_t)xd[i];
+    TR_CHECK((int64_t)xd[0] == sd->n && per == ds->sample_size, TR_ERR_DATA,
+             "data: %s: %s changed while it was read", L->file, xpath);
+    dtype yt = y_dtype(ds, t);
+    TR_CALL(read_dataset(L, ypath, yt, &yr, yd, &buf));
+    if (yt == DT_I32)
+        sd->y = buf;
+    else
+        sd->yf = buf;
+    TR_CHECK((int64_t)yd[0] == sd->n, TR_ERR_DATA, "data: %s: %s changed while it was read",
+             L->file, ypath);
     TR_CALL(check_finite(L, xpath, sd->x, sd->n * ds->sample_size));
-    if (kind == TR_TASK_CLASSIFICATION)
+    if (t < 0 && shared_mixed(ds))
+        TR_CALL(split_mixed_labels(L, ypath, ds, sd));
+    else if (kind == TR_TASK_CLASSIFICATION)
         TR_CALL(check_labels(L, ypath, ds, sd->y, sd->n, t >= 0 ? t : 0, cols));
     else
         TR_CALL(check_finite(L, ypath, sd->yf, sd->n * cols));
@@ -380,12 +472,6 @@ static tr_status load_tasks(tr_dataset *ds, const loader *L) {
         memcpy(ti.name, name, (size_t)len + 1); /* len < 64 checked above */
         ds->tasks[index] = ti;
     }
-    if (ds->setting == TR_SETTING_SHARED_INPUT)
-        for (int t = 1; t < ds->T; t++)
-            TR_CHECK(ds->tasks[t].kind == ds->tasks[0].kind, TR_ERR_DATA,
-                     "data: %s: /tasks/%s: shared-input tasks must all have the same kind "
-                     "(/tasks/%s differs)",
-                     L->file, ds->tasks[t].name, ds->tasks[0].name);
     return TR_OK;
 }
 
@@ -406,7 +492,31 @@ static tr_status load_sigma3(tr_dataset *ds, const loader *L) {
     return TR_OK;
 }
 
-static tr_status load_file(tr_dataset *ds, loader *L) {
+/* Which splits the file has: the first task's (or the shared) split groups;
+ * every task must have the same ones. */
+static tr_status find_splits(tr_dataset *ds, const loader *L) {
+    for (int s = 0; s < TR_SPLIT_COUNT; s++) {
+        char base[160], xp[192], yp[192];
+        split_paths(ds, ds->setting == TR_SETTING_MULTI_INPUT ? 0 : -1, (tr_split)s, base, xp, yp);
+        ds->has_split[s] = path_exists(L->fid, base);
+        for (int t = 1; ds->setting == TR_SETTING_MULTI_INPUT && t < ds->T; t++) {
+            char other[160];
+            split_paths(ds, t, (tr_split)s, other, xp, yp);
+            TR_CHECK(path_exists(L->fid, other) == ds->has_split[s], TR_ERR_DATA,
+                     "data: %s: %s %s but %s %s: every task needs the same splits", L->file,
+                     ds->has_split[s] ? base : other, "exists", ds->has_split[s] ? other : base,
+                     "is missing");
+        }
+    }
+    TR_CHECK(ds->has_split[0] || ds->has_split[1] || ds->has_split[2], TR_ERR_DATA,
+             "data: %s: no split: expected %s/train, /val or /test", L->file,
+             ds->setting == TR_SETTING_MULTI_INPUT ? "/tasks/<name>" : "");
+    return TR_OK;
+}
+
+/* Everything but the examples: setting, tasks, split sizes and shapes, the
+ * true covariance. */
+static tr_status load_header(tr_dataset *ds, loader *L) {
     char setting[64];
     TR_CALL(attr_read_str(L, L->fid, "/", "setting", setting, sizeof(setting)));
     if (strcmp(setting, "multi_input") == 0)
@@ -418,23 +528,52 @@ static tr_status load_file(tr_dataset *ds, loader *L) {
                  "data: %s: /: unknown setting '%s' (expected multi_input or shared_input)",
                  L->file, setting);
     TR_CALL(load_tasks(ds, L));
+    TR_CALL(find_splits(ds, L));
     for (int s = 0; s < TR_SPLIT_COUNT; s++) {
+        if (!ds->has_split[s])
+            continue;
         if (ds->setting == TR_SETTING_SHARED_INPUT)
-            TR_CALL(load_split(ds, L, &ds->shared[s], -1, (tr_split)s));
+            TR_CALL(probe_split(ds, L, &ds->shared[s], -1, (tr_split)s));
         else
             for (int t = 0; t < ds->T; t++)
-                TR_CALL(load_split(ds, L, &ds->tasks[t].split[s], t, (tr_split)s));
+                TR_CALL(probe_split(ds, L, &ds->tasks[t].split[s], t, (tr_split)s));
     }
     TR_CALL(load_sigma3(ds, L));
     return TR_OK;
 }
 
-tr_status tr_dataset_load(tr_dataset *ds, const char *path) {
-    memset(ds, 0, sizeof(*ds));
+/* The examples of tasks [t0, t0 + tn) (multi-input), or all of them. */
+static tr_status load_examples(tr_dataset *ds, loader *L, int t0, int tn) {
+    for (int s = 0; s < TR_SPLIT_COUNT; s++) {
+        if (!ds->has_split[s])
+            continue;
+        if (ds->setting == TR_SETTING_SHARED_INPUT) {
+            if (!ds->shared[s].x)
+                TR_CALL(read_split(ds, L, &ds->shared[s], -1, (tr_split)s));
+        } else {
+            for (int t = t0; t < t0 + tn; t++)
+                if (!ds->tasks[t].loaded)
+                    TR_CALL(read_split(ds, L, &ds->tasks[t].split[s], t, (tr_split)s));
+        }
+    }
+    for (int t = t0; t < t0 + tn; t++)
+        ds->tasks[t].loaded = 1;
+    return TR_OK;
+}
+
+typedef tr_status (*load_fn)(tr_dataset *ds, loader *L, int t0, int tn);
+
+static tr_status header_fn(tr_dataset *ds, loader *L, int t0, int tn) {
+    (void)t0;
+    (void)tn;
+    return load_header(ds, L);
+}
+
+/* Open path and run fn on it with HDF5's error printing off. */
+static tr_status with_file(tr_dataset *ds, const char *path, load_fn fn, int t0, int tn) {
     struct stat st;
     TR_CHECK(stat(path, &st) == 0, TR_ERR_DATA, "dataset file not found: %s", path);
     TR_CHECK(S_ISREG(st.st_mode), TR_ERR_DATA, "data: %s: not a regular file", path);
-
     tr_h5_quiet q;
     tr_h5_quiet_begin(&q);
     tr_status s = TR_OK;
@@ -449,12 +588,28 @@ tr_status tr_dataset_load(tr_dataset *ds, const char *path) {
          * compression: allow a generous ratio, and 64 MiB for tiny files. */
         uint64_t cap = (uint64_t)st.st_size * 64;
         loader L = {.file = path, .fid = fid, .max_bytes = cap > (64u << 20) ? cap : (64u << 20)};
-        s = load_file(ds, &L);
+        s = fn(ds, &L, t0, tn);
         H5Fclose(fid);
     }
     tr_h5_quiet_end(&q);
     if (s != TR_OK)
         tr_dataset_free(ds);
     TR_CALL(s);
+    return TR_OK;
+}
+
+tr_status tr_dataset_load_header(tr_dataset *ds, const char *path) {
+    memset(ds, 0, sizeof(*ds));
+    return with_file(ds, path, header_fn, 0, 0);
+}
+
+tr_status tr_dataset_load_tasks(tr_dataset *ds, const char *path, int t0, int tn) {
+    TR_ASSERT(ds->T >= 1 && t0 >= 0 && tn >= 0 && t0 + tn <= ds->T);
+    return with_file(ds, path, load_examples, t0, tn);
+}
+
+tr_status tr_dataset_load(tr_dataset *ds, const char *path) {
+    TR_CALL(tr_dataset_load_header(ds, path));
+    TR_CALL(tr_dataset_load_tasks(ds, path, 0, ds->T));
     return TR_OK;
 }

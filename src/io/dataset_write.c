@@ -109,7 +109,18 @@ static tr_status write_split(hid_t g, const tr_dataset *ds, const tr_split_data 
     TR_CALL(write_array(g, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1 + ds->ndim, xd, sd->x));
     hsize_t yd[2] = {(hsize_t)sd->n, (hsize_t)cols};
     int yr = ds->setting == TR_SETTING_SHARED_INPUT ? 2 : 1;
-    if (kind == TR_TASK_CLASSIFICATION) {
+    if (sd->y && sd->yf) { /* shared-input tasks of both kinds: float32, class ids whole */
+        int T = ds->T;
+        float *m = tr_calloc(sd->n * T > 0 ? (size_t)(sd->n * T) : 1, sizeof(float));
+        TR_CHECK(m != NULL, TR_ERR_NOMEM, "out of memory writing labels");
+        for (int64_t i = 0; i < sd->n; i++)
+            for (int t = 0; t < T; t++)
+                m[i * T + t] = ds->tasks[t].kind == TR_TASK_CLASSIFICATION ? (float)sd->y[i * T + t]
+                                                                           : sd->yf[i * T + t];
+        tr_status st = write_array(g, "y", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, yr, yd, m);
+        tr_free(m);
+        TR_CALL(st);
+    } else if (kind == TR_TASK_CLASSIFICATION) {
         TR_ASSERT(sd->n == 0 || sd->y != NULL);
         TR_CALL(write_array(g, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, yr, yd, sd->y));
     } else {
@@ -130,6 +141,12 @@ static tr_status write_split_group(hid_t loc, const char *name, const tr_dataset
     return TR_OK;
 }
 
+/* Split sp is written: every split unless has_split names some (a file with
+ * only some splits, e.g. test-only). */
+static int writes_split(const tr_dataset *ds, int sp) {
+    return ds->has_split[sp] || !(ds->has_split[0] || ds->has_split[1] || ds->has_split[2]);
+}
+
 static tr_status write_task(hid_t tasks, const tr_dataset *ds, int t) {
     const tr_task_info *ti = &ds->tasks[t];
     hid_t g;
@@ -143,7 +160,8 @@ static tr_status write_task(hid_t tasks, const tr_dataset *ds, int t) {
         s = tr_h5_attr_write_int32(g, "index", t);
     for (int sp = 0; s == TR_OK && ds->setting == TR_SETTING_MULTI_INPUT && sp < TR_SPLIT_COUNT;
          sp++)
-        s = write_split_group(g, tr_split_name((tr_split)sp), ds, &ti->split[sp], ti->kind, 1);
+        if (writes_split(ds, sp))
+            s = write_split_group(g, tr_split_name((tr_split)sp), ds, &ti->split[sp], ti->kind, 1);
     H5Gclose(g);
     TR_CALL(s);
     return TR_OK;
@@ -165,8 +183,9 @@ static tr_status write_file(hid_t f, const tr_dataset *ds, const char *builder, 
     TR_CALL(s);
     if (ds->setting == TR_SETTING_SHARED_INPUT)
         for (int sp = 0; sp < TR_SPLIT_COUNT; sp++)
-            TR_CALL(write_split_group(f, tr_split_name((tr_split)sp), ds, &ds->shared[sp],
-                                      ds->tasks[0].kind, ds->T));
+            if (writes_split(ds, sp))
+                TR_CALL(write_split_group(f, tr_split_name((tr_split)sp), ds, &ds->shared[sp],
+                                          ds->tasks[0].kind, ds->T));
     if (ds->sigma3) {
         hid_t g;
         TR_CALL(group_create(f, "truth", &g));
@@ -191,9 +210,6 @@ static tr_status check_writable(const tr_dataset *ds) {
     for (int t = 0; t < ds->T; t++) {
         TR_CHECK(ds->tasks[t].name[0] != '\0' && strchr(ds->tasks[t].name, '/') == NULL,
                  TR_ERR_INTERNAL, "dataset to save: task %d has an invalid name", t);
-        if (ds->setting == TR_SETTING_SHARED_INPUT)
-            TR_CHECK(ds->tasks[t].kind == ds->tasks[0].kind, TR_ERR_INTERNAL,
-                     "dataset to save: shared-input tasks must have one kind");
     }
     return TR_OK;
 }

@@ -69,6 +69,22 @@ static void fp_split(fp_state *s, const tr_split_data *sd, int64_t sample, int c
     fp_array(s, sd->yf, sd->yf ? n * (size_t)cols * sizeof(float) : 0);
 }
 
+/* A task's examples (multi-input), hashed on their own. */
+static uint64_t task_digest(const tr_dataset *ds, const tr_task_info *ti) {
+    fp_state s = {0x84222325cbf29ce4ULL};
+    for (int sp = 0; sp < TR_SPLIT_COUNT; sp++)
+        fp_split(&s, &ti->split[sp], ds->sample_size, 1);
+    return s.h ? s.h : 1; /* 0 means unknown */
+}
+
+void tr_dataset_task_digests(tr_dataset *ds) {
+    if (ds->setting != TR_SETTING_MULTI_INPUT)
+        return;
+    for (int t = 0; t < ds->T; t++)
+        if (ds->tasks[t].loaded)
+            ds->tasks[t].digest = task_digest(ds, &ds->tasks[t]);
+}
+
 void tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn) {
     fp_state s = {0xcbf29ce484222325ULL};
     fp_u64(&s, (uint64_t)ds->setting);
@@ -81,14 +97,16 @@ void tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn) {
         fp_str(&s, ti->name);
         fp_u64(&s, (uint64_t)ti->kind);
         fp_u64(&s, (uint64_t)ti->classes);
-        if (ds->setting == TR_SETTING_MULTI_INPUT)
+        if (ds->setting == TR_SETTING_MULTI_INPUT) {
             for (int sp = 0; sp < TR_SPLIT_COUNT; sp++)
-                fp_split(&s, &ti->split[sp], ds->sample_size, 1);
+                fp_u64(&s, (uint64_t)ti->split[sp].n);
+            fp_u64(&s, ti->loaded ? task_digest(ds, ti) : ti->digest);
+        }
     }
     if (ds->setting == TR_SETTING_SHARED_INPUT)
         for (int sp = 0; sp < TR_SPLIT_COUNT; sp++)
             fp_split(&s, &ds->shared[sp], ds->sample_size, ds->T);
     if (ds->sigma3)
         fp_array(&s, ds->sigma3, (size_t)ds->T * (size_t)ds->T * sizeof(double));
-    snprintf(out, outn, "v1-%016llx", (unsigned long long)s.h);
+    snprintf(out, outn, "v2-%016llx", (unsigned long long)s.h);
 }

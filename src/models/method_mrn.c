@@ -121,11 +121,22 @@ static void mrn_free(tr_model *m) {
     m->run_state = NULL;
 }
 
+/* The heads, after checking that the prior's layers have one shape per task:
+ * with fc8 under the prior every task needs the same kind and class count
+ * (fc7 alone is the same for every task). */
+static tr_status mrn_declare(tr_model *m, const tr_config *cfg) {
+    if (cfg->mrn_layers & TR_MRN_LAYER_FC8)
+        TR_CALL(tr_model_check_uniform_heads(
+            m, "MRN's prior stacks the tasks' fc8 layers into one tensor, so every task needs "
+               "the same outputs (mrn.layers = fc7 leaves fc8 out of the prior)"));
+    return tr_model_declare_heads(m, cfg);
+}
+
 const tr_method tr_method_mrn = {
     .name = "mrn",
     .kind = TR_MODEL_MRN,
     .layout = TR_LAYOUT_SHARED_TRUNK,
-    .declare = tr_model_declare_heads,
+    .declare = mrn_declare,
     .attach = mrn_attach,
     .shared_forward = tr_shared_trunk_forward,
     .head_forward = tr_fc_heads_forward,

@@ -275,17 +275,7 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     m->in_ndim = ds->ndim;
     memcpy(m->in_dims, ds->dims, sizeof(m->in_dims));
     m->in_size = ds->sample_size;
-    m->task_kind = ds->tasks[0].kind;
-    m->out_dim = ds->tasks[0].classes;
-    for (int t = 1; t < ds->T; t++) {
-        TR_CHECK(ds->tasks[t].kind == m->task_kind && ds->tasks[t].classes == m->out_dim,
-                 TR_ERR_DATA,
-                 "task '%s' has a different kind or class count from task '%s': the task "
-                 "heads are stacked along a task axis and must have one shape",
-                 ds->tasks[t].name, ds->tasks[0].name);
-    }
-    if (m->task_kind == TR_TASK_REGRESSION)
-        m->out_dim = 1;
+    TR_CALL(tr_model_set_task_outputs(m, ds));
     m->trunk_per_task = m->method->layout == TR_LAYOUT_TASK_TRUNKS;
     m->head_hidden = cfg->head_hidden;
     m->max_rows = max_rows;
@@ -346,6 +336,9 @@ void tr_model_free(tr_model *m) {
     tr_free(m->probs);
     tr_free(m->dlogits);
     tr_free(m->sync_buf);
+    tr_free(m->task_kinds);
+    tr_free(m->task_outputs);
+    tr_free(m->task_names);
     tr_params_free(&m->params);
     tr_params_free(&m->buffers);
     memset(m, 0, sizeof(*m));
@@ -508,14 +501,9 @@ tr_status tr_model_head_forward(tr_model *m, tr_task_stats *st, int task, int hr
     float *logits = m->logits + (size_t)hrow0 * C;
     float *probs = m->probs + (size_t)hrow0 * C;
     tr_linear_forward(logits, hin, pdata(m, m->h8w, task), pdata(m, m->h8b, task), n, din, C);
-    if (m->task_kind == TR_TASK_CLASSIFICATION) {
-        int64_t correct = 0;
-        st->loss_sum += tr_softmax_xent_forward(probs, &correct, logits, y, n, C);
-        st->correct += (double)correct;
-    } else {
-        st->loss_sum += tr_mse_forward(&st->abs_sum, logits, yf, n, 1);
-    }
-    st->count += n;
+    tr_model_task_loss_forward(m, st, task, probs, logits, n, y, yf);
+    if (m->pred)
+        tr_model_copy_predictions(m, task, hrow0, n, probs, logits);
     return TR_OK;
 }
 
@@ -528,10 +516,7 @@ tr_status tr_model_head_backward(tr_model *m, int task, int hrow0, int n, const 
     float *probs = m->probs + (size_t)hrow0 * C;
     float *dlogits = m->dlogits + (size_t)hrow0 * C;
     memset(dlogits, 0, (size_t)n * C * sizeof(float));
-    if (m->task_kind == TR_TASK_CLASSIFICATION)
-        tr_softmax_xent_backward(dlogits, probs, y, n, C, scale);
-    else
-        tr_mse_backward(dlogits, logits, yf, n, 1, scale);
+    tr_model_task_loss_backward(m, task, dlogits, probs, logits, n, y, yf, scale);
     if (H > 0) {
         float *h7 = m->h7 + (size_t)hrow0 * H;
         float *dh7 = m->dh7 + (size_t)hrow0 * H;

@@ -54,7 +54,10 @@ static tr_status mran_declare(tr_model *m, const tr_config *cfg) {
     /* T-T runs when on, or to feed the alignment (then H_T = BN(z)) */
     if (tt || tf) {
         TR_CALL(tr_attn_module_declare(m, &r->tt, "mran.tt", r->T, tt, cfg));
-        if (m->task_kind == TR_TASK_CLASSIFICATION)
+        int any_class = 0; /* label values for the classification tasks */
+        for (int t = 0; t < m->T; t++)
+            any_class |= m->task_kinds[t] == TR_TASK_CLASSIFICATION;
+        if (any_class)
             TR_CALL(tr_rel_add_shared(&m->params, m, &r->plabel, "mran.tt.label_value", 0, r->T,
                                       m->out_dim));
     } else {
@@ -185,8 +188,9 @@ tr_status tr_mran_shared_forward(tr_model *m, const float **feat, const tr_trunk
     for (int i = 0; i < n; i++)
         for (int t = 0; t < T; t++) {
             size_t o = (size_t)i * T + t;
-            r->tt.z[o] = r->plabel >= 0 ? param_data(m, r->plabel)[(size_t)t * m->out_dim + yall[o]]
-                                        : yfall[o];
+            r->tt.z[o] = m->task_kinds[t] == TR_TASK_CLASSIFICATION
+                             ? param_data(m, r->plabel)[(size_t)t * m->out_dim + yall[o]]
+                             : yfall[o];
         }
     TR_CALL(tr_attn_module_forward(m, &r->tt, n, 1));
     memset(r->dalpha, 0, (size_t)T * d * sizeof(double));
@@ -235,7 +239,8 @@ tr_status tr_mran_shared_backward(tr_model *m, const tr_trunk_batch *b, const fl
             for (int i = 0; i < n; i++)
                 for (int t = 0; t < T; t++) {
                     size_t o = (size_t)i * T + t;
-                    dl[(size_t)t * m->out_dim + r->yall[o]] += r->tt.dz[o];
+                    if (m->task_kinds[t] == TR_TASK_CLASSIFICATION)
+                        dl[(size_t)t * m->out_dim + r->yall[o]] += r->tt.dz[o];
                 }
         }
     }

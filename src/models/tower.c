@@ -82,14 +82,9 @@ void tr_tower_forward(tr_tower *tw, tr_model *m, tr_task_stats *st, int task, in
     }
     tr_linear_forward(logits, h2, tr_params_task_data(p, tw->wo, task),
                       tr_params_task_data(p, tw->bo, task), n, H, C);
-    if (m->task_kind == TR_TASK_CLASSIFICATION) {
-        int64_t correct = 0;
-        st->loss_sum += tr_softmax_xent_forward(probs, &correct, logits, y, n, C);
-        st->correct += (double)correct;
-    } else {
-        st->loss_sum += tr_mse_forward(&st->abs_sum, logits, yf, n, 1);
-    }
-    st->count += n;
+    tr_model_task_loss_forward(m, st, task, probs, logits, n, y, yf);
+    if (m->pred)
+        tr_model_copy_predictions(m, task, hrow0, n, probs, logits);
 }
 
 void tr_tower_backward(tr_tower *tw, tr_model *m, int task, int hrow0, int n, const float *in,
@@ -104,10 +99,7 @@ void tr_tower_backward(tr_tower *tw, tr_model *m, int task, int hrow0, int n, co
     float *dlog = tw->dlog + (size_t)hrow0 * C;
     float *dh1 = tw->dh1 + (size_t)hrow0 * H, *dh2 = tw->dh2 + (size_t)hrow0 * H;
     memset(dlog, 0, (size_t)n * C * sizeof(float));
-    if (m->task_kind == TR_TASK_CLASSIFICATION)
-        tr_softmax_xent_backward(dlog, probs, y, n, C, scale);
-    else
-        tr_mse_backward(dlog, logits, yf, n, 1, scale);
+    tr_model_task_loss_backward(m, task, dlog, probs, logits, n, y, yf, scale);
     memset(dh2, 0, (size_t)n * H * sizeof(float));
     memset(dh1, 0, (size_t)n * H * sizeof(float));
     if (tw->L == 1) { /* one hidden layer: the output layer reads h1 */

@@ -463,7 +463,9 @@ static tr_status check_identity(tr_trainer *tr, const tr_ckpt_ident *id, const c
              "%s): continue this directory's run with --resume auto, or continue that run in "
              "a new directory (--run-dir NEW --resume %s)",
              p, id->run_id, tr->rep.run_dir, prov->run_id, p);
-    TR_CHECK(!id->data_fingerprint[0] || strcmp(id->data_fingerprint, prov->data_fingerprint) == 0,
+    /* v1- fingerprints (an older formula) cannot be compared: not checked */
+    TR_CHECK(!id->data_fingerprint[0] || strncmp(id->data_fingerprint, "v1-", 3) == 0 ||
+                 strcmp(id->data_fingerprint, prov->data_fingerprint) == 0,
              TR_ERR_DATA,
              "checkpoint %s was trained on other data than data.path = %s now holds (data "
              "fingerprint %s, now %s): put that dataset back to continue the run, or start a "

@@ -9,6 +9,24 @@
 
 #include "trainer_internal.h"
 
+/* eval --predictions: task t's rows [first, first + rows) of the split: the
+ * label and the head's outputs (m->pred) into tr->pred_rows. */
+static void keep_predictions(tr_trainer *tr, tr_split split, int t, int64_t first, int rows,
+                             const int32_t *y, const float *yf) {
+    if (!tr->pred_rows)
+        return;
+    const tr_model *m = &tr->model;
+    int C = m->task_outputs[t];
+    double *out =
+        tr->pred_rows + tr_predictions_offset(&tr->ds, split, t) + (size_t)first * (size_t)(1 + C);
+    for (int i = 0; i < rows; i++) {
+        double *r = out + (size_t)i * (size_t)(1 + C);
+        r[0] = y ? (double)y[i] : (double)yf[i];
+        for (int c = 0; c < C; c++)
+            r[1 + c] = m->pred[(size_t)i * m->out_dim + c];
+    }
+}
+
 /* An inference trunk batch of `rows` inputs x, task j's segment at row 0. */
 static void eval_trunk(tr_trunk_batch *tb, const tr_trainer *tr, const float *x, int rows, int j) {
     memset(tb, 0, sizeof(*tb));
@@ -37,6 +55,8 @@ static tr_status eval_multi_input(tr_trainer *tr, tr_split split, tr_task_stats 
             TR_CALL(m->method->head_forward(m, &local[t], t, 0, rows, feat,
                                             sd->y ? sd->y + first : NULL,
                                             sd->yf ? sd->yf + first : NULL, 0));
+            keep_predictions(tr, split, t, first, rows, sd->y ? sd->y + first : NULL,
+                             sd->yf ? sd->yf + first : NULL);
         }
     }
     return TR_OK;
@@ -72,6 +92,9 @@ static tr_status eval_shared_input(tr_trainer *tr, tr_split split, tr_task_stats
             task_labels(tr, sd, t, first, rows);
             TR_CALL(m->method->head_forward(m, &local[t], t, 0, rows, feat, tr->batch.y,
                                             tr->batch.yf, 0));
+            keep_predictions(tr, split, t, first, rows,
+                             m->task_kinds[t] == TR_TASK_CLASSIFICATION ? tr->batch.y : NULL,
+                             tr->batch.yf);
         }
     }
     return TR_OK;
@@ -89,5 +112,8 @@ tr_status tr_trainer_evaluate(tr_trainer *tr, tr_split split, tr_task_stats *sta
     TR_CALL(tr_allreduce_f64(&tr->grid, tr->grid.world, buf, (size_t)(TR_STAT_FIELDS * T),
                              TR_COLL_EVAL));
     tr_stats_unpack(stats, buf, T);
+    if (tr->pred_rows) /* each row was filled by one rank, zeros elsewhere */
+        TR_CALL(tr_allreduce_f64(&tr->grid, tr->grid.world, tr->pred_rows,
+                                 tr_predictions_offset(&tr->ds, split, T), TR_COLL_EVAL));
     return TR_OK;
 }

@@ -239,9 +239,43 @@ static void json_sizes(FILE *f, const tr_trainer *tr) {
 static void metrics_of(const tr_trainer *tr, const tr_task_stats *st, double *metric,
                        double *loss) {
     for (int t = 0; t < tr->T; t++) {
-        metric[t] = tr_task_metric(&tr->sel, &st[t]);
+        metric[t] = tr_task_metric(&tr->sel, t, &st[t]);
         loss[t] = st[t].count > 0 ? st[t].loss_sum / st[t].count : NAN;
     }
+}
+
+/* The metric name of task t: acc or mse. */
+static const char *task_mname(const tr_trainer *tr, int t) {
+    return tr->sel.kinds[t] == TR_TASK_CLASSIFICATION ? "acc" : "mse";
+}
+
+/* "<prefix>_acc" and/or "<prefix>_mse": each task's metric in the array of
+ * its kind (null in the other one when the kinds are mixed). */
+static void json_metric_arrays(FILE *f, const tr_trainer *tr, const char *prefix,
+                               const double *metric) {
+    static const char *const names[2] = {"acc", "mse"};
+    int first = 1;
+    for (int k = 0; k < 2; k++) {
+        double v[TR_MAX_TASKS];
+        int any = 0;
+        for (int t = 0; t < tr->T; t++) {
+            int mine = strcmp(task_mname(tr, t), names[k]) == 0;
+            v[t] = mine ? metric[t] : NAN;
+            any |= mine;
+        }
+        if (!any)
+            continue;
+        char key[32];
+        snprintf(key, sizeof(key), "%s_%s", prefix, names[k]);
+        fputs(first ? "" : ",", f);
+        json_array(f, key, v, tr->T);
+        first = 0;
+    }
+}
+
+/* The name of the selection score: acc, mse, or loss (mixed kinds). */
+static const char *mean_name(const tr_trainer *tr) {
+    return tr->sel.mixed ? "loss" : tr->sel.classification ? "acc" : "mse";
 }
 
 void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_stats,
@@ -249,22 +283,19 @@ void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_sta
     if (!tr->rep.metrics)
         return;
     double metric[TR_MAX_TASKS], loss[TR_MAX_TASKS];
-    const char *mname = tr->sel.classification ? "acc" : "mse";
+    const char *mname = mean_name(tr);
     FILE *f = tr->rep.metrics;
     fprintf(f, "{\"step\":%lld,\"epoch\":%.4g,\"lr\":%.6g,", (long long)step,
             (double)step / (double)tr->batch.steps_per_epoch, lr);
     metrics_of(tr, train_stats, metric, loss);
     json_array(f, "train_loss", loss, tr->T);
     fprintf(f, ",");
-    char key[32];
-    snprintf(key, sizeof(key), "train_%s", mname);
-    json_array(f, key, metric, tr->T);
+    json_metric_arrays(f, tr, "train", metric);
     metrics_of(tr, val, metric, loss);
     fprintf(f, ",");
     json_array(f, "val_loss", loss, tr->T);
     fprintf(f, ",");
-    snprintf(key, sizeof(key), "val_%s", mname);
-    json_array(f, key, metric, tr->T);
+    json_metric_arrays(f, tr, "val", metric);
     fputs(",\"val_mean\":", f);
     tr_json_write_number(f, tr_mean_metric(&tr->sel, val, tr->T), 6); /* null without val data */
     fprintf(f, ",\"train_samples_per_s\":%.6g,\"train_seconds\":%.6g,\"elapsed_s\":%.6g,",
@@ -283,9 +314,7 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
     if (!tr->rep.metrics)
         return;
     double metric[TR_MAX_TASKS], loss[TR_MAX_TASKS];
-    const char *mname = tr->sel.classification ? "acc" : "mse";
     FILE *f = tr->rep.metrics;
-    char key[32];
     fprintf(f, "{\"final\":true,\"best_step\":%lld,\"tasks\":[", (long long)tr->sel.best_step);
     for (int t = 0; t < tr->T; t++) {
         fputs(t ? "," : "", f);
@@ -293,18 +322,24 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
     }
     fprintf(f, "],");
     metrics_of(tr, val, metric, loss);
-    snprintf(key, sizeof(key), "val_%s", mname);
-    json_array(f, key, metric, tr->T);
+    json_metric_arrays(f, tr, "val", metric);
     metrics_of(tr, test, metric, loss);
     fprintf(f, ",");
-    snprintf(key, sizeof(key), "test_%s", mname);
-    json_array(f, key, metric, tr->T);
+    json_metric_arrays(f, tr, "test", metric);
     if (!tr->sel.classification) {
         double mae[TR_MAX_TASKS];
         for (int t = 0; t < tr->T; t++)
-            mae[t] = test[t].count > 0 ? test[t].abs_sum / test[t].count : NAN;
+            mae[t] = test[t].count > 0 && tr->sel.kinds[t] == TR_TASK_REGRESSION
+                         ? test[t].abs_sum / test[t].count
+                         : NAN;
         fprintf(f, ",");
         json_array(f, "test_mae", mae, tr->T);
+    }
+    if (tr->sel.mixed) {
+        metrics_of(tr, test, metric, loss);
+        fprintf(f, ",");
+        json_array(f, "test_loss", loss, tr->T);
+        fputs(",\"mean_of\":\"loss\"", f);
     }
     fputs(",\"val_mean\":", f);
     tr_json_write_number(f, tr_mean_metric(&tr->sel, val, tr->T), 6);
@@ -324,16 +359,22 @@ void tr_report_final(tr_trainer *tr, const tr_task_stats *val, const tr_task_sta
 
 void tr_report_table(const tr_trainer *tr, const tr_task_stats *val, const tr_task_stats *test,
                      double seconds) {
-    const char *mname = tr->sel.classification ? "acc" : "mse";
-    printf("\n%-16s %-14s %10s %10s\n", "task", "kind",
-           tr->sel.classification ? "val acc" : "val mse",
-           tr->sel.classification ? "test acc" : "test mse");
+    const char *mname = mean_name(tr);
+    if (tr->sel.mixed) /* each task's own metric */
+        printf("\n%-16s %-14s %-6s %10s %10s\n", "task", "kind", "metric", "val", "test");
+    else {
+        char v[16], w[16];
+        snprintf(v, sizeof(v), "val %s", mname);
+        snprintf(w, sizeof(w), "test %s", mname);
+        printf("\n%-16s %-14s %-6s %10s %10s\n", "task", "kind", "", v, w);
+    }
     for (int t = 0; t < tr->T; t++)
-        printf("%-16s %-14s %10.4f %10.4f\n", tr->ds.tasks[t].name,
-               tr->sel.classification ? "classification" : "regression",
-               tr_task_metric(&tr->sel, &val[t]), tr_task_metric(&tr->sel, &test[t]));
-    printf("%-16s %-14s %10.4f %10.4f\n", "mean", "", tr_mean_metric(&tr->sel, val, tr->T),
-           tr_mean_metric(&tr->sel, test, tr->T));
+        printf("%-16s %-14s %-6s %10.4f %10.4f\n", tr->ds.tasks[t].name,
+               tr->sel.kinds[t] == TR_TASK_CLASSIFICATION ? "classification" : "regression",
+               tr->sel.mixed ? task_mname(tr, t) : "", tr_task_metric(&tr->sel, t, &val[t]),
+               tr_task_metric(&tr->sel, t, &test[t]));
+    printf("%-16s %-14s %-6s %10.4f %10.4f\n", "mean", "", tr->sel.mixed ? mname : "",
+           tr_mean_metric(&tr->sel, val, tr->T), tr_mean_metric(&tr->sel, test, tr->T));
     char dur[32];
     fmt_duration(dur, sizeof(dur), seconds);
     if (tr->eval_only) {

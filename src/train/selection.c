@@ -11,7 +11,9 @@
 tr_status tr_selection_init(tr_selection *s, const tr_model *m) {
     memset(s, 0, sizeof(*s));
     s->best_score = NAN;
-    s->classification = m->task_kind == TR_TASK_CLASSIFICATION;
+    s->mixed = m->mixed_kinds;
+    s->classification = !m->mixed_kinds && m->task_kind == TR_TASK_CLASSIFICATION;
+    s->kinds = m->task_kinds;
     TR_ALLOC(s->best_params, m->params.total, "best parameters");
     TR_ALLOC(s->best_buffers, m->buffers.total ? m->buffers.total : 1, "best buffers");
     return TR_OK;
@@ -45,15 +47,17 @@ void tr_selection_restore(const tr_selection *s, tr_model *m) {
         memcpy(m->buffers.data, s->best_buffers, m->buffers.total * sizeof(float));
 }
 
-double tr_task_metric(const tr_selection *s, const tr_task_stats *st) {
+double tr_task_metric(const tr_selection *s, int t, const tr_task_stats *st) {
     if (st->count <= 0)
         return NAN;
-    return s->classification ? st->correct / st->count : st->loss_sum / st->count;
+    return s->kinds[t] == TR_TASK_CLASSIFICATION ? st->correct / st->count
+                                                 : st->loss_sum / st->count;
 }
 
 double tr_mean_metric(const tr_selection *s, const tr_task_stats *stats, int T) {
     double sum = 0.0;
     for (int t = 0; t < T; t++)
-        sum += tr_task_metric(s, &stats[t]);
+        sum += s->mixed ? (stats[t].count > 0 ? stats[t].loss_sum / stats[t].count : NAN)
+                        : tr_task_metric(s, t, &stats[t]);
     return sum / T;
 }

@@ -18,17 +18,47 @@ static void mark_method(void *ctx, const char *event, double t0, double t1) {
     tr_trainer_phase(ctx, TR_PHASE_METHOD, event, t0, t1);
 }
 
-static tr_status load_data(tr_trainer *tr, MPI_Comm world) {
+/* The dataset's header (tasks, split sizes) on every rank; errors agreed
+ * over all ranks so that an unreadable file on one node cannot hang. */
+static tr_status load_header(tr_trainer *tr, MPI_Comm world) {
     const tr_config *cfg = tr->cfg;
-    /* Every rank reads the dataset; validation errors are the same everywhere,
-     * but agree anyway so that an unreadable file on one node cannot hang. */
-    tr_status st = tr_dataset_load(&tr->ds, cfg->data_path);
+    tr_status st = tr_dataset_load_header(&tr->ds, cfg->data_path);
     if (st == TR_OK)
         st = tr_dataset_select_tasks(&tr->ds, &cfg->data_tasks);
+    if (st == TR_OK && !tr->eval_only) /* eval takes a file with any of the splits */
+        for (int s = TR_SPLIT_TRAIN; s <= TR_SPLIT_VAL && st == TR_OK; s++)
+            if (!tr->ds.has_split[s])
+                st = tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
+                                  "data: %s has no %s split: training needs the train and val "
+                                  "splits (a file with only some splits can be evaluated with "
+                                  "taskrel eval)",
+                                  cfg->data_path, tr_split_name((tr_split)s));
     TR_CALL(tr_agree(world, st));
     tr->T = tr->ds.T;
     TR_CHECK(tr->T <= TR_MAX_TASKS, TR_ERR_DATA, "%d tasks exceed the limit of %d", tr->T,
              TR_MAX_TASKS);
+    return TR_OK;
+}
+
+/* The examples: in the multi-input setting only those of this rank's tasks
+ * (memory per rank falls as dist.task_shards grows). Every rank then knows
+ * every task's digest, so the data fingerprint is the same everywhere. */
+static tr_status load_examples(tr_trainer *tr) {
+    tr_status st = tr_dataset_load_tasks(&tr->ds, tr->cfg->data_path, tr->t0, tr->tn);
+    TR_CALL(tr_agree(tr->grid.world, st));
+    if (tr->ds.setting != TR_SETTING_MULTI_INPUT)
+        return TR_OK;
+    tr_dataset_task_digests(&tr->ds);
+    /* each task's digest from its owner in replica 0, as two exact 32-bit halves */
+    double dig[2 * TR_MAX_TASKS];
+    memset(dig, 0, sizeof(double) * 2 * (size_t)tr->T);
+    for (int t = tr->t0; tr->grid.r == 0 && t < tr->t0 + tr->tn; t++) {
+        dig[2 * t] = (double)(tr->ds.tasks[t].digest >> 32);
+        dig[2 * t + 1] = (double)(tr->ds.tasks[t].digest & 0xffffffffu);
+    }
+    TR_CALL(tr_allreduce_f64(&tr->grid, tr->grid.world, dig, 2 * (size_t)tr->T, TR_COLL_OTHER));
+    for (int t = 0; t < tr->T; t++)
+        tr->ds.tasks[t].digest = ((uint64_t)dig[2 * t] << 32) | (uint64_t)dig[2 * t + 1];
     return TR_OK;
 }
 
@@ -37,6 +67,7 @@ static tr_status make_grid(tr_trainer *tr, MPI_Comm world) {
     TR_CALL(tr_watchdog_start(tr->grid.world, tr->cfg->stall_timeout));
     tr->t0 = tr->grid.t0;
     tr->tn = tr->grid.tn;
+    TR_CALL(load_examples(tr));
     return tr_config_task_weights(tr->cfg, tr->T, tr->task_weight);
 }
 
@@ -91,7 +122,7 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
     tr->cfg = cfg;
     if (opts)
         tr->opts = *opts;
-    TR_CALL(load_data(tr, world));
+    TR_CALL(load_header(tr, world));
     TR_CALL(make_grid(tr, world));
     TR_CALL(make_batch(tr));
     TR_CALL(make_model(tr));

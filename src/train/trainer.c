@@ -9,9 +9,11 @@
  * layer math (src/nn), models and methods (src/models), collectives
  * (src/comm), file formats (src/io), output formatting (report.c).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "taskrel/relations.h"
 #include "taskrel/timeline.h"
@@ -185,9 +187,11 @@ static void fill_metrics(const tr_trainer *tr, const tr_task_stats *val, const t
                          tr_train_result *res) {
     res->T = tr->T;
     res->classification = tr->sel.classification;
+    res->mixed = tr->sel.mixed;
     for (int t = 0; t < tr->T; t++) {
-        res->val_metric[t] = tr_task_metric(&tr->sel, &val[t]);
-        res->test_metric[t] = tr_task_metric(&tr->sel, &test[t]);
+        res->val_metric[t] = tr_task_metric(&tr->sel, t, &val[t]);
+        res->test_metric[t] = tr_task_metric(&tr->sel, t, &test[t]);
+        res->task_regression[t] = tr->model.task_kinds[t] == TR_TASK_REGRESSION;
     }
     res->val_mean = tr_mean_metric(&tr->sel, val, tr->T);
     res->test_mean = tr_mean_metric(&tr->sel, test, tr->T);
@@ -282,15 +286,74 @@ tr_status tr_train_run(const tr_config *cfg, MPI_Comm world, const tr_train_opts
     return st;
 }
 
+/* eval --predictions: a path rank 0 can write (checked before any work, so
+ * a bad path exits 2 at once on every rank). */
+static tr_status check_predictions_path(tr_trainer *tr, const char *path) {
+    tr_status st = TR_OK;
+    if (tr->grid.rank == 0) {
+        FILE *f = fopen(path, "wb");
+        if (!f)
+            st = tr_error_set(TR_ERR_USAGE, __FILE__, __LINE__, __func__,
+                              "eval --predictions: cannot write %s: %s", path, strerror(errno));
+        else
+            fclose(f);
+    }
+    tr->pred_created = st == TR_OK;
+    return tr_agree(tr->grid.world, st);
+}
+
+/* Evaluate val and test; with predictions, keep every row and write them. */
+static tr_status eval_splits(tr_trainer *tr, const char *weights, const char *predictions,
+                             tr_task_stats *val, tr_task_stats *test) {
+    double *rows[TR_SPLIT_COUNT] = {NULL, NULL, NULL};
+    tr_status st = TR_OK;
+    if (predictions) {
+        TR_ALLOC(tr->model.pred, (size_t)tr->batch.max_head_rows * (size_t)tr->model.out_dim,
+                 "predictions");
+        for (int s = TR_SPLIT_VAL; s <= TR_SPLIT_TEST && st == TR_OK; s++) {
+            size_t n = tr_predictions_offset(&tr->ds, (tr_split)s, tr->T);
+            if (tr->ds.has_split[s] && !(rows[s] = tr_calloc(n ? n : 1, sizeof(double))))
+                st = tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__,
+                                  "out of memory (predictions, %zu values)", n);
+        }
+    }
+    tr->pred_rows = rows[TR_SPLIT_VAL];
+    if (st == TR_OK)
+        st = tr_trainer_evaluate(tr, TR_SPLIT_VAL, val);
+    tr->pred_rows = rows[TR_SPLIT_TEST];
+    if (st == TR_OK)
+        st = tr_trainer_evaluate(tr, TR_SPLIT_TEST, test);
+    tr->pred_rows = NULL;
+    if (st == TR_OK && predictions && tr->model.pred_rows == 0 &&
+        (tr->ds.has_split[TR_SPLIT_VAL] || tr->ds.has_split[TR_SPLIT_TEST]))
+        st = tr_error_set(TR_ERR_CONFIG, __FILE__, __LINE__, __func__,
+                          "eval --predictions: model.kind = %s does not hand out its outputs",
+                          tr_model_kind_str(tr->cfg->model_kind));
+    if (st == TR_OK && predictions && tr->grid.rank == 0) {
+        const double *const out[TR_SPLIT_COUNT] = {NULL, rows[TR_SPLIT_VAL], rows[TR_SPLIT_TEST]};
+        st = tr_predictions_write(predictions, &tr->ds, weights, out);
+        if (st == TR_OK)
+            tr_log(TR_LOG_INFO, "eval: wrote predictions to %s", predictions);
+    }
+    for (int s = 0; s < TR_SPLIT_COUNT; s++)
+        tr_free(rows[s]);
+    tr_free(tr->model.pred);
+    tr->model.pred = NULL;
+    return st;
+}
+
 static tr_status eval_body(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
-                           const char *weights, tr_train_result *res) {
+                           const char *weights, const char *predictions, tr_train_result *res) {
     tr->eval_only = 1;
     TR_CALL(tr_trainer_init(tr, cfg, world, NULL));
+    TR_CHECK(tr->ds.has_split[TR_SPLIT_VAL] || tr->ds.has_split[TR_SPLIT_TEST], TR_ERR_DATA,
+             "data: %s has neither a val nor a test split: nothing to evaluate", cfg->data_path);
+    if (predictions)
+        TR_CALL(check_predictions_path(tr, predictions));
     tr->rep.t_start = tr_time_now();
     TR_CALL(tr_weights_load(weights, &tr->model.params, &tr->model.buffers, &tr->grid));
     tr_task_stats val[TR_MAX_TASKS], test[TR_MAX_TASKS];
-    TR_CALL(tr_trainer_evaluate(tr, TR_SPLIT_VAL, val));
-    TR_CALL(tr_trainer_evaluate(tr, TR_SPLIT_TEST, test));
+    TR_CALL(eval_splits(tr, weights, predictions, val, test));
     fill_metrics(tr, val, test, res);
     snprintf(tr->rep.run_dir, sizeof(tr->rep.run_dir), "%s", weights);
     if (tr->grid.rank == 0)
@@ -298,16 +361,23 @@ static tr_status eval_body(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
     return TR_OK;
 }
 
-tr_status tr_eval_run(const tr_config *cfg, MPI_Comm world, const char *weights_path,
-                      tr_train_result *res) {
+tr_status tr_eval_run_ex(const tr_config *cfg, MPI_Comm world, const char *weights_path,
+                         const char *predictions, tr_train_result *res) {
     memset(res, 0, sizeof(*res));
     tr_trainer *tr = calloc(1, sizeof(*tr));
     TR_CHECK(tr != NULL, TR_ERR_NOMEM, "out of memory");
-    tr_status st = eval_body(tr, cfg, world, weights_path, res);
+    tr_status st = eval_body(tr, cfg, world, weights_path, predictions, res);
     st = tr_agree(world, st);
+    if (st != TR_OK && predictions && tr->grid.rank == 0 && tr->pred_created)
+        unlink(predictions); /* no partial or empty predictions file is left */
     tr_trainer_free(tr);
     free(tr);
     return st;
+}
+
+tr_status tr_eval_run(const tr_config *cfg, MPI_Comm world, const char *weights_path,
+                      tr_train_result *res) {
+    return tr_eval_run_ex(cfg, world, weights_path, NULL, res);
 }
 
 void tr_train_result_free(tr_train_result *r) {

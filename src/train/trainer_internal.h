@@ -108,7 +108,9 @@ typedef struct {
     float *best_params, *best_buffers; /* the arenas of the selected model */
     double best_score;                 /* NaN before the first validation */
     int64_t best_step;
-    int classification;                 /* metric: accuracy (else MSE) */
+    int classification;                 /* every task is classification: select on mean accuracy */
+    int mixed;                          /* classification next to regression: select on mean loss */
+    const tr_task_kind *kinds;          /* (T) the model's task kinds */
     tr_task_stats window[TR_MAX_TASKS]; /* training stats since the last validation */
 } tr_selection;
 
@@ -118,9 +120,11 @@ void tr_selection_free(tr_selection *s);
 void tr_selection_consider(tr_selection *s, const tr_model *m, int64_t step, double score);
 /* Copy the selected model into m. */
 void tr_selection_restore(const tr_selection *s, tr_model *m);
-/* Metric of a task from its stats: accuracy or MSE (NaN without examples). */
-double tr_task_metric(const tr_selection *s, const tr_task_stats *st);
-/* Mean metric over T tasks. */
+/* Metric of task t from its stats: accuracy (classification) or MSE
+ * (regression); NaN without examples. */
+double tr_task_metric(const tr_selection *s, int t, const tr_task_stats *st);
+/* The selection score over T tasks: the mean metric, or with mixed kinds the
+ * mean loss (cross-entropy or squared error per task; lower is better). */
 double tr_mean_metric(const tr_selection *s, const tr_task_stats *stats, int T);
 
 /* ---- checkpoints of the run (checkpointing.c) ------------------------------------- */
@@ -170,7 +174,9 @@ typedef struct {
 typedef struct {
     const tr_config *cfg;
     tr_train_opts opts;
-    int eval_only; /* tr_eval_run: no run directory, no training */
+    int eval_only;     /* tr_eval_run: no run directory, no training */
+    double *pred_rows; /* evaluation fills the predictions of the split (eval --predictions) */
+    int pred_created;  /* rank 0 created the predictions file (removed if eval fails) */
     tr_grid grid;
     tr_dataset ds;
     tr_model model;

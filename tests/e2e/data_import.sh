@@ -8,11 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 cd "$SCRATCH"
 BIN=$TASKREL_BIN
 CFG=$TASKREL_SOURCE_DIR/launch/configs/synthetic-tn-hps.ini
-PY=
-for p in /usr/bin/python3 python3; do
-    if "$p" -c 'import numpy' 2>/dev/null; then PY=$p; break; fi
-done
-[[ -n $PY ]] || { echo "FAIL: no python3 with numpy (launch/setup.sh installs python3-numpy)"; exit 1; }
+need_numpy_python
 
 "$PY" - <<'PYEOF'
 import csv
@@ -39,10 +35,6 @@ with open("table.csv", "w", newline="", encoding="utf-8") as f:
 np.save("expect_x.npy", x)
 PYEOF
 
-# h5data FILE PATH: the values of one HDF5 dataset, one per line
-h5data() {
-    h5dump -m %.9g -d "$2" -y -w 0 "$1" | sed -n '/DATA {/,/}/p' | tr -s ' ,' '\n' | grep -E '^-?[0-9]'
-}
 
 expect_exit 0 "wrote shared\.h5" "$BIN" data import shared.npz --out shared.h5
 expect_exit 0 "task left: regression, train 108, val 12" \

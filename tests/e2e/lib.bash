@@ -53,6 +53,22 @@ expect_exit() {
     fi
 }
 
+# need_numpy_python: PY = a python3 with NumPy, or fail the test.
+need_numpy_python() {
+    PY=
+    local p
+    for p in /usr/bin/python3 python3; do
+        if "$p" -c 'import numpy' 2>/dev/null; then PY=$p; return 0; fi
+    done
+    echo "FAIL: no python3 with numpy (launch/setup.sh installs python3-numpy)"
+    exit 1
+}
+
+# h5data FILE PATH: the values of one HDF5 dataset, one per line
+h5data() {
+    h5dump -m %.9g -d "$2" -y -w 0 "$1" | sed -n '/DATA {/,/}/p' | tr -s ' ,' '\n' | grep -E '^-?[0-9]'
+}
+
 finish() {
     echo "$((checks - failures)) passed, $failures failed"
     [[ $failures -eq 0 ]]

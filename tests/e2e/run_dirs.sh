@@ -48,7 +48,7 @@ checks=$((checks + 1))
 for f in A/model.h5 A/checkpoints/ckpt-60.h5; do
     got=$(h5dump -a /run_id "$f" | grep -o '"[^"]*"' | tail -1)
     [[ $got == "\"$id_a\"" ]] || fail "$f: run_id $got, want $id_a"
-    h5dump -a /data_fingerprint "$f" | grep -q '"v1-' || fail "$f: no data_fingerprint"
+    h5dump -a /data_fingerprint "$f" | grep -q '"v2-' || fail "$f: no data_fingerprint"
 done
 
 # provenance: config.ini's header, metrics.jsonl's first line, model.h5
@@ -61,7 +61,7 @@ import json, sys
 lines = [json.loads(l) for l in open("A/metrics.jsonl")]
 p = lines[0]["provenance"]
 assert p["run_id"] == sys.argv[1] and p["world_size"] == 1 and p["start_step"] == 0, p
-assert "--run-dir A" in p["command_line"] and p["hosts"] and p["data_fingerprint"].startswith("v1-"), p
+assert "--run-dir A" in p["command_line"] and p["hosts"] and p["data_fingerprint"].startswith("v2-"), p
 train = [l for l in lines if l.get("train") is True]
 assert train and train[-1]["step"] == 60 and len(train[-1]["loss"]) == 4 and train[-1]["lr"] > 0, train
 PY

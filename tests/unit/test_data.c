@@ -435,7 +435,7 @@ static void test_validate_missing(void **state) {
     hid_t f = open_rw(p);
     assert_true(H5Ldelete(f, "/tasks/a/test", H5P_DEFAULT) >= 0);
     H5Fclose(f);
-    expect_load_error(p, "missing split /tasks/a/test");
+    expect_load_error(p, "/tasks/b/test exists but /tasks/a/test is missing");
     p = make_base("missing_y.h5");
     f = open_rw(p);
     assert_true(H5Ldelete(f, "/tasks/b/val/y", H5P_DEFAULT) >= 0);
