@@ -208,7 +208,7 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("xstitch", "alpha_self", TR_CFG_FLOAT, xstitch_alpha_self, 0, "0.9", CC(0, 1), NULL,
       "initial weight alpha_tt of a column's own activations in every cross-stitch unit; the "
       "other columns share the rest, alpha_ts = (1 - alpha_self) / (T - 1)"),
-    K("xstitch", "alpha_lr_mult", TR_CFG_FLOAT, xstitch_alpha_lr_mult, 0, "10", CC(0, 1e6), NULL,
+    K("xstitch", "alpha_lr_mult", TR_CFG_FLOAT, xstitch_alpha_lr_mult, 0, "1", CC(0, 1e6), NULL,
       "learning rate of the cross-stitch weights alpha relative to the trunk's (they live on "
       "a different scale from the layer weights; 0 freezes them)"),
 };
