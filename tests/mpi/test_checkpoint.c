@@ -12,9 +12,9 @@
  *    so are the per-step losses and relations.h5. Rows in k_models: every
  *    model kind on both data settings (MRAN and MMoE: shared-input only),
  *    MRAN with each attention type.
- *  - resharding (HPS, MRN, MMoE, cross-stitch): a run stopped at P = 2 resumes at P' = 1, 3 and 4 (on 4
- *    ranks; every grid), and its losses continue to agree with the
- *    uninterrupted P = 2 run to 1e-5 relative.
+ *  - resharding (HPS, MRN, MMoE, cross-stitch): a run stopped at P = 2
+ *    resumes at P' = 1, 3 and 4 (on 4 ranks; every grid), and its losses
+ *    continue to agree with the uninterrupted P = 2 run to 1e-5 relative.
  */
 #include <setjmp.h>
 #include <stdarg.h>
