@@ -131,13 +131,13 @@ static tr_status xs_attach(tr_model *m, const tr_method_env *env) {
     return TR_OK;
 }
 
-/* out_t = sum_s a[t][s] in_s over blocks of len floats. */
-static void mix_forward(float *out, const float *a, const float *in, int T, size_t len) {
+/* out_t = sum_s a[t][s] in_s over blocks of len floats (trans: a[s][t]). */
+static void mix(float *out, const float *a, const float *in, int T, size_t len, int trans) {
     for (int t = 0; t < T; t++) {
         float *o = out + (size_t)t * len;
         memset(o, 0, len * sizeof(float));
         for (int s = 0; s < T; s++) {
-            float w = a[t * T + s];
+            float w = trans ? a[s * T + t] : a[t * T + s];
             const float *x = in + (size_t)s * len;
             for (size_t k = 0; k < len; k++)
                 o[k] += w * x[k];
@@ -148,16 +148,7 @@ static void mix_forward(float *out, const float *a, const float *in, int T, size
 /* Given g_t = dL/dout_t: din_s = sum_t a[t][s] g_t and da[t][s] += <g_t, in_s>. */
 static void mix_backward(float *din, float *da, const float *a, const float *g, const float *in,
                          int T, size_t len) {
-    for (int s = 0; s < T; s++) {
-        float *o = din + (size_t)s * len;
-        memset(o, 0, len * sizeof(float));
-        for (int t = 0; t < T; t++) {
-            float w = a[t * T + s];
-            const float *gt = g + (size_t)t * len;
-            for (size_t k = 0; k < len; k++)
-                o[k] += w * gt[k];
-        }
-    }
+    mix(din, a, g, T, len, 1);
     for (int t = 0; t < T; t++)
         for (int s = 0; s < T; s++) {
             const float *gt = g + (size_t)t * len, *x = in + (size_t)s * len;
@@ -182,8 +173,7 @@ static tr_status xs_forward(tr_model *m, const float **feat, const tr_trunk_batc
         }
         /* the columns' outputs are consecutive row blocks of the unit's last op */
         const float *all = m->ops[x->hi[u] - 1].out;
-        mix_forward(x->mix[u], tr_params_data(&m->params, x->alpha[u]), all, T,
-                    (size_t)n * x->size[u]);
+        mix(x->mix[u], tr_params_data(&m->params, x->alpha[u]), all, T, (size_t)n * x->size[u], 0);
     }
     const float *last = x->mix[x->n_units - 1];
     size_t d = (size_t)x->d;
