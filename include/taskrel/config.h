@@ -27,7 +27,8 @@ typedef enum {
     TR_MODEL_HPS,
     TR_MODEL_MRN,
     TR_MODEL_MRAN,
-    TR_MODEL_MMOE
+    TR_MODEL_MMOE,
+    TR_MODEL_XSTITCH
 } tr_model_kind;
 typedef enum { TR_TRUNK_LENET = 0, TR_TRUNK_MLP, TR_TRUNK_NONE } tr_trunk_kind;
 typedef enum { TR_HEAD_INIT_SHARED = 0, TR_HEAD_INIT_INDEPENDENT } tr_head_init;
@@ -61,7 +62,7 @@ typedef struct {
     tr_task_select data_tasks;   /* data.tasks: "" all, "N" the first N, or "a,b,c" names ("") */
 
     /* [model] */
-    tr_model_kind model_kind;          /* model.kind = stl|hps|mrn|mran|mmoe (hps) */
+    tr_model_kind model_kind;          /* model.kind = stl|hps|mrn|mran|mmoe|cross_stitch (hps) */
     tr_trunk_kind trunk;               /* model.trunk = lenet|mlp (lenet) */
     int mlp_hidden[TR_MAX_MLP_LAYERS]; /* model.mlp_hidden = "256,128" (256,256) */
     int mlp_layers;                    /* number of entries in mlp_hidden */
@@ -133,6 +134,10 @@ typedef struct {
     /* [mmoe] (model.kind = mmoe) */
     int mmoe_experts;       /* mmoe.experts: E (4) */
     int mmoe_expert_hidden; /* mmoe.expert_hidden: width of each expert (32) */
+
+    /* [xstitch] (model.kind = cross_stitch) */
+    float xstitch_alpha_self;    /* xstitch.alpha_self: initial alpha_tt (0.9) */
+    float xstitch_alpha_lr_mult; /* xstitch.alpha_lr_mult: alpha's learning-rate factor */
 } tr_config;
 
 /* Defaults for every key. */

@@ -2,7 +2,7 @@
  * The table of methods: model.kind selects one `const tr_method` row, and the
  * trainer (src/train) drives every method through it without naming one.
  * A row lives in its own file under src/models (method_stl.c, method_hps.c,
- * method_mrn.c, method_mran.c, method_mmoe.c); adding a method means a new
+ * method_mrn.c, method_mran.c, method_mmoe.c, method_cross_stitch.c); adding a method means a new
  * file there and one entry in the list of src/models/method.c.
  *
  * One training step, as the trainer runs it:
@@ -48,6 +48,9 @@ typedef enum {
                                    part and the features are exchanged */
     TR_LAYOUT_TASK_TRUNKS,      /* a trunk per task (tensors with a task axis): each
                                    task's rows go through its own trunk, no exchange */
+    TR_LAYOUT_TASK_COLUMNS,     /* a column per task, all held by every rank (trunk
+                                   tensors of shape (T, ...), model.columns = T): runs
+                                   like a shared trunk, every row through every column */
 } tr_trunk_layout;
 
 /* One task's rows through its own trunk (TR_LAYOUT_TASK_TRUNKS). */

@@ -74,9 +74,12 @@ typedef struct {
     float *pred;              /* if set: head forwards copy (rows, out_dim) outputs here */
     int64_t pred_rows;        /* rows copied to pred */
     int trunk_per_task;       /* STL: trunk tensors carry the task axis */
+    int columns;        /* cross-stitch: T, trunk tensors hold a column per task (shared); else 0 */
     int n_ops;
     tr_op ops[32];
     int feat_dim;           /* trunk output per sample */
+    int head_in;            /* input width of the fc7-ReLU-fc8 heads (feat_dim unless a method
+                               gives each head part of the features) */
     int head_hidden;        /* fc7 width (0: fc8 directly on the features) */
     int h7w, h7b, h8w, h8b; /* head param ids (h7* = -1 without fc7) */
     tr_params params;       /* trainable */
@@ -97,7 +100,7 @@ typedef struct {
     double *sync_buf;               /* (2 * max channels + 1) */
     const struct tr_method *method; /* the row of model.kind (taskrel/method.h) */
     struct tr_rel *rel;             /* MRAN / MMoE state (taskrel/relational.h), NULL otherwise */
-    void *run_state;                /* a method's state of the run (MRN's priors), NULL otherwise */
+    void *run_state; /* a method's own state (MRN's priors, cross-stitch units), NULL otherwise */
 } tr_model;
 
 /* Build the model for dataset ds, holding tasks [t0, t0+tn). max_rows bounds
@@ -119,6 +122,15 @@ tr_status tr_model_trunk_forward(tr_model *m, const float **feat, int task, int 
  * (n, feat_dim); adds parameter grads. */
 tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int n, const float *x,
                                   const float *dfeat);
+/* The same for the trunk ops [lo, hi) only: x (n, in_size of op lo) is their
+ * input, *out their output (at row0 of op hi-1's buffer); with m->columns,
+ * task is the column. The backward adds parameter gradients and, if dx is
+ * not NULL, writes the gradient of x into dx (n, in_size of op lo). */
+tr_status tr_model_trunk_forward_ops(tr_model *m, const float **out, int task, int slot, int row0,
+                                     int n, int lo, int hi, const float *x, const int64_t *ids,
+                                     int train, uint64_t step);
+tr_status tr_model_trunk_backward_ops(tr_model *m, int task, int slot, int row0, int n, int lo,
+                                      int hi, const float *x, const float *dfeat, float *dx);
 /* Pointer to the features of row `row0` (after a trunk forward). */
 float *tr_model_features(const tr_model *m, int row0);
 
@@ -157,7 +169,7 @@ void tr_model_write_sizes(const tr_model *m, FILE *f);
 /* The fc7-ReLU-fc8 heads of STL, HPS and MRN (a method's `declare`). */
 tr_status tr_model_declare_heads(tr_model *m, const tr_config *cfg);
 
-/* Head of task `task` on n rows of features at head-row offset hrow0:
+/* Head of task `task` on n rows of features (n, head_in) at head-row offset hrow0:
  * forward and loss statistics (labels y or targets yf, one per row). */
 tr_status tr_model_head_forward(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
                                 const float *feat, const int32_t *y, const float *yf);

@@ -3,7 +3,8 @@
  * SGD with momentum (PyTorch convention: v = mu*v + g + wd*w; w -= lr*v) and
  * AdamW (decoupled weight decay). Weight decay applies to tensors with
  * decay = 1. Every tensor's step is scaled by the multiplier of its group
- * (trunk, head); a multiplier of 0 freezes the group (no update, no decay).
+ * (trunk, head) and by the tensor's own lr_scale; a multiplier of 0 freezes
+ * the group (no update, no decay).
  */
 #ifndef TASKREL_OPTIM_H
 #define TASKREL_OPTIM_H

@@ -37,7 +37,8 @@ typedef struct {
     size_t count;               /* local elements = per_task * tn */
     size_t offset;              /* offset of the local slice in the arena, in floats */
     tr_group group;
-    int decay; /* 1: weight decay applies (weights, not biases or BN) */
+    int decay;      /* 1: weight decay applies (weights, not biases or BN) */
+    float lr_scale; /* multiplies its group's learning rate (1; cross-stitch's alpha) */
 } tr_tensor;
 
 typedef struct {

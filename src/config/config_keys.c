@@ -22,7 +22,8 @@ const char *const tr_cfg_type_names[] = {"int",        "int64",  "uint64",      
                                          "bool",       "string", "enum",          "int list",
                                          "float list", "set",    "task selection"};
 
-static const char *const k_model_names[] = {"stl", "hps", "mrn", "mran", "mmoe", NULL};
+static const char *const k_model_names[] = {"stl",  "hps",          "mrn", "mran",
+                                            "mmoe", "cross_stitch", NULL};
 static const char *const k_trunk_names[] = {"lenet", "mlp", "none", NULL};
 static const char *const k_head_init_names[] = {"shared", "independent", NULL};
 static const char *const k_opt_names[] = {"sgd", "adamw", NULL};
@@ -59,7 +60,8 @@ const tr_cfg_key tr_cfg_keys[] = {
 
     K("model", "kind", TR_CFG_ENUM, model_kind, 0, "hps", ANY, k_model_names,
       "stl (a network per task), hps (shared trunk, per-task heads), mrn (hps + tensor-normal "
-      "priors), mran (relational attention), mmoe (mixture of experts)"),
+      "priors), mran (relational attention), mmoe (mixture of experts), cross_stitch (a trunk "
+      "column per task mixed by learned cross-stitch units)"),
     K("model", "trunk", TR_CFG_ENUM, trunk, 0, "lenet", ANY, k_trunk_names,
       "shared trunk: lenet (images), mlp (vectors) or none (model.kind = mmoe only: the "
       "experts read the input, as in the MMoE paper)"),
@@ -208,6 +210,13 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("mmoe", "expert_hidden", TR_CFG_INT, mmoe_expert_hidden, 0, "32", CC(1, 65536), NULL,
       "output width of each expert (fc-ReLU on the trunk features, or on the input "
       "with model.trunk = none)"),
+
+    K("xstitch", "alpha_self", TR_CFG_FLOAT, xstitch_alpha_self, 0, "0.9", CC(0, 1), NULL,
+      "initial weight alpha_tt of a column's own activations in every cross-stitch unit; the "
+      "other columns share the rest, alpha_ts = (1 - alpha_self) / (T - 1)"),
+    K("xstitch", "alpha_lr_mult", TR_CFG_FLOAT, xstitch_alpha_lr_mult, 0, "1", CC(0, 1e6), NULL,
+      "learning rate of the cross-stitch weights alpha relative to the trunk's (they live on "
+      "a different scale from the layer weights; 0 freezes them)"),
 };
 #define N_KEYS (sizeof(tr_cfg_keys) / sizeof(tr_cfg_keys[0]))
 const int tr_cfg_nkeys = (int)N_KEYS;
@@ -225,6 +234,8 @@ const tr_cfg_section tr_cfg_sections[] = {
                    "to keep."},
     {"mran", "MRAN: relational attention modules (model.kind = mran)."},
     {"mmoe", "MMoE: multi-gate mixture of experts (model.kind = mmoe)."},
+    {"xstitch", "Cross-stitch networks (model.kind = cross_stitch): the units mixing the task "
+                "columns."},
 };
 const int tr_cfg_nsections = (int)(sizeof(tr_cfg_sections) / sizeof(tr_cfg_sections[0]));
 

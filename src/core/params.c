@@ -43,6 +43,7 @@ tr_status tr_params_add(tr_params *p, int *id, const char *name, tr_group group,
     snprintf(t->name, sizeof(t->name), "%s", name);
     t->group = group;
     t->decay = decay;
+    t->lr_scale = 1.0f;
     t->task_axis = task_axis ? 1 : 0;
     size_t per = 1;
     int d = 0;

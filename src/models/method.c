@@ -5,11 +5,13 @@
  */
 #include "taskrel/method.h"
 
-extern const tr_method tr_method_stl, tr_method_hps, tr_method_mrn, tr_method_mran, tr_method_mmoe;
+extern const tr_method tr_method_stl, tr_method_hps, tr_method_mrn, tr_method_mran, tr_method_mmoe,
+    tr_method_cross_stitch;
 
 /* One row per method; model.kind picks one. */
 static const tr_method *const k_methods[] = {
-    &tr_method_stl, &tr_method_hps, &tr_method_mrn, &tr_method_mran, &tr_method_mmoe,
+    &tr_method_stl,  &tr_method_hps,  &tr_method_mrn,
+    &tr_method_mran, &tr_method_mmoe, &tr_method_cross_stitch,
 };
 
 const tr_method *tr_method_find(tr_model_kind k) {

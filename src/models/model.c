@@ -38,12 +38,24 @@ static tr_status declare(tr_model *m, int *id, const char *name, int decay, int 
                          ndim, shape, per_task, m->T, m->t0, m->tn);
 }
 
-/* Trunk parameters are grouped as TRUNK even when per task (STL), so that
+/* A trunk tensor (or buffer) of the arena p: per task (STL: task axis), a
+ * column per task held by every rank (cross-stitch: shape (T, ...), shared),
+ * or shared. Grouped as TRUNK even when per task, so that
  * train.lr_mult_trunk applies to them. */
+static tr_status add_trunk(tr_model *m, tr_params *p, int *id, const char *name, int decay,
+                           int ndim, const int64_t *shape) {
+    if (m->columns) {
+        int64_t cs[TR_MAX_DIMS] = {m->columns};
+        memcpy(cs + 1, shape, (size_t)ndim * sizeof(int64_t));
+        return tr_params_add(p, id, name, TR_GROUP_TRUNK, decay, ndim + 1, cs, 0, m->T, 0, 1);
+    }
+    return tr_params_add(p, id, name, TR_GROUP_TRUNK, decay, ndim, shape, m->trunk_per_task, m->T,
+                         m->t0, m->tn);
+}
+
 static tr_status declare_trunk(tr_model *m, int *id, const char *name, int decay, int ndim,
                                const int64_t *shape) {
-    return tr_params_add(&m->params, id, name, TR_GROUP_TRUNK, decay, ndim, shape,
-                         m->trunk_per_task, m->T, m->t0, m->tn);
+    return add_trunk(m, &m->params, id, name, decay, ndim, shape);
 }
 
 static tr_status add_bn(tr_model *m, int idx, int c, int h, int w) {
@@ -56,11 +68,9 @@ static tr_status add_bn(tr_model *m, int idx, int c, int h, int w) {
     snprintf(name, sizeof(name), "trunk.bn%d.beta", idx);
     TR_CALL(declare_trunk(m, &op->pb, name, 0, 1, shape));
     snprintf(name, sizeof(name), "trunk.bn%d.running_mean", idx);
-    TR_CALL(tr_params_add(&m->buffers, &op->brm, name, TR_GROUP_TRUNK, 0, 1, shape,
-                          m->trunk_per_task, m->T, m->t0, m->tn));
+    TR_CALL(add_trunk(m, &m->buffers, &op->brm, name, 0, 1, shape));
     snprintf(name, sizeof(name), "trunk.bn%d.running_var", idx);
-    TR_CALL(tr_params_add(&m->buffers, &op->brv, name, TR_GROUP_TRUNK, 0, 1, shape,
-                          m->trunk_per_task, m->T, m->t0, m->tn));
+    TR_CALL(add_trunk(m, &m->buffers, &op->brv, name, 0, 1, shape));
     return TR_OK;
 }
 
@@ -235,19 +245,23 @@ static void init_params(tr_model *m, tr_head_init head_init) {
         snprintf(wname, sizeof(wname), "%.*s.w", (int)(leaf - 1 - nm), nm);
         int wid = tr_params_find(p, wname);
         const tr_tensor *wt = &p->t[wid < 0 ? i : wid];
-        int base = wt->task_axis ? 1 : 0;
+        /* cross-stitch columns: the leading axis is drawn like a task axis */
+        int cols = m->columns && strncmp(nm, "trunk.", 6) == 0;
+        int base = wt->task_axis || cols ? 1 : 0;
         int64_t fan_in;
         if (wt->ndim - base == 4)
             fan_in = wt->shape[base + 1] * wt->shape[base + 2] * wt->shape[base + 3];
         else
             fan_in = wt->shape[base];
         float bound = 1.0f / sqrtf((float)fan_in);
-        for (int64_t lt = 0; lt < t->tn; lt++) {
-            int64_t task = t->t0 + lt;
+        int64_t slices = cols ? m->columns : t->tn;
+        size_t per = cols ? t->count / (size_t)m->columns : t->per_task;
+        for (int64_t lt = 0; lt < slices; lt++) {
+            int64_t task = cols ? lt : t->t0 + lt;
             uint64_t stream = (uint64_t)i * TR_INIT_TASK_STRIDE;
-            if (t->task_axis && head_init == TR_HEAD_INIT_INDEPENDENT)
+            if ((t->task_axis || cols) && head_init == TR_HEAD_INIT_INDEPENDENT)
                 stream += (uint64_t)task + 1;
-            tr_init_uniform(data + (size_t)lt * t->per_task, t->per_task, bound, m->seed, stream);
+            tr_init_uniform(data + (size_t)lt * per, per, bound, m->seed, stream);
         }
     }
     for (int i = 0; i < m->buffers.n; i++) {
@@ -277,6 +291,7 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     m->in_size = ds->sample_size;
     TR_CALL(tr_model_set_task_outputs(m, ds));
     m->trunk_per_task = m->method->layout == TR_LAYOUT_TASK_TRUNKS;
+    m->columns = m->method->layout == TR_LAYOUT_TASK_COLUMNS ? m->T : 0;
     m->head_hidden = cfg->head_hidden;
     m->max_rows = max_rows;
     m->max_head_rows = max_head_rows;
@@ -286,6 +301,7 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
     m->dropout = cfg->dropout;
     m->seed = cfg->seed;
     TR_CALL(build_trunk(m, cfg));
+    m->head_in = m->feat_dim;
     m->h7w = m->h7b = m->h8w = m->h8b = -1;
     TR_CALL(m->method->declare(m, cfg));
     TR_CALL(tr_params_alloc(&m->params));
@@ -297,7 +313,7 @@ tr_status tr_model_init(tr_model *m, const tr_config *cfg, const tr_dataset *ds,
 
 tr_status tr_model_declare_heads(tr_model *m, const tr_config *cfg) {
     (void)cfg;
-    int din = m->feat_dim;
+    int din = m->head_in;
     if (m->head_hidden > 0) {
         int64_t ws[2] = {din, m->head_hidden}, bs[1] = {m->head_hidden};
         TR_CALL(declare(m, &m->h7w, "head.fc7.w", 1, 2, ws, 1));
@@ -351,12 +367,29 @@ static float *pgrad(const tr_model *m, int id, int task) {
     return id < 0 ? NULL : tr_params_task_grad(&m->params, id, task);
 }
 
+/* A trunk tensor's slice of task `task` (its column with cross-stitch). */
+static float *tslice(const tr_model *m, const tr_params *p, int id, int task, int grad) {
+    if (id < 0)
+        return NULL;
+    if (m->columns) {
+        float *base = grad ? tr_params_grad(p, id) : tr_params_data(p, id);
+        return base + (size_t)task * (p->t[id].count / (size_t)m->columns);
+    }
+    return grad ? tr_params_task_grad(p, id, task) : tr_params_task_data(p, id, task);
+}
+static float *tdata(const tr_model *m, int id, int task) {
+    return tslice(m, &m->params, id, task, 0);
+}
+static float *tgrad(const tr_model *m, int id, int task) {
+    return tslice(m, &m->params, id, task, 1);
+}
+
 static tr_status bn_forward(tr_model *m, tr_op *op, int task, int slot, float *out, float *xhat,
                             const float *in, int n, int train) {
     int c = op->c, s = op->h * op->w;
-    float *gamma = pdata(m, op->pw, task), *beta = pdata(m, op->pb, task);
-    float *rm = tr_params_task_data(&m->buffers, op->brm, task);
-    float *rv = tr_params_task_data(&m->buffers, op->brv, task);
+    float *gamma = tdata(m, op->pw, task), *beta = tdata(m, op->pb, task);
+    float *rm = tslice(m, &m->buffers, op->brm, task, 0);
+    float *rv = tslice(m, &m->buffers, op->brv, task, 0);
     if (!train) {
         tr_bn_forward_eval(out, in, rm, rv, gamma, beta, n, c, s, m->bn_eps);
         return TR_OK;
@@ -377,19 +410,28 @@ static tr_status bn_forward(tr_model *m, tr_op *op, int task, int slot, float *o
 tr_status tr_model_trunk_forward(tr_model *m, const float **feat, int task, int slot, int row0,
                                  int n, const float *x, const int64_t *ids, int train,
                                  uint64_t step) {
-    TR_ASSERT(row0 + n <= m->max_rows && slot < m->slots);
+    return tr_model_trunk_forward_ops(m, feat, task, slot, row0, n, 0, m->n_ops, x, ids, train,
+                                      step);
+}
+
+tr_status tr_model_trunk_forward_ops(tr_model *m, const float **out_p, int task, int slot, int row0,
+                                     int n, int lo, int hi, const float *x, const int64_t *ids,
+                                     int train, uint64_t step) {
+    TR_ASSERT(row0 + n <= m->max_rows && slot < m->slots && 0 <= lo && lo < hi && hi <= m->n_ops);
+    /* dropout masks: a stream per op, and per column with cross-stitch */
+    uint32_t stream0 = m->columns ? (uint32_t)task * 32u : 0u;
     const float *in = x;
-    for (int i = 0; i < m->n_ops; i++) {
+    for (int i = lo; i < hi; i++) {
         tr_op *op = &m->ops[i];
         float *out = op->out + (size_t)row0 * op->out_size;
         switch (op->kind) {
         case TR_OP_CONV:
             tr_conv2d_forward(out, op->col + (size_t)row0 * op->col_size, in,
-                              pdata(m, op->pw, task), pdata(m, op->pb, task), n, op->c, op->h,
+                              tdata(m, op->pw, task), tdata(m, op->pb, task), n, op->c, op->h,
                               op->w, op->oc, op->k, op->pad, op->stride);
             break;
         case TR_OP_FC:
-            tr_linear_forward(out, in, pdata(m, op->pw, task), pdata(m, op->pb, task), n, op->c,
+            tr_linear_forward(out, in, tdata(m, op->pw, task), tdata(m, op->pb, task), n, op->c,
                               op->oc);
             break;
         case TR_OP_BN:
@@ -406,14 +448,15 @@ tr_status tr_model_trunk_forward(tr_model *m, const float **feat, int task, int 
         case TR_OP_DROPOUT:
             if (train)
                 tr_dropout_forward(out, op->mask + (size_t)row0 * op->out_size, in, n,
-                                   (int)op->out_size, op->p, m->seed, (uint32_t)i, step, ids);
+                                   (int)op->out_size, op->p, m->seed, stream0 + (uint32_t)i, step,
+                                   ids);
             else
                 memcpy(out, in, (size_t)n * op->out_size * sizeof(float));
             break;
         }
         in = out;
     }
-    *feat = in;
+    *out_p = in;
     return TR_OK;
 }
 
@@ -426,28 +469,33 @@ float *tr_model_features(const tr_model *m, int row0) {
 
 tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int n, const float *x,
                                   const float *dfeat) {
+    return tr_model_trunk_backward_ops(m, task, slot, row0, n, 0, m->n_ops, x, dfeat, NULL);
+}
+
+tr_status tr_model_trunk_backward_ops(tr_model *m, int task, int slot, int row0, int n, int lo,
+                                      int hi, const float *x, const float *dfeat, float *dx) {
+    TR_ASSERT(0 <= lo && lo < hi && hi <= m->n_ops);
     const float *dout = dfeat;
     float *bufs[2] = {m->grad_a, m->grad_b};
     int cur = 0;
-    for (int i = m->n_ops - 1; i >= 0; i--) {
+    for (int i = hi - 1; i >= lo; i--) {
         tr_op *op = &m->ops[i];
-        const float *in = i > 0 ? m->ops[i - 1].out + (size_t)row0 * m->ops[i - 1].out_size : x;
-        float *din = NULL;
-        if (i > 0) {
-            din = bufs[cur];
+        const float *in = i > lo ? m->ops[i - 1].out + (size_t)row0 * m->ops[i - 1].out_size : x;
+        float *din = i > lo ? bufs[cur] : dx;
+        if (i > lo)
             cur ^= 1;
+        if (din)
             memset(din, 0, (size_t)n * op->in_size * sizeof(float));
-        }
         float *out = op->out + (size_t)row0 * op->out_size;
         switch (op->kind) {
         case TR_OP_CONV:
-            tr_conv2d_backward(din, pgrad(m, op->pw, task), pgrad(m, op->pb, task), m->dcol, dout,
-                               op->col + (size_t)row0 * op->col_size, pdata(m, op->pw, task), n,
+            tr_conv2d_backward(din, tgrad(m, op->pw, task), tgrad(m, op->pb, task), m->dcol, dout,
+                               op->col + (size_t)row0 * op->col_size, tdata(m, op->pw, task), n,
                                op->c, op->h, op->w, op->oc, op->k, op->pad, op->stride);
             break;
         case TR_OP_FC:
-            tr_linear_backward(din, pgrad(m, op->pw, task), pgrad(m, op->pb, task), dout, in,
-                               pdata(m, op->pw, task), n, op->c, op->oc);
+            tr_linear_backward(din, tgrad(m, op->pw, task), tgrad(m, op->pb, task), dout, in,
+                               tdata(m, op->pw, task), n, op->c, op->oc);
             break;
         case TR_OP_BN: {
             int c = op->c, s = op->h * op->w;
@@ -458,9 +506,9 @@ tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int
             if (m->sync)
                 TR_CALL(m->sync(m->sync_ctx, m->sync_buf, 2 * c + 1));
             if (din)
-                tr_bn_backward(din, pgrad(m, op->pw, task), pgrad(m, op->pb, task), dout, xhat,
+                tr_bn_backward(din, tgrad(m, op->pw, task), tgrad(m, op->pb, task), dout, xhat,
                                op->rstd + (size_t)slot * c, dsum, dxsum, dxsum[c],
-                               pdata(m, op->pw, task), n, c, s);
+                               tdata(m, op->pw, task), n, c, s);
             break;
         }
         case TR_OP_RELU:
@@ -489,10 +537,10 @@ tr_status tr_model_head_forward(tr_model *m, tr_task_stats *st, int task, int hr
     TR_ASSERT(task >= m->t0 && task < m->t0 + m->tn);
     int C = m->out_dim, H = m->head_hidden;
     const float *hin = feat;
-    int din = m->feat_dim;
+    int din = m->head_in;
     if (H > 0) {
         float *h7 = m->h7 + (size_t)hrow0 * H;
-        tr_linear_forward(h7, feat, pdata(m, m->h7w, task), pdata(m, m->h7b, task), n, m->feat_dim,
+        tr_linear_forward(h7, feat, pdata(m, m->h7w, task), pdata(m, m->h7b, task), n, m->head_in,
                           H);
         tr_relu_forward(h7, h7, (size_t)n * H);
         hin = h7;
@@ -527,10 +575,10 @@ tr_status tr_model_head_backward(tr_model *m, int task, int hrow0, int n, const 
             if (h7[i] <= 0.0f)
                 dh7[i] = 0.0f;
         tr_linear_backward(dfeat, pgrad(m, m->h7w, task), pgrad(m, m->h7b, task), dh7, feat,
-                           pdata(m, m->h7w, task), n, m->feat_dim, H);
+                           pdata(m, m->h7w, task), n, m->head_in, H);
     } else {
         tr_linear_backward(dfeat, pgrad(m, m->h8w, task), pgrad(m, m->h8b, task), dlogits, feat,
-                           pdata(m, m->h8w, task), n, m->feat_dim, C);
+                           pdata(m, m->h8w, task), n, m->head_in, C);
     }
     return TR_OK;
 }

@@ -2,7 +2,7 @@
  * SGD with momentum (PyTorch convention, optional Nesterov) and AdamW over a
  * parameter arena. State arenas share the parameters' layout, so the update
  * runs tensor by tensor over contiguous ranges; padding between tensors is
- * never touched. Each tensor's step uses lr * lr_mult[group]; a multiplier of
+ * never touched. Each tensor's step uses lr * lr_mult[group] * lr_scale; a multiplier of
  * 0 skips the tensor entirely (parameters and state stay as they are).
  * Not here: the learning-rate schedule (schedule.c), gradient clipping, MPI.
  */
@@ -100,7 +100,7 @@ void tr_opt_step(tr_optimizer *o, tr_params *p, float lr) {
         float mult = c->lr_mult[t->group];
         if (mult == 0.0f || t->count == 0)
             continue; // frozen: no step, no decay, no state change
-        float lr_t = lr * mult, wd = t->decay ? c->weight_decay : 0.0f;
+        float lr_t = lr * mult * t->lr_scale, wd = t->decay ? c->weight_decay : 0.0f;
         float *w = p->data + t->offset, *g = p->grad + t->offset, *m = o->m + t->offset;
         if (c->kind == TR_OPT_SGD)
             sgd_update(w, m, g, t->count, lr_t, wd, c->momentum, c->nesterov);

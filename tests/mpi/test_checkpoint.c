@@ -12,9 +12,9 @@
  *    so are the per-step losses and relations.h5. Rows in k_models: every
  *    model kind on both data settings (MRAN and MMoE: shared-input only),
  *    MRAN with each attention type.
- *  - resharding (HPS, MRN, MMoE): a run stopped at P = 2 resumes at P' = 1, 3 and 4 (on 4
- *    ranks; every grid), and its losses continue to agree with the
- *    uninterrupted P = 2 run to 1e-5 relative.
+ *  - resharding (HPS, MRN, MMoE, cross-stitch): a run stopped at P = 2
+ *    resumes at P' = 1, 3 and 4 (on 4 ranks; every grid), and its losses
+ *    continue to agree with the uninterrupted P = 2 run to 1e-5 relative.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -67,6 +67,8 @@ static const model_row k_models[] = {
     {"mran-concat-sgd", "shared.h5", TR_MODEL_MRAN, 0, 4, TR_ATTN_CONCAT},
     {"mran-multihead-adamw", "shared.h5", TR_MODEL_MRAN, 1, 4, TR_ATTN_MULTIHEAD},
     {"mmoe-bn-adamw", "shared.h5", TR_MODEL_MMOE, 1, 4, TR_ATTN_DOT},
+    {"xstitch-multi-sgd", "multi.h5", TR_MODEL_XSTITCH, 0, 0, TR_ATTN_DOT},
+    {"xstitch-shared-bn-adamw", "shared.h5", TR_MODEL_XSTITCH, 1, 0, TR_ATTN_DOT},
 };
 
 /* ---- io level: collective writes, resharding loads --------------------------------- */
@@ -452,6 +454,7 @@ static void test_reshard(void **unused) {
     reshard(&k_models[1]);
     reshard(&k_models[3]);
     reshard(&k_models[10]); /* MMoE: the gate sums of P = 2 go to rank 0 of P' */
+    reshard(&k_models[11]); /* cross-stitch: replicated columns and alphas */
 }
 
 int main(int argc, char **argv) {

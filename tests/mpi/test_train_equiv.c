@@ -2,7 +2,8 @@
 /*
  * Distributed training gives the 1-rank result: the same short run on P ranks
  * (every grid the rank count allows: task-sharded, replicated, both), in the
- * multi-input and the shared-input setting, for HPS and STL, agrees with a
+ * multi-input and the shared-input setting, for HPS, STL, MRN and
+ * cross-stitch networks, agrees with a
  * 1-rank run made inside the test on MPI_COMM_SELF to 1e-5 relative in every
  * per-task loss of 20 steps; two runs at the same P are bitwise identical;
  * and the bytes each collective moved equal the analytic volume of the grid.
@@ -76,11 +77,15 @@ static void check_volume(const tr_config *c, const tr_train_result *r, int S, in
                          int shared_input, int in_dim) {
     int R = g_size / S, s = g_rank % S;
     int stl = c->model_kind == TR_MODEL_STL;
+    int xs = c->model_kind == TR_MODEL_XSTITCH; /* T replicated columns and their alphas */
+    int64_t cols = xs ? T : 1;
     int t0 = T * s / S, tn = T * (s + 1) / S - t0; /* equal costs: balanced blocks */
     int64_t trunk = 0, din = in_dim;               /* floats of one copy of the trunk */
     for (int i = 0; i < c->mlp_layers; i++) {
         int64_t h = c->mlp_hidden[i];
-        trunk += pad16(din * h) + (c->batchnorm ? 2 * pad16(h) : pad16(h)); /* BN: no bias */
+        trunk += pad16(cols * din * h) + (c->batchnorm ? 2 * pad16(cols * h) : pad16(cols * h));
+        if (xs) /* BN: no bias; a cross-stitch unit after every layer */
+            trunk += pad16((int64_t)T * T);
         din = h;
     }
     int out = shared_input ? 1 : 4; /* mmoe: regression; tn --classification: 4 classes */
@@ -106,7 +111,7 @@ static void check_volume(const tr_config *c, const tr_train_result *r, int S, in
         int r_idx = g_rank / S;
         int rep_n = c->batch_size * (r_idx + 1) / R - c->batch_size * r_idx / R;
         int my_n = rep_n * (s + 1) / S - rep_n * s / S;
-        want_ft = steps * ((int64_t)my_n + rep_n) * din * 4;
+        want_ft = steps * ((int64_t)my_n + rep_n) * din * cols * 4; /* every column */
     }
     if (tk->bytes != want_tk || hd->bytes != want_hd || ft->bytes != want_ft)
         fprintf(stderr, "[rank %d] bytes trunk %lld/%lld head %lld/%lld features %lld/%lld\n",
@@ -179,6 +184,18 @@ static void test_shared_input_hps_bn(void **s) {
     (void)s;
     check_setting("shared.h5", TR_MODEL_HPS, 1, 1);
 }
+static void test_multi_input_xstitch(void **s) {
+    (void)s;
+    check_setting("multi.h5", TR_MODEL_XSTITCH, 0, 0);
+}
+static void test_shared_input_xstitch(void **s) {
+    (void)s;
+    check_setting("shared.h5", TR_MODEL_XSTITCH, 1, 0);
+}
+static void test_shared_input_xstitch_bn(void **s) {
+    (void)s;
+    check_setting("shared.h5", TR_MODEL_XSTITCH, 1, 1);
+}
 static void test_shared_input_stl(void **s) {
     (void)s;
     check_setting("shared.h5", TR_MODEL_STL, 1, 0);
@@ -191,10 +208,17 @@ int main(int argc, char **argv) {
     tr_log_init(g_rank, TR_LOG_WARN);
     mpi_data_setup(g_dir, sizeof(g_dir), "mpitest", MPI_DATA_MULTI | MPI_DATA_SHARED);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_multi_input_hps),     cmocka_unit_test(test_multi_input_hps_bn),
-        cmocka_unit_test(test_multi_input_stl),     cmocka_unit_test(test_shared_input_hps),
-        cmocka_unit_test(test_shared_input_hps_bn), cmocka_unit_test(test_shared_input_stl),
-        cmocka_unit_test(test_multi_input_mrn),     cmocka_unit_test(test_multi_input_mrn_gradient),
+        cmocka_unit_test(test_multi_input_hps),
+        cmocka_unit_test(test_multi_input_hps_bn),
+        cmocka_unit_test(test_multi_input_stl),
+        cmocka_unit_test(test_shared_input_hps),
+        cmocka_unit_test(test_shared_input_hps_bn),
+        cmocka_unit_test(test_shared_input_stl),
+        cmocka_unit_test(test_multi_input_mrn),
+        cmocka_unit_test(test_multi_input_mrn_gradient),
+        cmocka_unit_test(test_multi_input_xstitch),
+        cmocka_unit_test(test_shared_input_xstitch),
+        cmocka_unit_test(test_shared_input_xstitch_bn),
     };
     int rc = cmocka_run_group_tests_name("train_equiv", tests, NULL, NULL);
     mpi_data_cleanup(g_dir);

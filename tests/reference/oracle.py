@@ -221,6 +221,8 @@ class Ref:
             if mult == 0:
                 continue
             lr_t = f32(lr) * f32(mult)
+            if k.startswith("xstitch."):  # cross-stitch alphas: their own factor
+                lr_t = lr_t * f32(self.alpha_lr)
             if o["kind"] == "sgd":
                 gi = g + wd * w
                 vi = f32(o["momentum"]) * self.mom[k] + gi
@@ -260,6 +262,21 @@ def mlp_trunk(p, x, prefix="trunk", task=None):
         x = torch.relu(x)
         i += 1
     return x
+
+
+def xstitch_trunk(p, x, T, transpose=False):
+    """Cross-stitch (docs/algorithms.md): every row through T mlp columns, after each
+    layer H_t = sum_s alpha[t, s] relu(H_s W_s + b_s). Returns the T columns."""
+    h = [x] * T
+    i = 1
+    while f"trunk.fc{i}.w" in p:
+        z = [torch.relu(h[c] @ p[f"trunk.fc{i}.w"][c] + p[f"trunk.fc{i}.b"][c]) for c in range(T)]
+        a = p[f"xstitch.fc{i}.alpha"]
+        if transpose:  # --perturb xstitch_mix
+            a = a.t()
+        h = [sum(a[t, s] * z[s] for s in range(T)) for t in range(T)]
+        i += 1
+    return h
 
 
 def bn_channels(x, p, buf, new_buf, name):
@@ -312,11 +329,17 @@ class Hps(Ref):
     def forward_losses(self, params, xs, ys):
         losses = []
         stl = self.m["kind"] == "stl"
-        if "trunk.conv1.w" in params:
+        if self.m["kind"] == "cross_stitch":  # every task's rows through every column
+            cols = xstitch_trunk(params, torch.cat(xs), len(xs), self.perturb == "xstitch_mix")
+            sizes = [x.shape[0] for x in xs]
+            trunk = None
+            feats = [cols[t].split(sizes)[t] for t in range(len(xs))]
+        elif "trunk.conv1.w" in params:
             trunk = lenet_trunk(params, torch.cat(xs), self.buf, self.new_buf)
         else:
             trunk = None if stl else mlp_trunk(params, torch.cat(xs))
-        feats = None if stl else trunk.split([x.shape[0] for x in xs])
+        if self.m["kind"] != "cross_stitch":
+            feats = None if stl else trunk.split([x.shape[0] for x in xs])
         for t, (x, y) in enumerate(zip(xs, ys)):
             h = mlp_trunk(params, x, task=t) if stl else feats[t]
             if "head.fc7.w" in params:
@@ -602,8 +625,9 @@ class Tracker:
 # --perturb-all: each formula changed on the reference side, with a method it must break.
 PERTURB_CASES = (("mrn", "eig_floor"), ("mrn", "cov_scale"), ("mrn", "cov_mix"), ("mrn", "prox"),
                  ("hps", "wd_bias"), ("hps", "batch"), ("mmoe", "gate"), ("mran", "attention"),
-                 ("mran", "penalty"))
-PERTURB = ("eig_floor", "cov_scale", "cov_mix", "prox", "wd_bias", "batch", "gate", "attention", "penalty")
+                 ("mran", "penalty"), ("cross_stitch", "xstitch_mix"))
+PERTURB = ("eig_floor", "cov_scale", "cov_mix", "prox", "wd_bias", "batch", "gate", "attention", "penalty",
+           "xstitch_mix")
 
 # ---- methods ---------------------------------------------------------------------------
 
@@ -622,6 +646,9 @@ METHODS = {
     "mmoe": ("mmoe", "mm", {}),
     # the MMoE paper's network: experts and gates on the input, towers of one layer
     "mmoe-paper": ("mmoe", "mm", {"model.trunk": "none", "model.tower_layers": "1"}),
+    # multi-input: every task's rows through all 4 columns; two cross-stitch units
+    "cross_stitch": ("cross_stitch", "tn", {"model.mlp_hidden": "16,12",
+                                            "xstitch.alpha_lr_mult": "10"}),
     "mran": ("mran", "mm", {}),
 }
 
@@ -664,6 +691,9 @@ alpha_momentum = 0.1
 [mmoe]
 experts = 3
 expert_hidden = 8
+[xstitch]
+alpha_self = 0.9
+alpha_lr_mult = 1
 [checkpoint]
 every_steps = 1
 keep = 100000
@@ -815,6 +845,7 @@ def check_method(name, a, work, tol):
            "mult_head": 1.0, "mult_trunk": 1.0}
     cls = Shared if which == "mm" else Hps
     ref = cls({"kind": kind}, d, init, initial_buffers(init_dir), opt, a.perturb)
+    ref.alpha_lr = float(cfg["xstitch.alpha_lr_mult"])
     if kind == "mran":
         ref.gamma2 = f32(cfg["mran.relation_weight"])
         ref.alpha_mom = float(cfg["mran.alpha_momentum"])

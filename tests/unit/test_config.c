@@ -217,7 +217,8 @@ static void test_set_errors(void **state) {
     expect_set_error("train.lr=nan", "train.lr: 'nan' is not a number");
     expect_set_error("train.momentum=1", "train.momentum: 1 is out of range [0, 1)");
     expect_set_error("model.dropout=1", "model.dropout: 1 is out of range [0, 1)");
-    expect_set_error("model.kind=foo", "model.kind: 'foo' is not one of stl|hps|mrn|mran|mmoe");
+    expect_set_error("model.kind=foo",
+                     "model.kind: 'foo' is not one of stl|hps|mrn|mran|mmoe|cross_stitch");
     expect_set_error("model.batchnorm=maybe", "model.batchnorm: 'maybe' is not a boolean");
     expect_set_error("model.mlp_hidden=", "model.mlp_hidden: needs at least one entry");
     expect_set_error("model.mlp_hidden=64,,32", "model.mlp_hidden: '64,,32' is not a comma");
@@ -257,7 +258,7 @@ static void test_file_errors(void **state) {
                       "train.epochs: 'ten' is not an integer");
     expect_file_error("[train]\nlr = 0\n", 2, "train.lr: 0 is out of range (0, 10]");
     expect_file_error("[model]\n\nkind = foo\n", 3,
-                      "model.kind: 'foo' is not one of stl|hps|mrn|mran|mmoe");
+                      "model.kind: 'foo' is not one of stl|hps|mrn|mran|mmoe|cross_stitch");
     expect_file_error("[train]\nlr = 0.1\nepochs = 2\nlr = 0.2\n", 4,
                       "train.lr is set twice (first on line 2)");
     expect_file_error("[train]\nlr = 0.1 # fast\n", 2,

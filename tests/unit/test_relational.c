@@ -1,6 +1,6 @@
 /*
- * Whole-model gradient check of MRAN (each attention type, and an ablation)
- * and MMoE on one process: the parameter gradients of a training step
+ * Whole-model gradient check of MRAN (each attention type, and an ablation),
+ * MMoE and cross-stitch networks on one process: the parameter gradients of a training step
  * (shared stage, every task's stage, shared backward) against central finite
  * differences of the summed task losses, for a sample of entries of EVERY
  * parameter tensor. The layers are checked one by one in test_attention.c;
@@ -8,7 +8,10 @@
  * goes where, the batch-level alpha and attention paths).
  *
  * Setting: 6 examples, 5 inputs, 3 tasks (regression, and classification for
- * the label-value path), mlp trunk 6 wide, towers 4 wide, embed 4. The
+ * the label-value path), mlp trunk 6 wide, towers 4 wide, embed 4.
+ * Cross-stitch: a column per task with two units (mlp 6-5, with and without
+ * batch norm) or three (lenet on 16x16 images, fc6 8 wide), so the gradient
+ * flows through every alpha into the units before it. The
  * relation penalty is off (its value is not part of the reported loss; its
  * gradient path is covered by the MPI test's 1-rank agreement).
  *
@@ -45,11 +48,14 @@
 #define H_FD 2e-3f
 #define TOL 2e-2
 #define ABS_FD 3e-4 /* FD noise per entry: ~1e-6 rounding of L (~20) / 2h */
+#define IMG 16      /* cross-stitch lenet: 1x16x16 images */
+
+static int g_xs_lenet, g_xs_bn; /* cross-stitch variants */
 
 typedef struct {
     tr_model m;
     tr_dataset ds;
-    float x[N * DIN];
+    float x[N * IMG * IMG];
     int32_t y[N * NT];
     float yf[N * NT];
     float dfeat[N * 64];
@@ -89,6 +95,24 @@ static void make(ctx *c, tr_model_kind kind, tr_attn_kind att, const char *modul
     c->ds.ndim = 1;
     c->ds.dims[0] = DIN;
     c->ds.sample_size = DIN;
+    if (kind == TR_MODEL_XSTITCH) {
+        /* seed 11 puts a ReLU exactly at a kink of the batch-norm variant,
+         * where both difference quotients agree on a one-sided mean */
+        cfg.seed = 12;
+        cfg.mlp_hidden[1] = 5;
+        cfg.mlp_layers = 2;
+        cfg.batchnorm = g_xs_bn;
+        cfg.xstitch_alpha_self = 0.7f;
+        cfg.head_init = TR_HEAD_INIT_INDEPENDENT; /* columns differ */
+        if (g_xs_lenet) {
+            cfg.trunk = TR_TRUNK_LENET;
+            cfg.lenet_fc = 8;
+            c->ds.ndim = 3;
+            c->ds.dims[0] = 1;
+            c->ds.dims[1] = c->ds.dims[2] = IMG;
+            c->ds.sample_size = IMG * IMG;
+        }
+    }
     c->ds.tasks = calloc(NT, sizeof(tr_task_info));
     assert_non_null(c->ds.tasks);
     for (int t = 0; t < NT; t++) {
@@ -97,7 +121,7 @@ static void make(ctx *c, tr_model_kind kind, tr_attn_kind att, const char *modul
     }
     tr_rng r;
     tr_rng_init(&r, 77, TR_RNG_TEST, (uint64_t)kind * 16 + (uint64_t)att);
-    for (int i = 0; i < N * DIN; i++)
+    for (int i = 0; i < N * c->ds.sample_size; i++)
         c->x[i] = (float)tr_rng_normal(&r);
     for (int i = 0; i < N * NT; i++) {
         c->y[i] = (int32_t)tr_rng_below(&r, 3);
@@ -239,6 +263,24 @@ static void test_mmoe_paper(void **s) {
     g_paper = 0;
 }
 
+static void test_cross_stitch(void **s) {
+    (void)s;
+    g_xs_lenet = g_xs_bn = 0;
+    check_model(TR_MODEL_XSTITCH, TR_ATTN_DOT, "", 0, "cross-stitch mlp");
+}
+static void test_cross_stitch_bn(void **s) {
+    (void)s;
+    g_xs_lenet = 0;
+    g_xs_bn = 1;
+    check_model(TR_MODEL_XSTITCH, TR_ATTN_DOT, "", 1, "cross-stitch mlp bn");
+}
+static void test_cross_stitch_lenet(void **s) {
+    (void)s;
+    g_xs_lenet = 1;
+    g_xs_bn = 0;
+    check_model(TR_MODEL_XSTITCH, TR_ATTN_DOT, "", 1, "cross-stitch lenet");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mran_dot),
@@ -250,6 +292,9 @@ int main(void) {
         cmocka_unit_test(test_mmoe),
         cmocka_unit_test(test_mmoe_classification),
         cmocka_unit_test(test_mmoe_paper),
+        cmocka_unit_test(test_cross_stitch),
+        cmocka_unit_test(test_cross_stitch_bn),
+        cmocka_unit_test(test_cross_stitch_lenet),
     };
     return cmocka_run_group_tests_name("relational", tests, NULL, NULL);
 }
