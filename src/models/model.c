@@ -417,7 +417,7 @@ tr_status tr_model_trunk_forward(tr_model *m, const float **feat, int task, int 
 tr_status tr_model_trunk_forward_ops(tr_model *m, const float **out_p, int task, int slot, int row0,
                                      int n, int lo, int hi, const float *x, const int64_t *ids,
                                      int train, uint64_t step) {
-    TR_ASSERT(row0 + n <= m->max_rows && slot < m->slots && 0 <= lo && lo < hi && hi <= m->n_ops);
+    TR_ASSERT(row0 + n <= m->max_rows && slot < m->slots && 0 <= lo && lo <= hi && hi <= m->n_ops);
     /* dropout masks: a stream per op, and per column with cross-stitch */
     uint32_t stream0 = m->columns ? (uint32_t)task * 32u : 0u;
     const float *in = x;
@@ -474,7 +474,7 @@ tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int
 
 tr_status tr_model_trunk_backward_ops(tr_model *m, int task, int slot, int row0, int n, int lo,
                                       int hi, const float *x, const float *dfeat, float *dx) {
-    TR_ASSERT(0 <= lo && lo < hi && hi <= m->n_ops);
+    TR_ASSERT(0 <= lo && lo <= hi && hi <= m->n_ops);
     const float *dout = dfeat;
     float *bufs[2] = {m->grad_a, m->grad_b};
     int cur = 0;
