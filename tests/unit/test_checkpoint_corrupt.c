@@ -61,8 +61,12 @@ static void make_params(tr_params *p, int64_t wide) {
 
 static int setup(void **unused) {
     (void)unused;
-    snprintf(g_dir, sizeof(g_dir), "/tmp/taskrel-ckptcorrupt-%d", (int)getpid());
-    mkdir(g_dir, 0755);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_dir, sizeof(g_dir), "%s/taskrel-ckptcorrupt-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    if (!mkdtemp(g_dir)) {
+        perror(g_dir);
+        return 1;
+    }
     snprintf(g_good, sizeof(g_good), "%s/ckpt-9.h5", g_dir);
     if (tr_grid_init(&g_grid, MPI_COMM_WORLD, T, 1, NULL) != TR_OK)
         return 1;
@@ -93,6 +97,8 @@ static int teardown(void **unused) {
 
 static unsigned char *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
+    if (!f)
+        perror(path);
     assert_non_null(f);
     fseek(f, 0, SEEK_END);
     *n = (size_t)ftell(f);
@@ -105,6 +111,8 @@ static unsigned char *slurp(const char *path, size_t *n) {
 
 static void spit(const char *path, const unsigned char *b, size_t n) {
     FILE *f = fopen(path, "wb");
+    if (!f)
+        perror(path);
     assert_non_null(f);
     assert_int_equal(fwrite(b, 1, n, f), n);
     fclose(f);
@@ -150,7 +158,10 @@ static void test_truncated(void **unused) {
     snprintf(path, sizeof(path), "%s/truncated.h5", g_dir);
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
         spit(path, b, cuts[i]);
-        assert_int_equal(check(path, why, sizeof(why)), TR_CKPT_CORRUPT);
+        tr_ckpt_verdict v = check(path, why, sizeof(why));
+        if (v != TR_CKPT_CORRUPT || !strstr(why, path))
+            fprintf(stderr, "cut at %zu of %zu bytes: verdict %d, %s\n", cuts[i], n, (int)v, why);
+        assert_int_equal(v, TR_CKPT_CORRUPT);
         assert_non_null(strstr(why, path));
     }
     free(b);
@@ -171,6 +182,8 @@ static void test_bit_flips(void **unused) {
         tr_ckpt_verdict v = check(path, why, sizeof(why));
         if (v != TR_CKPT_VALID) {
             corrupt++;
+            if (!strstr(why, path))
+                fprintf(stderr, "flip at byte %zu of %zu: reason without the file: %s\n", off, n, why);
             assert_non_null(strstr(why, path));
             continue;
         }
@@ -199,6 +212,8 @@ static void test_bit_flips(void **unused) {
         free(m);
         tr_params_free(&p);
     }
+    if (silent || corrupt <= tried / 5)
+        fprintf(stderr, "unexpected split of the bit flips (below)\n");
     printf("  %d single-bit flips over %zu bytes: %d detected by validation, %d by the load, %d "
            "in bytes nothing reads, %d undetected\n",
            tried, n, corrupt, at_load, harmless, silent);
