@@ -183,7 +183,8 @@ static void test_bit_flips(void **unused) {
         if (v != TR_CKPT_VALID) {
             corrupt++;
             if (!strstr(why, path))
-                fprintf(stderr, "flip at byte %zu of %zu: reason without the file: %s\n", off, n, why);
+                fprintf(stderr, "flip at byte %zu of %zu: reason without the file: %s\n", off, n,
+                        why);
             assert_non_null(strstr(why, path));
             continue;
         }
