@@ -222,6 +222,11 @@ tr_status tr_mrn_cov_fix_task_scale(double *sigma3, double *factor, int t);
  * sigma. A non-positive or non-finite diagonal entry is TR_ERR_NUMERIC. */
 tr_status tr_mrn_corr(double *corr, const double *sigma, int n);
 
+/* Added to the titles of the MRN task relations of a run with mrn.mean = shared:
+ * they describe the deviations from the task mean (C Sigma3 C, C = I - 11'/T).
+ * `taskrel inspect --truth` scores such relations against the centred truth. */
+#define TR_MRN_CENTRED_TITLE " of W_t - mean_t W_t"
+
 /* Pearson correlation of the off-diagonal entries (i < j; the matrices are taken as
  * symmetric) of a (n, n) and b (n, n). *r = NaN when either set has no spread
  * (always for n < 3, where there is at most one pair). */

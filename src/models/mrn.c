@@ -390,13 +390,13 @@ tr_status tr_mrn_relations(const tr_mrn *mrn, tr_relations *rel) {
         if (st == TR_OK) {
             snprintf(name, sizeof name, "mrn.%s.task_corr", L->name);
             snprintf(title, sizeof title, "MRN %s: task correlation (from the task covariance%s)",
-                     L->name, mrn->o.centred ? " of W_t - mean_t W_t" : "");
+                     L->name, mrn->o.centred ? TR_MRN_CENTRED_TITLE : "");
             st = tr_relations_add(rel, name, title, "task,task", buf, T, T);
         }
         if (st == TR_OK) {
             snprintf(name, sizeof name, "mrn.%s.task_cov", L->name);
             snprintf(title, sizeof title, "MRN %s: task covariance%s", L->name,
-                     mrn->o.centred ? " of W_t - mean_t W_t" : "");
+                     mrn->o.centred ? TR_MRN_CENTRED_TITLE : "");
             st = tr_relations_add(rel, name, title, "task,task", L->sigma[2], T, T);
         }
         if (st == TR_OK) {
