@@ -36,6 +36,8 @@ typedef enum { TR_PROGRESS_AUTO = 0, TR_PROGRESS_ON, TR_PROGRESS_OFF } tr_progre
 typedef enum { TR_MRN_PROX = 0, TR_MRN_GRADIENT } tr_mrn_prior_step;
 typedef enum { TR_MRN_FLOOR = 0, TR_MRN_OFFICIAL } tr_mrn_numerics;
 typedef enum { TR_MRN_PROX_FLOAT = 0, TR_MRN_PROX_DOUBLE } tr_mrn_prox_precision;
+typedef enum { TR_MRN_MEAN_NONE = 0, TR_MRN_MEAN_SHARED } tr_mrn_mean;
+typedef enum { TR_MRN_TASK_SCALE_LEARNED = 0, TR_MRN_TASK_SCALE_FIXED } tr_mrn_task_scale;
 
 /* mrn.layers: the task-specific layers that carry a prior. */
 enum { TR_MRN_LAYER_FC7 = 1u << 0, TR_MRN_LAYER_FC8 = 1u << 1 };
@@ -112,6 +114,9 @@ typedef struct {
     int mrn_prox_every;               /* mrn.prox_every: steps per (amortised) prox step (1) */
     tr_mrn_numerics mrn_numerics;     /* mrn.numerics = floor|official (floor) */
     tr_mrn_prox_precision mrn_prox_precision; /* mrn.prox_precision = float|double (float) */
+    tr_mrn_mean mrn_mean;                     /* mrn.mean = none|shared (none) */
+    tr_mrn_task_scale mrn_task_scale;         /* mrn.task_scale = learned|fixed (learned) */
+    float mrn_shrink; /* mrn.shrink: feature/class shrinkage in [0, 1] (0) */
 
     /* [linalg] */
     int scalapack_min_dim; /* linalg.scalapack_min_dim (256) */

@@ -28,6 +28,14 @@
  * else by LAPACKE on every rank. Floor numerics rescale Σ1, Σ2 to traces D1,
  * D2 after each flip-flop cycle and move the factor into Σ3.
  *
+ * Options that bound the prior (docs/algorithms.md): mrn.mean = shared puts the
+ * prior on D_t = W_t - W̄ (W̄ from the same all-gathered W on every rank: the
+ * covariances are estimated from D, the prox acts on D, the gradient form uses
+ * C Ω3 C); mrn.task_scale = fixed normalises Σ3 to trace T after each cycle;
+ * mrn.shrink = s shrinks the assembled Σ1, Σ2 toward tr(Σ)/D · I before their
+ * precisions. All three act on replicated numbers after the collectives, so
+ * they add no communication but the centred prox's gather.
+ *
  * All functions are collective over the grid's communicators unless noted,
  * and every rank must call them at the same steps with the same arguments.
  */
@@ -58,6 +66,9 @@ typedef struct {
     int prox_f64;       /* prox rotations in double (mrn.prox_precision = double) */
     double eps;         /* ε on the covariance diagonal */
     double eig_floor;   /* floor numerics */
+    int centred;        /* mrn.mean = shared: the prior is on W_t - W̄ */
+    int task_fixed;     /* mrn.task_scale = fixed: Σ3 normalised to trace T */
+    double shrink;      /* mrn.shrink: Σ1, Σ2 <- (1 - s) Σ + s tr(Σ)/D I */
     int scalapack_min_dim;
 } tr_mrn_opts;
 
@@ -73,7 +84,9 @@ typedef struct {
     double prior_value; /* ½ vec(W)ᵀ (Ω3⊗Ω2⊗Ω1) vec(W) at the last update */
     double *w_all;      /* (T, d1, d2) gathered weights */
     double *w_init;     /* (T, d1, d2) weights at the start (W - W_init correlations) */
-    double *work;       /* (T + 2) d1 d2 scratch */
+    double *w_dev;      /* (T, d1, d2) W - W̄ (mrn.mean = shared; NULL otherwise) */
+    double *omega3c;    /* (T, T) C Ω3 C, the gradient form's centred task precision */
+    double *work;       /* (T + 2) d1 d2 scratch at least */
     float *w_f32;       /* (T, d1, d2) gather buffer */
     float *u_f32[TR_MRN_MODE_COUNT]; /* float copies of U1, U2, U3 for the float prox */
     double u_f32_stamp;              /* updates done when u_f32 was made (-1: stale) */

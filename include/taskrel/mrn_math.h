@@ -182,11 +182,50 @@ tr_status tr_mrn_prox_finish(double *w_out, const double *x, const double *u1, c
                              const double *u3, const double *p1, const double *p2, const double *p3,
                              double eta, double lambda, int d1, int d2, int t, int t0, int tn);
 
+/* tr_mrn_prox_rotate's inverse: w_k = U1 x_k U2ᵀ for n tasks (an absent U is the
+ * identity). w (n, d1, d2), x (n, d1, d2); w may equal x. Scratch: d1 d2 doubles. */
+tr_status tr_mrn_unrotate(double *w, const double *x, const double *u1, const double *u2, int d1,
+                          int d2, int n);
+
+/* ---- options that bound the prior (src/linalg/mrn_centre.c) ------------------- */
+
+/* mrn.mean = shared. mean (d1, d2) = W̄ = (1/T) Σ_t W_t of w (t, d1, d2), summed in
+ * task order (the same bits on every rank that holds the same w). */
+void tr_mrn_task_mean(double *mean, const double *w, int d1, int d2, int t);
+/* dev_k = w_k - mean for n tasks; dev (n, d1, d2) may equal w (n, d1, d2). */
+void tr_mrn_centre(double *dev, const double *w, const double *mean, int d1, int d2, int n);
+/* omega_c (t, t) = C Ω3 C with C = I - 11ᵀ/T, the task precision of the centred
+ * penalty ½ vec(D)ᵀ (Ω3⊗Ω2⊗Ω1) vec(D) = ½ vec(W)ᵀ (CΩ3C⊗Ω2⊗Ω1) vec(W): the
+ * gradient form passes it with the uncentred W to tr_mrn_prior_grad. omega_c
+ * must not overlap omega3 (t, t, symmetric). Scratch: t doubles. */
+tr_status tr_mrn_centre_precision(double *omega_c, const double *omega3, int t);
+/* The proximal step on the deviations, serially (tests; the trainer's
+ * distributed version is in models/mrn_prox.c): W_t <- W̄ + prox(D)_t with
+ * D = W - W̄ and prox as tr_mrn_prox (same arguments). W̄ is unchanged, and
+ * Σ_t prox(D)_t = 0 up to rounding when 1 is an eigenvector of U3 diag(p3) U3ᵀ
+ * (true of a Σ3 estimated from centred weights). Scratch: (t + 1) d1 d2 doubles. */
+tr_status tr_mrn_prox_centred(double *w_out, const double *w, const double *u1, const double *u2,
+                              const double *u3, const double *p1, const double *p2,
+                              const double *p3, double eta, double lambda, int d1, int d2, int t,
+                              int t0, int tn);
+/* mrn.shrink: sigma (n, n) <- (1 - s) Σ + s (tr Σ / n) I, s in [0, 1]
+ * (TR_ERR_CONFIG otherwise); trace preserving. s = 0 leaves Σ untouched. */
+tr_status tr_mrn_cov_shrink(double *sigma, double s, int n);
+/* mrn.task_scale = fixed: sigma3 (t, t) *= t / tr(Σ3) (trace t exactly up to
+ * rounding); factor (or NULL) receives that factor; with floor numerics the
+ * precision follows as Ω3 /= factor. A non-positive trace is TR_ERR_NUMERIC. */
+tr_status tr_mrn_cov_fix_task_scale(double *sigma3, double *factor, int t);
+
 /* ---- correlations (scoring a learned Σ3) ------------------------------------- */
 
 /* corr (n, n) = Σ[i,j] / sqrt(Σ[i,i] Σ[j,j]); diagonal exactly 1. corr may equal
  * sigma. A non-positive or non-finite diagonal entry is TR_ERR_NUMERIC. */
 tr_status tr_mrn_corr(double *corr, const double *sigma, int n);
+
+/* Added to the titles of the MRN task relations of a run with mrn.mean = shared:
+ * they describe the deviations from the task mean (C Sigma3 C, C = I - 11'/T).
+ * `taskrel inspect --truth` scores such relations against the centred truth. */
+#define TR_MRN_CENTRED_TITLE " of W_t - mean_t W_t"
 
 /* Pearson correlation of the off-diagonal entries (i < j; the matrices are taken as
  * symmetric) of a (n, n) and b (n, n). *r = NaN when either set has no spread

@@ -145,13 +145,34 @@ static tr_status load_truth(const char *path, double **sigma, int *T) {
 /* Pearson r over the off-diagonal entries of each task correlation matrix
  * against the true correlation. */
 static tr_status score_truth(const tr_relations *rel, const char *truth) {
-    double *sigma = NULL;
+    double *sigma = NULL, *centred = NULL;
     int T = 0;
     tr_status st = load_truth(truth, &sigma, &T);
+    if (st == TR_OK) { /* C Sigma3 C, C = I - 11'/T: what a run with mrn.mean = shared estimates */
+        centred = malloc((size_t)T * (size_t)T * sizeof(double));
+        if (!centred)
+            st = tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory");
+    }
+    if (st == TR_OK) {
+        double all = 0, *row = calloc((size_t)T, sizeof(double));
+        for (int i = 0; row && i < T; i++) {
+            for (int j = 0; j < T; j++)
+                row[i] += sigma[(size_t)i * T + j] / T;
+            all += row[i] / T;
+        }
+        for (int i = 0; row && i < T; i++)
+            for (int j = 0; j < T; j++)
+                centred[(size_t)i * T + j] = sigma[(size_t)i * T + j] - row[i] - row[j] + all;
+        if (!row)
+            st = tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory");
+        free(row);
+    }
+    if (st == TR_OK)
+        st = tr_mrn_corr(centred, centred, T);
     if (st == TR_OK)
         st = tr_mrn_corr(sigma, sigma, T);
     printf("\nagreement with the true task correlation of %s\n(Pearson r over off-diagonal "
-           "entries):\n",
+           "entries; relations of deviations from the task mean against the centred truth):\n",
            truth);
     for (int i = 0; i < rel->n && st == TR_OK; i++) {
         const tr_relation *r = &rel->items[i];
@@ -164,9 +185,11 @@ static tr_status score_truth(const tr_relations *rel, const char *truth) {
             break;
         }
         double pr;
-        tr_mrn_offdiag_pearson(&pr, r->data, sigma, T);
-        printf("  %-28s r = %.4f\n", r->name, pr);
+        int is_centred = strstr(r->title, TR_MRN_CENTRED_TITLE) != NULL;
+        tr_mrn_offdiag_pearson(&pr, r->data, is_centred ? centred : sigma, T);
+        printf("  %-28s r = %.4f%s\n", r->name, pr, is_centred ? "  (centred truth)" : "");
     }
+    free(centred);
     free(sigma);
     return st;
 }

@@ -199,6 +199,12 @@ static tr_status validate_method(const tr_config *c) {
         TR_CHECK(c->mrn_modes != 0, TR_ERR_CONFIG, "mrn.modes must name at least one entry");
         TR_CHECK(!(c->mrn_layers & TR_MRN_LAYER_FC7) || c->head_hidden > 0, TR_ERR_CONFIG,
                  "mrn.layers names fc7 but the heads have no fc7 (model.head_hidden = 0)");
+        TR_CHECK(c->mrn_numerics != TR_MRN_OFFICIAL ||
+                     (c->mrn_mean == TR_MRN_MEAN_NONE &&
+                      c->mrn_task_scale == TR_MRN_TASK_SCALE_LEARNED && c->mrn_shrink == 0.0f),
+                 TR_ERR_CONFIG,
+                 "mrn.numerics = official reproduces the published code: it cannot be combined "
+                 "with mrn.mean = shared, mrn.task_scale = fixed or mrn.shrink > 0");
     }
     TR_CHECK(c->trunk != TR_TRUNK_NONE || c->model_kind == TR_MODEL_MMOE, TR_ERR_CONFIG,
              "model.trunk = none needs model.kind = mmoe (its experts are the shared layers); "

@@ -32,6 +32,8 @@ static const char *const k_progress_names[] = {"auto", "on", "off", NULL};
 static const char *const k_prior_step_names[] = {"prox", "gradient", NULL};
 static const char *const k_numerics_names[] = {"floor", "official", NULL};
 static const char *const k_prox_precision_names[] = {"float", "double", NULL};
+static const char *const k_mrn_mean_names[] = {"none", "shared", NULL};
+static const char *const k_task_scale_names[] = {"learned", "fixed", NULL};
 static const char *const k_attention_names[] = {"dot", "general", "concat", "multihead", NULL};
 static const char *const k_penalty_names[] = {"fro", "l1", NULL};
 /* sets: bit i of the field is names[i] (config.h's TR_MRN_LAYER_*, ...) */
@@ -43,7 +45,8 @@ static const char *const k_mran_module_names[] = {"tt", "ff", "tf", NULL};
 _Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == sizeof(int) &&
                    sizeof(tr_mrn_prior_step) == sizeof(int) &&
                    sizeof(tr_mrn_numerics) == sizeof(int) &&
-                   sizeof(tr_mrn_prox_precision) == sizeof(int),
+                   sizeof(tr_mrn_prox_precision) == sizeof(int) &&
+                   sizeof(tr_mrn_mean) == sizeof(int) && sizeof(tr_mrn_task_scale) == sizeof(int),
                "enum fields must be int-sized");
 _Static_assert(sizeof(unsigned) == sizeof(int), "set fields are accessed as unsigned");
 
@@ -172,6 +175,18 @@ const tr_cfg_key tr_cfg_keys[] = {
       k_prox_precision_names,
       "prox: float (rotations by the eigenvectors in single precision, about 2x faster; equal to "
       "double within float rounding of the weights) or double"),
+    K("mrn", "mean", TR_CFG_ENUM, mrn_mean, 0, "none", ANY, k_mrn_mean_names,
+      "none (the prior is on the task weights W_t) or shared (on the deviations W_t - mean over "
+      "tasks: the covariances are estimated from the centred weights, the proximal step shrinks "
+      "the deviations only, and task_corr / task_cov describe the deviations)"),
+    K("mrn", "task_scale", TR_CFG_ENUM, mrn_task_scale, 0, "learned", ANY, k_task_scale_names,
+      "learned (the task covariance carries the scale of the weights, so the prior grows as they "
+      "shrink) or fixed (the task covariance is normalised to trace T after each update, like the "
+      "feature and class covariances to D1 and D2: mrn.lambda alone sets the prior's strength)"),
+    K("mrn", "shrink", TR_CFG_FLOAT, mrn_shrink, 0, "0", CC(0, 1), NULL,
+      "shrinkage s of the feature and class covariances toward (trace / dimension) x I before "
+      "the eigenvalue floor: (1 - s) S + s tr(S)/D I; 1 makes those modes the identity. The task "
+      "covariance is not shrunk"),
 
     K("linalg", "scalapack_min_dim", TR_CFG_INT, scalapack_min_dim, 0, "256", GE(1), NULL,
       "covariances larger than this are eigendecomposed by ScaLAPACK over all ranks; smaller "

@@ -4,6 +4,7 @@
  * over the rank grid.
  */
 #include "taskrel/mrn.h"
+#include "mrn_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -34,6 +35,9 @@ tr_status tr_mrn_opts_from_config(tr_mrn_opts *o, const tr_config *cfg, double n
     o->prox_f64 = cfg->mrn_prox_precision == TR_MRN_PROX_DOUBLE;
     o->eps = o->official ? TR_MRN_OFFICIAL_EPS : cfg->mrn_eps;
     o->eig_floor = cfg->mrn_eig_floor;
+    o->centred = cfg->mrn_mean == TR_MRN_MEAN_SHARED;
+    o->task_fixed = cfg->mrn_task_scale == TR_MRN_TASK_SCALE_FIXED;
+    o->shrink = cfg->mrn_shrink;
     o->scalapack_min_dim = cfg->scalapack_min_dim;
     if (o->official)
         o->modes = 1u << TR_MRN_MODE_TASK;
@@ -48,7 +52,7 @@ static void set_identity(double *a, int n) {
         a[(size_t)i * n + i] = 1.0;
 }
 
-static tr_status layer_init(tr_mrn_layer *L, const char *name, int d1, int d2, int T) {
+static tr_status layer_init(tr_mrn_layer *L, const char *name, int d1, int d2, int T, int centred) {
     snprintf(L->name, sizeof L->name, "%s", name);
     L->pid = -1;
     L->d1 = d1;
@@ -74,7 +78,12 @@ static tr_status layer_init(tr_mrn_layer *L, const char *name, int d1, int d2, i
         sq = (size_t)T * T;
     TR_ALLOC(L->w_all, big, "MRN gathered weights");
     TR_ALLOC(L->w_init, big, "MRN initial weights");
-    TR_ALLOC(L->work, big + (sq > nn ? sq : nn), "MRN scratch");
+    /* work: the covariance parts (sq) or the prox's owned tasks, all tasks and
+     * two more (d1, d2) slices (the float prox's tmp, mean and W̄) */
+    TR_ALLOC(L->work, big + (sq > nn ? sq : nn) + nn, "MRN scratch");
+    if (centred)
+        TR_ALLOC(L->w_dev, big, "MRN centred weights");
+    TR_ALLOC(L->omega3c, (size_t)T * T, "MRN centred task precision");
     TR_ALLOC(L->w_f32, big, "MRN gather buffer");
     for (int k = 0; k < TR_MRN_MODE_COUNT; k++)
         TR_ALLOC(L->u_f32[k], (size_t)L->n[k] * L->n[k], "MRN float eigenvectors");
@@ -95,7 +104,7 @@ tr_status tr_mrn_init(tr_mrn *mrn, const tr_mrn_opts *o, const tr_grid *g, int n
     mrn->n_layers = n_layers;
     int maxn = g->T;
     for (int l = 0; l < n_layers; l++) {
-        TR_CALL(layer_init(&mrn->layer[l], names[l], d1[l], d2[l], g->T));
+        TR_CALL(layer_init(&mrn->layer[l], names[l], d1[l], d2[l], g->T, o->centred));
         if (d1[l] > maxn)
             maxn = d1[l];
         if (d2[l] > maxn)
@@ -124,6 +133,8 @@ void tr_mrn_free(tr_mrn *mrn) {
         }
         tr_free(L->w_all);
         tr_free(L->w_init);
+        tr_free(L->w_dev);
+        tr_free(L->omega3c);
         tr_free(L->work);
         tr_free(L->w_f32);
         for (int k = 0; k < TR_MRN_MODE_COUNT; k++)
@@ -138,7 +149,7 @@ void tr_mrn_free(tr_mrn *mrn) {
 
 /* ---- per step ---------------------------------------------------------------- */
 
-static void set_counts(tr_mrn *mrn, const tr_grid *g, int nn) {
+void tr_mrn_set_counts(tr_mrn *mrn, const tr_grid *g, int nn) {
     for (int s = 0; s < g->S; s++) {
         mrn->counts[s] = g->shard_tn[s] * nn;
         mrn->displs[s] = g->shard_t0[s] * nn;
@@ -148,7 +159,7 @@ static void set_counts(tr_mrn *mrn, const tr_grid *g, int nn) {
 tr_status tr_mrn_layer_gather(tr_mrn *mrn, int l, tr_grid *g, const float *w_local) {
     tr_mrn_layer *L = &mrn->layer[l];
     int nn = L->d1 * L->d2;
-    set_counts(mrn, g, nn);
+    tr_mrn_set_counts(mrn, g, nn);
     TR_CALL(tr_allgatherv_f32(g, g->replica_comm, w_local, mrn->tn * nn, L->w_f32, mrn->counts,
                               mrn->displs, TR_COLL_MRN));
     size_t total = (size_t)mrn->T * nn;
@@ -159,149 +170,16 @@ tr_status tr_mrn_layer_gather(tr_mrn *mrn, int l, tr_grid *g, const float *w_loc
 
 tr_status tr_mrn_layer_prior_grad(tr_mrn *mrn, int l, float *g_local) {
     tr_mrn_layer *L = &mrn->layer[l];
-    TR_CALL(tr_mrn_prior_grad(L->work, NULL, L->w_all, L->omega[0], L->omega[1], L->omega[2],
+    const double *omega3 = L->omega[2];
+    if (mrn->o.centred) { /* the centred penalty's gradient: C Ω3 C with the uncentred W */
+        TR_CALL(tr_mrn_centre_precision(L->omega3c, L->omega[2], mrn->T));
+        omega3 = L->omega3c;
+    }
+    TR_CALL(tr_mrn_prior_grad(L->work, NULL, L->w_all, L->omega[0], L->omega[1], omega3,
                               mrn->o.lambda, L->d1, L->d2, mrn->T, mrn->t0, mrn->tn));
     size_t n = (size_t)mrn->tn * L->d1 * L->d2;
     for (size_t i = 0; i < n; i++)
         g_local[i] += (float)L->work[i];
-    return TR_OK;
-}
-
-/* ---- proximal step in single precision -------------------------------------- *
- * The same step as below with the rotations by U1, U2 (and the task mixing by
- * U3) as float32 GEMMs on the float weights: U is computed in double at each
- * covariance update and rounded to float once; the divisors
- * 1 + η λ' p3_i p1_a p2_b are formed in double. */
-
-static void refresh_u_f32(const tr_mrn *mrn, tr_mrn_layer *L) {
-    if (L->u_f32_stamp == mrn->counters[0])
-        return;
-    for (int k = 0; k < TR_MRN_MODE_COUNT; k++) {
-        size_t n = (size_t)L->n[k] * L->n[k];
-        for (size_t i = 0; i < n; i++)
-            L->u_f32[k][i] = (float)L->u[k][i];
-    }
-    L->u_f32_stamp = mrn->counters[0];
-}
-
-/* x (d1, d2) = U1ᵀ w U2 (an absent U is the identity); x != w; tmp (d1, d2) */
-static void rotate_f32(float *x, const float *w, const float *u1, const float *u2, float *tmp,
-                       int d1, int d2) {
-    if (u1 && u2) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d1, d2, d1, 1.0f, u1, d1, w, d2, 0.0f,
-                    tmp, d2);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d2, 1.0f, tmp, d2, u2, d2,
-                    0.0f, x, d2);
-    } else if (u1) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d1, d2, d1, 1.0f, u1, d1, w, d2, 0.0f,
-                    x, d2);
-    } else if (u2) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d2, 1.0f, w, d2, u2, d2,
-                    0.0f, x, d2);
-    } else {
-        memcpy(x, w, (size_t)d1 * d2 * sizeof(float));
-    }
-}
-
-/* w (d1, d2) = U1 x U2ᵀ; x != w; tmp (d1, d2) */
-static void unrotate_f32(float *w, const float *x, const float *u1, const float *u2, float *tmp,
-                         int d1, int d2) {
-    if (u1 && u2) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d1, 1.0f, u1, d1, x, d2,
-                    0.0f, tmp, d2);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d1, d2, d2, 1.0f, tmp, d2, u2, d2,
-                    0.0f, w, d2);
-    } else if (u1) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d1, d2, d1, 1.0f, u1, d1, x, d2,
-                    0.0f, w, d2);
-    } else if (u2) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d1, d2, d2, 1.0f, x, d2, u2, d2, 0.0f,
-                    w, d2);
-    } else {
-        memcpy(w, x, (size_t)d1 * d2 * sizeof(float));
-    }
-}
-
-/* x (d1, d2) /= 1 + s p1_a p2_b */
-static tr_status scale_f32(float *x, const double *p1, const double *p2, double s, int d1, int d2) {
-    for (int a = 0; a < d1; a++) {
-        double sa = s * p1[a];
-        float *row = x + (size_t)a * d2;
-        for (int b = 0; b < d2; b++) {
-            double den = 1.0 + sa * p2[b];
-            TR_CHECK(den > 0.0 && isfinite(den), TR_ERR_NUMERIC,
-                     "MRN prox: 1 + eta*lambda*p3*p1*p2 = %g is not positive", den);
-            row[b] = (float)(row[b] / den);
-        }
-    }
-    return TR_OK;
-}
-
-static tr_status layer_prox_f32(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, float *w_local,
-                                double eta) {
-    int d1 = L->d1, d2 = L->d2, nn = d1 * d2, tn = mrn->tn, T = mrn->T;
-    if (tn == 0 && !L->rotated[TR_MRN_MODE_TASK])
-        return TR_OK;
-    refresh_u_f32(mrn, L);
-    const float *u1 = L->rotated[0] ? L->u_f32[0] : NULL, *u2 = L->rotated[1] ? L->u_f32[1] : NULL;
-    double step = eta * mrn->o.lambda;
-    /* float scratch inside work ((T + 2) d1 d2 doubles): xl (tn), wt (T), tmp (1) */
-    float *xl = (float *)L->work, *wt = xl + (size_t)tn * nn, *tmp = wt + (size_t)T * nn;
-    if (!L->rotated[TR_MRN_MODE_TASK]) {
-        /* Ω3 is diagonal: no task mixing, nothing to communicate */
-        for (int i = 0; i < tn; i++) {
-            float *w = w_local + (size_t)i * nn;
-            rotate_f32(xl, w, u1, u2, tmp, d1, d2);
-            TR_CALL(scale_f32(xl, L->p[0], L->p[1], step * L->p[2][mrn->t0 + i], d1, d2));
-            unrotate_f32(w, xl, u1, u2, tmp, d1, d2);
-        }
-        return TR_OK;
-    }
-    for (int i = 0; i < tn; i++)
-        rotate_f32(xl + (size_t)i * nn, w_local + (size_t)i * nn, u1, u2, tmp, d1, d2);
-    set_counts(mrn, g, nn);
-    /* w_f32 holds the rotated weights of all tasks from here on */
-    TR_CALL(tr_allgatherv_f32(g, g->replica_comm, xl, tn * nn, L->w_f32, mrn->counts, mrn->displs,
-                              TR_COLL_MRN));
-    if (tn == 0)
-        return TR_OK;
-    const float *u3 = L->u_f32[2];
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, nn, T, 1.0f, u3, T, L->w_f32, nn, 0.0f,
-                wt, nn);
-    for (int i = 0; i < T; i++)
-        TR_CALL(scale_f32(wt + (size_t)i * nn, L->p[0], L->p[1], step * L->p[2][i], d1, d2));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, T, 1.0f,
-                u3 + (size_t)mrn->t0 * T, T, wt, nn, 0.0f, xl, nn);
-    for (int i = 0; i < tn; i++)
-        unrotate_f32(w_local + (size_t)i * nn, xl + (size_t)i * nn, u1, u2, tmp, d1, d2);
-    return TR_OK;
-}
-
-tr_status tr_mrn_layer_prox(tr_mrn *mrn, int l, tr_grid *g, float *w_local, double eta) {
-    tr_mrn_layer *L = &mrn->layer[l];
-    if (!mrn->o.prox_f64)
-        return layer_prox_f32(mrn, L, g, w_local, eta);
-    int d1 = L->d1, d2 = L->d2, nn = d1 * d2, tn = mrn->tn;
-    const double *u1 = L->rotated[0] ? L->u[0] : NULL, *u2 = L->rotated[1] ? L->u[1] : NULL;
-    double *x = L->work; /* (tn, d1, d2) owned tasks */
-    size_t n = (size_t)tn * nn;
-    for (size_t i = 0; i < n; i++)
-        x[i] = w_local[i];
-    if (!L->rotated[TR_MRN_MODE_TASK]) {
-        /* Ω3 is diagonal: no task mixing, nothing to communicate */
-        TR_CALL(tr_mrn_prox(x, x, u1, u2, mrn->eye_tn, L->p[0], L->p[1], L->p[2] + mrn->t0, eta,
-                            mrn->o.lambda, d1, d2, tn, 0, tn));
-    } else {
-        TR_CALL(tr_mrn_prox_rotate(x, x, u1, u2, d1, d2, tn));
-        set_counts(mrn, g, nn);
-        /* w_all holds the rotated weights of all tasks from here on */
-        TR_CALL(tr_allgatherv_f64(g, g->replica_comm, x, tn * nn, L->w_all, mrn->counts,
-                                  mrn->displs, TR_COLL_MRN));
-        TR_CALL(tr_mrn_prox_finish(x, L->w_all, u1, u2, L->u[2], L->p[0], L->p[1], L->p[2], eta,
-                                   mrn->o.lambda, d1, d2, mrn->T, mrn->t0, tn));
-    }
-    for (size_t i = 0; i < n; i++)
-        w_local[i] = (float)x[i];
     return TR_OK;
 }
 
@@ -338,30 +216,39 @@ static double trace(const double *a, int n) {
     return t;
 }
 
-/* Floor numerics: Σ1, Σ2 to traces D1, D2, the factor into Σ3; precisions follow. */
-static tr_status normalize(tr_mrn_layer *L) {
+/* Floor numerics: Σ1, Σ2 to traces D1, D2, the factor into Σ3 (with
+ * mrn.task_scale = fixed Σ3 then to trace T); precisions follow. */
+static tr_status normalize(tr_mrn_layer *L, int task_fixed) {
     double a = L->d1 / trace(L->sigma[0], L->d1), b = L->d2 / trace(L->sigma[1], L->d2);
     TR_CALL(
         tr_mrn_cov_normalize(L->sigma[0], L->sigma[1], L->sigma[2], NULL, L->d1, L->d2, L->n[2]));
     tr_mrn_precision_scale(L->omega[0], L->p[0], &L->logdet[0], 1.0 / a, L->d1);
     tr_mrn_precision_scale(L->omega[1], L->p[1], &L->logdet[1], 1.0 / b, L->d2);
     tr_mrn_precision_scale(L->omega[2], L->p[2], &L->logdet[2], a * b, L->n[2]);
+    if (task_fixed) {
+        double c;
+        TR_CALL(tr_mrn_cov_fix_task_scale(L->sigma[2], &c, L->n[2]));
+        tr_mrn_precision_scale(L->omega[2], L->p[2], &L->logdet[2], 1.0 / c, L->n[2]);
+    }
     return TR_OK;
 }
 
-static tr_status update_mode(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, int k) {
+/* w (T, d1, d2): the weights the covariances are estimated from (W or D). */
+static tr_status update_mode(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, const double *w, int k) {
     const tr_mrn_opts *o = &mrn->o;
     int n = L->n[k];
     double *part = L->work;
     if (g->r == 0) {
-        TR_CALL(tr_mrn_cov_part(part, (tr_mrn_mode)k, L->w_all, L->omega[0], L->omega[1],
-                                L->omega[2], L->d1, L->d2, mrn->T, mrn->t0, mrn->tn));
+        TR_CALL(tr_mrn_cov_part(part, (tr_mrn_mode)k, w, L->omega[0], L->omega[1], L->omega[2],
+                                L->d1, L->d2, mrn->T, mrn->t0, mrn->tn));
     } else {
         memset(part, 0, (size_t)n * n * sizeof(double)); /* replica 0 holds the same rows */
     }
     TR_CALL(tr_allreduce_f64(g, g->world, part, (size_t)n * n, TR_COLL_MRN));
     double scale = o->official ? 1.0 : tr_mrn_cov_scale((tr_mrn_mode)k, L->d1, L->d2, mrn->T);
     tr_mrn_cov_finalize(part, scale, o->eps, n);
+    if (k != TR_MRN_MODE_TASK) /* D_k >> number of samples: shrink; Σ3 is not (see docs) */
+        TR_CALL(tr_mrn_cov_shrink(part, o->shrink, n));
     memcpy(L->sigma[k], part, (size_t)n * n * sizeof(double));
     L->u_f32_stamp = -1.0; /* U changes below */
     TR_CALL(tr_mrn_precision(mrn, L->omega[k], L->u[k], L->p[k], &L->logdet[k], L->sigma[k], n));
@@ -372,18 +259,25 @@ static tr_status update_mode(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, int k) {
 tr_status tr_mrn_layer_update(tr_mrn *mrn, int l, tr_grid *g) {
     tr_mrn_layer *L = &mrn->layer[l];
     double t0 = tr_time_now();
+    const double *w = L->w_all;
+    if (mrn->o.centred) {       /* every rank: the same W̄ from the same gathered W */
+        double *mean = L->work; /* (d1, d2), consumed before update_mode uses work */
+        tr_mrn_task_mean(mean, L->w_all, L->d1, L->d2, mrn->T);
+        tr_mrn_centre(L->w_dev, L->w_all, mean, L->d1, L->d2, mrn->T);
+        w = L->w_dev;
+    }
     for (int it = 0; it < mrn->o.flipflop_iters; it++) {
         for (int k = 0; k < TR_MRN_MODE_COUNT; k++)
             if (mrn->o.modes & (1u << k))
-                TR_CALL(update_mode(mrn, L, g, k));
+                TR_CALL(update_mode(mrn, L, g, w, k));
         if (!mrn->o.official)
-            TR_CALL(normalize(L));
+            TR_CALL(normalize(L, mrn->o.task_fixed));
     }
     /* prior value ½ vec(W)ᵀ Ω vec(W): owned parts of replica 0, summed */
     double v = 0.0;
     if (g->r == 0)
-        TR_CALL(tr_mrn_prior_value(&v, L->w_all, L->omega[0], L->omega[1], L->omega[2], 1.0, L->d1,
-                                   L->d2, mrn->T, mrn->t0, mrn->tn));
+        TR_CALL(tr_mrn_prior_value(&v, w, L->omega[0], L->omega[1], L->omega[2], 1.0, L->d1, L->d2,
+                                   mrn->T, mrn->t0, mrn->tn));
     TR_CALL(tr_allreduce_f64(g, g->world, &v, 1, TR_COLL_MRN));
     L->prior_value = v;
     mrn->update_seconds += tr_time_now() - t0;
@@ -495,13 +389,14 @@ tr_status tr_mrn_relations(const tr_mrn *mrn, tr_relations *rel) {
         st = tr_mrn_corr(buf, L->sigma[2], T);
         if (st == TR_OK) {
             snprintf(name, sizeof name, "mrn.%s.task_corr", L->name);
-            snprintf(title, sizeof title, "MRN %s: task correlation (from the task covariance)",
-                     L->name);
+            snprintf(title, sizeof title, "MRN %s: task correlation (from the task covariance%s)",
+                     L->name, mrn->o.centred ? TR_MRN_CENTRED_TITLE : "");
             st = tr_relations_add(rel, name, title, "task,task", buf, T, T);
         }
         if (st == TR_OK) {
             snprintf(name, sizeof name, "mrn.%s.task_cov", L->name);
-            snprintf(title, sizeof title, "MRN %s: task covariance", L->name);
+            snprintf(title, sizeof title, "MRN %s: task covariance%s", L->name,
+                     mrn->o.centred ? TR_MRN_CENTRED_TITLE : "");
             st = tr_relations_add(rel, name, title, "task,task", L->sigma[2], T, T);
         }
         if (st == TR_OK) {

@@ -242,6 +242,12 @@ static int is_hard_key(const char *sec, const char *key) {
     if (strcmp(sec, "train") == 0)
         return strcmp(key, "batch_size") == 0 || strcmp(key, "seed") == 0 ||
                strcmp(key, "optimizer") == 0;
+    /* what the prior is on and how its covariances are estimated: the
+     * checkpointed covariances belong to one choice (a checkpoint written before
+     * these keys existed was written under their defaults) */
+    if (strcmp(sec, "mrn") == 0)
+        return strcmp(key, "mean") == 0 || strcmp(key, "task_scale") == 0 ||
+               strcmp(key, "shrink") == 0;
     return 0;
 }
 
@@ -284,7 +290,10 @@ static tr_status check_config(const tr_trainer *tr, const char *path) {
     }
     tr_config_write(tr->cfg, mem);
     fclose(mem);
-    tr_status st = TR_OK;
+    tr_config defaults;
+    char *dflt = NULL;
+    tr_config_default(&defaults);
+    tr_status st = tr_config_text(&defaults, &dflt);
     char sec[64] = "";
     for (const char *p = cur; p && *p && st == TR_OK;) {
         const char *eol = strchr(p, '\n');
@@ -301,7 +310,11 @@ static tr_status check_config(const tr_trainer *tr, const char *path) {
             continue;
         if (strcmp(sec, "run") == 0 || strcmp(sec, "dist") == 0 || strcmp(sec, "checkpoint") == 0)
             continue;
-        if (!ini_value(old, sec, key, b, sizeof(b)) || tr_config_same_value(sec, key, a, b))
+        /* a hard key newer than the checkpoint: it was written under the default */
+        if (!ini_value(old, sec, key, b, sizeof(b)) &&
+            (!is_hard_key(sec, key) || !dflt || !ini_value(dflt, sec, key, b, sizeof(b))))
+            continue;
+        if (tr_config_same_value(sec, key, a, b))
             continue;
         if (is_hard_key(sec, key))
             st = tr_error_set(TR_ERR_CONFIG, __FILE__, __LINE__, __func__,
@@ -315,6 +328,7 @@ static tr_status check_config(const tr_trainer *tr, const char *path) {
     }
     free(old);
     free(cur);
+    free(dflt);
     return st;
 }
 

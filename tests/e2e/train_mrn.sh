@@ -4,7 +4,9 @@
 # ranks; on fashion-domains a short run on 2 ranks writes relations.h5 and the
 # "mrn" object in metrics.jsonl, `taskrel inspect` and `taskrel plot relations`
 # work on the run directory, the gradient form and official numerics run; bad
-# [mrn] values and bad inspect/plot arguments exit 2 on every rank.
+# [mrn] values and bad inspect/plot arguments exit 2 on every rank. All three modes
+# with mrn.shrink = 1 recover the task correlation too, the options that bound the
+# prior run on fashion-domains, and a resume with another mrn.shrink is refused.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 cd "$TASKREL_SOURCE_DIR"
 BIN=$TASKREL_BIN
@@ -26,6 +28,27 @@ if mpirun_np 2 "$BIN" train -c launch/configs/synthetic-tn-mrn.ini --set data.pa
     fi
 else
     check_fail "synthetic-tn MRN run failed: $(tail -3 "$SCRATCH/tn.out")"
+fi
+# all three modes erase the task structure (r about 0.45) unless the feature and
+# class covariances are shrunk to the identity (mrn.shrink = 1)
+if mpirun_np 2 "$BIN" train -c launch/configs/synthetic-tn-mrn.ini --set data.path="$TN" \
+    --set run.progress=off --set mrn.modes=feature,class,task --set mrn.shrink=1 \
+    --set mrn.task_scale=fixed --set checkpoint.every_steps=2000 --run-dir "$SCRATCH/tn-shrink" \
+    >"$SCRATCH/tns.out" 2>&1; then
+    r=$("$BIN" inspect "$SCRATCH/tn-shrink" --truth "$TN" 2>&1 |
+        awk '/mrn.fc8.task_corr .*r = / { print $NF }')
+    if [[ -n $r ]] && python3 -c "import sys; sys.exit(0 if float('$r') >= 0.9 else 1)"; then
+        pass "synthetic-tn, three modes with mrn.shrink = 1: r = $r >= 0.9"
+    else
+        check_fail "synthetic-tn, three modes with mrn.shrink = 1: r = '$r' < 0.9"
+    fi
+    # these keys change what the covariances are: a resume with another value is refused
+    expect_exit 2 "mrn.shrink = 0.5, but checkpoint" mpirun_np 2 "$BIN" train \
+        -c launch/configs/synthetic-tn-mrn.ini --set data.path="$TN" --set run.progress=off \
+        --set mrn.modes=feature,class,task --set mrn.shrink=0.5 --set mrn.task_scale=fixed \
+        --set checkpoint.every_steps=2000 --run-dir "$SCRATCH/tn-shrink" --resume auto
+else
+    check_fail "synthetic-tn MRN run with mrn.shrink = 1 failed: $(tail -3 "$SCRATCH/tns.out")"
 fi
 
 # ---- fashion-domains: a short run on 2 ranks ------------------------------------
@@ -71,7 +94,7 @@ EOF
     # the gradient form diverges at lambda = 1 here (the proximal step does not;
     # docs/algorithms.md), so it runs with a weak prior
     for variant in "mrn.prior_step=gradient mrn.lambda=0.05" "mrn.numerics=official" \
-        "mrn.modes=task"; do
+        "mrn.modes=task" "mrn.mean=shared mrn.task_scale=fixed mrn.shrink=0.5"; do
         sets=()
         for kv in $variant; do sets+=(--set "$kv"); done
         if mpirun_np 2 "$BIN" train -c launch/configs/fashion-mrn.ini "${short[@]}" \
@@ -96,6 +119,10 @@ expect_exit 2 "mrn.eig_floor" mpirun_np 2 "$BIN" "${base[@]}" \
     --set mrn.eig_floor=0
 expect_exit 2 "mrn.update_every" mpirun_np 2 "$BIN" "${base[@]}" \
     --set mrn.update_every=0
+expect_exit 2 "mrn.shrink" mpirun_np 2 "$BIN" "${base[@]}" --set mrn.shrink=1.5
+expect_exit 2 "mrn.mean" mpirun_np 2 "$BIN" "${base[@]}" --set mrn.mean=tasks
+expect_exit 2 "official" mpirun_np 2 "$BIN" "${base[@]}" --set mrn.numerics=official \
+    --set mrn.task_scale=fixed
 echo "not hdf5" >"$SCRATCH/junk.h5"
 expect_exit 2 "junk.h5" "$BIN" inspect "$SCRATCH/junk.h5"
 expect_exit 2 "nothere" "$BIN" inspect "$SCRATCH/nothere"

@@ -11,6 +11,10 @@
  * mrn.prox_precision = float) equals the double one at every step of a short
  * run with three covariance updates: from the same weights and state to
  * 2e-6 of the largest weight, and along two separate runs to 1e-5.
+ * The options that bound the prior (mrn.mean = shared, mrn.task_scale = fixed,
+ * mrn.shrink = 0.5, all at once) meet the same 1e-10 / 1e-6 against the 1-rank
+ * run, Σ3 has trace T, and the centred prox (float and double) leaves the task
+ * mean of the weights where it was (Σ_t D_t = 0) to float rounding.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,7 +59,10 @@ static double rel_diff(const double *a, const double *b, size_t n) {
     return den > 0 ? num / den : num;
 }
 
-static tr_mrn_opts opts(int official) {
+enum { FLOOR, OFFICIAL, BOUNDED }; /* variants of the options */
+
+static tr_mrn_opts opts(int variant) {
+    int official = variant == OFFICIAL;
     tr_mrn_opts o = {0};
     o.lambda = 0.7;
     o.modes = official ? 1u << TR_MRN_MODE_TASK : 7u;
@@ -67,6 +74,11 @@ static tr_mrn_opts opts(int official) {
     o.eps = official ? TR_MRN_OFFICIAL_EPS : 1e-6;
     o.eig_floor = 0.1;
     o.scalapack_min_dim = 1 << 20;
+    if (variant == BOUNDED) {
+        o.centred = 1;
+        o.task_fixed = 1;
+        o.shrink = 0.5;
+    }
     return o;
 }
 
@@ -77,10 +89,11 @@ typedef struct {
 } run;
 
 /* Two updates, a prior gradient and a prox step on grid (world, S). */
-static void run_on(run *r, MPI_Comm world, int S, int official) {
+static void run_on(run *r, MPI_Comm world, int S, int variant, int prox_f64) {
     memset(r, 0, sizeof *r);
     assert_int_equal(tr_grid_init(&r->g, world, T, S, NULL), TR_OK);
-    tr_mrn_opts o = opts(official);
+    tr_mrn_opts o = opts(variant);
+    o.prox_f64 = prox_f64;
     assert_int_equal(tr_mrn_init(&r->mrn, &o, &r->g, NL, NAMES, D1, D2), TR_OK);
     for (int l = 0; l < NL; l++) {
         size_t n = (size_t)r->g.tn * D1[l] * D2[l];
@@ -130,38 +143,81 @@ static void compare(const run *ref, const run *r, double *worst) {
     }
 }
 
-static void check_grids(int official) {
+/* The bounded options on the 1-rank run: Σ3 has trace T, and the prox kept the
+ * task mean of the weights (what it left of Σ_t D_t, relative to max |D|). */
+static double check_bounded(const run *ref) {
+    double worst = 0.0;
+    for (int l = 0; l < NL; l++) {
+        const tr_mrn_layer *L = &ref->mrn.layer[l];
+        double tr3 = 0.0;
+        for (int i = 0; i < T; i++)
+            tr3 += L->sigma[2][i * T + i];
+        MPI_ASSERT(fabs(tr3 - T) <= 1e-12 * T);
+        int nn = D1[l] * D2[l];
+        float *w0 = calloc((size_t)T * nn, sizeof(float));
+        fill(w0, l, 0, T);
+        double dmax = 0.0, drift = 0.0;
+        for (int i = 0; i < nn; i++) {
+            double m0 = 0.0, m1 = 0.0;
+            for (int t = 0; t < T; t++) {
+                m0 += w0[t * nn + i];
+                m1 += ref->w[l][t * nn + i];
+            }
+            drift = fmax(drift, fabs(m1 - m0) / T);
+            for (int t = 0; t < T; t++)
+                dmax = fmax(dmax, fabs(ref->w[l][t * nn + i] - m1 / T));
+        }
+        worst = fmax(worst, drift / dmax);
+        free(w0);
+    }
+    MPI_ASSERT(worst <= 1e-6);
+    return worst;
+}
+
+static void check_grids(int variant, int prox_f64) {
+    static const char *const names[3] = {"floor", "official",
+                                         "mean shared, task_scale fixed, "
+                                         "shrink 0.5"};
     int P;
     MPI_Comm_size(MPI_COMM_WORLD, &P);
     run ref;
-    run_on(&ref, MPI_COMM_SELF, 1, official);
+    run_on(&ref, MPI_COMM_SELF, 1, variant, prox_f64);
     /* the prior must have done something, or the comparison is vacuous */
     MPI_ASSERT(ref.mrn.layer[0].rotated[TR_MRN_MODE_TASK]);
-    double worst = 0.0;
+    double worst = 0.0, drift = variant == BOUNDED ? check_bounded(&ref) : 0.0;
     for (int S = 1; S <= P && S <= T; S++) {
         if (P % S)
             continue;
         run r;
-        run_on(&r, MPI_COMM_WORLD, S, official);
+        run_on(&r, MPI_COMM_WORLD, S, variant, prox_f64);
         compare(&ref, &r, &worst);
         run_free(&r);
     }
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (rank == 0)
-        printf("P=%d %s: worst covariance/precision relative difference %.3g\n", P,
-               official ? "official" : "floor", worst);
+        printf("P=%d %s%s: worst covariance/precision relative difference %.3g%s", P,
+               names[variant], prox_f64 ? " (double prox)" : "", worst,
+               variant == BOUNDED ? "" : "\n");
+    if (rank == 0 && variant == BOUNDED)
+        printf("; task mean moved by the prox %.3g of max |D|\n", drift);
     run_free(&ref);
 }
 
 static void test_assembly_floor(void **state) {
     (void)state;
-    check_grids(0);
+    check_grids(FLOOR, 0);
 }
 
 static void test_assembly_official(void **state) {
     (void)state;
-    check_grids(1);
+    check_grids(OFFICIAL, 0);
+}
+
+static void test_assembly_bounded(void **state) {
+    (void)state;
+    check_grids(BOUNDED, 0);
+    check_grids(BOUNDED, 1);
 }
 
 /* A 512 x 512 covariance with a decaying spectrum (so the floor is active):
@@ -173,7 +229,7 @@ static void test_scalapack_precision(void **state) {
     MPI_Comm_size(MPI_COMM_WORLD, &P);
     tr_grid g;
     assert_int_equal(tr_grid_init(&g, MPI_COMM_WORLD, T, 1, NULL), TR_OK);
-    tr_mrn_opts o = opts(0);
+    tr_mrn_opts o = opts(FLOOR);
     o.scalapack_min_dim = 256;
     int d1[1] = {n}, d2[1] = {2};
     const char *names[1] = {"fc7"};
@@ -240,7 +296,7 @@ static void test_prox_float_vs_double(void **state) {
     tr_grid g;
     assert_int_equal(tr_grid_init(&g, MPI_COMM_WORLD, T, S, NULL), TR_OK);
     tr_mrn mf, md;
-    tr_mrn_opts o = opts(0);
+    tr_mrn_opts o = opts(FLOOR);
     o.flipflop_iters = 1;
     assert_int_equal(tr_mrn_init(&mf, &o, &g, 1, names, d1, d2), TR_OK);
     o.prox_f64 = 1;
@@ -308,9 +364,8 @@ static void test_prox_float_vs_double(void **state) {
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_assembly_floor),
-        cmocka_unit_test(test_assembly_official),
-        cmocka_unit_test(test_scalapack_precision),
+        cmocka_unit_test(test_assembly_floor),       cmocka_unit_test(test_assembly_official),
+        cmocka_unit_test(test_assembly_bounded),     cmocka_unit_test(test_scalapack_precision),
         cmocka_unit_test(test_prox_float_vs_double),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -501,6 +501,14 @@ class Mrn:
         self.eps = float(f32(cfg["eps"]))
         self.prox = cfg["prior_step"] == "prox"
         self.official = cfg.get("numerics") == "official"
+        # the options that bound the prior: the prior on W_t - mean_t W_t, Σ3 to trace T,
+        # Σ1 and Σ2 shrunk toward tr(Σ)/D · I
+        self.centred = cfg.get("mean", "none") == "shared"
+        self.task_fixed = cfg.get("task_scale", "learned") == "fixed"
+        self.shrink = float(f32(cfg.get("shrink", "0")))
+        if perturb == "shrink":
+            self.shrink *= 1.1
+
         if self.official:  # the published code's numerics: task mode, no scaling
             self.modes = [2]
             self.eps = 1e-5
@@ -544,12 +552,18 @@ class Mrn:
         if self.official:
             scale = 1.0
         s = 0.5 * scale * (s + s.T)
-        return s + self.eps * np.eye(s.shape[0])
+        s = s + self.eps * np.eye(s.shape[0])
+        if k < 2 and self.shrink > 0:
+            n = s.shape[0]
+            s = (1.0 - self.shrink) * s + self.shrink * (np.trace(s) / n) * np.eye(n)
+        return s
 
     def update(self, ref):
         for l in self.layers:
             st = self.state[l]
             w = ref.p[f"head.{l}.w"].double().numpy()
+            if self.centred and self.perturb != "centre":
+                w = w - w.mean(axis=0, keepdims=True)
             for k in self.modes:
                 st["sigma"][k] = self.cov(k, w, st["omega"])
                 st["omega"][k], st["u"][k], st["p"][k] = self.precision(st["sigma"][k])
@@ -558,7 +572,10 @@ class Mrn:
             d1, d2 = w.shape[1], w.shape[2]
             a = d1 / np.trace(st["sigma"][0])
             b = d2 / np.trace(st["sigma"][1])
-            for k, c in ((0, a), (1, b), (2, 1.0 / (a * b))):
+            c3 = 1.0 / (a * b)
+            if self.task_fixed:  # Σ3 to trace T, whatever the scale of the weights
+                c3 = w.shape[0] / np.trace(st["sigma"][2])
+            for k, c in ((0, a), (1, b), (2, c3)):
                 st["sigma"][k] = st["sigma"][k] * c
                 st["omega"][k] = st["omega"][k] / c
                 st["p"][k] = st["p"][k] / c
@@ -572,6 +589,12 @@ class Mrn:
             w = ref.p[f"head.{l}.w"].double().numpy()
             u1, u2, u3 = st["u"]
             p1, p2, p3 = st["p"]
+            if self.centred:
+                # the exact implicit step of the centred penalty ½ vec(W)ᵀ (CΩ3C⊗Ω2⊗Ω1) vec(W),
+                # C = I - 11ᵀ/T, from the eigenvectors of CΩ3C: no explicit mean
+                T = w.shape[0]
+                c = np.eye(T) - np.ones((T, T)) / T
+                p3, u3 = np.linalg.eigh(c @ st["omega"][2] @ c)
             x = np.einsum("ac,icd,db->iab", u1.T, w, u2)
             x = np.einsum("ji,jab->iab", u3, x)
             x = x / (1.0 + eta * self.lam * p3[:, None, None] * p1[None, :, None] * p2[None, None, :])
@@ -585,6 +608,8 @@ class Mrn:
         for l in self.layers:
             st = self.state[l]
             w = params[f"head.{l}.w"].double()
+            if self.centred:  # autograd differentiates through the mean
+                w = w - w.mean(dim=0, keepdim=True)
             o1, o2, o3 = (torch.tensor(o) for o in st["omega"])
             m = torch.einsum("ij,jab->iab", o3, w)
             total = total + 0.5 * self.lam * torch.einsum("iab,ac,icd,bd->", w, o1, m, o2)
@@ -624,9 +649,10 @@ class Tracker:
 
 # --perturb-all: each formula changed on the reference side, with a method it must break.
 PERTURB_CASES = (("mrn", "eig_floor"), ("mrn", "cov_scale"), ("mrn", "cov_mix"), ("mrn", "prox"),
+                 ("mrn-centred", "shrink"), ("mrn-centred", "centre"),
                  ("hps", "wd_bias"), ("hps", "batch"), ("mmoe", "gate"), ("mran", "attention"),
                  ("mran", "penalty"), ("cross_stitch", "xstitch_mix"))
-PERTURB = ("eig_floor", "cov_scale", "cov_mix", "prox", "wd_bias", "batch", "gate", "attention", "penalty",
+PERTURB = ("eig_floor", "cov_scale", "cov_mix", "prox", "shrink", "centre", "wd_bias", "batch", "gate", "attention", "penalty",
            "xstitch_mix")
 
 # ---- methods ---------------------------------------------------------------------------
@@ -639,6 +665,12 @@ METHODS = {
     "mrn-task": ("mrn", "tn", {"mrn.modes": "task", "mrn.layers": "fc8"}),
     "mrn-gradient": ("mrn", "tn", {"mrn.prior_step": "gradient", "mrn.lambda": "0.1"}),
     "mrn-official": ("mrn", "tn", {"mrn.numerics": "official", "mrn.lambda": "0.1"}),
+    # the options that bound the prior, all at once
+    "mrn-centred": ("mrn", "tn", {"mrn.modes": "feature,class,task", "mrn.mean": "shared",
+                                  "mrn.task_scale": "fixed", "mrn.shrink": "0.5"}),
+    "mrn-centred-gradient": ("mrn", "tn", {"mrn.mean": "shared", "mrn.task_scale": "fixed",
+                                           "mrn.shrink": "0.5", "mrn.prior_step": "gradient",
+                                           "mrn.lambda": "0.1"}),
     "hps-lenet-bn": ("hps", "fd", {"model.trunk": "lenet", "model.lenet_fc": "32",
                                    "model.batchnorm": "true", "data.tasks": "orig,orig_perm",
                                    "train.max_steps": "30", "train.eval_every": "1000",
@@ -854,7 +886,9 @@ def check_method(name, a, work, tol):
         mcfg = {"layers": cfg["mrn.layers"], "modes": cfg["mrn.modes"],
                 "lambda": float(cfg["mrn.lambda"]), "update_every": int(cfg["mrn.update_every"]),
                 "eig_floor": float(cfg["mrn.eig_floor"]), "eps": float(cfg["mrn.eps"]),
-                "prior_step": cfg["mrn.prior_step"], "numerics": cfg.get("mrn.numerics", "")}
+                "prior_step": cfg["mrn.prior_step"], "numerics": cfg.get("mrn.numerics", ""),
+                "mean": cfg.get("mrn.mean", "none"), "task_scale": cfg.get("mrn.task_scale", "learned"),
+                "shrink": cfg.get("mrn.shrink", "0")}
         ref.mrn = Mrn(mcfg, init, n_mean, a.perturb)
     if a.perturb == "batch":
         d["batches"].seed += 1

@@ -10,6 +10,10 @@
  * test_vec_convention_by_hand pins it on numbers worked out by hand.
  *
  * Shapes: D1, D2, T <= 5, including D1 != D2, D1 = 1, D2 = 1 and T = 1.
+ * The options that bound the prior (mrn.mean = shared, mrn.task_scale = fixed,
+ * mrn.shrink) are checked the same way: centred covariances against the partial
+ * traces of the centred weights' second moment, the centred prox against a dense
+ * solve with C Ω3 C (C = I - 11ᵀ/T).
  *
  * Tolerance: 1e-10 relative (Frobenius norm of the difference over that of the
  * reference) everywhere. The inputs are well conditioned (SPD matrices
@@ -447,6 +451,22 @@ static void test_cov_normalize(void **state) {
 
 /* ---- proximal step --------------------------------------------------------------- */
 
+// ref (T, D1, D2): (I + step·Ω3⊗Ω2⊗Ω1) vec(ref) = vec(w), by a dense Cholesky solve
+static void prox_dense(double *ref, const double *w, const double *o1, const double *o2,
+                       const double *o3, double step, const shape *s) {
+    size_t n = dim(s);
+    double *k = kron3(o1, o2, o3, s), *x = dbuf(n);
+    for (size_t i = 0; i < n * n; i++)
+        k[i] *= step;
+    for (size_t i = 0; i < n; i++)
+        k[i * n + i] += 1.0;
+    vec_of(x, w, s);
+    assert_int_equal(LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (int)n, 1, k, (int)n, x, 1), 0);
+    unvec(ref, x, s);
+    free(k);
+    free(x);
+}
+
 static void test_prox(void **state) {
     (void)state;
     const double eta = 0.3, lambda = 1.7;
@@ -467,15 +487,8 @@ static void test_prox(void **state) {
         double *w = dbuf(n);
         fill_normal(w, n, 800 + si);
 
-        /* Reference: (I + η λ K) x = vec(W) by Cholesky. */
-        double *k = kron3(om[0], om[1], om[2], &s), *x = dbuf(n), *ref = dbuf(n);
-        for (size_t i = 0; i < n * n; i++)
-            k[i] *= eta * lambda;
-        for (size_t i = 0; i < n; i++)
-            k[i * n + i] += 1.0;
-        vec_of(x, w, &s);
-        assert_int_equal(LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (int)n, 1, k, (int)n, x, 1), 0);
-        unvec(ref, x, &s);
+        double *ref = dbuf(n);
+        prox_dense(ref, w, om[0], om[1], om[2], eta * lambda, &s);
 
         double *out = dbuf(n), *rot = dbuf(n), *wcopy = dbuf(n);
         for (int c = 0; c <= s.t; c++) {
@@ -532,7 +545,7 @@ static void test_prox(void **state) {
         }
         for (int m = 0; m < 3; m++)
             free(om[m]), free(u[m]), free(pk[m]);
-        free(w), free(k), free(x), free(ref), free(out), free(rot), free(wcopy);
+        free(w), free(ref), free(out), free(rot), free(wcopy);
     }
 }
 
@@ -713,6 +726,242 @@ static void test_corr_and_pearson(void **state) {
     assert_true(isnan(r));
 }
 
+/* ---- options that bound the prior (mrn.mean, mrn.task_scale, mrn.shrink) ---------- */
+
+// d (T, D1, D2) = W - W̄ with W̄ summed by hand; mean (D1, D2)
+static void centre_by_hand(double *d, double *mean, const double *w, const shape *s) {
+    size_t nn = (size_t)s->d1 * s->d2;
+    for (size_t i = 0; i < nn; i++) {
+        double m = 0.0;
+        for (int t = 0; t < s->t; t++)
+            m += w[t * nn + i];
+        mean[i] = m / s->t;
+        for (int t = 0; t < s->t; t++)
+            d[t * nn + i] = w[t * nn + i] - mean[i];
+    }
+}
+
+// out (T, T) = C m C with C = I - 11ᵀ/T as an explicit matrix
+static void centre_matrix_by_hand(double *out, const double *m, int t) {
+    double *c = dbuf((size_t)t * t), *cm = dbuf((size_t)t * t);
+    for (int i = 0; i < t; i++)
+        for (int j = 0; j < t; j++)
+            c[i * t + j] = (i == j ? 1.0 : 0.0) - 1.0 / t;
+    for (int i = 0; i < t; i++)
+        for (int j = 0; j < t; j++) {
+            double v = 0.0;
+            for (int k = 0; k < t; k++)
+                v += c[i * t + k] * m[k * t + j];
+            cm[i * t + j] = v;
+        }
+    for (int i = 0; i < t; i++)
+        for (int j = 0; j < t; j++) {
+            double v = 0.0;
+            for (int k = 0; k < t; k++)
+                v += cm[i * t + k] * c[k * t + j];
+            out[i * t + j] = v;
+        }
+    free(c);
+    free(cm);
+}
+
+/* mrn.mean = shared: the covariances of every mode from the library's centred
+ * tensor equal the explicit partial traces of the centred weights' second moment,
+ * and Σ3 then has the all-ones vector in its null space. The centred precision
+ * C Ω3 C gives the centred penalty's value and gradient from the uncentred W. */
+static void test_centred_covariances(void **state) {
+    (void)state;
+    for (int si = 0; si < N_SHAPES; si++) {
+        problem p = make_problem(si, 1100 + 10 * si);
+        const shape *s = &p.s;
+        size_t n = dim(s), nn = (size_t)s->d1 * s->d2;
+        double *d_hand = dbuf(n), *m_hand = dbuf(nn), *d = dbuf(n), *m = dbuf(nn);
+        for (size_t i = 0; i < n; i++) /* a shared offset, as identical heads give */
+            p.w[i] += 3.0 * sin(0.7 * (double)(i % nn));
+        centre_by_hand(d_hand, m_hand, p.w, s);
+        tr_mrn_task_mean(m, p.w, s->d1, s->d2, s->t);
+        tr_mrn_centre(d, p.w, m, s->d1, s->d2, s->t);
+        assert_true(rel_err(m, m_hand, nn) < TOL);
+        assert_true(rel_err(d, d_hand, n) < TOL);
+        problem pc = p;
+        pc.w = d_hand;
+        for (int mode = 0; mode < TR_MRN_MODE_COUNT; mode++) {
+            int nk = mode == 0 ? s->d1 : mode == 1 ? s->d2 : s->t;
+            size_t nk2 = (size_t)nk * nk;
+            double *ref = dbuf(nk2), *got = dbuf(nk2), *unc = dbuf(nk2);
+            cov_explicit(ref, (tr_mrn_mode)mode, &pc);
+            assert_int_equal(tr_mrn_cov_part(got, (tr_mrn_mode)mode, d, p.o1, p.o2, p.o3, s->d1,
+                                             s->d2, s->t, 0, s->t),
+                             TR_OK);
+            assert_true(rel_err(got, ref, nk2) < TOL);
+            /* and centring matters: the uncentred estimate is far from it */
+            cov_explicit(unc, (tr_mrn_mode)mode, &p);
+            if (s->t > 1)
+                assert_true(rel_err(unc, ref, nk2) > 0.1);
+            if (mode == TR_MRN_MODE_TASK) /* rows of the centred Σ3 sum to 0 */
+                for (int i = 0; i < nk; i++) {
+                    double r = 0.0, a = 0.0;
+                    for (int j = 0; j < nk; j++)
+                        r += got[i * nk + j], a += fabs(got[i * nk + j]);
+                    assert_true(fabs(r) <= 1e-12 * fmax(a, 1e-300));
+                }
+            free(ref), free(got), free(unc);
+        }
+        /* gradient form: C Ω3 C with W = value and gradient of the prior on D */
+        double *o3c = dbuf((size_t)s->t * s->t), *o3c_hand = dbuf((size_t)s->t * s->t);
+        assert_int_equal(tr_mrn_centre_precision(o3c, p.o3, s->t), TR_OK);
+        centre_matrix_by_hand(o3c_hand, p.o3, s->t);
+        assert_true(rel_err(o3c, o3c_hand, (size_t)s->t * s->t) < TOL);
+        double *k = kron3(p.o1, p.o2, o3c_hand, s), *v = dbuf(n), *kv = dbuf(n), *g_ref = dbuf(n);
+        double *g = dbuf(n), val, val_d;
+        vec_of(v, p.w, s);
+        matvec(kv, k, v, n);
+        unvec(g_ref, kv, s);
+        assert_int_equal(
+            tr_mrn_prior_grad(g, &val, p.w, p.o1, p.o2, o3c, 1.0, s->d1, s->d2, s->t, 0, s->t),
+            TR_OK);
+        if (s->t > 1)
+            assert_true(rel_err(g, g_ref, n) < TOL);
+        assert_int_equal(
+            tr_mrn_prior_value(&val_d, d, p.o1, p.o2, p.o3, 1.0, s->d1, s->d2, s->t, 0, s->t),
+            TR_OK);
+        assert_true(fabs(val - val_d) <= TOL * fmax(fabs(val_d), 1e-12));
+        free(o3c), free(o3c_hand), free(k), free(v), free(kv), free(g_ref), free(g);
+        free(d_hand), free(m_hand), free(d), free(m);
+        free_problem(&p);
+    }
+}
+
+/* mrn.task_scale = fixed: trace T exactly (to rounding), the precision follows. */
+static void test_task_scale_fixed(void **state) {
+    (void)state;
+    for (int t = 1; t <= 6; t++) {
+        double *s3 = rand_spd(t, 1200 + t), *o3 = dbuf((size_t)t * t), *o3n = dbuf((size_t)t * t);
+        for (int i = 0; i < t * t; i++)
+            s3[i] *= 1e-4 * t; /* the scale of shrinking weights */
+        assert_int_equal(tr_mrn_precision_floor(o3, NULL, NULL, NULL, s3, 0.1, t), TR_OK);
+        double c, tr = 0.0, tr_old = 0.0;
+        for (int i = 0; i < t; i++)
+            tr_old += s3[i * t + i];
+        assert_int_equal(tr_mrn_cov_fix_task_scale(s3, &c, t), TR_OK);
+        for (int i = 0; i < t; i++)
+            tr += s3[i * t + i];
+        assert_true(fabs(tr - t) <= 1e-14 * t);
+        assert_true(rel_err1(c, t / tr_old) < TOL);
+        assert_int_equal(tr_mrn_precision_floor(o3n, NULL, NULL, NULL, s3, 0.1, t), TR_OK);
+        tr_mrn_precision_scale(o3, NULL, NULL, 1.0 / c, t);
+        assert_true(rel_err(o3n, o3, (size_t)t * t) < TOL);
+        free(s3), free(o3), free(o3n);
+    }
+    double z[4] = {0, 0, 0, 0};
+    assert_int_equal(tr_mrn_cov_fix_task_scale(z, NULL, 2), TR_ERR_NUMERIC);
+    tr_error_clear();
+}
+
+/* mrn.shrink: the convex combination with tr(Σ)/n I; s = 1 is proportional to I
+ * (the identity after the trace normalisation), s = 0 changes nothing. */
+static void test_shrink(void **state) {
+    (void)state;
+    for (int n = 1; n <= 5; n++) {
+        double *sig = rand_spd(n, 1300 + n), *ref = dbuf((size_t)n * n), *x = dbuf((size_t)n * n);
+        double tr = 0.0;
+        for (int i = 0; i < n; i++)
+            tr += sig[i * n + i];
+        const double ss[3] = {0.0, 0.5, 1.0};
+        for (int k = 0; k < 3; k++) {
+            memcpy(x, sig, sizeof(double) * n * n);
+            assert_int_equal(tr_mrn_cov_shrink(x, ss[k], n), TR_OK);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++)
+                    ref[i * n + j] = (1 - ss[k]) * sig[i * n + j] + (i == j ? ss[k] * tr / n : 0);
+            assert_true(rel_err(x, ref, (size_t)n * n) < TOL);
+            if (ss[k] == 1.0) {
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < n; j++)
+                        assert_true(i == j ? rel_err1(x[i * n + i], tr / n) < 1e-15
+                                           : x[i * n + j] == 0.0);
+                double one = 1.0, f3;
+                assert_int_equal(tr_mrn_cov_normalize(x, NULL, &one, &f3, n, 1, 1), TR_OK);
+                for (int i = 0; i < n; i++)
+                    assert_true(rel_err1(x[i * n + i], 1.0) < 1e-15);
+            }
+        }
+        assert_int_equal(tr_mrn_cov_shrink(x, 1.5, n), TR_ERR_CONFIG);
+        tr_error_clear();
+        free(sig), free(ref), free(x);
+    }
+}
+
+/* The centred proximal step: W̄ + prox(D) equals the exact implicit step of the
+ * centred penalty, (I + η λ (CΩ3C)⊗Ω2⊗Ω1)^{-1} vec(W) (dense Cholesky), when Ω3
+ * comes from centred weights (1 is then its eigenvector); it keeps Σ_t D_t = 0 and
+ * the mean unchanged to rounding, over any split of the tasks. */
+static void test_prox_centred(void **state) {
+    (void)state;
+    const double eta = 0.3, lambda = 1.7, eps = 1e-6;
+    for (int si = 0; si < N_SHAPES; si++) {
+        shape s = k_shapes[si];
+        size_t n = dim(&s), nn = (size_t)s.d1 * s.d2;
+        int dk[3] = {s.d1, s.d2, s.t};
+        double *om[3], *u[3], *pk[3];
+        double *w = dbuf(n), *d = dbuf(n), *mean = dbuf(nn);
+        fill_normal(w, n, 1400 + si);
+        for (size_t i = 0; i < n; i++)
+            w[i] += 2.0 * cos(0.3 * (double)(i % nn)); /* shared component */
+        centre_by_hand(d, mean, w, &s);
+        for (int m = 0; m < 3; m++) {
+            double *sig = rand_spd(dk[m], 1500 + 10 * si + m);
+            if (m == 2) { /* Σ3 of the centred weights, as the trainer estimates it */
+                assert_int_equal(tr_mrn_cov_part(sig, TR_MRN_MODE_TASK, d, om[0], om[1], NULL, s.d1,
+                                                 s.d2, s.t, 0, s.t),
+                                 TR_OK);
+                tr_mrn_cov_finalize(sig, tr_mrn_cov_scale(TR_MRN_MODE_TASK, s.d1, s.d2, s.t), eps,
+                                    s.t);
+            }
+            om[m] = dbuf((size_t)dk[m] * dk[m]);
+            u[m] = dbuf((size_t)dk[m] * dk[m]);
+            pk[m] = dbuf(dk[m]);
+            assert_int_equal(tr_mrn_precision_floor(om[m], u[m], pk[m], NULL, sig, 0.1, dk[m]),
+                             TR_OK);
+            free(sig);
+        }
+        double *o3c = dbuf((size_t)s.t * s.t);
+        centre_matrix_by_hand(o3c, om[2], s.t);
+        double *ref = dbuf(n);
+        prox_dense(ref, w, om[0], om[1], o3c, eta * lambda, &s);
+        double *out = dbuf(n);
+        for (int c = 0; c <= s.t; c++) {
+            memset(out, 0, n * sizeof(double));
+            if (c > 0)
+                assert_int_equal(tr_mrn_prox_centred(out, w, u[0], u[1], u[2], pk[0], pk[1], pk[2],
+                                                     eta, lambda, s.d1, s.d2, s.t, 0, c),
+                                 TR_OK);
+            assert_int_equal(tr_mrn_prox_centred(out + c * nn, w, u[0], u[1], u[2], pk[0], pk[1],
+                                                 pk[2], eta, lambda, s.d1, s.d2, s.t, c, s.t - c),
+                             TR_OK);
+            assert_true(rel_err(out, ref, n) < TOL);
+            /* Σ_t D_t = 0 after the step: the mean is W̄, to rounding */
+            double *m2 = dbuf(nn), *d2 = dbuf(n);
+            centre_by_hand(d2, m2, out, &s);
+            double dn = 0.0, worst = 0.0;
+            for (size_t i = 0; i < n; i++)
+                dn = fmax(dn, fabs(d2[i]));
+            for (size_t i = 0; i < nn; i++)
+                worst = fmax(worst, fabs(m2[i] - mean[i]));
+            assert_true(worst <= 1e-13 * fmax(dn, 1.0));
+            free(m2), free(d2);
+        }
+        /* tr_mrn_unrotate undoes tr_mrn_prox_rotate */
+        double *r1 = dbuf(n);
+        assert_int_equal(tr_mrn_prox_rotate(r1, w, u[0], u[1], s.d1, s.d2, s.t), TR_OK);
+        assert_int_equal(tr_mrn_unrotate(r1, r1, u[0], u[1], s.d1, s.d2, s.t), TR_OK);
+        assert_true(rel_err(r1, w, n) < TOL);
+        for (int m = 0; m < 3; m++)
+            free(om[m]), free(u[m]), free(pk[m]);
+        free(w), free(d), free(mean), free(o3c), free(ref), free(out), free(r1);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vec_convention_by_hand),
@@ -726,6 +975,10 @@ int main(void) {
         cmocka_unit_test(test_precision_official),
         cmocka_unit_test(test_precision_errors),
         cmocka_unit_test(test_corr_and_pearson),
+        cmocka_unit_test(test_centred_covariances),
+        cmocka_unit_test(test_task_scale_fixed),
+        cmocka_unit_test(test_shrink),
+        cmocka_unit_test(test_prox_centred),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
