@@ -187,7 +187,9 @@ static tr_status score_truth(const tr_relations *rel, const char *truth) {
         double pr;
         int is_centred = strstr(r->title, TR_MRN_CENTRED_TITLE) != NULL;
         tr_mrn_offdiag_pearson(&pr, r->data, is_centred ? centred : sigma, T);
-        printf("  %-28s r = %.4f%s\n", r->name, pr, is_centred ? "  (centred truth)" : "");
+        if (is_centred)
+            printf("  (%s describes W_t - mean_t W_t: scored against C Sigma3 C)\n", r->name);
+        printf("  %-28s r = %.4f\n", r->name, pr);
     }
     free(centred);
     free(sigma);

@@ -203,8 +203,9 @@ static tr_status validate_method(const tr_config *c) {
                      (c->mrn_mean == TR_MRN_MEAN_NONE &&
                       c->mrn_task_scale == TR_MRN_TASK_SCALE_LEARNED && c->mrn_shrink == 0.0f),
                  TR_ERR_CONFIG,
-                 "mrn.numerics = official reproduces the published code: it cannot be combined "
-                 "with mrn.mean = shared, mrn.task_scale = fixed or mrn.shrink > 0");
+                 "mrn.numerics = official reproduces the published code, which has none of "
+                 "the bounded prior's options: give it with mrn.mean = none, "
+                 "mrn.task_scale = learned and mrn.shrink = 0");
     }
     TR_CHECK(c->trunk != TR_TRUNK_NONE || c->model_kind == TR_MODEL_MMOE, TR_ERR_CONFIG,
              "model.trunk = none needs model.kind = mmoe (its experts are the shared layers); "

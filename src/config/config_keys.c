@@ -148,7 +148,7 @@ const tr_cfg_key tr_cfg_keys[] = {
       "same setting stay bitwise equal). launch/slurm/train.sbatch sets 300. Must exceed the "
       "longest time one rank can run ahead of the others (a checkpoint write, an evaluation)"),
 
-    K("mrn", "lambda", TR_CFG_FLOAT, mrn_lambda, 0, "1", CC(0, 1e9), NULL,
+    K("mrn", "lambda", TR_CFG_FLOAT, mrn_lambda, 0, "30", CC(0, 1e9), NULL,
       "weight of the tensor-normal prior per training example (the batch objective gets "
       "lambda / mean training-set size)"),
     K("mrn", "layers", TR_CFG_SET, mrn_layers, 0, "fc7,fc8", ANY, k_mrn_layer_names,
@@ -175,15 +175,15 @@ const tr_cfg_key tr_cfg_keys[] = {
       k_prox_precision_names,
       "prox: float (rotations by the eigenvectors in single precision, about 2x faster; equal to "
       "double within float rounding of the weights) or double"),
-    K("mrn", "mean", TR_CFG_ENUM, mrn_mean, 0, "none", ANY, k_mrn_mean_names,
+    K("mrn", "mean", TR_CFG_ENUM, mrn_mean, 0, "shared", ANY, k_mrn_mean_names,
       "none (the prior is on the task weights W_t) or shared (on the deviations W_t - mean over "
       "tasks: the covariances are estimated from the centred weights, the proximal step shrinks "
       "the deviations only, and task_corr / task_cov describe the deviations)"),
-    K("mrn", "task_scale", TR_CFG_ENUM, mrn_task_scale, 0, "learned", ANY, k_task_scale_names,
+    K("mrn", "task_scale", TR_CFG_ENUM, mrn_task_scale, 0, "fixed", ANY, k_task_scale_names,
       "learned (the task covariance carries the scale of the weights, so the prior grows as they "
       "shrink) or fixed (the task covariance is normalised to trace T after each update, like the "
       "feature and class covariances to D1 and D2: mrn.lambda alone sets the prior's strength)"),
-    K("mrn", "shrink", TR_CFG_FLOAT, mrn_shrink, 0, "0", CC(0, 1), NULL,
+    K("mrn", "shrink", TR_CFG_FLOAT, mrn_shrink, 0, "1", CC(0, 1), NULL,
       "shrinkage s of the feature and class covariances toward (trace / dimension) x I before "
       "the eigenvalue floor: (1 - s) S + s tr(S)/D I; 1 makes those modes the identity. The task "
       "covariance is not shrunk"),

@@ -243,12 +243,26 @@ static int is_hard_key(const char *sec, const char *key) {
         return strcmp(key, "batch_size") == 0 || strcmp(key, "seed") == 0 ||
                strcmp(key, "optimizer") == 0;
     /* what the prior is on and how its covariances are estimated: the
-     * checkpointed covariances belong to one choice (a checkpoint written before
-     * these keys existed was written under their defaults) */
+     * checkpointed covariances belong to one choice */
     if (strcmp(sec, "mrn") == 0)
         return strcmp(key, "mean") == 0 || strcmp(key, "task_scale") == 0 ||
                strcmp(key, "shrink") == 0;
     return 0;
+}
+
+/* The value under which a checkpoint written before section.key existed was
+ * written: the unbounded prior for MRN's options (their defaults have changed
+ * since), the key's default otherwise (NULL). */
+static const char *legacy_value(const tr_config *cfg, const char *sec, const char *key) {
+    if (cfg->model_kind != TR_MODEL_MRN || strcmp(sec, "mrn") != 0)
+        return NULL;
+    if (strcmp(key, "mean") == 0)
+        return "none";
+    if (strcmp(key, "task_scale") == 0)
+        return "learned";
+    if (strcmp(key, "shrink") == 0)
+        return "0";
+    return NULL;
 }
 
 /* Value of section.key in INI text written by tr_config_write (NULL if absent). */
@@ -310,9 +324,13 @@ static tr_status check_config(const tr_trainer *tr, const char *path) {
             continue;
         if (strcmp(sec, "run") == 0 || strcmp(sec, "dist") == 0 || strcmp(sec, "checkpoint") == 0)
             continue;
-        /* a hard key newer than the checkpoint: it was written under the default */
-        if (!ini_value(old, sec, key, b, sizeof(b)) &&
-            (!is_hard_key(sec, key) || !dflt || !ini_value(dflt, sec, key, b, sizeof(b))))
+        /* a hard key newer than the checkpoint: it was written under its legacy
+         * value or the default */
+        const char *legacy = legacy_value(tr->cfg, sec, key);
+        if (!ini_value(old, sec, key, b, sizeof(b)) && legacy)
+            snprintf(b, sizeof(b), "%s", legacy);
+        else if (!ini_value(old, sec, key, b, sizeof(b)) &&
+                 (!is_hard_key(sec, key) || !dflt || !ini_value(dflt, sec, key, b, sizeof(b))))
             continue;
         if (tr_config_same_value(sec, key, a, b))
             continue;

@@ -29,11 +29,14 @@ if mpirun_np 2 "$BIN" train -c launch/configs/synthetic-tn-mrn.ini --set data.pa
 else
     check_fail "synthetic-tn MRN run failed: $(tail -3 "$SCRATCH/tn.out")"
 fi
-# all three modes erase the task structure (r about 0.45) unless the feature and
-# class covariances are shrunk to the identity (mrn.shrink = 1)
+# without the shared mean (mrn.mean = none) the task covariance of the weights
+# themselves is learned and scored against the uncentred truth; all three modes
+# erase the task structure (r about 0.45) unless the feature and class
+# covariances are shrunk to the identity (mrn.shrink = 1, the default)
 if mpirun_np 2 "$BIN" train -c launch/configs/synthetic-tn-mrn.ini --set data.path="$TN" \
     --set run.progress=off --set mrn.modes=feature,class,task --set mrn.shrink=1 \
-    --set mrn.task_scale=fixed --set checkpoint.every_steps=2000 --run-dir "$SCRATCH/tn-shrink" \
+    --set mrn.mean=none --set mrn.task_scale=fixed --set checkpoint.every_steps=2000 \
+    --run-dir "$SCRATCH/tn-shrink" \
     >"$SCRATCH/tns.out" 2>&1; then
     r=$("$BIN" inspect "$SCRATCH/tn-shrink" --truth "$TN" 2>&1 |
         awk '/mrn.fc8.task_corr .*r = / { print $NF }')
@@ -46,7 +49,8 @@ if mpirun_np 2 "$BIN" train -c launch/configs/synthetic-tn-mrn.ini --set data.pa
     expect_exit 2 "mrn.shrink = 0.5, but checkpoint" mpirun_np 2 "$BIN" train \
         -c launch/configs/synthetic-tn-mrn.ini --set data.path="$TN" --set run.progress=off \
         --set mrn.modes=feature,class,task --set mrn.shrink=0.5 --set mrn.task_scale=fixed \
-        --set checkpoint.every_steps=2000 --run-dir "$SCRATCH/tn-shrink" --resume auto
+        --set mrn.mean=none --set checkpoint.every_steps=2000 --run-dir "$SCRATCH/tn-shrink" \
+        --resume auto
 else
     check_fail "synthetic-tn MRN run with mrn.shrink = 1 failed: $(tail -3 "$SCRATCH/tns.out")"
 fi
@@ -93,8 +97,10 @@ EOF
     fi
     # the gradient form diverges at lambda = 1 here (the proximal step does not;
     # docs/algorithms.md), so it runs with a weak prior
-    for variant in "mrn.prior_step=gradient mrn.lambda=0.05" "mrn.numerics=official" \
-        "mrn.modes=task" "mrn.mean=shared mrn.task_scale=fixed mrn.shrink=0.5"; do
+    for variant in "mrn.prior_step=gradient mrn.lambda=0.05" \
+        "mrn.numerics=official mrn.mean=none mrn.task_scale=learned mrn.shrink=0 mrn.lambda=1" \
+        "mrn.modes=task" "mrn.mean=none mrn.task_scale=learned mrn.shrink=0 mrn.lambda=1" \
+        "mrn.shrink=0.5"; do
         sets=()
         for kv in $variant; do sets+=(--set "$kv"); done
         if mpirun_np 2 "$BIN" train -c launch/configs/fashion-mrn.ini "${short[@]}" \
@@ -122,7 +128,7 @@ expect_exit 2 "mrn.update_every" mpirun_np 2 "$BIN" "${base[@]}" \
 expect_exit 2 "mrn.shrink" mpirun_np 2 "$BIN" "${base[@]}" --set mrn.shrink=1.5
 expect_exit 2 "mrn.mean" mpirun_np 2 "$BIN" "${base[@]}" --set mrn.mean=tasks
 expect_exit 2 "official" mpirun_np 2 "$BIN" "${base[@]}" --set mrn.numerics=official \
-    --set mrn.task_scale=fixed
+    --set mrn.mean=none --set mrn.shrink=0 --set mrn.task_scale=fixed
 echo "not hdf5" >"$SCRATCH/junk.h5"
 expect_exit 2 "junk.h5" "$BIN" inspect "$SCRATCH/junk.h5"
 expect_exit 2 "nothere" "$BIN" inspect "$SCRATCH/nothere"

@@ -664,8 +664,14 @@ METHODS = {
     "mrn": ("mrn", "tn", {"mrn.modes": "feature,class,task"}),
     "mrn-task": ("mrn", "tn", {"mrn.modes": "task", "mrn.layers": "fc8"}),
     "mrn-gradient": ("mrn", "tn", {"mrn.prior_step": "gradient", "mrn.lambda": "0.1"}),
-    "mrn-official": ("mrn", "tn", {"mrn.numerics": "official", "mrn.lambda": "0.1"}),
+    "mrn-official": ("mrn", "tn", {"mrn.numerics": "official", "mrn.lambda": "0.1",
+                                   "mrn.mean": "none", "mrn.task_scale": "learned",
+                                   "mrn.shrink": "0"}),
     # the options that bound the prior, all at once
+    # taskrel's defaults: the bounded prior (shared mean, fixed task scale, the
+    # feature and class covariances shrunk to the identity), lambda = 30
+    "mrn-defaults": ("mrn", "tn", {"mrn.mean": "shared", "mrn.task_scale": "fixed",
+                                   "mrn.shrink": "1", "mrn.lambda": "30"}),
     "mrn-centred": ("mrn", "tn", {"mrn.modes": "feature,class,task", "mrn.mean": "shared",
                                   "mrn.task_scale": "fixed", "mrn.shrink": "0.5"}),
     "mrn-centred-gradient": ("mrn", "tn", {"mrn.mean": "shared", "mrn.task_scale": "fixed",
@@ -713,6 +719,9 @@ update_every = 10
 prior_step = prox
 eig_floor = 0.1
 eps = 1e-6
+mean = none
+task_scale = learned
+shrink = 0
 [mran]
 attention = dot
 modules = tt,ff,tf
