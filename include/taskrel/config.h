@@ -169,6 +169,11 @@ tr_status tr_config_task_weights(const tr_config *c, int T, float *w);
  * "fc8, fc7" and "fc7,fc8"); texts that do not parse compare as strings. */
 int tr_config_same_value(const char *section, const char *key, const char *a, const char *b);
 
+/* The value under which a file written before section.key existed was written,
+ * when that differs from the key's current default (MRN's bounded-prior keys:
+ * older runs had the unbounded prior); NULL otherwise. */
+const char *tr_config_legacy_value(const tr_config *c, const char *section, const char *key);
+
 const char *tr_model_kind_str(tr_model_kind k);
 
 #ifdef __cplusplus

@@ -255,6 +255,18 @@ tr_status tr_config_task_weights(const tr_config *c, int T, float *w) {
     return TR_OK;
 }
 
+const char *tr_config_legacy_value(const tr_config *c, const char *section, const char *key) {
+    if (c->model_kind != TR_MODEL_MRN || strcmp(section, "mrn") != 0)
+        return NULL;
+    if (strcmp(key, "mean") == 0)
+        return "none";
+    if (strcmp(key, "task_scale") == 0)
+        return "learned";
+    if (strcmp(key, "shrink") == 0)
+        return "0";
+    return NULL;
+}
+
 int tr_config_same_value(const char *section, const char *key, const char *a, const char *b) {
     const tr_cfg_key *k = tr_cfg_find(section, key);
     if (!k || strcmp(a, b) == 0)

@@ -250,21 +250,6 @@ static int is_hard_key(const char *sec, const char *key) {
     return 0;
 }
 
-/* The value under which a checkpoint written before section.key existed was
- * written: the unbounded prior for MRN's options (their defaults have changed
- * since), the key's default otherwise (NULL). */
-static const char *legacy_value(const tr_config *cfg, const char *sec, const char *key) {
-    if (cfg->model_kind != TR_MODEL_MRN || strcmp(sec, "mrn") != 0)
-        return NULL;
-    if (strcmp(key, "mean") == 0)
-        return "none";
-    if (strcmp(key, "task_scale") == 0)
-        return "learned";
-    if (strcmp(key, "shrink") == 0)
-        return "0";
-    return NULL;
-}
-
 /* Value of section.key in INI text written by tr_config_write (NULL if absent). */
 static const char *ini_value(const char *text, const char *sec, const char *key, char *buf,
                              size_t n) {
@@ -326,7 +311,7 @@ static tr_status check_config(const tr_trainer *tr, const char *path) {
             continue;
         /* a hard key newer than the checkpoint: it was written under its legacy
          * value or the default */
-        const char *legacy = legacy_value(tr->cfg, sec, key);
+        const char *legacy = tr_config_legacy_value(tr->cfg, sec, key);
         if (!ini_value(old, sec, key, b, sizeof(b)) && legacy)
             snprintf(b, sizeof(b), "%s", legacy);
         else if (!ini_value(old, sec, key, b, sizeof(b)) &&
