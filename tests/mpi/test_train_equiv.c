@@ -201,6 +201,18 @@ static void check_setting(const char *data, tr_model_kind kind, int shared_input
     char ref_tag[128];
     snprintf(ref_tag, sizeof(ref_tag), "%s-ref", tag);
     equiv_reference(g_dir, &c, STEPS, ref, &T, ref_tag, NULL);
+    if (g_weighting != TR_WEIGHT_EQUAL) { /* the method must change the run */
+        tr_config e = c;
+        e.weighting = TR_WEIGHT_EQUAL;
+        e.rep_grad = 0;
+        double eq[STEPS * 8];
+        snprintf(ref_tag, sizeof(ref_tag), "%s-equal", tag);
+        equiv_reference(g_dir, &e, STEPS, eq, &T, ref_tag, NULL);
+        double d = equiv_max_rel_diff(ref, eq, (size_t)STEPS * T);
+        if (g_rank == 0)
+            printf("  %-36s max relative loss difference to equal %.2e\n", tag, d);
+        MPI_ASSERT(d > 1e-4);
+    }
     /* every shard count that divides P and fits the tasks */
     for (int S = 1; S <= g_size; S++) {
         if (g_size % S || S > T)
