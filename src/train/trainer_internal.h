@@ -269,6 +269,9 @@ void tr_weighting_after_losses(tr_trainer *tr, const tr_task_stats *all, float l
 tr_status tr_weighting_each_state(tr_trainer *tr, tr_state_fn fn, void *ctx);
 void tr_weighting_before_save(tr_trainer *tr);
 void tr_weighting_after_load(tr_trainer *tr);
+/* `,"weighting":{...}` for a metrics.jsonl validation record (not for equal):
+ * the last step's loss weights, trunk coefficients and learned parameters. */
+void tr_weighting_write_json(const tr_trainer *tr, FILE *f);
 /* grad.cos into tr->relations (when sampled). */
 tr_status tr_weighting_relations(tr_trainer *tr);
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "taskrel/json.h"
 #include "trainer_internal.h"
 #include "weighting_solvers.h"
 
@@ -430,6 +431,33 @@ void tr_weighting_after_load(tr_trainer *tr) {
         if (w->opt.v)
             w->opt.v[t] = (float)w->saved[2 * w->T + t];
     }
+}
+
+static void json_vec(FILE *f, const char *name, const double *v, int n) {
+    fprintf(f, "\"%s\":[", name);
+    for (int i = 0; i < n; i++) {
+        fputs(i ? "," : "", f);
+        tr_json_write_number(f, v[i], 6);
+    }
+    fputs("]", f);
+}
+
+void tr_weighting_write_json(const tr_trainer *tr, FILE *f) {
+    const tr_weighting *w = &tr->wt;
+    if (!w->losses || w->kind == TR_WEIGHT_EQUAL)
+        return;
+    fprintf(f, ",\"weighting\":{\"kind\":\"%s\",", tr_weighting_kind_str(w->kind));
+    json_vec(f, "loss_weights", w->hw, w->T);
+    fputs(",", f);
+    json_vec(f, "trunk_coef", w->coef, w->T);
+    if (w->has_params) {
+        double p[TR_MAX_TASKS];
+        for (int t = 0; t < w->T; t++)
+            p[t] = w->params.data[t];
+        fputs(",", f);
+        json_vec(f, w->kind == TR_WEIGHT_UNCERTAINTY ? "log_var" : "logits", p, w->T);
+    }
+    fputs("}", f);
 }
 
 tr_status tr_weighting_relations(tr_trainer *tr) {
