@@ -117,6 +117,14 @@ tr_status tr_step_shared_backward(tr_trainer *tr) {
     return TR_OK;
 }
 
+tr_status tr_step_shared_backward_rows(tr_trainer *tr, int row0, int n) {
+    double t0 = tr_time_now();
+    const float *dfeat = tr->batch.dfeat + (size_t)row0 * (size_t)tr->model.feat_dim;
+    TR_CALL(tr->model.method->shared_backward_rows(&tr->model, &tr->batch.trunk, row0, n, dfeat));
+    tr_trainer_phase(tr, TR_PHASE_BACKWARD, "backward", t0, tr_time_now());
+    return TR_OK;
+}
+
 tr_status tr_step_backward(tr_trainer *tr, const tr_task_stats *st) {
     if (tr->wt.per_task) /* per-task gradients of the shared layers, combined */
         return tr_weighting_backward(tr, st);

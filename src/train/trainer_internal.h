@@ -183,6 +183,8 @@ typedef struct {
     int combined;              /* this step's shared gradient is already summed over world */
     int stepped;               /* this step produced a gradient for the parameters below */
     int gn_active;             /* gradnorm: past the first epoch, the weights are learned */
+    int by_rows; /* multi-input, independent rows: task t's backward runs on its own rows
+                    only, and not at all where this rank has none */
     /* learned weighting parameters (uncertainty: s_t; gradnorm: logits z_t),
      * replicated, updated by an optimizer of the run's kind */
     int has_params;
@@ -248,6 +250,9 @@ tr_status tr_step_backward(tr_trainer *tr, const tr_task_stats *st);
  * the shared stage's backward from batch.dfeat. Collective over replica_comm. */
 tr_status tr_step_task_dfeat(tr_trainer *tr, int task);
 tr_status tr_step_shared_backward(tr_trainer *tr);
+/* The shared stage's backward of trunk rows [row0, row0 + n) alone (the
+ * method's shared_backward_rows). Local. */
+tr_status tr_step_shared_backward_rows(tr_trainer *tr, int row0, int n);
 tr_status tr_step_reduce_gradients(tr_trainer *tr);
 
 /* weighting.c. Init after the model and the batch; free is a no-op on a

@@ -41,6 +41,18 @@ static tr_status alloc_params(tr_weighting *w, const tr_config *cfg) {
     return tr_opt_init(&w->opt, &cfg->opt, &w->params);
 }
 
+/* Multi-input data through a shared stage without batch statistics: the rows
+ * of one task are the only ones its loss reaches. */
+static int rows_independent(const tr_trainer *tr) {
+    const tr_model *m = &tr->model;
+    if (tr->batch.shared_input || tr->batch.exchanged || !m->method->shared_backward_rows)
+        return 0;
+    for (int i = 0; i < m->n_ops; i++)
+        if (m->ops[i].kind == TR_OP_BN)
+            return 0;
+    return 1;
+}
+
 /* Slices of the shared range per world rank, and the buffers of the step. */
 static tr_status alloc_buffers(tr_weighting *w, tr_trainer *tr) {
     int P = tr->grid.size, T = w->T;
@@ -87,6 +99,7 @@ tr_status tr_weighting_init(tr_trainer *tr) {
              "relations.grad_every needs shared layers; model.kind = stl has none");
     if (w->kind == TR_WEIGHT_UNCERTAINTY || w->kind == TR_WEIGHT_GRADNORM)
         TR_CALL(alloc_params(w, cfg));
+    w->by_rows = rows_independent(tr);
     TR_ALLOC(w->saved, 3 * (size_t)w->T, "weighting state");
     TR_ALLOC(w->losses, 4 * (size_t)w->T, "weighting loss history");
     TR_ALLOC(w->cos_sum, (size_t)w->T * w->T, "grad.cos");
@@ -285,8 +298,14 @@ static tr_status param_path(tr_trainer *tr, const tr_task_stats *st) {
     float *grad = tr->model.params.grad + w->off;
     for (int t = 0; t < T; t++) {
         memset(grad, 0, w->len * sizeof(float));
-        TR_CALL(tr_step_task_dfeat(tr, t));
-        TR_CALL(tr_step_shared_backward(tr));
+        int j = t - tr->t0;
+        if (!w->by_rows) {
+            TR_CALL(tr_step_task_dfeat(tr, t));
+            TR_CALL(tr_step_shared_backward(tr));
+        } else if (j >= 0 && j < tr->tn && tr->batch.seg_n[j] > 0) {
+            TR_CALL(tr_step_task_dfeat(tr, t));
+            TR_CALL(tr_step_shared_backward_rows(tr, tr->batch.seg_off[j], tr->batch.seg_n[j]));
+        }
         for (int r = 0; r < P; r++)
             memcpy(w->send + (size_t)T * w->displs[r] + (size_t)t * w->counts[r],
                    grad + w->displs[r], (size_t)w->counts[r] * sizeof(float));
