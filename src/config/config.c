@@ -227,6 +227,10 @@ const char *tr_weighting_kind_str(tr_weighting_kind w) {
  * MRAN's shared stage carries batch statistics of every task's gradient (the
  * alignment gradient, the relation penalty), so it cannot be split per task. */
 static tr_status validate_weighting(const tr_config *c) {
+    TR_CHECK(c->model_kind != TR_MODEL_STL || c->grad_every <= 0, TR_ERR_CONFIG,
+             "relations.grad_every = %d needs shared layers; model.kind = stl has none (set it "
+             "to 0)",
+             c->grad_every);
     if (c->weighting == TR_WEIGHT_EQUAL)
         return TR_OK;
     const char *w = tr_weighting_kind_str(c->weighting);

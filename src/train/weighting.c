@@ -95,8 +95,6 @@ tr_status tr_weighting_init(tr_trainer *tr) {
     w->every = cfg->grad_every >= 0 ? cfg->grad_every : is_gradient_method(w->kind) ? 1 : 0;
     if (w->kind == TR_WEIGHT_EQUAL && w->every == 0)
         return TR_OK; /* today's step, bitwise */
-    TR_CHECK(tr->model.method->kind != TR_MODEL_STL, TR_ERR_CONFIG,
-             "relations.grad_every needs shared layers; model.kind = stl has none");
     if (w->kind == TR_WEIGHT_UNCERTAINTY || w->kind == TR_WEIGHT_GRADNORM)
         TR_CALL(alloc_params(w, cfg));
     w->by_rows = rows_independent(tr);
