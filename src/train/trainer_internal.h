@@ -173,8 +173,11 @@ typedef struct {
 
 /* The state of train.weighting. Everything here is identical on every rank
  * except the buffers; the arrays under "checkpointed" ride in checkpoints. */
+struct tr_weighting_method; /* weighting_methods.h */
+
 typedef struct {
     tr_weighting_kind kind;
+    const struct tr_weighting_method *m; /* its row */
     int T;
     int every;                 /* grad.cos every N steps (0: off) */
     double hw[TR_MAX_TASKS];   /* this step's loss weights: heads and trunk */

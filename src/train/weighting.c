@@ -8,12 +8,13 @@
  *               -> the shared gradient, split into P slices
  *   reduce-scatter (world): rank r owns slice r of all T task gradients
  *   partial Gram on the slice + the task losses -> all-reduce (T^2 + 2T doubles)
- *   coefficients a from the Gram (weighting_solvers.c, the same on every rank)
+ *   coefficients a from the Gram (the method's row, the same on every rank)
  *   slice of sum_t a_t g_t -> all-gather (world): every rank has the update
  *
  * MGDA-UB (train.rep_grad) instead all-reduces the per-task feature gradients
  * summed over the rows and backpropagates their combination once.
- * Not here: the solvers (weighting_solvers.c), the step (step.c).
+ * Not here: what each method does with the numbers (its row in
+ * weighting_methods.c), the solvers (weighting_solvers.c), the step (step.c).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@
 
 #include "taskrel/json.h"
 #include "trainer_internal.h"
-#include "weighting_solvers.h"
+#include "weighting_methods.h"
 
 static int is_gradient_method(tr_weighting_kind k) {
     return tr_weighting_uses_task_grads(k);
@@ -30,13 +31,12 @@ static int is_gradient_method(tr_weighting_kind k) {
 static tr_status alloc_params(tr_weighting *w, const tr_config *cfg) {
     int id;
     int64_t shape[1] = {w->T};
-    const char *name = w->kind == TR_WEIGHT_UNCERTAINTY ? "weighting.log_var" : "weighting.logits";
     tr_params_init(&w->params);
-    TR_CALL(tr_params_add(&w->params, &id, name, TR_GROUP_TRUNK, 0, 1, shape, 0, w->T, 0, 1));
+    TR_CALL(
+        tr_params_add(&w->params, &id, w->m->param, TR_GROUP_TRUNK, 0, 1, shape, 0, w->T, 0, 1));
     TR_CALL(tr_params_alloc(&w->params));
-    float init = w->kind == TR_WEIGHT_UNCERTAINTY ? cfg->uw_init : 0.0f; /* gradnorm: w = 1 */
     for (int t = 0; t < w->T; t++)
-        w->params.data[t] = init;
+        w->params.data[t] = w->m->param_init(cfg);
     w->has_params = 1;
     return tr_opt_init(&w->opt, &cfg->opt, &w->params);
 }
@@ -92,10 +92,13 @@ tr_status tr_weighting_init(tr_trainer *tr) {
         w->hw[t] = w->coef[t] = 1.0;
     if (tr->eval_only)
         return TR_OK;
+    w->m = tr_weighting_method_find(w->kind);
+    TR_CHECK(w->m != NULL, TR_ERR_CONFIG, "train.weighting = %s is not available in this build",
+             tr_weighting_kind_str(w->kind));
     w->every = cfg->grad_every >= 0 ? cfg->grad_every : is_gradient_method(w->kind) ? 1 : 0;
     if (w->kind == TR_WEIGHT_EQUAL && w->every == 0)
         return TR_OK; /* today's step, bitwise */
-    if (w->kind == TR_WEIGHT_UNCERTAINTY || w->kind == TR_WEIGHT_GRADNORM)
+    if (w->m->param)
         TR_CALL(alloc_params(w, cfg));
     w->by_rows = rows_independent(tr);
     TR_ALLOC(w->saved, 3 * (size_t)w->T, "weighting state");
@@ -143,39 +146,13 @@ static void close_epoch(tr_weighting *w) {
 
 void tr_weighting_begin_step(tr_trainer *tr, int64_t step) {
     tr_weighting *w = &tr->wt;
-    int T = w->T;
     w->per_task = w->combined = w->stepped = w->gn_active = 0;
     if (!w->losses)
         return;
     int64_t spe = tr->batch.steps_per_epoch, epoch = step / spe;
     if (step % spe == 0 && w->counters[0] > 0)
         close_epoch(w);
-    for (int t = 0; t < T; t++)
-        w->hw[t] = 1.0;
-    switch (w->kind) {
-    case TR_WEIGHT_UNCERTAINTY:
-        for (int t = 0; t < T; t++)
-            w->hw[t] = 1.0 / (2.0 * exp((double)w->params.data[t]));
-        break;
-    case TR_WEIGHT_DWA:
-        if (epoch >= 2 && w->counters[1] >= 2) {
-            double z[TR_MAX_TASKS];
-            for (int t = 0; t < T; t++)
-                z[t] = w->losses[T + t] / w->losses[2 * T + t] / tr->cfg->dwa_temp;
-            tr_wsolve_scaled_softmax(w->hw, z, T);
-        }
-        break;
-    case TR_WEIGHT_GRADNORM:
-        w->gn_active = w->per_task = epoch >= 1 && w->counters[1] >= 1; /* epoch 0: plain sum */
-        break;
-    case TR_WEIGHT_MGDA:
-    case TR_WEIGHT_PCGRAD:
-    case TR_WEIGHT_CAGRAD:
-        w->per_task = 1;
-        break;
-    default:
-        break;
-    }
+    w->per_task = w->m->begin(w, tr->cfg, epoch);
     if (w->every > 0 && step % w->every == 0)
         w->per_task = 1;
 }
@@ -186,76 +163,6 @@ float tr_weighting_head_scale(const tr_trainer *tr, int t) {
     if (hw == 1.0)
         return lambda / (float)tr->batch.B; /* equal: today's expression, bitwise */
     return (float)((double)lambda * hw) / (float)tr->batch.B;
-}
-
-/* ---- coefficients from the Gram matrix ------------------------------------------------- */
-
-/* MGDA's normaliser of task t (train.mgda_norm), from its squared norm and loss. */
-static double mgda_normaliser(tr_mgda_norm kind, double sq, double loss) {
-    double gn = kind == TR_MGDA_L2          ? sqrt(sq)
-                : kind == TR_MGDA_LOSS      ? loss
-                : kind == TR_MGDA_LOSS_PLUS ? loss * sqrt(sq)
-                                            : 1.0;
-    return gn > 0.0 && isfinite(gn) ? gn : 1.0;
-}
-
-static void mgda_coef(double *a, const double *G, const double *loss, int T, tr_mgda_norm norm) {
-    double gn[TR_MAX_TASKS], sol[TR_MAX_TASKS];
-    double *Gn = calloc((size_t)T * T, sizeof(double));
-    for (int t = 0; t < T; t++)
-        gn[t] = mgda_normaliser(norm, G[(size_t)t * T + t], loss[t]);
-    if (!Gn) { /* no memory for T^2 doubles: fall back to the mean */
-        for (int t = 0; t < T; t++)
-            a[t] = 1.0 / T;
-        return;
-    }
-    for (int i = 0; i < T; i++)
-        for (int j = 0; j < T; j++)
-            Gn[(size_t)i * T + j] = G[(size_t)i * T + j] / (gn[i] * gn[j]);
-    tr_wsolve_mgda(sol, Gn, T);
-    free(Gn);
-    for (int t = 0; t < T; t++)
-        a[t] = sol[t] / gn[t];
-}
-
-/* The trunk coefficients of this step (and GradNorm's logits gradient). */
-static void coefficients(tr_trainer *tr, const double *G, const double *loss, int64_t step) {
-    tr_weighting *w = &tr->wt;
-    int T = w->T;
-    double wcag[TR_MAX_TASKS];
-    switch (w->kind) {
-    case TR_WEIGHT_GRADNORM: {
-        if (!w->gn_active) { /* a grad.cos step of the first epoch: the plain sum */
-            for (int t = 0; t < T; t++)
-                w->coef[t] = 1.0;
-            break;
-        }
-        double z[TR_MAX_TASKS], n[TR_MAX_TASKS], r[TR_MAX_TASKS];
-        for (int t = 0; t < T; t++) {
-            z[t] = w->params.data[t];
-            n[t] = sqrt(fmax(G[(size_t)t * T + t], 0.0));
-            double l0 = w->losses[3 * T + t];
-            r[t] = l0 > 0.0 ? loss[t] / l0 : 1.0;
-        }
-        tr_wsolve_scaled_softmax(w->coef, z, T);
-        tr_wsolve_gradnorm(w->pending, z, n, r, T, tr->cfg->gradnorm_alpha);
-        w->stepped = 1;
-        break;
-    }
-    case TR_WEIGHT_MGDA:
-        mgda_coef(w->coef, G, loss, T, tr->cfg->mgda_norm);
-        break;
-    case TR_WEIGHT_PCGRAD:
-        tr_wsolve_pcgrad(w->coef, G, T, tr->cfg->seed, step);
-        break;
-    case TR_WEIGHT_CAGRAD:
-        tr_wsolve_cagrad(w->coef, wcag, G, T, tr->cfg->cagrad_c, tr->cfg->cagrad_rescale);
-        break;
-    default: /* the loss weights are in the task gradients already */
-        for (int t = 0; t < T; t++)
-            w->coef[t] = 1.0;
-        break;
-    }
 }
 
 /* grad.cos: one sample of the cosine similarities. */
@@ -324,7 +231,7 @@ static tr_status param_path(tr_trainer *tr, const tr_task_stats *st) {
     TR_CALL(tr_allreduce_f64(g, g->world, G, (size_t)T * T + 2 * (size_t)T, TR_COLL_WEIGHTING));
     double loss[TR_MAX_TASKS];
     mean_losses(loss, G + (size_t)T * T, T);
-    coefficients(tr, G, loss, tr->step);
+    w->m->combine(w, tr->cfg, G, loss, tr->step);
     sample_cos(w, G, tr->step);
     for (size_t k = 0; k < n; k++) {
         double s = 0.0;
@@ -368,7 +275,7 @@ static tr_status rep_path(tr_trainer *tr, const tr_task_stats *st) {
         }
     double loss[TR_MAX_TASKS];
     mean_losses(loss, v + (size_t)T * fd, T);
-    coefficients(tr, G, loss, tr->step);
+    w->m->combine(w, tr->cfg, G, loss, tr->step);
     sample_cos(w, G, tr->step);
     float *dfeat = tr->batch.dfeat;
     for (size_t k = 0; k < one; k++) {
@@ -391,23 +298,13 @@ void tr_weighting_after_losses(tr_trainer *tr, const tr_task_stats *all, float l
     int T = w->T;
     if (!w->losses)
         return;
-    for (int t = 0; t < T; t++)
-        w->losses[t] += all[t].count > 0 ? all[t].loss_sum / all[t].count : 0.0;
-    w->counters[0] += 1;
-    if (!w->has_params)
-        return;
-    if (w->kind == TR_WEIGHT_UNCERTAINTY) {
-        /* d/ds of lambda L / (2 e^s) + s / 2 */
-        for (int t = 0; t < T; t++) {
-            double l = all[t].count > 0 ? all[t].loss_sum / all[t].count : 0.0;
-            w->params.grad[t] = (float)(-(double)tr->task_weight[t] * l * w->hw[t] + 0.5);
-        }
-        w->stepped = 1;
-    } else if (w->stepped) {
-        for (int t = 0; t < T; t++)
-            w->params.grad[t] = (float)w->pending[t];
+    double loss[TR_MAX_TASKS];
+    for (int t = 0; t < T; t++) {
+        loss[t] = all[t].count > 0 ? all[t].loss_sum / all[t].count : 0.0;
+        w->losses[t] += loss[t];
     }
-    if (!w->stepped)
+    w->counters[0] += 1;
+    if (!w->has_params || !w->m->param_grad || !w->m->param_grad(w, loss, tr->task_weight))
         return;
     w->opt.t = (int64_t)w->counters[2];
     tr_opt_step(&w->opt, &w->params, lr);
@@ -472,7 +369,7 @@ void tr_weighting_write_json(const tr_trainer *tr, FILE *f) {
         for (int t = 0; t < w->T; t++)
             p[t] = w->params.data[t];
         fputs(",", f);
-        json_vec(f, w->kind == TR_WEIGHT_UNCERTAINTY ? "log_var" : "logits", p, w->T);
+        json_vec(f, w->m->param + strlen("weighting."), p, w->T); /* log_var, logits */
     }
     fputs("}", f);
 }
