@@ -7,8 +7,8 @@
  * 1-rank run made inside the test on MPI_COMM_SELF to 1e-5 relative in every
  * per-task loss of 20 steps; two runs at the same P are bitwise identical;
  * and the bytes each collective moved equal the analytic volume of the grid.
- * The same for every train.weighting (HPS, both settings; with batch norm and
- * on cross-stitch's task columns for some).
+ * The same for every train.weighting (HPS, both settings; with batch norm,
+ * on cross-stitch's task columns and on MMoE's experts for some).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -328,6 +328,16 @@ static void test_weighting_cagrad_xstitch(void **s) {
     check_weighting(TR_WEIGHT_CAGRAD, 0, TR_MODEL_XSTITCH, 0);
 }
 
+/* MMoE (shared-input only): experts are shared layers too */
+static void test_weighting_mgda_mmoe(void **s) {
+    (void)s;
+    g_weighting = TR_WEIGHT_MGDA;
+    check_setting("shared.h5", TR_MODEL_MMOE, 1, 0);
+    g_weighting = TR_WEIGHT_UNCERTAINTY;
+    check_setting("shared.h5", TR_MODEL_MMOE, 1, 0);
+    g_weighting = TR_WEIGHT_EQUAL;
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -356,6 +366,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_weighting_pcgrad_bn),
         cmocka_unit_test(test_weighting_gradnorm_bn),
         cmocka_unit_test(test_weighting_cagrad_xstitch),
+        cmocka_unit_test(test_weighting_mgda_mmoe),
     };
     int rc = cmocka_run_group_tests_name("train_equiv", tests, NULL, NULL);
     mpi_data_cleanup(g_dir);
