@@ -38,7 +38,7 @@ trap 'rm -rf "$TMP"' EXIT
 cmake --build "$BUILD" --target taskrel_cli -j2 >/dev/null
 "$BIN" data fashion-domains --out "$TMP/fd.h5" --train-frac 0.5 >/dev/null 2>&1
 
-echo "# taskrel $(git -C "$ROOT" rev-parse --short HEAD), $(nproc) cores," \
+echo "# taskrel $(git -C "$ROOT" rev-parse --short HEAD), $(env -u OMP_NUM_THREADS nproc) cores," \
     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}, $(date -u +%F)"
 common=(-c "$ROOT/tests/bench/hps_lenet_bench.ini" --set data.path="$TMP/fd.h5"
     --set train.batch_size=32 --set train.max_steps=60 --set train.eval_every=20
