@@ -292,28 +292,9 @@ class Weighted(O.Hps):
 def check(name, a, work, tol):
     data = O.build_data(a.taskrel, work, "tn")
     text = O.BASE.format(data=data, kind="hps")
-    mdir = os.path.join(work, name)
-    shutil.rmtree(mdir, ignore_errors=True)
-    os.makedirs(mdir)
-    ini = os.path.join(mdir, "run.ini")
-    with open(ini, "w") as f:
-        f.write(text)
     sets = dict(METHODS[name])
-    setargs = [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
     cfg = O.ini_values(text, sets)
-    init_dir = os.path.join(mdir, "init")
-    O.run([a.taskrel, "train", "-c", ini, *setargs, "--set", "train.weighting=equal",
-           "--set", "train.rep_grad=false", "--set", "train.lr_mult_trunk=0",
-           "--set", "train.lr_mult_head=0", "--set", "train.max_steps=1", "--run-dir", init_dir],
-          init_dir + ".log")
-    init = O.read_params(os.path.join(init_dir, "checkpoints", "ckpt-1.h5"))
-    run_dir = os.path.join(mdir, "run")
-    t0 = time.time()
-    O.run([a.taskrel, "train", "-c", ini, *setargs, "--run-dir", run_dir], run_dir + ".log")
-    t_taskrel = time.time() - t0
-    losses = O.read_losses(run_dir)
-    steps = len([n for n in os.listdir(os.path.join(run_dir, "checkpoints"))
-                 if n.startswith("ckpt-") and n.endswith(".h5")])
+    init, init_dir, run_dir, losses, steps, t_taskrel = O.taskrel_runs(a, work, name, text, sets)
     seed, B = int(cfg["train.seed"]), int(cfg["train.batch_size"])
     d = O.load_data(data, O.task_order(init_dir), seed, B)
     opt = {"kind": "sgd", "wd": float(cfg["train.weight_decay"]),
