@@ -44,6 +44,8 @@ typedef enum {
     TR_COLL_MRAN,      /* MRAN relation matrices */
     TR_COLL_EVAL,      /* evaluation sums */
     TR_COLL_OTHER,
+    TR_COLL_WEIGHTING, /* train.weighting: per-task gradient reduce-scatter, Gram all-reduce,
+                          combined-gradient all-gather, all over world */
     TR_COLL_COUNT
 } tr_coll_kind;
 

@@ -38,6 +38,18 @@ typedef enum { TR_MRN_FLOOR = 0, TR_MRN_OFFICIAL } tr_mrn_numerics;
 typedef enum { TR_MRN_PROX_FLOAT = 0, TR_MRN_PROX_DOUBLE } tr_mrn_prox_precision;
 typedef enum { TR_MRN_MEAN_NONE = 0, TR_MRN_MEAN_SHARED } tr_mrn_mean;
 typedef enum { TR_MRN_TASK_SCALE_LEARNED = 0, TR_MRN_TASK_SCALE_FIXED } tr_mrn_task_scale;
+/* train.weighting: how the task losses and their trunk gradients are combined
+ * (docs/algorithms.md, "Loss weighting and gradient surgery"). */
+typedef enum {
+    TR_WEIGHT_EQUAL = 0, /* the sum of the (train.task_weights-weighted) losses */
+    TR_WEIGHT_UNCERTAINTY,
+    TR_WEIGHT_DWA,
+    TR_WEIGHT_GRADNORM,
+    TR_WEIGHT_MGDA,
+    TR_WEIGHT_PCGRAD,
+    TR_WEIGHT_CAGRAD
+} tr_weighting_kind;
+typedef enum { TR_MGDA_NONE = 0, TR_MGDA_L2, TR_MGDA_LOSS, TR_MGDA_LOSS_PLUS } tr_mgda_norm;
 
 /* mrn.layers: the task-specific layers that carry a prior. */
 enum { TR_MRN_LAYER_FC7 = 1u << 0, TR_MRN_LAYER_FC8 = 1u << 1 };
@@ -93,6 +105,15 @@ typedef struct {
                           train.min_lr (0); total_steps is set by the trainer */
     float task_weights[TR_MAX_TASKS]; /* train.task_weights: "1,1,..." (empty: all 1) */
     int n_task_weights;               /* entries in task_weights (0: all 1) */
+    tr_weighting_kind weighting;      /* train.weighting (equal) */
+    float dwa_temp;                   /* train.dwa_temp: DWA's softmax temperature (2) */
+    float gradnorm_alpha;             /* train.gradnorm_alpha: restoring force (1.5) */
+    float cagrad_c;                   /* train.cagrad_c: CAGrad's c (0.5) */
+    int cagrad_rescale;               /* train.cagrad_rescale: 0, 1 or 2 (1) */
+    tr_mgda_norm mgda_norm;           /* train.mgda_norm = none|l2|loss|loss+ (none) */
+    int rep_grad;                     /* train.rep_grad: MGDA-UB on the features (false) */
+    float uw_init;                    /* train.uw_init: uncertainty's initial s_t (-0.5) */
+    int grad_every;                   /* relations.grad_every (-1: auto) */
 
     /* [run] */
     char run_dir[TR_PATH_LEN]; /* run.dir: run directory ("" = a new runs/<model>-<date>-<n>) */
@@ -155,6 +176,10 @@ tr_status tr_config_set(tr_config *c, const char *assignment);
  * not empty for model.kind = mrn): everything that can be checked without the
  * data, so that a bad value stops a run before the data is loaded. */
 tr_status tr_config_validate(const tr_config *c);
+/* train.weighting's name, and whether it needs the per-task gradients of the
+ * shared parameters (gradnorm, mgda, pcgrad, cagrad). */
+const char *tr_weighting_kind_str(tr_weighting_kind w);
+int tr_weighting_uses_task_grads(tr_weighting_kind w);
 /* Write the resolved config as INI (every key, current values). */
 tr_status tr_config_write(const tr_config *c, FILE *f);
 /* The same text, malloc'd into *text (free() it). */

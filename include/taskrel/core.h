@@ -133,7 +133,8 @@ typedef enum {
     TR_RNG_DROPOUT,  /* dropout masks; index = step, sub-stream per sample id */
     TR_RNG_DATA,     /* dataset builders */
     TR_RNG_SPLIT,    /* dataset splits */
-    TR_RNG_TEST      /* tests */
+    TR_RNG_TEST,     /* tests */
+    TR_RNG_PCGRAD    /* PCGrad's task orders; index = step * 65536 + task */
 } tr_rng_purpose;
 
 typedef struct {

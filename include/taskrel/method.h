@@ -122,6 +122,12 @@ typedef struct tr_method {
                                float *dfeat, const int32_t *y, const float *yf, float scale);
     /* dfeat (rows, feat_dim): the gradient of this rank's features. */
     tr_status (*shared_backward)(tr_model *m, const tr_trunk_batch *b, const float *dfeat);
+    /* The same for rows [row0, row0 + n) alone (dfeat (n, feat_dim) of those
+     * rows), for a shared stage whose rows are independent once it has no batch
+     * statistics (no batch norm): per-task gradients on multi-input data then
+     * cost one backward in all. May be NULL. Local (no collectives). */
+    tr_status (*shared_backward_rows)(tr_model *m, const tr_trunk_batch *b, int row0, int n,
+                                      const float *dfeat);
     tr_status (*after_reduce)(tr_model *m);
     tr_status (*after_step)(tr_model *m, const tr_step_info *s);
     /* The relation matrices of the trained (selected) model into env->relations. */

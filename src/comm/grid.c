@@ -7,7 +7,8 @@
 #include <string.h>
 
 static const char *const k_coll_names[TR_COLL_COUNT] = {
-    "trunk_allreduce", "head_allreduce", "features", "scalars", "mrn", "mran", "eval", "other",
+    "trunk_allreduce", "head_allreduce", "features", "scalars", "mrn", "mran", "eval",
+    "other",           "weighting",
 };
 
 const char *tr_coll_name(tr_coll_kind k) {

@@ -218,8 +218,47 @@ static tr_status validate_method(const tr_config *c) {
     return TR_OK;
 }
 
+/* Weightings that need the per-task gradients of the shared parameters. */
+int tr_weighting_uses_task_grads(tr_weighting_kind w) {
+    return w == TR_WEIGHT_GRADNORM || w == TR_WEIGHT_MGDA || w == TR_WEIGHT_PCGRAD ||
+           w == TR_WEIGHT_CAGRAD;
+}
+
+const char *tr_weighting_kind_str(tr_weighting_kind w) {
+    static const char *const names[] = {"equal", "uncertainty", "dwa",   "gradnorm",
+                                        "mgda",  "pcgrad",      "cagrad"};
+    return (unsigned)w < sizeof(names) / sizeof(names[0]) ? names[w] : "?";
+}
+
+/* train.weighting against the model: STL has no shared layers to weigh, and
+ * MRAN's shared stage carries batch statistics of every task's gradient (the
+ * alignment gradient, the relation penalty), so it cannot be split per task. */
+static tr_status validate_weighting(const tr_config *c) {
+    TR_CHECK(c->model_kind != TR_MODEL_STL || c->grad_every <= 0, TR_ERR_CONFIG,
+             "relations.grad_every = %d needs shared layers; model.kind = stl has none (set it "
+             "to 0)",
+             c->grad_every);
+    if (c->weighting == TR_WEIGHT_EQUAL)
+        return TR_OK;
+    const char *w = tr_weighting_kind_str(c->weighting);
+    TR_CHECK(c->model_kind != TR_MODEL_STL, TR_ERR_CONFIG,
+             "train.weighting = %s needs shared layers, but model.kind = stl trains a separate "
+             "network per task: use train.weighting = equal (and train.task_weights) with stl",
+             w);
+    TR_CHECK(!(c->model_kind == TR_MODEL_MRAN && tr_weighting_uses_task_grads(c->weighting)),
+             TR_ERR_CONFIG,
+             "train.weighting = %s needs per-task gradients of the shared layers, which "
+             "model.kind = mran does not have (its attention couples the tasks' gradients); use "
+             "equal, uncertainty or dwa with mran",
+             w);
+    TR_CHECK(!c->rep_grad || c->weighting == TR_WEIGHT_MGDA, TR_ERR_CONFIG,
+             "train.rep_grad = true is only for train.weighting = mgda (not %s)", w);
+    return TR_OK;
+}
+
 tr_status tr_config_validate(const tr_config *c) {
     TR_CALL(validate_method(c));
+    TR_CALL(validate_weighting(c));
     TR_CHECK(c->data_path[0], TR_ERR_CONFIG,
              "data.path is required: give it in the config or with --set data.path=FILE");
     TR_CHECK(c->opt.kind != TR_OPT_SGD || !c->opt.nesterov || c->opt.momentum > 0.0f, TR_ERR_CONFIG,

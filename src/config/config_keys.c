@@ -36,6 +36,9 @@ static const char *const k_mrn_mean_names[] = {"none", "shared", NULL};
 static const char *const k_task_scale_names[] = {"learned", "fixed", NULL};
 static const char *const k_attention_names[] = {"dot", "general", "concat", "multihead", NULL};
 static const char *const k_penalty_names[] = {"fro", "l1", NULL};
+static const char *const k_weighting_names[] = {"equal", "uncertainty", "dwa",    "gradnorm",
+                                                "mgda",  "pcgrad",      "cagrad", NULL};
+static const char *const k_mgda_norm_names[] = {"none", "l2", "loss", "loss+", NULL};
 /* sets: bit i of the field is names[i] (config.h's TR_MRN_LAYER_*, ...) */
 static const char *const k_mrn_layer_names[] = {"fc7", "fc8", NULL};
 static const char *const k_mrn_mode_names[] = {"feature", "class", "task", NULL};
@@ -46,7 +49,8 @@ _Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == 
                    sizeof(tr_mrn_prior_step) == sizeof(int) &&
                    sizeof(tr_mrn_numerics) == sizeof(int) &&
                    sizeof(tr_mrn_prox_precision) == sizeof(int) &&
-                   sizeof(tr_mrn_mean) == sizeof(int) && sizeof(tr_mrn_task_scale) == sizeof(int),
+                   sizeof(tr_mrn_mean) == sizeof(int) && sizeof(tr_mrn_task_scale) == sizeof(int) &&
+                   sizeof(tr_weighting_kind) == sizeof(int) && sizeof(tr_mgda_norm) == sizeof(int),
                "enum fields must be int-sized");
 _Static_assert(sizeof(unsigned) == sizeof(int), "set fields are accessed as unsigned");
 
@@ -131,6 +135,31 @@ const tr_cfg_key tr_cfg_keys[] = {
       "cosine: final learning rate"),
     K("train", "task_weights", TR_CFG_FLOAT_LIST, task_weights, offsetof(tr_config, n_task_weights),
       "", GE(0), NULL, "loss weight of each task, comma separated, one per task (empty: all 1)"),
+    K("train", "weighting", TR_CFG_ENUM, weighting, 0, "equal", ANY, k_weighting_names,
+      "loss weighting or gradient surgery over the shared layers: equal (the weighted sum), "
+      "uncertainty (Kendall et al.), dwa (dynamic weight average), gradnorm, mgda, pcgrad, "
+      "cagrad; not with model.kind = stl (docs/algorithms.md)"),
+    K("train", "dwa_temp", TR_CFG_FLOAT, dwa_temp, 0, "2", OC(0, 1e6), NULL,
+      "weighting = dwa: softmax temperature over the ratios of the last two epoch-mean losses"),
+    K("train", "gradnorm_alpha", TR_CFG_FLOAT, gradnorm_alpha, 0, "1.5", CC(0, 100), NULL,
+      "weighting = gradnorm: strength of the force that pulls the tasks' training rates together"),
+    K("train", "cagrad_c", TR_CFG_FLOAT, cagrad_c, 0, "0.5", CC(0, 100), NULL,
+      "weighting = cagrad: radius c of the ball around the mean gradient (0: the mean gradient)"),
+    K("train", "cagrad_rescale", TR_CFG_INT, cagrad_rescale, 0, "1", CC(0, 2), NULL,
+      "weighting = cagrad: the update is divided by 1 (0), 1 + c^2 (1) or 1 + c (2)"),
+    K("train", "mgda_norm", TR_CFG_ENUM, mgda_norm, 0, "none", ANY, k_mgda_norm_names,
+      "weighting = mgda: each task gradient is divided by 1 (none), its norm (l2), its loss "
+      "(loss) or both (loss+) before the min-norm solve"),
+    K("train", "rep_grad", TR_CFG_BOOL, rep_grad, 0, "false", ANY, NULL,
+      "weighting = mgda: the upper-bound variant (MGDA-UB) on the gradients of the shared "
+      "features instead of the shared parameters"),
+    K("train", "uw_init", TR_CFG_FLOAT, uw_init, 0, "-0.5", CC(-20, 20), NULL,
+      "weighting = uncertainty: initial value of every task's log-variance parameter s_t"),
+
+    K("relations", "grad_every", TR_CFG_INT, grad_every, 0, "-1", CC(-1, 1000000000), NULL,
+      "steps between updates of grad.cos, the running mean cosine similarity of the task "
+      "gradients of the shared layers (0: off; -1: every step for gradnorm, mgda, pcgrad and "
+      "cagrad, which compute the task gradients anyway, off for the others)"),
 
     K("run", "dir", TR_CFG_STRING, run_dir, FSIZE(run_dir), "", ANY, NULL,
       "run directory (empty: a new `runs/<model>-<UTC date>-<n>`)"),
@@ -241,6 +270,7 @@ const tr_cfg_section tr_cfg_sections[] = {
     {"data", "The dataset."},
     {"model", "Network architecture."},
     {"train", "Optimisation: length, batch, optimizer, learning-rate schedule, task weights."},
+    {"relations", "Relation matrices computed during training (relations.h5)."},
     {"run", "Run directory and console output."},
     {"dist", "Distribution over MPI ranks."},
     {"mrn", "Multilinear relationship networks (model.kind = mrn): tensor-normal priors."},

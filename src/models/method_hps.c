@@ -12,6 +12,12 @@ tr_status tr_shared_trunk_backward(tr_model *m, const tr_trunk_batch *b, const f
     return tr_model_trunk_backward(m, m->t0, 0, 0, b->rows, b->x, dfeat);
 }
 
+tr_status tr_shared_trunk_backward_rows(tr_model *m, const tr_trunk_batch *b, int row0, int n,
+                                        const float *dfeat) {
+    return tr_model_trunk_backward(m, m->t0, 0, row0, n, b->x + (size_t)row0 * (size_t)m->in_size,
+                                   dfeat);
+}
+
 tr_status tr_fc_heads_forward(tr_model *m, tr_task_stats *st, int task, int hrow0, int n,
                               const float *feat, const int32_t *y, const float *yf, int train) {
     (void)train; /* the heads have no batch statistics */
@@ -32,4 +38,5 @@ const tr_method tr_method_hps = {
     .head_forward = tr_fc_heads_forward,
     .head_backward = tr_fc_heads_backward,
     .shared_backward = tr_shared_trunk_backward,
+    .shared_backward_rows = tr_shared_trunk_backward_rows,
 };

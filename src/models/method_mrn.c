@@ -142,6 +142,7 @@ const tr_method tr_method_mrn = {
     .head_forward = tr_fc_heads_forward,
     .head_backward = tr_fc_heads_backward,
     .shared_backward = tr_shared_trunk_backward,
+    .shared_backward_rows = tr_shared_trunk_backward_rows,
     .after_reduce = mrn_after_reduce,
     .after_step = mrn_after_step,
     .final_relations = mrn_final_relations,

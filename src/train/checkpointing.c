@@ -40,7 +40,8 @@ static tr_status add_extra(void *ctx, const char *name, double *data, int ndim,
 }
 
 tr_status tr_trainer_ckpt_register(tr_trainer *tr) {
-    return tr_method_each_state(&tr->model, add_extra, &tr->ckpt);
+    TR_CALL(tr_method_each_state(&tr->model, add_extra, &tr->ckpt));
+    return tr_weighting_each_state(tr, add_extra, &tr->ckpt);
 }
 
 /* The trainer's state as a checkpoint sees it. */
@@ -216,6 +217,8 @@ tr_status tr_trainer_ckpt_write(tr_trainer *tr, int64_t steps) {
     tr_ckpt_state s;
     char names[1024];
     TR_CALL(tr_method_before_save(&tr->model));
+    tr_weighting_before_save(tr);
+    TR_CALL(tr_weighting_relations(tr));
     fill_state(tr, &s, names, sizeof(names));
     s.sc.step = steps;
     /* keep = 0: rotation here considers this run's checkpoints only */
@@ -234,6 +237,16 @@ tr_status tr_trainer_ckpt_write(tr_trainer *tr, int64_t steps) {
 /* ---- config compatibility ----------------------------------------------------------- */
 
 /* Keys whose change makes a checkpoint meaningless for this run. */
+/* train.weighting and its hyper-parameters: their state is in the checkpoint. */
+static int is_weighting_key(const char *key) {
+    static const char *const keys[] = {"weighting",      "dwa_temp",  "gradnorm_alpha", "cagrad_c",
+                                       "cagrad_rescale", "mgda_norm", "rep_grad",       "uw_init"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(key, keys[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static int is_hard_key(const char *sec, const char *key) {
     if (strcmp(sec, "model") == 0)
         return 1;
@@ -241,7 +254,9 @@ static int is_hard_key(const char *sec, const char *key) {
         return strcmp(key, "tasks") == 0;
     if (strcmp(sec, "train") == 0)
         return strcmp(key, "batch_size") == 0 || strcmp(key, "seed") == 0 ||
-               strcmp(key, "optimizer") == 0;
+               strcmp(key, "optimizer") == 0 || is_weighting_key(key);
+    if (strcmp(sec, "relations") == 0) /* grad.cos's running mean */
+        return 1;
     /* what the prior is on and how its covariances are estimated: the
      * checkpointed covariances belong to one choice */
     if (strcmp(sec, "mrn") == 0)
@@ -459,6 +474,7 @@ static void apply(tr_trainer *tr, const tr_ckpt_state *s, const char *path) {
     tr->rep.train_seconds = s->sc.train_seconds;
     tr->rep.samples = s->sc.samples;
     tr_method_after_load(&tr->model);
+    tr_weighting_after_load(tr);
     if (tr->grid.rank == 0) {
         trim_metrics(tr, s->sc.step);
         if (!tr->opts.quiet)

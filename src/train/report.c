@@ -303,6 +303,7 @@ void tr_report_eval(tr_trainer *tr, int64_t step, const tr_task_stats *train_sta
             tr->rep.train_seconds, tr_time_now() - tr->rep.t_start);
     json_phases(f, tr);
     tr_method_write_json(&tr->model, f);
+    tr_weighting_write_json(tr, f);
     fprintf(f, "}\n");
     fflush(f);
     if (!tr->opts.quiet && !tr->rep.progress_tty)

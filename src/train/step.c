@@ -8,6 +8,9 @@
  *             reduce-scattered within replica_comm] -> shared stage backward
  *   reduce:   shared gradients over world, task gradients over shard_comm
  *
+ * With a train.weighting that needs per-task gradients, the backward runs once
+ * per task and weighting.c combines the shared gradients instead of the
+ * shared all-reduce.
  * The bracketed exchanges happen on shared-input data with a shared trunk.
  * Not here: the rows (batch.c), the loop around the step (trainer.c).
  */
@@ -76,7 +79,10 @@ tr_status tr_step_forward(tr_trainer *tr, tr_task_stats *st) {
     return TR_OK;
 }
 
-tr_status tr_step_backward(tr_trainer *tr) {
+/* Heads backward of local task `task` (-1: every local task) into the feature
+ * gradients, exchanged within the replica: b->dfeat then holds the gradient of
+ * this rank's trunk rows. Every rank calls it alike (the exchange is collective). */
+static tr_status heads_backward(tr_trainer *tr, int task) {
     tr_model *m = &tr->model;
     const tr_method *meth = m->method;
     tr_batch *b = &tr->batch;
@@ -87,17 +93,43 @@ tr_status tr_step_backward(tr_trainer *tr) {
     memset(dfeat, 0, (size_t)rows * fd * sizeof(float));
     for (int j = 0; j < tr->tn; j++) {
         int t = tr->t0 + j, off = b->seg_off[j];
+        if (task >= 0 && t != task)
+            continue;
         float *df = b->exchanged ? dfeat : dfeat + (size_t)off * fd;
         TR_CALL(meth->head_backward(m, t, off, b->seg_n[j], head_features(tr, b->head_feat, j), df,
-                                    b->y + off, b->yf + off, tr->task_weight[t] / (float)b->B));
+                                    b->y + off, b->yf + off, tr_weighting_head_scale(tr, t)));
     }
     tr_trainer_phase(tr, TR_PHASE_BACKWARD, "backward", t0, tr_time_now());
     if (b->exchanged)
         TR_CALL(exchange_gradients(tr));
-    double t1 = tr_time_now();
-    TR_CALL(meth->shared_backward(m, &b->trunk, b->dfeat));
-    tr_trainer_phase(tr, TR_PHASE_BACKWARD, "backward", t1, tr_time_now());
     return TR_OK;
+}
+
+tr_status tr_step_task_dfeat(tr_trainer *tr, int task) {
+    return heads_backward(tr, task);
+}
+
+tr_status tr_step_shared_backward(tr_trainer *tr) {
+    tr_batch *b = &tr->batch;
+    double t0 = tr_time_now();
+    TR_CALL(tr->model.method->shared_backward(&tr->model, &b->trunk, b->dfeat));
+    tr_trainer_phase(tr, TR_PHASE_BACKWARD, "backward", t0, tr_time_now());
+    return TR_OK;
+}
+
+tr_status tr_step_shared_backward_rows(tr_trainer *tr, int row0, int n) {
+    double t0 = tr_time_now();
+    const float *dfeat = tr->batch.dfeat + (size_t)row0 * (size_t)tr->model.feat_dim;
+    TR_CALL(tr->model.method->shared_backward_rows(&tr->model, &tr->batch.trunk, row0, n, dfeat));
+    tr_trainer_phase(tr, TR_PHASE_BACKWARD, "backward", t0, tr_time_now());
+    return TR_OK;
+}
+
+tr_status tr_step_backward(tr_trainer *tr, const tr_task_stats *st) {
+    if (tr->wt.per_task) /* per-task gradients of the shared layers, combined */
+        return tr_weighting_backward(tr, st);
+    TR_CALL(heads_backward(tr, -1));
+    return tr_step_shared_backward(tr);
 }
 
 /* Shared tensors over world, task tensors over shard_comm. */
@@ -105,8 +137,10 @@ tr_status tr_step_reduce_gradients(tr_trainer *tr) {
     tr_params *p = &tr->model.params;
     size_t off, len;
     double t0 = tr_time_now();
-    TR_CALL(tr_params_domain_range(p, 0, &off, &len));
-    TR_CALL(tr_allreduce_f32(&tr->grid, tr->grid.world, p->grad + off, len, TR_COLL_TRUNK));
+    if (!tr->wt.combined) { /* else the weighting's all-gather left the world's gradient */
+        TR_CALL(tr_params_domain_range(p, 0, &off, &len));
+        TR_CALL(tr_allreduce_f32(&tr->grid, tr->grid.world, p->grad + off, len, TR_COLL_TRUNK));
+    }
     double t1 = tr_time_now();
     tr_trainer_phase(tr, TR_PHASE_COMM, "trunk_allreduce", t0, t1);
     TR_CALL(tr_params_domain_range(p, 1, &off, &len));

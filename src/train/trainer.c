@@ -60,6 +60,7 @@ static void begin_step(tr_trainer *tr, loop_state *ls, int64_t step) {
     tr_batch_assemble(&tr->batch, &tr->ds, &tr->grid, tr->cfg->seed, step);
     tr_trainer_phase(tr, TR_PHASE_DATA, "data", ls->t_begin, tr_time_now());
     tr_params_zero_grad(&tr->model.params);
+    tr_weighting_begin_step(tr, step);
     memset(ls->st, 0, sizeof(ls->st[0]) * (size_t)(tr->tn > 0 ? tr->tn : 1));
     if (step % tr->batch.steps_per_epoch == 0)
         tr_method_epoch_begin(&tr->model);
@@ -96,6 +97,9 @@ static tr_status agree_scalars(tr_trainer *tr, loop_state *ls, int64_t step) {
 static tr_status optimizer_step(tr_trainer *tr, const loop_state *ls, int64_t step) {
     double t0 = tr_time_now();
     tr_opt_step(&tr->opt, &tr->model.params, ls->lr);
+    tr_task_stats all[TR_MAX_TASKS];
+    tr_stats_unpack(all, tr->scalars, tr->T);
+    tr_weighting_after_losses(tr, all, ls->lr);
     tr_trainer_phase(tr, TR_PHASE_OPTIMIZER, "optimizer", t0, tr_time_now());
     int64_t done = step + 1;
     tr_step_info info = {step, ls->lr, done % ls->eval_every == 0 || done == tr->total_steps};
@@ -168,7 +172,7 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res) {
     for (int64_t step = tr->ckpt.start_step; step < tr->total_steps; step++) {
         begin_step(tr, &ls, step);
         TR_CALL(tr_step_forward(tr, ls.st));
-        TR_CALL(tr_step_backward(tr));
+        TR_CALL(tr_step_backward(tr, ls.st));
         TR_CALL(tr_step_reduce_gradients(tr));
         TR_CALL(tr_method_after_reduce(&tr->model));
         TR_CALL(agree_scalars(tr, &ls, step));
@@ -234,6 +238,7 @@ static tr_status finish(tr_trainer *tr, tr_train_result *res) {
     snprintf(path, sizeof(path), "%s/model.h5", tr->rep.run_dir);
     TR_CALL(tr_weights_save(path, &m->params, &m->buffers, &tr->grid, tr->cfg, &tr->ckpt.prov));
     TR_CALL(tr_method_final_relations(m));
+    TR_CALL(tr_weighting_relations(tr));
     snprintf(path, sizeof(path), "%s/timeline.json", tr->rep.run_dir);
     TR_CALL(tr_timeline_write(tr->rep.timeline, tr->grid.world, path));
     tr_status st = tr->grid.rank == 0 ? write_final(tr, val, test) : TR_OK;

@@ -169,6 +169,49 @@ typedef struct {
     int warned_chance, warned_rise;
 } tr_loss_watch;
 
+/* ---- loss weighting and gradient surgery (weighting.c) ------------------------------ */
+
+/* The state of train.weighting. Everything here is identical on every rank
+ * except the buffers; the arrays under "checkpointed" ride in checkpoints. */
+struct tr_weighting_method; /* weighting_methods.h */
+
+typedef struct {
+    tr_weighting_kind kind;
+    const struct tr_weighting_method *m; /* its row */
+    int T;
+    int every;                 /* grad.cos every N steps (0: off) */
+    double hw[TR_MAX_TASKS];   /* this step's loss weights: heads and trunk */
+    double coef[TR_MAX_TASKS]; /* the last combination of the task gradients */
+    int per_task;              /* this step takes per-task gradients (step.c) */
+    int combined;              /* this step's shared gradient is already summed over world */
+    int stepped;               /* this step produced a gradient for the parameters below */
+    int gn_active;             /* gradnorm: past the first epoch, the weights are learned */
+    int by_rows; /* multi-input, independent rows: task t's backward runs on its own rows
+                    only, and not at all where this rank has none */
+    /* learned weighting parameters (uncertainty: s_t; gradnorm: logits z_t),
+     * replicated, updated by an optimizer of the run's kind */
+    int has_params;
+    tr_params params;
+    tr_optimizer opt;
+    double pending[TR_MAX_TASKS]; /* gradnorm: dL_grad/dz of this step */
+    /* checkpointed (float64, replicated) */
+    double *saved;      /* (3, T): parameters, first and second moments (before_save) */
+    double *losses;     /* (4, T): current epoch's sum of step losses, last epoch's mean,
+                           the epoch's before, the first epoch's mean */
+    double counters[4]; /* steps in the current epoch, epochs closed, optimizer steps,
+                           grad.cos samples */
+    double *cos_sum;    /* (T, T) sum of the sampled cosines */
+    /* buffers */
+    size_t off, len;      /* the shared parameters' arena range */
+    int *counts, *displs; /* (P) each rank's slice of the shared range, floats */
+    int *tcounts;         /* (P) T * counts */
+    float *send;          /* (T len) per-task gradients, grouped by destination rank */
+    float *mine;          /* (T, counts[rank]) this rank's slice, summed over world */
+    float *comb;          /* (counts[rank]) the combined slice */
+    double *sums;         /* Gram (T*T) or feature sums (T*fd), then 2T loss sums */
+    float *rep;           /* rep_grad: (T, max_rows, feat_dim) feature gradients */
+} tr_weighting;
+
 /* ---- the trainer -------------------------------------------------------------------- */
 
 typedef struct {
@@ -194,6 +237,7 @@ typedef struct {
     tr_trainer_ckpt ckpt;
     tr_reporting rep;
     tr_loss_watch loss_watch;
+    tr_weighting wt;
 } tr_trainer;
 
 /* setup.c */
@@ -203,8 +247,41 @@ void tr_trainer_free(tr_trainer *tr);
 
 /* step.c: one training step up to the optimizer. Collective. */
 tr_status tr_step_forward(tr_trainer *tr, tr_task_stats *st);
-tr_status tr_step_backward(tr_trainer *tr);
+tr_status tr_step_backward(tr_trainer *tr, const tr_task_stats *st);
+/* The feature gradient of task `task`'s head alone into batch.dfeat (its head
+ * gradients added; zero rows where this rank holds no row of the task), and
+ * the shared stage's backward from batch.dfeat. Collective over replica_comm. */
+tr_status tr_step_task_dfeat(tr_trainer *tr, int task);
+tr_status tr_step_shared_backward(tr_trainer *tr);
+/* The shared stage's backward of trunk rows [row0, row0 + n) alone (the
+ * method's shared_backward_rows). Local. */
+tr_status tr_step_shared_backward_rows(tr_trainer *tr, int row0, int n);
 tr_status tr_step_reduce_gradients(tr_trainer *tr);
+
+/* weighting.c. Init after the model and the batch; free is a no-op on a
+ * zeroed struct. */
+tr_status tr_weighting_init(tr_trainer *tr);
+void tr_weighting_free(tr_weighting *w);
+/* The loss weights and the kind of backward of global step `step`. Local. */
+void tr_weighting_begin_step(tr_trainer *tr, int64_t step);
+/* The loss-gradient scale of task t's head: train.task_weights[t] * w_t / B. */
+float tr_weighting_head_scale(const tr_trainer *tr, int t);
+/* Per-task backward and the combined shared gradient on every rank
+ * (st: this rank's loss statistics of the step). Collective over world. */
+tr_status tr_weighting_backward(tr_trainer *tr, const tr_task_stats *st);
+/* After the step's losses are agreed (all: global statistics of every task):
+ * epoch means, the weighting parameters' gradients and their optimizer step. */
+void tr_weighting_after_losses(tr_trainer *tr, const tr_task_stats *all, float lr);
+/* Checkpoint state (tr_state_fn), and its replicated form before a save and
+ * after a load. */
+tr_status tr_weighting_each_state(tr_trainer *tr, tr_state_fn fn, void *ctx);
+void tr_weighting_before_save(tr_trainer *tr);
+void tr_weighting_after_load(tr_trainer *tr);
+/* `,"weighting":{...}` for a metrics.jsonl validation record (not for equal):
+ * the last step's loss weights, trunk coefficients and learned parameters. */
+void tr_weighting_write_json(const tr_trainer *tr, FILE *f);
+/* grad.cos into tr->relations (when sampled). */
+tr_status tr_weighting_relations(tr_trainer *tr);
 
 /* evaluate.c: per-task stats on a split, summed over world. Collective. */
 tr_status tr_trainer_evaluate(tr_trainer *tr, tr_split split, tr_task_stats *stats);

@@ -11,7 +11,8 @@
  *    optimizer state, selected model) and model.h5 are bitwise identical, and
  *    so are the per-step losses and relations.h5. Rows in k_models: every
  *    model kind on both data settings (MRAN and MMoE: shared-input only),
- *    MRAN with each attention type.
+ *    MRAN with each attention type, and every train.weighting (whose
+ *    checkpoints refuse to resume under another weighting or its keys).
  *  - resharding (HPS, MRN, MMoE, cross-stitch): a run stopped at P = 2
  *    resumes at P' = 1, 3 and 4 (on 4 ranks; every grid), and its losses
  *    continue to agree with the uninterrupted P = 2 run to 1e-5 relative.
@@ -52,23 +53,39 @@ typedef struct {
                      the stop and the end fall in one epoch and the epoch's relation
                      statistics must cross the stop */
     tr_attn_kind attention;
+    tr_weighting_kind weighting; /* train.weighting (equal) */
+    int rep_grad;
 } model_row;
 
 /* MRAN and MMoE need shared-input data; the other kinds run on both settings. */
 static const model_row k_models[] = {
-    {"hps-multi-sgd", "multi.h5", TR_MODEL_HPS, 0, 0, TR_ATTN_DOT},
-    {"hps-shared-bn-adamw", "shared.h5", TR_MODEL_HPS, 1, 0, TR_ATTN_DOT},
-    {"stl-multi-sgd", "multi.h5", TR_MODEL_STL, 0, 0, TR_ATTN_DOT},
-    {"mrn-multi-sgd", "multi.h5", TR_MODEL_MRN, 0, 0, TR_ATTN_DOT},
-    {"stl-shared-bn-adamw", "shared.h5", TR_MODEL_STL, 1, 0, TR_ATTN_DOT},
-    {"mrn-shared-sgd", "shared.h5", TR_MODEL_MRN, 0, 0, TR_ATTN_DOT},
-    {"mran-dot-bn-adamw", "shared.h5", TR_MODEL_MRAN, 1, 4, TR_ATTN_DOT},
-    {"mran-general-sgd", "shared.h5", TR_MODEL_MRAN, 0, 4, TR_ATTN_GENERAL},
-    {"mran-concat-sgd", "shared.h5", TR_MODEL_MRAN, 0, 4, TR_ATTN_CONCAT},
-    {"mran-multihead-adamw", "shared.h5", TR_MODEL_MRAN, 1, 4, TR_ATTN_MULTIHEAD},
-    {"mmoe-bn-adamw", "shared.h5", TR_MODEL_MMOE, 1, 4, TR_ATTN_DOT},
-    {"xstitch-multi-sgd", "multi.h5", TR_MODEL_XSTITCH, 0, 0, TR_ATTN_DOT},
-    {"xstitch-shared-bn-adamw", "shared.h5", TR_MODEL_XSTITCH, 1, 0, TR_ATTN_DOT},
+    {"hps-multi-sgd", "multi.h5", TR_MODEL_HPS, 0, 0, TR_ATTN_DOT, TR_WEIGHT_EQUAL, 0},
+    {"hps-shared-bn-adamw", "shared.h5", TR_MODEL_HPS, 1, 0, TR_ATTN_DOT, TR_WEIGHT_EQUAL, 0},
+    {"stl-multi-sgd", "multi.h5", TR_MODEL_STL, 0, 0, TR_ATTN_DOT, TR_WEIGHT_EQUAL, 0},
+    {"mrn-multi-sgd", "multi.h5", TR_MODEL_MRN, 0, 0, TR_ATTN_DOT, TR_WEIGHT_EQUAL, 0},
+    {"stl-shared-bn-adamw", "shared.h5", TR_MODEL_STL, 1, 0, TR_ATTN_DOT, TR_WEIGHT_EQUAL, 0},
+    {"mrn-shared-sgd", "shared.h5", TR_MODEL_MRN, 0, 0, TR_ATTN_DOT, TR_WEIGHT_EQUAL, 0},
+    {"mran-dot-bn-adamw", "shared.h5", TR_MODEL_MRAN, 1, 4, TR_ATTN_DOT, TR_WEIGHT_EQUAL, 0},
+    {"mran-general-sgd", "shared.h5", TR_MODEL_MRAN, 0, 4, TR_ATTN_GENERAL, TR_WEIGHT_EQUAL, 0},
+    {"mran-concat-sgd", "shared.h5", TR_MODEL_MRAN, 0, 4, TR_ATTN_CONCAT, TR_WEIGHT_EQUAL, 0},
+    {"mran-multihead-adamw", "shared.h5", TR_MODEL_MRAN, 1, 4, TR_ATTN_MULTIHEAD, TR_WEIGHT_EQUAL,
+     0},
+    {"mmoe-bn-adamw", "shared.h5", TR_MODEL_MMOE, 1, 4, TR_ATTN_DOT, TR_WEIGHT_EQUAL, 0},
+    {"xstitch-multi-sgd", "multi.h5", TR_MODEL_XSTITCH, 0, 0, TR_ATTN_DOT, TR_WEIGHT_EQUAL, 0},
+    {"xstitch-shared-bn-adamw", "shared.h5", TR_MODEL_XSTITCH, 1, 0, TR_ATTN_DOT, TR_WEIGHT_EQUAL,
+     0},
+    /* train.weighting: the learned parameters and their optimizer state, the
+     * epoch-mean losses (5 steps per epoch on multi.h5, 8 on shared.h5: the stop
+     * at 6 falls inside DWA's and GradNorm's history) and grad.cos */
+    {"uw-multi-sgd", "multi.h5", TR_MODEL_HPS, 0, 0, TR_ATTN_DOT, TR_WEIGHT_UNCERTAINTY, 0},
+    {"uw-shared-bn-adamw", "shared.h5", TR_MODEL_HPS, 1, 0, TR_ATTN_DOT, TR_WEIGHT_UNCERTAINTY, 0},
+    {"dwa-multi-sgd", "multi.h5", TR_MODEL_HPS, 0, 0, TR_ATTN_DOT, TR_WEIGHT_DWA, 0},
+    {"gradnorm-multi-sgd", "multi.h5", TR_MODEL_HPS, 0, 0, TR_ATTN_DOT, TR_WEIGHT_GRADNORM, 0},
+    {"gradnorm-shared-adamw", "shared.h5", TR_MODEL_HPS, 1, 0, TR_ATTN_DOT, TR_WEIGHT_GRADNORM, 0},
+    {"mgda-multi-sgd", "multi.h5", TR_MODEL_HPS, 0, 0, TR_ATTN_DOT, TR_WEIGHT_MGDA, 0},
+    {"mgda-rep-shared-sgd", "shared.h5", TR_MODEL_HPS, 0, 0, TR_ATTN_DOT, TR_WEIGHT_MGDA, 1},
+    {"pcgrad-shared-bn-adamw", "shared.h5", TR_MODEL_HPS, 1, 0, TR_ATTN_DOT, TR_WEIGHT_PCGRAD, 0},
+    {"cagrad-multi-sgd", "multi.h5", TR_MODEL_MRN, 0, 0, TR_ATTN_DOT, TR_WEIGHT_CAGRAD, 0},
 };
 
 /* ---- io level: collective writes, resharding loads --------------------------------- */
@@ -231,6 +248,8 @@ static void make_config(tr_config *c, const model_row *row, const char *ckpt_dir
     c->dropout = row->bn_adamw ? 0.0f : 0.2f;
     c->batch_size = row->batch ? row->batch : 12;
     c->mran_attention = row->attention;
+    c->weighting = row->weighting;
+    c->rep_grad = row->rep_grad;
     c->epochs = 100;
     c->max_steps = N_STEPS;
     c->eval_every = 5; /* model selection state crosses the stop */
@@ -325,6 +344,22 @@ static int exists(const char *path) {
     return access(path, F_OK) == 0;
 }
 
+/* A checkpoint of one train.weighting (or of its hyper-parameters) does not
+ * resume under another: a config error (exit 2), and the run is left as it was. */
+static void refuse_other_weighting(const tr_config *c, const char *dir) {
+    tr_train_result r;
+    tr_config o = *c;
+    o.weighting = c->weighting == TR_WEIGHT_DWA ? TR_WEIGHT_EQUAL : TR_WEIGHT_DWA;
+    o.rep_grad = 0;
+    MPI_ASSERT(run(&o, MPI_COMM_WORLD, dir, "auto", 0, &r) == TR_ERR_CONFIG);
+    tr_train_result_free(&r);
+    o = *c;
+    o.dwa_temp = 3.0f;
+    MPI_ASSERT(run(&o, MPI_COMM_WORLD, dir, "auto", 0, &r) == TR_ERR_CONFIG);
+    tr_train_result_free(&r);
+    tr_error_clear();
+}
+
 static void exact_resume(const model_row *row) {
     char a[400], b[400], p1[600], p2[600];
     snprintf(a, sizeof(a), "%s/%s-P%d-straight", g_dir, row->label, g_size);
@@ -342,6 +377,8 @@ static void exact_resume(const model_row *row) {
     MPI_ASSERT(exists(p1) && strcmp(rb.checkpoint, p1) == 0);
     snprintf(p2, sizeof(p2), "%s/model.h5", b);
     MPI_ASSERT(!exists(p2)); /* a stopped run has not finished */
+    if (row->weighting != TR_WEIGHT_EQUAL)
+        refuse_other_weighting(&c, b);
     MPI_ASSERT(run(&c, MPI_COMM_WORLD, b, "auto", 0, &rc) == TR_OK);
     MPI_ASSERT(rc.first_step == K_STOP && rc.steps == N_STEPS);
     int same_losses = memcmp(ra.losses + K_STOP * ra.T, rc.losses + K_STOP * rc.T,
@@ -455,6 +492,8 @@ static void test_reshard(void **unused) {
     reshard(&k_models[3]);
     reshard(&k_models[10]); /* MMoE: the gate sums of P = 2 go to rank 0 of P' */
     reshard(&k_models[11]); /* cross-stitch: replicated columns and alphas */
+    reshard(&k_models[16]); /* gradnorm: learned weights, initial losses */
+    reshard(&k_models[20]); /* pcgrad: Gram slices of another P */
 }
 
 int main(int argc, char **argv) {

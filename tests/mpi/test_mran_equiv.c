@@ -46,6 +46,7 @@
 
 static char g_dir[256];
 static int g_rank, g_size;
+static tr_weighting_kind g_weighting; /* train.weighting of the last rows */
 
 static void make_config(tr_config *c, tr_model_kind kind, tr_attn_kind att) {
     tr_config_default(c);
@@ -71,6 +72,7 @@ static void make_config(tr_config *c, tr_model_kind kind, tr_attn_kind att) {
     c->mran_relation_weight = 1e-2f; /* large enough that the penalty gradient matters */
     c->mmoe_experts = 3;
     c->mmoe_expert_hidden = 8;
+    c->weighting = g_weighting;
 }
 
 /* Largest |a - b| over the matrix, relative to the largest |b|. */
@@ -180,6 +182,18 @@ static void test_mmoe(void **s) {
     check(TR_MODEL_MMOE, TR_ATTN_DOT, "mmoe");
 }
 
+/* The loss weightings that MRAN takes (its shared stage couples the tasks'
+ * gradients, so gradient surgery is refused): weights learned and from the
+ * loss history (8 steps per epoch: DWA's ratios from step 16). */
+static void test_mran_uncertainty(void **s) {
+    (void)s;
+    g_weighting = TR_WEIGHT_UNCERTAINTY;
+    check(TR_MODEL_MRAN, TR_ATTN_DOT, "dot-uncertainty");
+    g_weighting = TR_WEIGHT_DWA;
+    check(TR_MODEL_MRAN, TR_ATTN_DOT, "dot-dwa");
+    g_weighting = TR_WEIGHT_EQUAL;
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -189,7 +203,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dot),    cmocka_unit_test(test_general),
         cmocka_unit_test(test_concat), cmocka_unit_test(test_multihead),
-        cmocka_unit_test(test_mmoe),
+        cmocka_unit_test(test_mmoe),   cmocka_unit_test(test_mran_uncertainty),
     };
     int rc = cmocka_run_group_tests_name("mran_equiv", tests, NULL, NULL);
     mpi_data_cleanup(g_dir);

@@ -846,25 +846,18 @@ def load_state(ref, ck, step):
     ref.t = step
 
 
-def check_method(name, a, work, tol):
-    kind, which, extra = METHODS[name]
-    data = build_data(a.taskrel, work, which)
-    text = BASE.format(data=data, kind=kind)
+def taskrel_runs(a, work, name, text, sets):
+    """Run `name`'s config (text with --set sets) twice in work/name: for the initial
+    weights (learning-rate multipliers 0: the first checkpoint holds them) and for real.
+    Returns the initial weights, both run directories, the per-step losses, the step
+    count and taskrel's time."""
     mdir = os.path.join(work, name)
     shutil.rmtree(mdir, ignore_errors=True)
     os.makedirs(mdir)
     ini = os.path.join(mdir, "run.ini")
     with open(ini, "w") as f:
         f.write(text)
-    sets = dict(extra)
-    if which == "mm":  # shared-input models train with AdamW, as in the MMoE paper
-        sets = {"train.optimizer": "adamw", "train.lr": "0.01", "train.weight_decay": "0.01",
-                **extra}
-    if a.steps:
-        sets["train.max_steps"] = str(a.steps)
     setargs = [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
-    cfg = ini_values(text, sets)
-    # initial weights: a run whose multipliers are 0 checkpoints them after one step
     init_dir = os.path.join(mdir, "init")
     run([a.taskrel, "train", "-c", ini, *setargs, "--set", "train.lr_mult_trunk=0",
          "--set", "train.lr_mult_head=0", "--set", "train.max_steps=1", "--run-dir", init_dir],
@@ -879,6 +872,21 @@ def check_method(name, a, work, tol):
                  if n.startswith("ckpt-") and n.endswith(".h5")])
     if len(losses) < steps:  # not validated every step: from the checkpoints' window
         losses = window_losses(run_dir, steps, set(losses))
+    return init, init_dir, run_dir, losses, steps, t_taskrel
+
+
+def check_method(name, a, work, tol):
+    kind, which, extra = METHODS[name]
+    data = build_data(a.taskrel, work, which)
+    text = BASE.format(data=data, kind=kind)
+    sets = dict(extra)
+    if which == "mm":  # shared-input models train with AdamW, as in the MMoE paper
+        sets = {"train.optimizer": "adamw", "train.lr": "0.01", "train.weight_decay": "0.01",
+                **extra}
+    if a.steps:
+        sets["train.max_steps"] = str(a.steps)
+    cfg = ini_values(text, sets)
+    init, init_dir, run_dir, losses, steps, t_taskrel = taskrel_runs(a, work, name, text, sets)
     seed, B = int(cfg["train.seed"]), int(cfg["train.batch_size"])
     d = load_data(data, task_order(init_dir), seed, B)
     opt = {"kind": cfg["train.optimizer"], "wd": float(cfg["train.weight_decay"]),
