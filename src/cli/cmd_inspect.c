@@ -321,6 +321,10 @@ static void gnuplot_panel(FILE *gp, const tr_relation *r, const char *tasks, con
     fprintf(gp, " noenhanced\nset xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\n", r->cols - 1,
             r->rows - 1);
     colour_range(gp, r);
+    /* square cells, unless the matrix is much wider than tall (or the reverse,
+     * e.g. MRAN's T x D alignment weights): then a readable rectangle */
+    int elongated = r->cols > 8 * r->rows || r->rows > 8 * r->cols;
+    fprintf(gp, "set size ratio %s\nset format cb '%%.3g'\n", elongated ? "0.5" : "-1");
     char nm[64];
     fprintf(gp, "set xtics rotate by 45 right (");
     for (int j = 0; j < r->cols && r->cols <= 32; j++) {
