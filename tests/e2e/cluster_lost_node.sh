@@ -11,7 +11,8 @@
 # grace and a margin), the stall report must name the step, the collective
 # and the lost ranks on n2, the run must resume from its newest valid
 # checkpoint on P = 2 (resharded from P = 4) and finish, with the final test
-# metrics of an uninterrupted P = 2 run (to the resharding tolerance) and a
+# metrics of the same reshard without a fault (P = 4 to the checkpoint, then
+# P = 2 from it) and a
 # run directory that lost nothing (every validation line, model.h5, the
 # checkpoints, no temporary file). Prints the times: node lost -> every rank
 # gone, -> the resumed run's first step. Skipped (exit 0, "SKIP") only where
@@ -67,10 +68,16 @@ ranks_on() {
 }
 job_state() { cluster_run scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
 
-# the uninterrupted reference on the final P = 2 (one node)
-cluster_run srun --mpi=pmix -N1 -n2 -w n1 "$TASKREL_BIN" train -c run.ini --run-dir ref >ref.log 2>&1 ||
-    { tail -n 20 ref.log; fail "reference run failed"; }
-echo "reference (P=2, uninterrupted): $(grep -o 'selected step.*' ref.log)"
+# The reference: the same path without a fault. P = 4 on both nodes up to the
+# first checkpoint (step 50), then resharded to P = 2 on n1 from it. (An
+# uninterrupted P = 2 run is not a fixed target: P = 4 and P = 2 differ by
+# float rounding in their first 50 steps, and AdamW on this small problem
+# amplifies that to a test example or two by step 100 on some machines.)
+cluster_run srun --mpi=pmix -N2 -n4 "$TASKREL_BIN" train -c run.ini --set train.max_steps=50 \
+    --run-dir ref >ref.log 2>&1 || { tail -n 20 ref.log; fail "reference run (P=4, to step 50) failed"; }
+cluster_run srun --mpi=pmix -N1 -n2 -w n1 "$TASKREL_BIN" train -c run.ini --run-dir ref \
+    --resume auto >>ref.log 2>&1 || { tail -n 20 ref.log; fail "reference run (P=2 from step 50) failed"; }
+echo "reference (P=4 to step 50, then P=2): $(grep -o 'selected step.*' ref.log | tail -1)"
 
 # scenario NAME HOW ENV...: submit, lose n2 after the first checkpoint, follow
 scenario() {
@@ -134,7 +141,7 @@ scenario() {
         fail "$name: did not resume on 2 ranks"
     # nothing lost: every validation, the final line, the model, the checkpoints
     checks=$((checks + 1))
-    python3 - "$name" "$STEPS" ref <<'EOF' && echo "ok: $name: run directory complete, final metrics match the uninterrupted P = 2 run" || fail "$name: run directory or final metrics (above)"
+    python3 - "$name" "$STEPS" ref <<'EOF' && echo "ok: $name: run directory complete, final metrics match the fault-free P = 4 -> 2 run" || fail "$name: run directory or final metrics (above)"
 import json, os, sys
 d, steps, ref = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 err = []
@@ -153,10 +160,10 @@ else:
         if k in a:
             for x, y in zip(a[k], b[k]):
                 if abs(x - y) > 1e-3 * max(1.0, abs(y)):
-                    err.append(f"{k}: {a[k]} vs uninterrupted {b[k]}")
+                    err.append(f"{k}: {a[k]} vs fault-free {b[k]}")
                     break
-    print(f"  final test_acc {a.get('test_acc')} (uninterrupted {b.get('test_acc')})")
-    print(f"  final test_loss {a.get('test_loss')} (uninterrupted {b.get('test_loss')})")
+    print(f"  final test_acc {a.get('test_acc')} (fault-free {b.get('test_acc')})")
+    print(f"  final test_loss {a.get('test_loss')} (fault-free {b.get('test_loss')})")
 for f in ("model.h5", "config.ini", "checkpoints/latest"):
     if not os.path.exists(os.path.join(d, f)):
         err.append(f"{f} missing")
@@ -169,7 +176,7 @@ EOF
     if command -v h5diff >/dev/null; then
         local rel
         rel=$(h5diff -r -p 1e-3 "$name/model.h5" ref/model.h5 /params /params 2>/dev/null | grep -c 'difference' || true)
-        echo "$name: model.h5 /params vs uninterrupted P = 2: $rel differences above 1e-3 relative"
+        echo "$name: model.h5 /params vs the fault-free P = 4 -> 2 run: $rel differences above 1e-3 relative"
     fi
 }
 

@@ -679,7 +679,7 @@ METHODS = {
                                            "mrn.lambda": "0.1"}),
     "hps-lenet-bn": ("hps", "fd", {"model.trunk": "lenet", "model.lenet_fc": "32",
                                    "model.batchnorm": "true", "data.tasks": "orig,orig_perm",
-                                   "train.max_steps": "30", "train.eval_every": "1000",
+                                   "train.max_steps": "20", "train.eval_every": "1000",
                                    "train.seed": "1"}),
     "mmoe": ("mmoe", "mm", {}),
     # the MMoE paper's network: experts and gates on the input, towers of one layer
@@ -825,8 +825,13 @@ def load_data(path, names, seed, B):
 # free-running training then amplifies: hps-lenet-bn at train.seed = 3 meets one
 # at step 16 (conv2.w's update differs by 8e-4, everything else by 1e-7), so it
 # runs at seed 1, which has none in its 30 steps; `--resync --verbose` shows
-# such an event as one step of one tensor.
-RESYNC = set()
+# such an event as one step of one tensor. Which steps meet one depends on the
+# CPU's kernels (BLAS and PyTorch's): on one machine free-running seed 1 ended
+# 6e-2 apart in trunk.bn1.beta with OpenBLAS's AVX-512 kernels and 4e-3 with its
+# Haswell kernels, and passed on another. So hps-lenet-bn is checked step by
+# step from taskrel's own state (a wrong batch-norm gradient shows at step 1),
+# over 20 steps.
+RESYNC = {"hps-lenet-bn"}
 
 
 def load_state(ref, ck, step):
