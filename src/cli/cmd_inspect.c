@@ -150,22 +150,8 @@ static tr_status score_truth(const tr_relations *rel, const char *truth) {
     tr_status st = load_truth(truth, &sigma, &T);
     if (st == TR_OK) { /* C Sigma3 C, C = I - 11'/T: what a run with mrn.mean = shared estimates */
         centred = malloc((size_t)T * (size_t)T * sizeof(double));
-        if (!centred)
-            st = tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory");
-    }
-    if (st == TR_OK) {
-        double all = 0, *row = calloc((size_t)T, sizeof(double));
-        for (int i = 0; row && i < T; i++) {
-            for (int j = 0; j < T; j++)
-                row[i] += sigma[(size_t)i * T + j] / T;
-            all += row[i] / T;
-        }
-        for (int i = 0; row && i < T; i++)
-            for (int j = 0; j < T; j++)
-                centred[(size_t)i * T + j] = sigma[(size_t)i * T + j] - row[i] - row[j] + all;
-        if (!row)
-            st = tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory");
-        free(row);
+        st = centred ? tr_mrn_centre_precision(centred, sigma, T)
+                     : tr_error_set(TR_ERR_NOMEM, __FILE__, __LINE__, __func__, "out of memory");
     }
     if (st == TR_OK)
         st = tr_mrn_corr(centred, centred, T);
