@@ -312,6 +312,9 @@ tr_status tr_trainer_ckpt_register(tr_trainer *tr);
  * make the checkpoint directory, remove stale *.tmp files left by a killed job,
  * fingerprint the dataset. */
 tr_status tr_trainer_ckpt_prepare(tr_trainer *tr);
+/* rank 0: refuse (TR_ERR_CONFIG) a checkpoint written under another value of a
+ * hard key, warn for any other changed key (checkpoint_config.c) */
+tr_status tr_trainer_ckpt_check_config(const tr_trainer *tr, const char *path);
 /* --resume auto|none|PATH: find the newest checkpoint that validates, load it,
  * set start_step and the optimizer, selection and reporting state. */
 tr_status tr_trainer_resume(tr_trainer *tr, const char *resume);
