@@ -25,12 +25,14 @@ check_fail() {
     fail "$@"
 }
 
+# mpirun_np NP CMD...: mpirun with the options every test needs; killed after
+# MPIRUN_TIMEOUT seconds (300).
 mpirun_np() {
     local np=$1
     shift
     local extra=()
     [[ $(id -u) -eq 0 ]] && extra+=(--allow-run-as-root)
-    timeout 300 mpirun -np "$np" --oversubscribe --bind-to none "${extra[@]}" \
+    timeout "${MPIRUN_TIMEOUT:-300}" mpirun -np "$np" --oversubscribe --bind-to none "${extra[@]}" \
         --mca btl_vader_single_copy_mechanism none -x OPENBLAS_NUM_THREADS=1 "$@"
 }
 
