@@ -490,26 +490,29 @@ double tr_mrn_max_precision(const tr_mrn *mrn, int l, int k) {
     return mx;
 }
 
-/* corr (T, T): Pearson correlation between tasks of W_t - W_init,t. */
-static void delta_corr(double *corr, const tr_mrn_layer *L, int T) {
+/* corr (T, T): Pearson correlation between tasks of W_t - W_init,t, from one
+ * dsyrk of the per-task centred differences x (T, d1 d2) (scratch); sd: T
+ * scratch. */
+static void delta_corr(double *corr, double *sd, double *x, const tr_mrn_layer *L, int T) {
     size_t nn = (size_t)L->d1 * L->d2;
-    double *mean = corr + (size_t)T * T; /* (T) scratch after the matrix (caller sized) */
     for (int t = 0; t < T; t++) {
-        double s = 0.0;
+        const double *w = L->w_all + t * nn, *w0 = L->w_init + t * nn;
+        double *xt = x + t * nn, s = 0.0;
+        for (size_t i = 0; i < nn; i++) {
+            xt[i] = w[i] - w0[i];
+            s += xt[i];
+        }
+        double mean = s / (double)nn;
         for (size_t i = 0; i < nn; i++)
-            s += L->w_all[t * nn + i] - L->w_init[t * nn + i];
-        mean[t] = s / (double)nn;
+            xt[i] -= mean;
     }
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, (int)nn, 1.0, x, (int)nn, 0.0, corr,
+                T);
+    for (int a = 0; a < T; a++)
+        sd[a] = corr[(size_t)a * T + a];
     for (int a = 0; a < T; a++)
         for (int b = a; b < T; b++) {
-            double sab = 0.0, saa = 0.0, sbb = 0.0;
-            for (size_t i = 0; i < nn; i++) {
-                double x = L->w_all[a * nn + i] - L->w_init[a * nn + i] - mean[a];
-                double y = L->w_all[b * nn + i] - L->w_init[b * nn + i] - mean[b];
-                sab += x * y;
-                saa += x * x;
-                sbb += y * y;
-            }
+            double sab = corr[(size_t)a * T + b], saa = sd[a], sbb = sd[b];
             double r = saa > 0.0 && sbb > 0.0 ? sab / sqrt(saa * sbb) : (a == b ? 1.0 : 0.0);
             corr[(size_t)a * T + b] = r;
             corr[(size_t)b * T + a] = r;
@@ -538,7 +541,7 @@ tr_status tr_mrn_relations(const tr_mrn *mrn, tr_relations *rel) {
             st = tr_relations_add(rel, name, title, "task,task", L->sigma[2], T, T);
         }
         if (st == TR_OK) {
-            delta_corr(buf, L, T);
+            delta_corr(buf, buf + (size_t)T * T, L->work, L, T); /* work: scratch */
             snprintf(name, sizeof name, "mrn.%s.delta_corr", L->name);
             snprintf(title, sizeof title, "MRN %s: correlation of W - W_init between tasks",
                      L->name);

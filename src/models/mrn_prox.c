@@ -167,22 +167,44 @@ static void mixing_rows(float *k, double *rows, const tr_mrn *mrn, const tr_mrn_
         k[i] = (float)rows[i];
 }
 
-/* W_owned <- K[owned, :] W on the all-gathered float weights. */
+/* Columns per block of the in-place mixing: a (T, MIX_BLOCK) float block of the
+ * product stays in L2 at T = 96. */
+#define MIX_BLOCK 1024
+
+/* w (T, nn) <- k (T, T) w in place, block of columns by block of columns
+ * through tmp (T, MIX_BLOCK): one pass over w instead of a copy and a product. */
+static void mix_in_place(float *w, const float *k, float *tmp, int T, int nn) {
+    for (int j0 = 0; j0 < nn; j0 += MIX_BLOCK) {
+        int nb = nn - j0 < MIX_BLOCK ? nn - j0 : MIX_BLOCK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, nb, T, 1.0f, k, T, w + j0, nn,
+                    0.0f, tmp, nb);
+        for (int t = 0; t < T; t++)
+            memcpy(w + (size_t)t * nn + j0, tmp + (size_t)t * nb, (size_t)nb * sizeof(float));
+    }
+}
+
+/* W_owned <- K[owned, :] W on the all-gathered float weights (in place when this
+ * rank holds every task: nothing to gather). */
 static tr_status prox_mix_dense(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, float *w_local,
                                 const double *f) {
     int nn = L->d1 * L->d2, tn = mrn->tn, T = mrn->T;
-    tr_mrn_set_counts(mrn, g, nn);
-    TR_CALL(tr_allgatherv_f32(g, g->replica_comm, w_local, tn * nn, L->w_f32, mrn->counts,
-                              mrn->displs, TR_COLL_MRN));
+    int local = tn == T; /* the same on every rank of replica_comm: each holds all tasks */
+    if (!local) {
+        tr_mrn_set_counts(mrn, g, nn);
+        TR_CALL(tr_allgatherv_f32(g, g->replica_comm, w_local, tn * nn, L->w_f32, mrn->counts,
+                                  mrn->displs, TR_COLL_MRN));
+    }
     if (tn == 0)
         return TR_OK;
     double *rows; /* K's owned rows in double (tn, T), then in float */
     TR_ALLOC(rows, 2 * (size_t)tn * T, "MRN prox mixing");
     float *k = (float *)(rows + (size_t)tn * T);
     mixing_rows(k, rows, mrn, L, f);
-    /* w_f32 is a copy: the product may overwrite w_local */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, T, 1.0f, k, T, L->w_f32, nn,
-                0.0f, w_local, nn);
+    if (local) /* w_f32 as the block scratch */
+        mix_in_place(w_local, k, L->w_f32, T, nn);
+    else /* w_f32 is a copy: the product may overwrite w_local */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, T, 1.0f, k, T, L->w_f32,
+                    nn, 0.0f, w_local, nn);
     tr_free(rows);
     return TR_OK;
 }

@@ -76,6 +76,7 @@ for T in ${tasks//,/ }; do
                         --set model.kind=$kind --set model.trunk=mlp --set model.mlp_hidden="$D1" \
                         --set model.head_hidden=256 --set train.batch_size=32 \
                         --set train.optimizer=sgd --set train.lr=0.001 --set train.max_steps=$steps \
+                        --set train.epochs=1000000 \
                         --set train.eval_every="$update" --set mrn.update_every="$update" \
                         --set run.progress=off --run-dir "$dir" >"$dir.log" 2>&1 || {
                         echo "# $model T=$T D1=$D1 P=$P failed: $(tail -n 2 "$dir.log" | tr '\n' ' ')"
