@@ -36,6 +36,15 @@
  * precisions. All three act on replicated numbers after the collectives, so
  * they add no communication but the centred prox's gather.
  *
+ * Scaled identities (mrn.shrink = 1, the default, or the feature and class
+ * modes not learned): Σ1 and Σ2 are then c·I after every update, so U1 = U2 =
+ * I and everything else is a function of the T x T Gram matrix of the
+ * (centred) task weights. The update all-reduces that Gram matrix once and
+ * takes no D1 x D1 product or eigendecomposition; the prox is one T x T mixing
+ * of the tasks' weights (per-task scaling when it mixes nothing); the gradient
+ * form is λ' p1 p2 Σ_j Ω3[t,j] W_j. Same numbers as the general path up to
+ * rounding (tests/mpi/test_mrn_dist.c).
+ *
  * All functions are collective over the grid's communicators unless noted,
  * and every rank must call them at the same steps with the same arguments.
  */
@@ -70,6 +79,8 @@ typedef struct {
     int task_fixed;     /* mrn.task_scale = fixed: Σ3 normalised to trace T */
     double shrink;      /* mrn.shrink: Σ1, Σ2 <- (1 - s) Σ + s tr(Σ)/D I */
     int scalapack_min_dim;
+    int dense; /* 1: the general path even when Ω1, Ω2 are scaled identities
+                  (tests and benchmarks compare the two; no config key) */
 } tr_mrn_opts;
 
 typedef struct {
@@ -80,7 +91,8 @@ typedef struct {
     double *sigma[TR_MRN_MODE_COUNT], *omega[TR_MRN_MODE_COUNT];
     double *u[TR_MRN_MODE_COUNT], *p[TR_MRN_MODE_COUNT]; /* eigenvectors, precision eigenvalues */
     double logdet[TR_MRN_MODE_COUNT];                    /* ln|Ω_k| */
-    double rotated[TR_MRN_MODE_COUNT]; /* 1: U_k is not the identity (mode updated once) */
+    double rotated[TR_MRN_MODE_COUNT]; /* 1: U_k is not the identity (mode updated once);
+                                          0: U_k = I and Ω_k = p_k[0] I */
     double prior_value; /* ½ vec(W)ᵀ (Ω3⊗Ω2⊗Ω1) vec(W) at the last update */
     double *w_all;      /* (T, d1, d2) gathered weights */
     double *w_init;     /* (T, d1, d2) weights at the start (W - W_init correlations) */
@@ -105,6 +117,7 @@ typedef struct {
                               (mrn.prox_every); checkpointed with the covariances */
     double update_seconds; /* total time in covariance updates on this rank */
     int scalapack_calls, lapack_calls;
+    int low_rank_proxes; /* float prox steps by the low-rank task mixing (mrn_prox.c) */
 } tr_mrn;
 
 /* Options from the [mrn] and [linalg] keys; n_mean = mean training examples

@@ -99,12 +99,224 @@ static void centre_f32(float *xbar, float *x, int nn, int T) {
             x[(size_t)t * nn + k] -= xbar[k];
 }
 
+/* ---- the step when Ω1 = p1 I and Ω2 = p2 I ----------------------------------- *
+ * U1 = U2 = I (mrn.shrink = 1, the default, or those modes not learned): the
+ * divisor depends on the task eigenvalue only, 1 + η λ' p3_i p1 p2 = 1 / f_i,
+ * and the whole step is one T x T mixing of the tasks' weights,
+ * W_t <- Σ_j K[t,j] W_j, with M = U3 diag(f) U3ᵀ and K = M; with mrn.mean =
+ * shared, W_t <- W̄ + Σ_j M[t,j] (W_j - W̄), i.e. K[t,j] = M[t,j] + (1 - Σ_k
+ * M[t,k]) / T. K is formed in double and rounded to float once; one sgemm of
+ * the owned rows of K with the all-gathered float weights, in place of the
+ * rotations, the centring and the per-element division. Without task mixing
+ * (U3 = I, no shared mean) each owned task is divided by its 1 + η λ' p3_t p1
+ * p2 and nothing is communicated. */
+
+static int all_equal(const double *p, int n) {
+    for (int i = 1; i < n; i++)
+        if (p[i] != p[0])
+            return 0;
+    return 1;
+}
+
+/* U1 = U2 = I with constant p1, p2 (rotated == 0 keeps Ω_k = p_k I). */
+static int scaled_identities(const tr_mrn *mrn, const tr_mrn_layer *L) {
+    return !mrn->o.dense && !L->rotated[TR_MRN_MODE_FEATURE] && !L->rotated[TR_MRN_MODE_CLASS] &&
+           all_equal(L->p[0], L->d1) && all_equal(L->p[1], L->d2);
+}
+
+/* 1 + η λ' p3 p1 p2, multiplied in scale_f32's order */
+static tr_status divisor(double *den, double step, double p3, double p1, double p2) {
+    *den = 1.0 + step * p3 * p1 * p2;
+    TR_CHECK(*den > 0.0 && isfinite(*den), TR_ERR_NUMERIC,
+             "MRN prox: 1 + eta*lambda*p3*p1*p2 = %g is not positive", *den);
+    return TR_OK;
+}
+
+/* f (T): 1 / (1 + η λ' p3_i p1 p2) */
+static tr_status mixing_factors(double *f, const tr_mrn *mrn, const tr_mrn_layer *L,
+                                double step) {
+    for (int i = 0; i < mrn->T; i++) {
+        double den;
+        TR_CALL(divisor(&den, step, L->p[2][i], L->p[0][0], L->p[1][0]));
+        f[i] = 1.0 / den;
+    }
+    return TR_OK;
+}
+
+/* k (tn, T) float: rows t0..t0+tn-1 of K above; rows: tn T doubles scratch. */
+static void mixing_rows(float *k, double *rows, const tr_mrn *mrn, const tr_mrn_layer *L,
+                        const double *f) {
+    int T = mrn->T, tn = mrn->tn;
+    const double *u3 = L->u[TR_MRN_MODE_TASK]; /* (T, T), eigenvectors in columns */
+    for (int a = 0; a < tn; a++) {
+        const double *ua = u3 + (size_t)(mrn->t0 + a) * T;
+        double sum = 0.0;
+        for (int j = 0; j < T; j++) {
+            const double *uj = u3 + (size_t)j * T;
+            double s = 0.0;
+            for (int i = 0; i < T; i++)
+                s += ua[i] * f[i] * uj[i];
+            rows[(size_t)a * T + j] = s;
+            sum += s;
+        }
+        if (mrn->o.centred)
+            for (int j = 0; j < T; j++)
+                rows[(size_t)a * T + j] += (1.0 - sum) / T;
+    }
+    for (size_t i = 0; i < (size_t)tn * T; i++)
+        k[i] = (float)rows[i];
+}
+
+/* Columns per block of the in-place mixing: a (T, MIX_BLOCK) float block of the
+ * product stays in L2 at T = 96. */
+#define MIX_BLOCK 1024
+
+/* w (T, nn) <- k (T, T) w in place, block of columns by block of columns
+ * through tmp (T, MIX_BLOCK): one pass over w instead of a copy and a product. */
+static void mix_in_place(float *w, const float *k, float *tmp, int T, int nn) {
+    for (int j0 = 0; j0 < nn; j0 += MIX_BLOCK) {
+        int nb = nn - j0 < MIX_BLOCK ? nn - j0 : MIX_BLOCK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, nb, T, 1.0f, k, T, w + j0, nn,
+                    0.0f, tmp, nb);
+        for (int t = 0; t < T; t++)
+            memcpy(w + (size_t)t * nn + j0, tmp + (size_t)t * nb, (size_t)nb * sizeof(float));
+    }
+}
+
+/* W_owned <- K[owned, :] W on the all-gathered float weights (in place when this
+ * rank holds every task: nothing to gather). */
+static tr_status prox_mix_dense(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, float *w_local,
+                                const double *f) {
+    int nn = L->d1 * L->d2, tn = mrn->tn, T = mrn->T;
+    int local = tn == T; /* the same on every rank of replica_comm: each holds all tasks */
+    if (!local) {
+        tr_mrn_set_counts(mrn, g, nn);
+        TR_CALL(tr_allgatherv_f32(g, g->replica_comm, w_local, tn * nn, L->w_f32, mrn->counts,
+                                  mrn->displs, TR_COLL_MRN));
+    }
+    if (tn == 0)
+        return TR_OK;
+    double *rows; /* K's owned rows in double (tn, T), then in float */
+    TR_ALLOC(rows, 2 * (size_t)tn * T, "MRN prox mixing");
+    float *k = (float *)(rows + (size_t)tn * T);
+    mixing_rows(k, rows, mrn, L, f);
+    if (local) /* w_f32 as the block scratch */
+        mix_in_place(w_local, k, L->w_f32, T, nn);
+    else /* w_f32 is a copy: the product may overwrite w_local */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, T, 1.0f, k, T, L->w_f32,
+                    nn, 0.0f, w_local, nn);
+    tr_free(rows);
+    return TR_OK;
+}
+
+/* ---- low rank: most task precisions floored -------------------------------------- *
+ * The floor gives every task eigenvalue below it the same precision, the largest,
+ * hence the same factor f_F: M = f_F I + V diag(f_V - f_F) Vᵀ with V (T, r) the
+ * eigenvectors of the r other eigenvalues. Then
+ *   M W = f_F W + V diag(f_V - f_F) (Vᵀ W),
+ * and with the shared mean (W̄ = 1ᵀ W / T appended to Vᵀ W as a last row)
+ *   W_t <- f_F W_t + Σ_i V[t,i] g_i (Vᵀ W)_i + (1 - f_F - Σ_i V[t,i] g_i (Vᵀ 1)_i) W̄,
+ * g = f_V - f_F. Z = [V, 1/T]ᵀ W, (r + 1) x d1 d2, is summed over replica_comm
+ * (the owned tasks' part on each rank), so the step costs 4 (r + 1) T d1 d2 flops
+ * and an all-reduce of (r + 1) d1 d2 floats in place of 2 T² d1 d2 and an
+ * all-gather of T d1 d2. Taken when 2 (r + 1) < T. */
+
+/* idx (T): the eigenvalues whose precision is not the largest; their count.
+ * *top: one whose precision is the largest. */
+static int unfloored(int *idx, int *top, const double *p3, int T) {
+    *top = 0;
+    for (int i = 1; i < T; i++)
+        if (p3[i] > p3[*top])
+            *top = i;
+    int r = 0;
+    for (int i = 0; i < T; i++)
+        if (p3[i] != p3[*top])
+            idx[r++] = i;
+    return r;
+}
+
+static tr_status prox_mix_low_rank(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, float *w_local,
+                                   const double *f, const int *idx, int r, double fF) {
+    int nn = L->d1 * L->d2, tn = mrn->tn, T = mrn->T, t0 = mrn->t0;
+    int q = r + (mrn->o.centred ? 1 : 0); /* columns of [V, 1/T] */
+    const double *u3 = L->u[TR_MRN_MODE_TASK];
+    double *vt1; /* (q) Vᵀ 1, then float V, C (tn, q) for the owned rows */
+    TR_ALLOC(vt1, (size_t)q + 2 * (size_t)tn * q, "MRN prox low rank");
+    float *vf = (float *)(vt1 + q), *cf = vf + (size_t)tn * q;
+    for (int c = 0; c < r; c++) {
+        double s = 0.0;
+        for (int t = 0; t < T; t++)
+            s += u3[(size_t)t * T + idx[c]];
+        vt1[c] = s;
+    }
+    for (int a = 0; a < tn; a++) {
+        const double *ua = u3 + (size_t)(t0 + a) * T;
+        double mean_coef = 1.0 - fF;
+        for (int c = 0; c < r; c++) {
+            double gc = f[idx[c]] - fF;
+            vf[(size_t)a * q + c] = (float)ua[idx[c]];
+            cf[(size_t)a * q + c] = (float)(ua[idx[c]] * gc);
+            mean_coef -= ua[idx[c]] * gc * vt1[c];
+        }
+        if (q > r) {
+            vf[(size_t)a * q + r] = (float)(1.0 / T);
+            cf[(size_t)a * q + r] = (float)mean_coef;
+        }
+    }
+    float *z = L->w_f32; /* (q, d1 d2) */
+    if (tn > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q, nn, tn, 1.0f, vf, q, w_local, nn,
+                    0.0f, z, nn);
+    else
+        memset(z, 0, (size_t)q * nn * sizeof(float));
+    tr_status st = tr_allreduce_f32(g, g->replica_comm, z, (size_t)q * nn, TR_COLL_MRN);
+    if (st == TR_OK && tn > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tn, nn, q, 1.0f, cf, q, z, nn,
+                    (float)fF, w_local, nn);
+    tr_free(vt1);
+    return st;
+}
+
+static tr_status layer_prox_iso_f32(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, float *w_local,
+                                    double eta) {
+    int nn = L->d1 * L->d2, tn = mrn->tn, T = mrn->T;
+    double step = eta * mrn->o.lambda;
+    if (!L->rotated[TR_MRN_MODE_TASK] && !mrn->o.centred) {
+        for (int i = 0; i < tn; i++) {
+            double den;
+            TR_CALL(divisor(&den, step, L->p[2][mrn->t0 + i], L->p[0][0], L->p[1][0]));
+            float *w = w_local + (size_t)i * nn;
+            for (int k = 0; k < nn; k++)
+                w[k] = (float)(w[k] / den);
+        }
+        return TR_OK;
+    }
+    double *f; /* (T) factors, then (T) ints: the unfloored eigenvalues */
+    TR_ALLOC(f, 2 * (size_t)T, "MRN prox factors");
+    int *idx = (int *)(f + T);
+    tr_status st = mixing_factors(f, mrn, L, step);
+    if (st == TR_OK) {
+        int top, r = unfloored(idx, &top, L->p[2], T);
+        if (2 * (r + 1) < T) {
+            st = prox_mix_low_rank(mrn, L, g, w_local, f, idx, r, f[top]);
+            mrn->low_rank_proxes++;
+        } else
+            st = prox_mix_dense(mrn, L, g, w_local, f);
+    }
+    tr_free(f);
+    return st;
+}
+
+/* ---- the general step ------------------------------------------------------------ */
+
 static tr_status layer_prox_f32(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, float *w_local,
                                 double eta) {
     int d1 = L->d1, d2 = L->d2, nn = d1 * d2, tn = mrn->tn, T = mrn->T;
     int centred = mrn->o.centred;
     if (tn == 0 && !L->rotated[TR_MRN_MODE_TASK] && !centred)
         return TR_OK;
+    if (scaled_identities(mrn, L))
+        return layer_prox_iso_f32(mrn, L, g, w_local, eta);
     refresh_u_f32(mrn, L);
     const float *u1 = L->rotated[0] ? L->u_f32[0] : NULL, *u2 = L->rotated[1] ? L->u_f32[1] : NULL;
     double step = eta * mrn->o.lambda;

@@ -15,6 +15,12 @@
  * mrn.shrink = 0.5, all at once) meet the same 1e-10 / 1e-6 against the 1-rank
  * run, Σ3 has trace T, and the centred prox (float and double) leaves the task
  * mean of the weights where it was (Σ_t D_t = 0) to float rounding.
+ * Where Σ1, Σ2 are scaled identities (the shipped defaults, shrink 1; official
+ * numerics) the fast path equals the general one: the update, gradient and prox
+ * from the same state as above, and along a run with three updates the
+ * weights to 1e-5 of the largest weight (fast, general float, general double),
+ * on 5 tasks and on 12 with a rank-2 task structure (the low-rank mixing); and
+ * a state the general path wrote takes the fast path at its next update.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,7 +65,8 @@ static double rel_diff(const double *a, const double *b, size_t n) {
     return den > 0 ? num / den : num;
 }
 
-enum { FLOOR, OFFICIAL, BOUNDED }; /* variants of the options */
+/* variants of the options; DEFAULTS: the shipped bounded prior (shrink 1) */
+enum { FLOOR, OFFICIAL, BOUNDED, DEFAULTS };
 
 static tr_mrn_opts opts(int variant) {
     int official = variant == OFFICIAL;
@@ -74,10 +81,10 @@ static tr_mrn_opts opts(int variant) {
     o.eps = official ? TR_MRN_OFFICIAL_EPS : 1e-6;
     o.eig_floor = 0.1;
     o.scalapack_min_dim = 1 << 20;
-    if (variant == BOUNDED) {
+    if (variant == BOUNDED || variant == DEFAULTS) {
         o.centred = 1;
         o.task_fixed = 1;
-        o.shrink = 0.5;
+        o.shrink = variant == DEFAULTS ? 1.0 : 0.5;
     }
     return o;
 }
@@ -88,12 +95,14 @@ typedef struct {
     float *w[NL], *grad[NL];
 } run;
 
-/* Two updates, a prior gradient and a prox step on grid (world, S). */
-static void run_on(run *r, MPI_Comm world, int S, int variant, int prox_f64) {
+/* Two updates, a prior gradient and a prox step on grid (world, S); dense: the
+ * general path even where Σ1, Σ2 are scaled identities. */
+static void run_on_path(run *r, MPI_Comm world, int S, int variant, int prox_f64, int dense) {
     memset(r, 0, sizeof *r);
     assert_int_equal(tr_grid_init(&r->g, world, T, S, NULL), TR_OK);
     tr_mrn_opts o = opts(variant);
     o.prox_f64 = prox_f64;
+    o.dense = dense;
     assert_int_equal(tr_mrn_init(&r->mrn, &o, &r->g, NL, NAMES, D1, D2), TR_OK);
     for (int l = 0; l < NL; l++) {
         size_t n = (size_t)r->g.tn * D1[l] * D2[l];
@@ -107,6 +116,10 @@ static void run_on(run *r, MPI_Comm world, int S, int variant, int prox_f64) {
         assert_int_equal(tr_mrn_layer_prior_grad(&r->mrn, l, r->grad[l]), TR_OK);
         assert_int_equal(tr_mrn_layer_prox(&r->mrn, l, &r->g, r->w[l], 0.05), TR_OK);
     }
+}
+
+static void run_on(run *r, MPI_Comm world, int S, int variant, int prox_f64) {
+    run_on_path(r, world, S, variant, prox_f64, 0);
 }
 
 static void run_free(run *r) {
@@ -218,6 +231,45 @@ static void test_assembly_bounded(void **state) {
     (void)state;
     check_grids(BOUNDED, 0);
     check_grids(BOUNDED, 1);
+}
+
+/* Where Σ1 and Σ2 are scaled identities (the shipped defaults: shrink 1; official
+ * numerics: the task mode only) the Gram-matrix update, the T x T mixing prox and
+ * the gradient form equal the general path (rotations, D1 x D1 covariances,
+ * their eigendecompositions) of a 1-rank run, on every grid, with the same
+ * tolerances as the assembly: 1e-10 for the covariances, precisions and prior
+ * value, 1e-6 of the largest value for the float gradient and prox. */
+static void check_iso_vs_dense(int variant) {
+    int P;
+    MPI_Comm_size(MPI_COMM_WORLD, &P);
+    run ref;
+    run_on_path(&ref, MPI_COMM_SELF, 1, variant, 0, 1);
+    MPI_ASSERT(ref.mrn.layer[0].rotated[TR_MRN_MODE_TASK]);
+    double worst = 0.0;
+    for (int S = 1; S <= P && S <= T; S++) {
+        if (P % S)
+            continue;
+        run r;
+        run_on_path(&r, MPI_COMM_WORLD, S, variant, 0, 0);
+        /* the fast path was taken: U1 = U2 = I */
+        MPI_ASSERT(!r.mrn.layer[0].rotated[TR_MRN_MODE_FEATURE] &&
+                   !r.mrn.layer[0].rotated[TR_MRN_MODE_CLASS]);
+        compare(&ref, &r, &worst);
+        run_free(&r);
+    }
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0)
+        printf("P=%d %s, scaled identities against the general path: worst covariance/precision "
+               "relative difference %.3g\n",
+               P, variant == OFFICIAL ? "official" : "defaults", worst);
+    run_free(&ref);
+}
+
+static void test_iso_vs_dense(void **state) {
+    (void)state;
+    check_iso_vs_dense(DEFAULTS);
+    check_iso_vs_dense(OFFICIAL);
 }
 
 /* A 512 x 512 covariance with a decaying spectrum (so the floor is active):
@@ -361,12 +413,133 @@ static void test_prox_float_vs_double(void **state) {
     tr_grid_free(&g);
 }
 
+/* Weights for the runs below: nt == T, pweight; otherwise nt tasks made of a
+ * shared pattern and two task patterns with task coefficients, plus a little
+ * noise, so that the centred task covariance has rank 2 and the floor gives
+ * the other nt - 2 eigenvalues one precision (the low-rank mixing). */
+static float dweight(int nt, int t, int i, int step) {
+    if (nt == T)
+        return pweight(t, i, step);
+    double a = sin(0.9 * t + 0.3), b = cos(1.7 * t);
+    return (float)(sin(0.13 * i) + 0.5 * a * sin(0.29 * i + 0.1 * step) +
+                   0.4 * b * cos(0.07 * i * (1 + 0.05 * step)) +
+                   1e-3 * sin(12.9898 * i + 78.233 * t + 3.1 * step));
+}
+
+/* The shipped defaults along a run of PSTEPS steps with a covariance update every
+ * 4 on nt tasks: the fast path (T x T Gram update, mixing prox), the general
+ * float path and the general double path, each from its own weights, stay within
+ * 1e-5 of the largest weight of each other; one prox from the same weights and
+ * state, fast against general float, within 2e-6; the task covariances and prior
+ * values within 1e-4. Returns the fast run's low-rank prox steps after its first
+ * update. */
+static int defaults_run(int nt) {
+    int P;
+    MPI_Comm_size(MPI_COMM_WORLD, &P);
+    int S = P <= nt ? P : 1; /* task shards, uneven for T = 5 */
+    const int d1[1] = {PD1}, d2[1] = {PD2};
+    const char *const names[1] = {"fc7"};
+    tr_grid g;
+    assert_int_equal(tr_grid_init(&g, MPI_COMM_WORLD, nt, S, NULL), TR_OK);
+    enum { FAST, DENSE, DENSE64, NRUN };
+    tr_mrn m[NRUN];
+    float *w[NRUN];
+    size_t nn = (size_t)PD1 * PD2, n = (size_t)g.tn * nn;
+    for (int v = 0; v < NRUN; v++) {
+        tr_mrn_opts o = opts(DEFAULTS);
+        o.flipflop_iters = 1;
+        o.dense = v != FAST;
+        o.prox_f64 = v == DENSE64;
+        assert_int_equal(tr_mrn_init(&m[v], &o, &g, 1, names, d1, d2), TR_OK);
+        w[v] = calloc(n ? n : 1, sizeof(float));
+        for (size_t k = 0; k < n; k++)
+            w[v][k] = dweight(nt, g.t0 + (int)(k / nn), (int)(k % nn), 0);
+    }
+    float *w1 = calloc(n ? n : 1, sizeof(float));
+    double step_worst = 0.0, run_worst = 0.0, cov_worst = 0.0;
+    int updates = 0, low_rank_before = 0;
+    for (int step = 1; step <= PSTEPS; step++) {
+        for (int v = 0; v < NRUN; v++)
+            for (size_t k = 0; k < n; k++) {
+                int t = g.t0 + (int)(k / nn), i = (int)(k % nn);
+                w[v][k] += 0.02f * (dweight(nt, t, i, step) - dweight(nt, t, i, step - 1));
+            }
+        memcpy(w1, w[FAST], n * sizeof(float));
+        m[FAST].o.dense = 1; /* the general float step from the fast run's state */
+        assert_int_equal(tr_mrn_layer_prox(&m[FAST], 0, &g, w1, 0.5), TR_OK);
+        m[FAST].o.dense = 0;
+        for (int v = 0; v < NRUN; v++)
+            assert_int_equal(tr_mrn_layer_prox(&m[v], 0, &g, w[v], 0.5), TR_OK);
+        double d[4] = {0.0, 0.0, 0.0, 0.0}; /* max |w|, one step, fast-dense, fast-dense64 */
+        for (size_t k = 0; k < n; k++) {
+            d[0] = fmax(d[0], fabs(w[DENSE64][k]));
+            d[1] = fmax(d[1], fabs(w[FAST][k] - w1[k]));
+            d[2] = fmax(d[2], fabs(w[FAST][k] - w[DENSE][k]));
+            d[3] = fmax(d[3], fabs(w[FAST][k] - w[DENSE64][k]));
+        }
+        MPI_Allreduce(MPI_IN_PLACE, d, 4, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        step_worst = fmax(step_worst, d[1] / d[0]);
+        run_worst = fmax(run_worst, fmax(d[2], d[3]) / d[0]);
+        MPI_ASSERT(d[1] <= 2e-6 * d[0]);
+        MPI_ASSERT(d[2] <= 1e-5 * d[0] && d[3] <= 1e-5 * d[0]);
+        if (step % 4 == 0) {
+            if (updates == 0)
+                low_rank_before = m[FAST].low_rank_proxes;
+            for (int v = 0; v < NRUN; v++) {
+                assert_int_equal(tr_mrn_layer_gather(&m[v], 0, &g, w[v]), TR_OK);
+                assert_int_equal(tr_mrn_layer_update(&m[v], 0, &g), TR_OK);
+                m[v].counters[0] += 1.0;
+            }
+            for (int v = DENSE; v < NRUN; v++) {
+                const tr_mrn_layer *A = &m[FAST].layer[0], *B = &m[v].layer[0];
+                double dc = rel_diff(A->sigma[2], B->sigma[2], (size_t)nt * nt);
+                cov_worst = fmax(cov_worst, dc);
+                MPI_ASSERT(dc <= 1e-4);
+                MPI_ASSERT(fabs(A->prior_value - B->prior_value) <= 1e-4 * B->prior_value);
+            }
+            updates++;
+        }
+    }
+    MPI_ASSERT(updates >= 2 && m[FAST].layer[0].rotated[TR_MRN_MODE_TASK] &&
+               !m[FAST].layer[0].rotated[TR_MRN_MODE_FEATURE] &&
+               m[DENSE].layer[0].rotated[TR_MRN_MODE_FEATURE]);
+    /* state the general path wrote (a run resumed from an older checkpoint) has
+     * exact scaled identities, so its next update takes the fast path */
+    m[DENSE].o.dense = 0;
+    assert_int_equal(tr_mrn_layer_gather(&m[DENSE], 0, &g, w[DENSE]), TR_OK);
+    assert_int_equal(tr_mrn_layer_update(&m[DENSE], 0, &g), TR_OK);
+    MPI_ASSERT(!m[DENSE].layer[0].rotated[TR_MRN_MODE_FEATURE] &&
+               !m[DENSE].layer[0].rotated[TR_MRN_MODE_CLASS]);
+    int low_rank = m[FAST].low_rank_proxes - low_rank_before, rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 0)
+        print_message("defaults, %d tasks, fast path vs general float/double: %d covariance "
+                      "updates, %d low-rank steps after the first; one step %.2e, run %.2e (of "
+                      "the largest weight), task covariance %.2e\n",
+                      nt, updates, low_rank, step_worst, run_worst, cov_worst);
+    for (int v = 0; v < NRUN; v++) {
+        free(w[v]);
+        tr_mrn_free(&m[v]);
+    }
+    free(w1);
+    tr_grid_free(&g);
+    return low_rank;
+}
+
+static void test_defaults_run(void **state) {
+    (void)state;
+    defaults_run(T);
+    /* rank-2 task structure: after the first update the step is low rank */
+    MPI_ASSERT(defaults_run(12) == PSTEPS - 4);
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_assembly_floor),       cmocka_unit_test(test_assembly_official),
         cmocka_unit_test(test_assembly_bounded),     cmocka_unit_test(test_scalapack_precision),
-        cmocka_unit_test(test_prox_float_vs_double),
+        cmocka_unit_test(test_prox_float_vs_double), cmocka_unit_test(test_iso_vs_dense),
+        cmocka_unit_test(test_defaults_run),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();
