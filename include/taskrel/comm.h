@@ -141,11 +141,9 @@ tr_status tr_buckets_start(tr_buckets *b, int upto);
 /* Advance every started, unfinished bucket as far as its messages allow
  * (MPI_Testall), without waiting. An MPI error is a stall under the watchdog. */
 tr_status tr_buckets_progress(tr_buckets *b);
-/* End the round: with `pipelined` start every remaining bucket and wait for
- * all, advancing them together; without, start and finish one bucket after
- * the other (the schedule of a blocking bucketed all-reduce). Counted under
- * kind. */
-tr_status tr_buckets_finish(tr_grid *g, tr_buckets *b, tr_coll_kind kind, int pipelined);
+/* End the round: start every remaining bucket and wait for all, advancing
+ * them together. Counted under kind. */
+tr_status tr_buckets_finish(tr_grid *g, tr_buckets *b, tr_coll_kind kind);
 
 /* The fused per-step all-reduce over world: buf[0 .. nsum) are summed,
  * buf[nsum .. nsum+nmax) are max-reduced, in ONE MPI call (a derived datatype

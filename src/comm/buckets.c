@@ -170,20 +170,12 @@ static tr_status all_started_done(void *ctx, int *done) {
     return TR_OK;
 }
 
-tr_status tr_buckets_finish(tr_grid *g, tr_buckets *b, tr_coll_kind kind, int pipelined) {
+tr_status tr_buckets_finish(tr_grid *g, tr_buckets *b, tr_coll_kind kind) {
     if (!b->active)
         return TR_OK;
     double t0 = tr_time_now();
-    const char *what = tr_coll_name(kind);
-    if (pipelined) {
-        TR_CALL(tr_buckets_start(b, b->n));
-        TR_CALL(tr_watchdog_wait_fn(all_started_done, b, what));
-    } else {
-        for (int i = b->started; i < b->n; i++) {
-            TR_CALL(tr_buckets_start(b, i + 1));
-            TR_CALL(tr_watchdog_wait_fn(all_started_done, b, what));
-        }
-    }
+    TR_CALL(tr_buckets_start(b, b->n));
+    TR_CALL(tr_watchdog_wait_fn(all_started_done, b, tr_coll_name(kind)));
     size_t total = 0;
     for (int i = 0; i < b->n; i++)
         total += b->len[i];

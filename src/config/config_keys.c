@@ -180,7 +180,7 @@ const tr_cfg_key tr_cfg_keys[] = {
       "start the all-reduce of each bucket of the shared (trunk) gradients during the backward "
       "pass, as soon as its layers are done (HPS and MRN; other methods start every bucket "
       "after the backward), and progress it between layers and between the examples of a "
-      "convolution; false: one bucket after the other after the backward. Either way each "
+      "convolution; false: every bucket starts after the backward. Either way each "
       "bucket is the same ring all-reduce, so results are bitwise equal "
       "(docs/scaling.md, \"Overlapping the all-reduce\")"),
     K("dist", "bucket_mb", TR_CFG_FLOAT, bucket_mb, 0, "1", OC(0, 1024), NULL,

@@ -7,9 +7,9 @@
  * its backward (the model's grad_ready hook); between ops the started
  * buckets are progressed (MPI_Test), and before the optimizer step the rest
  * are started and every bucket is waited for, under the stall watchdog.
- * With dist.overlap = false the same buckets are all-reduced one after the
- * other after the backward: the same MPI calls on the same data, hence the
- * same bits (src/comm/buckets.c).
+ * With dist.overlap = false every bucket starts after the backward (all at
+ * once, advanced together): the same ring all-reduces of the same data,
+ * hence the same bits (src/comm/buckets.c).
  * Buckets start early only where the shared gradients are exactly the trunk
  * ops' tensors and the trunk's backward runs once per step (HPS, MRN); other
  * methods and the per-task weightings start every bucket after the backward.
@@ -180,7 +180,7 @@ tr_status tr_overlap_reduce(tr_trainer *tr) {
     o->open = 0;
     int early = o->b.started > 0;
     double t0 = tr_time_now(), first = o->b.t_start;
-    TR_CALL(tr_buckets_finish(&tr->grid, &o->b, TR_COLL_TRUNK, tr->cfg->overlap));
+    TR_CALL(tr_buckets_finish(&tr->grid, &o->b, TR_COLL_TRUNK));
     double t1 = tr_time_now();
     tr_trainer_phase(tr, TR_PHASE_COMM, "trunk_allreduce", t0, t1);
     if (early) /* from the first bucket's start: what ran behind the backward */
