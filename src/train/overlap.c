@@ -4,9 +4,10 @@
  * of the arena is cut into buckets from the last layer to the first — the
  * order in which the backward finishes them — and each bucket's all-reduce
  * starts as soon as the trunk op that finishes its last tensor is through
- * its backward (the model's grad_ready hook); between ops the started
- * buckets are progressed (MPI_Test), and before the optimizer step the rest
- * are started and every bucket is waited for, under the stall watchdog.
+ * its backward (the model's grad_ready hook); between ops, and between the
+ * examples of a convolution, the started buckets advance (their ring steps
+ * are tested and the next ones posted), and before the optimizer step the
+ * rest are started and every bucket is waited for, under the stall watchdog.
  * With dist.overlap = false every bucket starts after the backward (all at
  * once, advanced together): the same ring all-reduces of the same data,
  * hence the same bits (src/comm/buckets.c).

@@ -8,7 +8,12 @@ Per run, over the steps >= --warmup, per rank: the median of the
 and of the step time (from one step's first event to the next step's);
 the ranks averaged. Per setting, the median over runs of each figure and
 
-    hidden = 1 - exposed wait with overlap / all-reduce wait without.
+    hidden = 1 - exposed wait with overlap / all-reduce wait without
+
+(in brackets: the median over repetitions of the same ratio taken between
+the two runs of one repetition), and the step time of the run with overlap
+over that of the run without in the same repetition (they ran one after
+the other, so under about the same load): median and range.
 
 With runs rK-base (TASKREL_OVERLAP_BASE_BIN), also their all-reduce wait
 and step time. Prints a Markdown table, one row per setting.
@@ -65,7 +70,7 @@ def main():
     base = any(glob.glob(os.path.join(a.out, s, "r*-base")) for s in a.settings)
     print("| links | runs | all-reduce wait, no overlap (ms) | exposed wait, overlap (ms) "
           "| in flight, overlap (ms) | hidden | step no overlap (ms) | step overlap (ms) "
-          "| step ratio | " + ("before: wait / step (ms) | " if base else "") + "load (1 min) |")
+          "| step overlap / no overlap, same repetition: median (range) | " + ("before: wait / step (ms) | " if base else "") + "load (1 min) |")
     print("|---|---|---|---|---|---|---|---|---|" + ("---|" if base else "") + "---|")
     for s in a.settings:
         fig = {}
@@ -76,6 +81,14 @@ def main():
             fig[ov] = {k: st.median([r[k] for r in runs]) if runs else float("nan")
                        for k in ("ar", "inf", "step")}
             fig[ov]["n"] = len(runs)
+        # the same repetition's runs, side by side: their ratio, median over reps
+        ratios, hid = [], []
+        for d in sorted(glob.glob(os.path.join(a.out, s, "r*-true"))):
+            d0 = d[: -len("true")] + "false"
+            if all(os.path.exists(os.path.join(x, "timeline.json")) for x in (d, d0)):
+                x1, x0 = run_figures(d, a.warmup), run_figures(d0, a.warmup)
+                ratios.append(x1["step"] / x0["step"])
+                hid.append(1 - x1["ar"] / x0["ar"])
         off, on = fig["false"], fig["true"]
         hidden = 1 - on["ar"] / off["ar"] if off["ar"] > 0 else float("nan")
         ld = loads.get(s, [])
@@ -84,9 +97,12 @@ def main():
             "2 nodes, unshaped veth" if s == "none" else f"2 nodes, tbf {s}")
         b = fig["base"]
         before = f"{b['ar']:.2f} / {b['step']:.1f} | " if base else ""
+        pr = (f"{st.median(ratios):.3f} ({min(ratios):.2f}-{max(ratios):.2f})" if ratios
+              else "?")
+        ph = f" ({100 * st.median(hid):.0f} %)" if hid else ""
         print(f"| {label} | {off['n']}+{on['n']} | {off['ar']:.2f} | {on['ar']:.2f} "
-              f"| {on['inf']:.2f} | {100 * hidden:.0f} % | {off['step']:.1f} | {on['step']:.1f} "
-              f"| {on['step'] / off['step']:.3f} | {before}{load} |")
+              f"| {on['inf']:.2f} | {100 * hidden:.0f} %{ph} | {off['step']:.1f} "
+              f"| {on['step']:.1f} | {pr} | {before}{load} |")
 
 
 if __name__ == "__main__":
