@@ -21,16 +21,17 @@ import math
 import re
 
 BUCKET_BYTES = 16 << 20  # tr_grid.bucket_floats * 4: one MPI call per 16 MiB
+TRUNK_BUCKET_BYTES = 1 << 20  # dist.bucket_mb default: the trunk's ring all-reduce buckets
 EIG_FLOPS = 9.0  # symmetric eigendecomposition with vectors, ~9 n^3 (Golub & Van Loan)
 SCALAPACK_MIN_DIM = 256  # linalg.scalapack_min_dim default (ALGORITHMS.md)
 EIG_MSGS_PER_COL = 5  # latency-bound reductions per column in pdsytrd (assumption)
 
 
-def ring_allreduce(nbytes, p, alpha, beta):
-    """Ring all-reduce: 2(p-1)/p n beta + 2(p-1) alpha, per 16 MiB bucket."""
+def ring_allreduce(nbytes, p, alpha, beta, bucket=BUCKET_BYTES):
+    """Ring all-reduce: 2(p-1)/p n beta + 2(p-1) alpha, per bucket (16 MiB)."""
     if p <= 1 or nbytes <= 0:
         return 0.0
-    buckets = max(1, math.ceil(nbytes / BUCKET_BYTES))
+    buckets = max(1, math.ceil(nbytes / bucket))
     return buckets * 2 * (p - 1) * alpha + 2 * (p - 1) / p * nbytes * beta
 
 
@@ -146,7 +147,8 @@ class Model:
         params = sz["trunk_floats"] + tn * sz["task_floats_per_task"]
         ph["optimizer"] = base["optimizer_s"] * params / self.base_params * over
         ph["other"] = base.get("other_s", 0.0)
-        ph["trunk_allreduce"] = 0.0 if sz["trunk_per_task"] else ring_allreduce(4 * sz["trunk_floats"], p, a, b)
+        ph["trunk_allreduce"] = 0.0 if sz["trunk_per_task"] else ring_allreduce(
+            4 * sz["trunk_floats"], p, a, b, TRUNK_BUCKET_BYTES)
         ph["head_allreduce"] = ring_allreduce(4 * tn * sz["task_floats_per_task"], r, a, b)
         ph["scalars"] = recdbl_allreduce(8 * (4 * t + 2), p, a, b)
         ph["features"] = 0.0

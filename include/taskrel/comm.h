@@ -94,6 +94,57 @@ tr_status tr_allgatherv_f64(tr_grid *g, MPI_Comm comm, const double *send, int s
 tr_status tr_reduce_scatter_f32(tr_grid *g, MPI_Comm comm, const float *send, float *recv,
                                 const int *counts, tr_coll_kind kind);
 
+/* ---- a bucketed all-reduce whose buckets start one by one (buckets.c) -------------
+ * The in-place sum of one float buffer over a communicator, split into
+ * buckets (ranges of the buffer) that are started in a fixed order, each as
+ * soon as its part of the buffer is final, progressed while the caller
+ * computes, and completed together: the gradient all-reduce that overlaps
+ * the backward pass. Each bucket is a ring all-reduce of its own (its range
+ * cut into P chunks, P-1 reduce-scatter then P-1 all-gather steps of
+ * non-blocking point-to-point messages to the right neighbour, on a private
+ * duplicate of the communicator), advanced by tr_buckets_progress and the
+ * final wait. The sum of every element is taken in an order fixed by P and
+ * the bucket's range alone — not by when a bucket starts or how the messages
+ * are timed — so a round gives the same bits however it is interleaved with
+ * the caller's work, and every rank gets the same bits. (Open MPI 4.1's own
+ * MPI_Iallreduce is a binomial reduce and broadcast for P < 4 or in place,
+ * twice the traffic of a ring at P = 2, and may sum in another order than
+ * its blocking MPI_Allreduce.) Every rank starts the same buckets in the same
+ * order. Waits go through the stall watchdog; the counters get one call per
+ * round, its bytes, and the seconds spent in tr_buckets_finish (the exposed
+ * part). */
+typedef struct {
+    int n;             /* buckets */
+    size_t *off, *len; /* (n) ranges of the buffer, in floats, in start order */
+    int *step;         /* (n) ring steps done this round: 0 .. 2(P-1); -1 not started */
+    MPI_Request *req;  /* (n, 2) the current step's send and receive */
+    float *tmp;        /* received chunks of the reduce-scatter, ceil(len/P) per bucket */
+    size_t *tmp_off;   /* (n) */
+    int started;       /* buckets [0, started) are under way this round */
+    int done;          /* buckets that completed this round */
+    MPI_Comm comm;     /* private duplicate (MPI_COMM_NULL with one rank) */
+    int rank, size;
+    float *buf;
+    int active;     /* this round moves data (>= 2 ranks, >= 1 bucket) */
+    double t_start; /* when the round's first bucket started */
+} tr_buckets;
+
+/* n buckets with ranges off/len (copied; each len < 2^31, n <= 32767) over
+ * comm. Collective over comm (duplicates it). */
+tr_status tr_buckets_init(tr_buckets *b, MPI_Comm comm, const size_t *off, const size_t *len,
+                          int n);
+void tr_buckets_free(tr_buckets *b); /* no-op on a zeroed struct */
+/* Begin a round on buf (nothing is sent yet). Local. */
+tr_status tr_buckets_begin(tr_buckets *b, float *buf);
+/* Start buckets [started, upto) (their first ring step). */
+tr_status tr_buckets_start(tr_buckets *b, int upto);
+/* Advance every started, unfinished bucket as far as its messages allow
+ * (MPI_Testall), without waiting. An MPI error is a stall under the watchdog. */
+tr_status tr_buckets_progress(tr_buckets *b);
+/* End the round: start every remaining bucket and wait for all, advancing
+ * them together. Counted under kind. */
+tr_status tr_buckets_finish(tr_grid *g, tr_buckets *b, tr_coll_kind kind);
+
 /* The fused per-step all-reduce over world: buf[0 .. nsum) are summed,
  * buf[nsum .. nsum+nmax) are max-reduced, in ONE MPI call (a derived datatype
  * covering the whole buffer and a user op). */
@@ -105,6 +156,8 @@ tr_status tr_allreduce_fused(tr_grid *g, double *buf, int nsum, int nmax);
 tr_status tr_agree(MPI_Comm world, tr_status local);
 
 void tr_grid_reset_stats(tr_grid *g);
+/* Add one call of `bytes` and `seconds` to the counters of kind. */
+void tr_grid_count(tr_grid *g, tr_coll_kind kind, size_t bytes, double seconds);
 
 /* Rows [lo, lo+n) of part `index` of a contiguous split of `total` into
  * `parts` (how batches and evaluation rows are divided over replicas and
@@ -132,6 +185,15 @@ double tr_watchdog_timeout(void);
 void tr_watchdog_set_step(int64_t step);
 /* Wait for req (a non-blocking collective); what names it in the report. */
 tr_status tr_watchdog_wait(MPI_Request *req, const char *what);
+/* Wait until test(ctx, &done) sets done (test progresses the operation, e.g.
+ * the steps of a ring all-reduce); the same deadline, probes and report as
+ * tr_watchdog_wait. An error from test is a stall under the watchdog; with
+ * timeout 0 it is returned. */
+tr_status tr_watchdog_wait_fn(tr_status (*test)(void *ctx, int *done), void *ctx, const char *what);
+/* Report a failed operation (an MPI error outside a wait: a peer failed
+ * outright) as a stall and exit with TR_EXIT_STALL under the watchdog;
+ * without it return st. */
+tr_status tr_watchdog_failed(tr_status st, const char *what);
 
 #ifdef __cplusplus
 }

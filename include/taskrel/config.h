@@ -122,6 +122,8 @@ typedef struct {
     /* [dist] */
     int task_shards;     /* dist.task_shards (0 = largest divisor of P that is <= T) */
     float stall_timeout; /* dist.stall_timeout: seconds before a collective is a stall (0 = off) */
+    int overlap;         /* dist.overlap: trunk buckets start during the backward (true) */
+    float bucket_mb;     /* dist.bucket_mb: trunk all-reduce bucket size in MiB (1) */
 
     /* [mrn] (model.kind = mrn) */
     float mrn_lambda;                 /* mrn.lambda: prior weight per training example (1) */

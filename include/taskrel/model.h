@@ -97,7 +97,14 @@ typedef struct {
     uint64_t seed;
     tr_sync_fn sync;
     void *sync_ctx;
-    double *sync_buf;               /* (2 * max channels + 1) */
+    double *sync_buf; /* (2 * max channels + 1) */
+    /* When set, called during the trunk's backward with `done`: the ops
+     * [done, n_ops) have finished their backward (after each op, and between
+     * the examples of a convolution). The trainer starts the gradient
+     * all-reduce buckets that are final and progresses the others
+     * (dist.overlap, src/train/overlap.c). NULL: nothing. */
+    tr_status (*grad_ready)(void *ctx, int done);
+    void *grad_ready_ctx;
     const struct tr_method *method; /* the row of model.kind (taskrel/method.h) */
     struct tr_rel *rel;             /* MRAN / MMoE state (taskrel/relational.h), NULL otherwise */
     void *run_state; /* a method's own state (MRN's priors, cross-stitch units), NULL otherwise */

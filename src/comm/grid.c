@@ -115,10 +115,14 @@ void tr_grid_reset_stats(tr_grid *g) {
     memset(g->stats, 0, sizeof(g->stats));
 }
 
-static void count(tr_grid *g, tr_coll_kind kind, size_t bytes, double t0) {
+void tr_grid_count(tr_grid *g, tr_coll_kind kind, size_t bytes, double seconds) {
     g->stats[kind].calls++;
     g->stats[kind].bytes += (int64_t)bytes;
-    g->stats[kind].seconds += tr_time_now() - t0;
+    g->stats[kind].seconds += seconds;
+}
+
+static void count(tr_grid *g, tr_coll_kind kind, size_t bytes, double t0) {
+    tr_grid_count(g, kind, bytes, tr_time_now() - t0);
 }
 
 static tr_status allreduce_bucketed(tr_grid *g, MPI_Comm comm, void *buf, size_t n,

@@ -249,10 +249,44 @@ static void stall(double waited, const char *why) {
     _exit(TR_EXIT_STALL);
 }
 
+tr_status tr_watchdog_failed(tr_status st, const char *what) {
+    if (st != TR_OK && g_wd.timeout > 0) {
+        g_wd.what = what;
+        stall(0.0, tr_error_message());
+    }
+    return st;
+}
+
+static tr_status test_request(void *ctx, int *done) {
+    int rc = MPI_Test((MPI_Request *)ctx, done, MPI_STATUS_IGNORE);
+    if (rc == MPI_SUCCESS)
+        return TR_OK;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return tr_error_set(TR_ERR_MPI, __FILE__, __LINE__, __func__, "%s", msg);
+}
+
 tr_status tr_watchdog_wait(MPI_Request *req, const char *what) {
     if (g_wd.timeout <= 0) {
         TR_MPI(MPI_Wait(req, MPI_STATUS_IGNORE));
         return TR_OK;
+    }
+    return tr_watchdog_wait_fn(test_request, req, what);
+}
+
+tr_status tr_watchdog_wait_fn(tr_status (*test)(void *ctx, int *done), void *ctx,
+                              const char *what) {
+    if (g_wd.timeout <= 0) { /* no deadline: poll, yielding the core in a long wait */
+        double t0 = tr_time_now();
+        for (long spins = 0;; spins++) {
+            int done = 0;
+            TR_CALL(test(ctx, &done));
+            if (done)
+                return TR_OK;
+            if ((spins & 255) == 255 && tr_time_now() - t0 > 1e-3)
+                sched_yield();
+        }
     }
     g_wd.seq++;
     g_wd.what = what;
@@ -261,13 +295,8 @@ tr_status tr_watchdog_wait(MPI_Request *req, const char *what) {
     g_wd.deadline = t0 + g_wd.timeout + (grace < 1 ? 1 : grace > 5 ? 5 : grace) + 10;
     for (long spins = 0;; spins++) {
         int done = 0;
-        int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS) { /* a peer failed outright: the same as a stall */
-            char msg[MPI_MAX_ERROR_STRING];
-            int len = 0;
-            MPI_Error_string(rc, msg, &len);
-            stall(tr_time_now() - t0, msg);
-        }
+        if (test(ctx, &done) != TR_OK) /* a peer failed outright: the same as a stall */
+            stall(tr_time_now() - t0, tr_error_message());
         if (done)
             break;
         if ((spins & 255) != 255)

@@ -176,6 +176,17 @@ const tr_cfg_key tr_cfg_keys[] = {
       "or more ranks results can differ from a run without it in the last bits (runs with the "
       "same setting stay bitwise equal). launch/slurm/train.sbatch sets 300. Must exceed the "
       "longest time one rank can run ahead of the others (a checkpoint write, an evaluation)"),
+    K("dist", "overlap", TR_CFG_BOOL, overlap, 0, "true", ANY, NULL,
+      "start the all-reduce of each bucket of the shared (trunk) gradients during the backward "
+      "pass, as soon as its layers are done (HPS and MRN; other methods start every bucket "
+      "after the backward), and progress it between layers and between the examples of a "
+      "convolution; false: every bucket starts after the backward. Either way each "
+      "bucket is the same ring all-reduce, so results are bitwise equal "
+      "(docs/scaling.md, \"Overlapping the all-reduce\")"),
+    K("dist", "bucket_mb", TR_CFG_FLOAT, bucket_mb, 0, "1", OC(0, 1024), NULL,
+      "size of a bucket of the shared-gradient all-reduce in MiB; buckets are cut from the "
+      "last layer to the first (the order in which the backward finishes them). At 3 or more "
+      "ranks another size sums some gradients in another order (last bits)"),
 
     K("mrn", "lambda", TR_CFG_FLOAT, mrn_lambda, 0, "30", CC(0, 1e9), NULL,
       "weight of the tensor-normal prior per training example (the batch objective gets "

@@ -467,6 +467,26 @@ float *tr_model_features(const tr_model *m, int row0) {
     return op->out + (size_t)row0 * op->out_size;
 }
 
+/* Conv op i's backward on n rows. With the grad_ready hook set it runs one
+ * example at a time and calls the hook between examples (ops after i are
+ * done): the convolution accumulates its weight gradient example by example
+ * anyway, so the sums and their order are the same as in one call. */
+static tr_status conv_backward(tr_model *m, tr_op *op, int i, int task, float *din,
+                               const float *dout, int row0, int n) {
+    float *dw = tgrad(m, op->pw, task), *db = tgrad(m, op->pb, task);
+    const float *w = tdata(m, op->pw, task), *col = op->col + (size_t)row0 * op->col_size;
+    int step = m->grad_ready ? 1 : n;
+    for (int r = 0; r < n; r += step) {
+        int k = n - r < step ? n - r : step;
+        tr_conv2d_backward(din ? din + (size_t)r * op->in_size : NULL, dw, db, m->dcol,
+                           dout + (size_t)r * op->out_size, col + (size_t)r * op->col_size, w, k,
+                           op->c, op->h, op->w, op->oc, op->k, op->pad, op->stride);
+        if (m->grad_ready && r + k < n)
+            TR_CALL(m->grad_ready(m->grad_ready_ctx, i + 1));
+    }
+    return TR_OK;
+}
+
 tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int n, const float *x,
                                   const float *dfeat) {
     return tr_model_trunk_backward_ops(m, task, slot, row0, n, 0, m->n_ops, x, dfeat, NULL);
@@ -489,9 +509,7 @@ tr_status tr_model_trunk_backward_ops(tr_model *m, int task, int slot, int row0,
         float *out = op->out + (size_t)row0 * op->out_size;
         switch (op->kind) {
         case TR_OP_CONV:
-            tr_conv2d_backward(din, tgrad(m, op->pw, task), tgrad(m, op->pb, task), m->dcol, dout,
-                               op->col + (size_t)row0 * op->col_size, tdata(m, op->pw, task), n,
-                               op->c, op->h, op->w, op->oc, op->k, op->pad, op->stride);
+            TR_CALL(conv_backward(m, op, i, task, din, dout, row0, n));
             break;
         case TR_OP_FC:
             tr_linear_backward(din, tgrad(m, op->pw, task), tgrad(m, op->pb, task), dout, in,
@@ -527,6 +545,8 @@ tr_status tr_model_trunk_backward_ops(tr_model *m, int task, int slot, int row0,
             break;
         }
         dout = din;
+        if (m->grad_ready)
+            TR_CALL(m->grad_ready(m->grad_ready_ctx, i));
     }
     return TR_OK;
 }

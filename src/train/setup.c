@@ -131,6 +131,7 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
     TR_CALL(tr_opt_init(&tr->opt, &cfg->opt, &tr->model.params));
     TR_CALL(tr_selection_init(&tr->sel, &tr->model));
     TR_CALL(tr_weighting_init(tr));
+    TR_CALL(tr_overlap_init(tr));
     TR_CALL(tr_trainer_ckpt_register(tr));
     return tr->eval_only ? TR_OK : tr_reporting_init(tr);
 }
@@ -138,6 +139,7 @@ tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
 void tr_trainer_free(tr_trainer *tr) {
     tr_opt_free(&tr->opt);
     tr_weighting_free(&tr->wt);
+    tr_overlap_free(&tr->ov);
     tr_model_free(&tr->model);
     tr_dataset_free(&tr->ds);
     tr_batch_free(&tr->batch);

@@ -129,20 +129,20 @@ tr_status tr_step_backward(tr_trainer *tr, const tr_task_stats *st) {
     if (tr->wt.per_task) /* per-task gradients of the shared layers, combined */
         return tr_weighting_backward(tr, st);
     TR_CALL(heads_backward(tr, -1));
-    return tr_step_shared_backward(tr);
+    TR_CALL(tr_overlap_arm(tr)); /* the trunk's buckets may start from here on */
+    tr_status rc = tr_step_shared_backward(tr);
+    tr_overlap_disarm(tr);
+    return rc;
 }
 
-/* Shared tensors over world, task tensors over shard_comm. */
+/* Shared tensors over world (in buckets, some maybe started during the
+ * backward: overlap.c), task tensors over shard_comm. */
 tr_status tr_step_reduce_gradients(tr_trainer *tr) {
     tr_params *p = &tr->model.params;
     size_t off, len;
-    double t0 = tr_time_now();
-    if (!tr->wt.combined) { /* else the weighting's all-gather left the world's gradient */
-        TR_CALL(tr_params_domain_range(p, 0, &off, &len));
-        TR_CALL(tr_allreduce_f32(&tr->grid, tr->grid.world, p->grad + off, len, TR_COLL_TRUNK));
-    }
+    if (!tr->wt.combined) /* else the weighting's all-gather left the world's gradient */
+        TR_CALL(tr_overlap_reduce(tr));
     double t1 = tr_time_now();
-    tr_trainer_phase(tr, TR_PHASE_COMM, "trunk_allreduce", t0, t1);
     TR_CALL(tr_params_domain_range(p, 1, &off, &len));
     TR_CALL(tr_allreduce_f32(&tr->grid, tr->grid.shard_comm, p->grad + off, len, TR_COLL_HEAD));
     tr_trainer_phase(tr, TR_PHASE_COMM, "head_allreduce", t1, tr_time_now());

@@ -212,6 +212,18 @@ typedef struct {
     float *rep;           /* rep_grad: (T, max_rows, feat_dim) feature gradients */
 } tr_weighting;
 
+/* ---- the shared-gradient all-reduce, overlapped with the backward (overlap.c) ------- */
+
+typedef struct {
+    tr_buckets b;  /* the shared arena range, cut from the last layer to the first */
+    int *ready_op; /* (b.n) the trunk op after whose backward bucket i is final (-1: only
+                      after the whole backward) */
+    int early;     /* buckets may start during the backward (dist.overlap, plain trunk) */
+    int open;      /* this step's round has begun */
+    int last_op;   /* the last `done` the model's hook gave this step (it never grows
+                      within a step: a second trunk pass would be a bug) */
+} tr_overlap;
+
 /* ---- the trainer -------------------------------------------------------------------- */
 
 typedef struct {
@@ -238,7 +250,19 @@ typedef struct {
     tr_reporting rep;
     tr_loss_watch loss_watch;
     tr_weighting wt;
+    tr_overlap ov;
 } tr_trainer;
+
+/* overlap.c: the buckets (after the model; free is a no-op on a zeroed struct).
+ * Around the shared backward of a step, arm (begin the round and
+ * let the model's trunk backward start buckets) and disarm; then reduce:
+ * start what has not started, wait for every bucket (timeline
+ * "trunk_allreduce": the exposed wait). Collective over world. */
+tr_status tr_overlap_init(tr_trainer *tr);
+void tr_overlap_free(tr_overlap *o);
+tr_status tr_overlap_arm(tr_trainer *tr);
+void tr_overlap_disarm(tr_trainer *tr);
+tr_status tr_overlap_reduce(tr_trainer *tr);
 
 /* setup.c */
 tr_status tr_trainer_init(tr_trainer *tr, const tr_config *cfg, MPI_Comm world,
