@@ -74,7 +74,7 @@ typedef struct {
     float *pred;              /* if set: head forwards copy (rows, out_dim) outputs here */
     int64_t pred_rows;        /* rows copied to pred */
     int trunk_per_task;       /* STL: trunk tensors carry the task axis */
-    int columns;        /* cross-stitch: T, trunk tensors hold a column per task (shared); else 0 */
+    int columns; /* cross-stitch: T, trunk tensors hold a column per task (shared); else 0 */
     int n_ops;
     tr_op ops[32];
     int feat_dim;           /* trunk output per sample */

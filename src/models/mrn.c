@@ -381,8 +381,7 @@ static void delta_corr(double *corr, double *sd, double *x, const tr_mrn_layer *
         for (size_t i = 0; i < nn; i++)
             xt[i] -= mean;
     }
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, (int)nn, 1.0, x, (int)nn, 0.0, corr,
-                T);
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, T, (int)nn, 1.0, x, (int)nn, 0.0, corr, T);
     for (int a = 0; a < T; a++)
         sd[a] = corr[(size_t)a * T + a];
     for (int a = 0; a < T; a++)

@@ -66,9 +66,8 @@ static tr_status update_iso_mode(tr_mrn *mrn, tr_mrn_layer *L, double *s, double
     int n = L->n[k];
     double scale = o->official ? 1.0 : tr_mrn_cov_scale((tr_mrn_mode)k, L->d1, L->d2, mrn->T);
     double c = (scale * part_trace + n * o->eps) / n;
-    TR_CHECK(isfinite(c) && c > 0.0, TR_ERR_NUMERIC,
-             "MRN: %s covariance has trace %g", k == TR_MRN_MODE_FEATURE ? "feature" : "class",
-             c * n);
+    TR_CHECK(isfinite(c) && c > 0.0, TR_ERR_NUMERIC, "MRN: %s covariance has trace %g",
+             k == TR_MRN_MODE_FEATURE ? "feature" : "class", c * n);
     for (int i = 0; i < n; i++)
         s[i] = c;
     TR_CALL(tr_mrn_precision_eigvals(L->p[k], &L->logdet[k], s, o->official, o->eig_floor, n));
@@ -121,8 +120,7 @@ static tr_status update_iso(tr_mrn *mrn, tr_mrn_layer *L, tr_grid *g, const doub
         if (!mrn->o.official)
             TR_CALL(tr_mrn_normalize(L, mrn->o.task_fixed));
     }
-    L->prior_value =
-        0.5 * L->omega[0][0] * L->omega[1][0] * frobenius_dot(L->omega[2], gram, T);
+    L->prior_value = 0.5 * L->omega[0][0] * L->omega[1][0] * frobenius_dot(L->omega[2], gram, T);
     return TR_OK;
 }
 

@@ -136,8 +136,7 @@ static tr_status divisor(double *den, double step, double p3, double p1, double 
 }
 
 /* f (T): 1 / (1 + η λ' p3_i p1 p2) */
-static tr_status mixing_factors(double *f, const tr_mrn *mrn, const tr_mrn_layer *L,
-                                double step) {
+static tr_status mixing_factors(double *f, const tr_mrn *mrn, const tr_mrn_layer *L, double step) {
     for (int i = 0; i < mrn->T; i++) {
         double den;
         TR_CALL(divisor(&den, step, L->p[2][i], L->p[0][0], L->p[1][0]));
@@ -183,8 +182,8 @@ static void mix_blocked(float *out, const float *k, const float *w, float *tmp, 
     for (int j0 = 0; j0 < nn; j0 += MIX_BLOCK) {
         int nb = nn - j0 < MIX_BLOCK ? nn - j0 : MIX_BLOCK;
         if (out != w) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, nb, T, 1.0f, k, T, w + j0,
-                        nn, 0.0f, out + j0, nn);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, nb, T, 1.0f, k, T, w + j0, nn,
+                        0.0f, out + j0, nn);
             continue;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, nb, T, 1.0f, k, T, w + j0, nn,

@@ -2,7 +2,7 @@
  * Each task's outputs on the shared output layer (taskrel/model.h): its kind
  * and class count, the loss over its own columns, the check of the methods
  * that need heads of one shape, and the copy of predictions for
- * `taskrel eval --predictions`. Not here: the layers (model.c, tower.c).
+ * `taskrel eval --predictions`. Not here: the layers (model_pass.c, tower.c).
  */
 #include <string.h>
 

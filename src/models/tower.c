@@ -2,7 +2,7 @@
  * Per-task towers of MRAN and MMoE: fc(din->H)-ReLU-fc(H->H)-ReLU-fc(H->C)
  * with H = model.head_hidden (model.tower_layers = 1: fc(din->H)-ReLU-fc(H->C),
  * the MMoE paper's tower), stored as task-axis tensors, plus the loss
- * (softmax cross-entropy or squared error) as in the HPS heads of model.c.
+ * (softmax cross-entropy or squared error) as in the HPS heads of model_pass.c.
  * Not here: what feeds the tower (mran.c, mmoe.c).
  */
 #include <string.h>

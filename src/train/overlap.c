@@ -14,7 +14,7 @@
  * Buckets start early only where the shared gradients are exactly the trunk
  * ops' tensors and the trunk's backward runs once per step (HPS, MRN); other
  * methods and the per-task weightings start every bucket after the backward.
- * Not here: MPI (tr_buckets), the layers (model.c).
+ * Not here: MPI (tr_buckets), the layers (model_pass.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -142,9 +142,8 @@ static tr_status grad_ready(void *ctx, int done) {
              "started early (model.kind = %s, dist.overlap = true)",
              tr->model.method->name);
     o->last_op = done;
-    int op = done;
     int upto = o->b.started;
-    while (upto < o->b.n && o->ready_op[upto] >= op)
+    while (upto < o->b.n && o->ready_op[upto] >= done)
         upto++;
     TR_CALL(tr_buckets_start(&o->b, upto));
     return tr_buckets_progress(&o->b);

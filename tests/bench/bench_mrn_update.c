@@ -40,8 +40,8 @@ static void die(tr_status s) {
 
 /* Median seconds over reps (after one warm-up) of one update, one float prox
  * and one double prox of an fc7-like layer (d1, D2) with options o. */
-static void time_layer(double med[3], int *eig_calls, int *scalapack, const tr_mrn_opts *o,
-                       int d1, int reps) {
+static void time_layer(double med[3], int *eig_calls, int *scalapack, const tr_mrn_opts *o, int d1,
+                       int reps) {
     int d2 = D2;
     tr_grid g;
     die(tr_grid_init(&g, MPI_COMM_WORLD, T, 0, NULL));
@@ -125,8 +125,7 @@ int main(int argc, char **argv) {
             time_layer(med, &calls, &scalapack, variants[v], d1, reps);
             if (rank == 0)
                 printf("%-6d %-18s %-10.4f %-12.4f %-12.4f %-10d %s\n", d1, labels[v], med[0],
-                       med[1], med[2], calls,
-                       scalapack ? "scalapack(D1,T<=min:lapack)" : "lapack");
+                       med[1], med[2], calls, scalapack ? "scalapack(D1,T<=min:lapack)" : "lapack");
         }
     }
     MPI_Finalize();
