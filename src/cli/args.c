@@ -2,13 +2,17 @@
  * tr_cli_parse: getopt_long over a copy of argv, collecting options in order
  * and positional arguments (GNU getopt moves them to the end of the copy).
  * Not reentrant (getopt's state is global), which a command line never needs.
+ * Also the small helpers several commands share (paths, task names).
  */
 #include "args.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int tr_cli_edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
@@ -181,4 +185,28 @@ tr_status tr_cli_parse(tr_cli_args *out, const char *cmd, const tr_cli_option *o
     if (st != TR_OK)
         tr_cli_args_free(out);
     return st;
+}
+
+int tr_cli_is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int tr_cli_readable(const char *p) {
+    return access(p, R_OK) == 0;
+}
+
+void tr_cli_task_name(char *out, size_t cap, const char *tasks, int k) {
+    const char *p = tasks;
+    for (int i = 0; i < k && p; i++) {
+        p = strchr(p, ',');
+        if (p)
+            p++;
+    }
+    if (!p || !*p) {
+        snprintf(out, cap, "%d", k);
+        return;
+    }
+    size_t n = strcspn(p, ",");
+    snprintf(out, cap, "%.*s", (int)(n < cap - 1 ? n : cap - 1), p);
 }

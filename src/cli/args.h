@@ -55,4 +55,11 @@ const char *tr_cli_suggest(const char *word, const char *const *candidates, int 
 /* Levenshtein distance between a and b (insertions, deletions, substitutions). */
 int tr_cli_edit_distance(const char *a, const char *b);
 
+/* p is a directory; p is a readable file (or directory). */
+int tr_cli_is_dir(const char *p);
+int tr_cli_readable(const char *p);
+
+/* Task name k of the comma-separated list tasks (or "k" past its end). */
+void tr_cli_task_name(char *out, size_t cap, const char *tasks, int k);
+
 #endif

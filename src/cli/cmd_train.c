@@ -6,7 +6,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -75,11 +74,6 @@ static const tr_cli_option k_eval_opts[] = {
     {"predictions", 0, 1, OPT_PREDICTIONS},
 };
 
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 /* eval: the weights file from RUN_DIR|FILE or --checkpoint (one of them). */
 static tr_status find_weights(const tr_cli_args *ca, train_args *a) {
     const char *given = ca->npos > 0 ? ca->pos[0] : NULL;
@@ -91,11 +85,11 @@ static tr_status find_weights(const tr_cli_args *ca, train_args *a) {
         }
     TR_CHECK(given != NULL, TR_ERR_USAGE,
              "taskrel eval needs RUN_DIR or WEIGHTS.h5 (a run's model.h5 or a checkpoint)");
-    int n = is_dir(given) ? snprintf(a->weights, sizeof(a->weights), "%s/model.h5", given)
-                          : snprintf(a->weights, sizeof(a->weights), "%s", given);
+    int n = tr_cli_is_dir(given) ? snprintf(a->weights, sizeof(a->weights), "%s/model.h5", given)
+                                 : snprintf(a->weights, sizeof(a->weights), "%s", given);
     TR_CHECK(n > 0 && n < (int)sizeof(a->weights), TR_ERR_USAGE, "path too long: %s", given);
-    TR_CHECK(access(a->weights, R_OK) == 0, TR_ERR_DATA, "weights file not found: %s%s", a->weights,
-             is_dir(given) ? " (has this run finished?)" : "");
+    TR_CHECK(tr_cli_readable(a->weights), TR_ERR_DATA, "weights file not found: %s%s", a->weights,
+             tr_cli_is_dir(given) ? " (has this run finished?)" : "");
     return TR_OK;
 }
 
