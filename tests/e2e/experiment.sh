@@ -98,6 +98,15 @@ grep -q '^| hps | 3 | 0.5000 ± 0.0000 | 0.8200 ± 0.0000 | 2.50 ± 0.00 |' "$K/
     pass "delta_p = +2.50 % on known inputs" || check_fail "delta_p: $(grep '^| hps' "$K/report.md")"
 grep -q '| 1/3 ⚠ |' "$K/report.md" && pass "selected-last flag counts 1 of 3" ||
     check_fail "flag: $(grep '^| stl' "$K/report.md")"
+# launch/compare.py (the quickstart's table): two runs task by task, the difference
+out=$(python3 launch/compare.py "$K/runs/stl/seed-3" "$K/runs/x/seed-3" --names STL,X --markdown 2>&1) ||
+    check_fail "compare.py failed: $out"
+grep -q '^| a | 0.5000 | 0.5000 | +0.0000 | 0.8000 | 0.9400 | +0.1400 |$' <<<"$out" &&
+    grep -q '^| \*\*mean\*\* | .* | \*\*0.8000\*\* | \*\*0.8500\*\* | \*\*+0.0500\*\* |$' <<<"$out" &&
+    grep -q '^X: selected step 5 of 10, ' <<<"$out" &&
+    pass "compare.py: per task, mean and difference on known inputs" || check_fail "compare.py: $out"
+python3 launch/compare.py "$K/runs/stl/seed-3" "$K/nothing" >/dev/null 2>&1 && rc=0 || rc=$?
+[[ $rc -eq 2 ]] && pass "compare.py: an unfinished run is exit 2" || check_fail "compare.py: exit $rc for a missing run"
 
 # ---- SLURM mode with a stand-in sbatch -------------------------------------------------
 mkdir -p "$SCRATCH/bin"
