@@ -3,14 +3,16 @@
 report.md and report.png. Standard library only (plus gnuplot for the plot).
 
     python3 launch/experiment_collect.py --out DIR [--stl LABEL] [--hps LABEL]
-        [--truth DATA.h5] [--taskrel build/taskrel]
+        [--truth DATA.h5] [--taskrel build/taskrel] [--add-rows RESULTS.csv ...]
 
 Per label: mean ± sample std over seeds of the mean test metric and of every
 task's; delta_p against STL (LibMTL's definition, per seed against the STL run
 of the same seed, then mean ± std); the paired difference to HPS over seeds
 with a 95 % t interval; relation-recovery scores (taskrel inspect --truth);
-the selected step and whether it was the last one. `--self-test` checks the
-arithmetic on known inputs.
+the selected step and whether it was the last one. `--add-rows` joins the
+per-run rows of an earlier results.csv (seeds run before or elsewhere), so a
+table can grow by seeds without re-running the others. `--self-test` checks
+the arithmetic on known inputs.
 """
 
 import argparse
@@ -142,6 +144,27 @@ def recovery(taskrel, run_dir, truth):
     return r
 
 
+def read_rows(path):
+    """The runs of an earlier results.csv (its per-run rows), as read_run gives them."""
+    out = []
+    with open(path, newline="") as f:
+        rd = csv.DictReader(f)
+        tasks = [c[5:] for c in rd.fieldnames if c.startswith("test_") and c != "test_mean"]
+        for row in rd:
+            out.append({
+                "metric": row["metric"], "tasks": tasks,
+                "val": [float(row[f"val_{t}"]) for t in tasks],
+                "test": [float(row[f"test_{t}"]) for t in tasks],
+                "val_mean": float(row["val_mean"]), "test_mean": float(row["test_mean"]),
+                "best_step": int(row["best_step"]), "last_step": int(row["last_step"]),
+                "train_seconds": float(row["train_seconds"]), "ranks": int(row["ranks"]),
+                "label": row["label"], "seed": int(row["seed"]), "dir": row["run_dir"],
+                "config": row["config"], "overrides": row["overrides"],
+                "recovery": {k[2:]: float(v) for k, v in row.items() if k.startswith("r_") and v},
+            })
+    return out
+
+
 def read_plan(out):
     with open(os.path.join(out, "plan.tsv")) as f:
         return list(csv.DictReader(f, delimiter="\t"))
@@ -168,6 +191,12 @@ def collect(a):
         r["config"], r["overrides"] = row["config"], row["overrides"]
         r["recovery"] = recovery(a.taskrel, path, a.truth)
         runs[(row["label"], int(row["seed"]))] = r
+    for path in a.add_rows or []:  # runs collected earlier (other seeds, another machine)
+        for r in read_rows(path):
+            if (r["label"], r["seed"]) not in runs:
+                runs[(r["label"], r["seed"])] = r
+                if r["label"] not in labels:
+                    labels.append(r["label"])
     if not runs:
         sys.exit(f"experiment: no finished run in {a.out}")
     any_run = next(iter(runs.values()))
@@ -365,6 +394,10 @@ def main():
     ap.add_argument("--hps", default=None, help="label paired differences refer to (default: hps)")
     ap.add_argument("--truth", default=None, help="dataset with the true task covariance")
     ap.add_argument("--taskrel", default="build/taskrel")
+    ap.add_argument("--add-rows", action="append", metavar="RESULTS.csv",
+                    help="also report the runs of an earlier results.csv (e.g. other seeds run "
+                         "elsewhere); a run of this directory wins over a row of the same label "
+                         "and seed")
     ap.add_argument("--self-test", action="store_true", help="check the arithmetic and exit")
     a = ap.parse_args()
     if a.self_test:

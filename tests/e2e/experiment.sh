@@ -98,6 +98,19 @@ grep -q '^| hps | 3 | 0.5000 ± 0.0000 | 0.8200 ± 0.0000 | 2.50 ± 0.00 |' "$K/
     pass "delta_p = +2.50 % on known inputs" || check_fail "delta_p: $(grep '^| hps' "$K/report.md")"
 grep -q '| 1/3 ⚠ |' "$K/report.md" && pass "selected-last flag counts 1 of 3" ||
     check_fail "flag: $(grep '^| stl' "$K/report.md")"
+# --add-rows: seeds 1-2 collected here plus seed 3's rows of the earlier results.csv
+# give the same report line as all three seeds collected together
+K2=$SCRATCH/known2
+mkdir -p "$K2/runs"
+cp -r "$K/runs/." "$K2/runs/"
+rm -rf "$K2"/runs/*/seed-3
+grep -v $'\t3\t' "$K/plan.tsv" >"$K2/plan.tsv"
+python3 launch/experiment_collect.py --out "$K2" --taskrel "$BIN" --add-rows "$K/results.csv" \
+    >"$SCRATCH/known2.out" 2>&1 || check_fail "--add-rows failed: $(tail -3 "$SCRATCH/known2.out")"
+grep -q '^| x | 3 | .* | +0.0200 \[-0.0048, 0.0448\] (n=3) |' "$K2/report.md" &&
+    [[ $(grep -c '^x,' "$K2/results.csv") -eq 3 ]] &&
+    pass "--add-rows: earlier rows join the report and results.csv" ||
+    check_fail "--add-rows: $(grep '^| x' "$K2/report.md")"
 # launch/compare.py (the quickstart's table): two runs task by task, the difference
 out=$(python3 launch/compare.py "$K/runs/stl/seed-3" "$K/runs/x/seed-3" --names STL,X --markdown 2>&1) ||
     check_fail "compare.py failed: $out"
