@@ -302,8 +302,10 @@ static tr_status plot_curves(const char *run, const char *out) {
             for (int t = 0; t < m.T; t++) {
                 fprintf(gp, "%s", t ? ", " : "");
                 gp_quote(gp, datafile);
-                fprintf(gp, " index %d using 1:%d with linespoints pt 7 ps 0.4 title ", pass,
-                        t + 2);
+                /* a colour and a marker per task: neighbours in the legend differ in both */
+                static const int marker[] = {7, 5, 9, 11, 13, 15, 1, 2, 3, 4, 6, 8};
+                fprintf(gp, " index %d using 1:%d with linespoints lc %d dt %d pt %d ps 0.5 title ",
+                        pass, t + 2, t % 8 + 1, t / 8 % 4 + 1, marker[t % 12]);
                 gp_quote(gp, m.names[t]);
             }
         }
@@ -353,6 +355,11 @@ static void plot_label(char *buf, size_t cap, const char *path, const char *file
         snprintf(buf, cap, "%s", path);
 }
 
+/* Why a run may have no relation to plot. */
+#define NO_RELATIONS                                                                               \
+    "MRN, MRAN, MMoE and cross-stitch write them; HPS and STL only with "                          \
+    "relations.grad_every > 0 or a gradient weighting, as grad.cos"
+
 static const char *relations_file(const char *path, char *buf, size_t cap) {
     if (!tr_cli_is_dir(path))
         return path;
@@ -401,12 +408,15 @@ tr_status tr_cmd_plot(int argc, char **argv) {
     tr_h5_errors_quiet();
     char buf[2048];
     const char *file = relations_file(path, buf, sizeof buf);
-    TR_CHECK(tr_cli_readable(file), TR_ERR_DATA,
-             "%s: no such file (no relations.h5 in a run directory?)", file);
+    TR_CHECK(!tr_cli_is_dir(path) || tr_cli_readable(file), TR_ERR_DATA,
+             "%s: no relations.h5: the run wrote no learned relations "
+             "(" NO_RELATIONS ")",
+             path);
+    TR_CHECK(tr_cli_readable(file), TR_ERR_DATA, "%s: no such file", file);
     tr_relations rel;
     int found = 0;
     TR_CALL(tr_relations_load(file, &rel, &found));
-    TR_CHECK(found, TR_ERR_DATA, "%s has no /relations group (was the model mrn or mran?)", file);
+    TR_CHECK(found, TR_ERR_DATA, "%s has no learned relations (" NO_RELATIONS ")", file);
     char label[4200];
     plot_label(label, sizeof label, path, file);
     tr_status st = plot_run(&rel, name, out, label);

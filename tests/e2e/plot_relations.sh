@@ -42,6 +42,11 @@ expect_exit 0 "warning: mrn.fc8.task_cov is the identity: MRN's covariances were
     "$BIN" plot relations short -o short.png
 # curves and CSV of the training and validation lines
 expect_exit 0 "wrote curves.png" "$BIN" plot curves mran -o curves.png
+# a run that learned no relation (HPS, equal weighting) says so and which runs do
+"$BIN" train -c "$C/synthetic-tn-hps.ini" --set data.path=tn.h5 "${common[@]}" \
+    --run-dir hps >/dev/null 2>&1 || fail "hps run"
+expect_exit 2 "hps: no relations.h5: the run wrote no learned relations \(MRN, MRAN, MMoE" \
+    "$BIN" plot relations hps -o hps.png
 expect_exit 0 "^step,kind,task,lr,loss,mse" "$BIN" export csv mran
 checks=$((checks + 1))
 : >afile # a bad -o: its parent is a file, so no directory can be made there
