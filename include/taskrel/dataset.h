@@ -37,10 +37,12 @@ typedef enum { TR_SPLIT_TRAIN = 0, TR_SPLIT_VAL, TR_SPLIT_TEST, TR_SPLIT_COUNT }
 const char *tr_split_name(tr_split s); /* "train", "val", "test" */
 
 typedef struct {
-    int64_t n;  /* examples */
-    float *x;   /* (n, sample_size) */
-    int32_t *y; /* classification labels: (n) multi-input, (n, T) shared-input; else NULL */
-    float *yf;  /* regression targets: (n) multi-input, (n, T) shared-input; else NULL */
+    int64_t n;          /* examples */
+    float *x;           /* (n, sample_size); NULL when compact (xq) */
+    uint8_t *xq;        /* compact inputs (tr_dataset_compact): x = palette[xq], or NULL */
+    float palette[256]; /* with xq: the values */
+    int32_t *y;         /* classification labels: (n) multi-input, (n, T) shared-input; else NULL */
+    float *yf;          /* regression targets: (n) multi-input, (n, T) shared-input; else NULL */
 } tr_split_data;
 
 typedef struct {
@@ -81,6 +83,14 @@ tr_status tr_dataset_load_tasks(tr_dataset *ds, const char *path, int t0, int tn
  * fingerprint combines the digests, so ranks holding different tasks can agree
  * on it by sharing them). */
 void tr_dataset_task_digests(tr_dataset *ds);
+/* Multi-input: keep each loaded split whose inputs take at most 256 distinct
+ * values (8-bit images stored as float32) as one byte per value and a
+ * palette (xq, palette; x freed): a quarter of the memory. Only the trainer
+ * does this; readers of x take it through tr_split_x_read. */
+tr_status tr_dataset_compact(tr_dataset *ds);
+/* out (count) = the inputs of sd from value `first` (a row starts at
+ * row * sample_size), compact or not. */
+void tr_split_x_read(float *out, const tr_split_data *sd, size_t first, size_t count);
 /* Write ds to path (overwrites). `builder` and the option string are stored as
  * root attributes for provenance. */
 tr_status tr_dataset_save(const tr_dataset *ds, const char *path, const char *builder,

@@ -10,7 +10,12 @@
  *
  * Activations are kept per row in buffers sized for `max_rows` trunk rows and
  * `max_head_rows` head rows; callers address them by row offset, so several
- * segments (tasks) can be forwarded before any backward. Nothing here calls
+ * segments (tasks) can be forwarded before any backward. What the backward
+ * can rebuild is not kept: a convolution's im2col columns are rebuilt from
+ * its input, and a conv-ReLU-pool block (no batch norm between) runs one
+ * sample at a time, keeping only the pooled output and the argmax indices
+ * (the ReLU's gradient mask is the pooled value's sign). A range of ops
+ * [lo, hi) must not split such a block. Nothing here calls
  * MPI: synchronised batch norm goes through the optional `sync` callback.
  */
 #ifndef TASKREL_MODEL_H
@@ -44,13 +49,14 @@ typedef struct {
     int pw, pb;               /* param ids: conv/fc weight and bias, BN gamma and beta */
     int brm, brv;             /* buffer ids: BN running mean and variance */
     size_t in_size, out_size; /* floats per sample */
-    float *out;               /* (max_rows, out_size); ReLU aliases its input's buffer */
-    float *col;               /* conv: (max_rows, col_size) im2col cache */
-    size_t col_size;
-    int32_t *idx;  /* pool: (max_rows, out_size) */
-    uint8_t *mask; /* dropout: (max_rows, out_size) */
-    float *xhat;   /* BN: (max_rows, out_size) */
-    float *rstd;   /* BN: (slots, c) one per segment slot */
+    float *out;               /* (max_rows, out_size); ReLU aliases its input's buffer;
+                                 NULL for the conv and ReLU of a block (fused) */
+    size_t col_size;          /* conv: im2col floats per sample */
+    int fused;                /* conv: heads a conv-ReLU-pool block run one sample at a time */
+    uint8_t *idx;             /* pool: (max_rows, out_size) argmax places in the windows */
+    uint8_t *mask;            /* dropout: (max_rows, out_size) */
+    float *xhat;              /* BN: (max_rows, out_size) */
+    float *rstd;              /* BN: (slots, c) one per segment slot */
 } tr_op;
 
 /* Synchronised batch-norm statistics: sum `n` doubles over the ranks that
@@ -86,7 +92,9 @@ typedef struct {
     tr_params buffers;      /* BN running statistics (not trained) */
     int max_rows, max_head_rows, slots;
     float *grad_a, *grad_b; /* (max_rows, max activation) ping-pong */
+    float *col;             /* (max col_size) im2col scratch, one sample */
     float *dcol;            /* (max col_size) conv input-gradient scratch, one sample */
+    float *cact;            /* (max out_size of a block's conv) its output, one sample */
     float *h7;              /* (max_head_rows, head_hidden) */
     float *logits;          /* (max_head_rows, out_dim) */
     float *probs;           /* (max_head_rows, out_dim) */

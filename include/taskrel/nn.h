@@ -39,13 +39,22 @@ void tr_conv2d_forward(float *out, float *col, const float *in, const float *w, 
 void tr_conv2d_backward(float *din, float *dw, float *db, float *dcol, const float *dout,
                         const float *col, const float *w, int n, int c, int h, int wd, int oc,
                         int k, int pad, int stride);
+/* The same without a cache: col is a one-sample scratch of
+ * tr_conv2d_col_size() floats, refilled from in (n, c, h, w) for each sample.
+ * Bitwise the same gradients as the forward's cache would give. */
+void tr_conv2d_backward_in(float *din, float *dw, float *db, float *col, float *dcol,
+                           const float *dout, const float *in, const float *w, int n, int c, int h,
+                           int wd, int oc, int k, int pad, int stride);
 
 /* ---- max pool, window = stride = k, floor division ------------------------- */
-/* out (n, c, h/k, w/k), idx (same) argmax offsets into the (h, w) plane */
-void tr_maxpool_forward(float *out, int32_t *idx, const float *in, int n, int c, int h, int w,
+/* out (n, c, h/k, w/k), win (same) the argmax's place in its window,
+ * ky * k + kx; k <= 16 */
+void tr_maxpool_forward(float *out, uint8_t *win, const float *in, int n, int c, int h, int w,
                         int k);
-void tr_maxpool_backward(float *din, const float *dout, const int32_t *idx, int n, int c, int h,
+void tr_maxpool_backward(float *din, const float *dout, const uint8_t *win, int n, int c, int h,
                          int w, int k);
+/* The offset in the (h, w) plane of output j's argmax (win its window place). */
+size_t tr_maxpool_offset(size_t j, uint8_t win, int w, int k);
 
 /* ---- ReLU (in place allowed: out == in) ------------------------------------ */
 void tr_relu_forward(float *out, const float *in, size_t n);

@@ -49,6 +49,7 @@ tr_status tr_dataset_select_tasks(tr_dataset *ds, const tr_task_select *spec) {
             continue;
         for (int s = 0; s < TR_SPLIT_COUNT; s++) {
             tr_free(ds->tasks[t].split[s].x);
+            tr_free(ds->tasks[t].split[s].xq);
             tr_free(ds->tasks[t].split[s].y);
             tr_free(ds->tasks[t].split[s].yf);
         }

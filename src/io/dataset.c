@@ -32,6 +32,7 @@ const char *tr_split_name(tr_split s) {
 
 static void split_free(tr_split_data *sd) {
     tr_free(sd->x);
+    tr_free(sd->xq);
     tr_free(sd->y);
     tr_free(sd->yf);
     memset(sd, 0, sizeof(*sd));

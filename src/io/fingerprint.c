@@ -61,10 +61,41 @@ static void fp_array(fp_state *s, const void *p, size_t n) {
     fp_bytes(s, b + n - FP_BLOCK, FP_BLOCK);
 }
 
+/* len bytes of sd's inputs as float32 from byte off (compact: decoded into
+ * tmp, len / 4 + 2 floats). */
+static const unsigned char *x_bytes(const tr_split_data *sd, size_t off, size_t len, float *tmp) {
+    if (sd->x)
+        return (const unsigned char *)sd->x + off;
+    size_t f0 = off / sizeof(float), f1 = (off + len + sizeof(float) - 1) / sizeof(float);
+    tr_split_x_read(tmp, sd, f0, f1 - f0);
+    return (const unsigned char *)tmp + off % sizeof(float);
+}
+
+/* fp_array of sd's inputs (n bytes as float32), compact or not. */
+static void fp_x(fp_state *s, const tr_split_data *sd, size_t n) {
+    if (!sd->xq) {
+        fp_array(s, sd->x, n);
+        return;
+    }
+    float tmp[FP_BLOCK / sizeof(float) + 2];
+    fp_u64(s, n);
+    if (n <= FP_FULL) { /* in FP_BLOCK pieces: the hash takes 8 bytes at a time */
+        for (size_t off = 0; off < n; off += FP_BLOCK) {
+            size_t len = n - off < FP_BLOCK ? n - off : FP_BLOCK;
+            fp_bytes(s, x_bytes(sd, off, len, tmp), len);
+        }
+        return;
+    }
+    size_t stride = (n - FP_BLOCK) / (FP_BLOCKS - 1);
+    for (size_t k = 0; k < FP_BLOCKS; k++)
+        fp_bytes(s, x_bytes(sd, k * stride, FP_BLOCK, tmp), FP_BLOCK);
+    fp_bytes(s, x_bytes(sd, n - FP_BLOCK, FP_BLOCK, tmp), FP_BLOCK);
+}
+
 static void fp_split(fp_state *s, const tr_split_data *sd, int64_t sample, int cols) {
     fp_u64(s, (uint64_t)sd->n);
     size_t n = (size_t)sd->n;
-    fp_array(s, sd->x, n * (size_t)sample * sizeof(float));
+    fp_x(s, sd, n * (size_t)sample * sizeof(float));
     fp_array(s, sd->y, sd->y ? n * (size_t)cols * sizeof(int32_t) : 0);
     fp_array(s, sd->yf, sd->yf ? n * (size_t)cols * sizeof(float) : 0);
 }

@@ -166,17 +166,44 @@ static tr_status build_trunk(tr_model *m, const tr_config *cfg) {
     return TR_OK;
 }
 
+/* The floats per row of grad_a and grad_b: the trunk's backward over ops
+ * [lo, hi) writes the input gradient of each op (of each conv-ReLU-pool block
+ * as a whole) after lo into them in turn, from hi - 1 down (model_pass.c). */
+static void grad_sizes(const tr_model *m, size_t din[2]) {
+    din[0] = din[1] = 1;
+    for (int hi = 1; hi <= m->n_ops; hi++) {
+        if (m->ops[hi - 1].fused || (hi >= 2 && m->ops[hi - 2].fused))
+            continue; /* not a valid end: inside a block */
+        int cur = 0;
+        for (int i = hi - 1; i >= 1; i--) {
+            i = i >= 2 && m->ops[i - 2].fused ? i - 2 : i; /* a block's conv */
+            if (i >= 1 && m->ops[i].in_size > din[cur])
+                din[cur] = m->ops[i].in_size;
+            cur ^= 1;
+        }
+    }
+}
+
+/* Conv-ReLU-pool blocks run one sample at a time (model_pass.c): their conv
+ * and ReLU outputs live in one-sample scratch (m->cact). */
 static tr_status alloc_buffers(tr_model *m) {
-    size_t max_act = (size_t)m->in_size, max_col = 1;
+    size_t max_col = 1, max_cact = 1, rows = (size_t)m->max_rows;
     float *prev_out = NULL;
+    for (int i = 0; i < m->n_ops; i++) {
+        tr_op *op = &m->ops[i];
+        op->fused = i + 2 < m->n_ops && op->kind == TR_OP_CONV && op[1].kind == TR_OP_RELU &&
+                    op[2].kind == TR_OP_POOL;
+    }
     for (int i = 0; i < m->n_ops; i++) {
         tr_op *op = &m->ops[i];
         op->in_size = (size_t)op->c * (size_t)op->h * (size_t)op->w;
         op->out_size = (size_t)op->oc * (size_t)op->oh * (size_t)op->ow;
-        if (op->out_size > max_act)
-            max_act = op->out_size;
-        size_t rows = (size_t)m->max_rows;
-        if (op->kind == TR_OP_RELU && prev_out) {
+        int after1 = i >= 1 && m->ops[i - 1].fused;
+        if (op->fused || after1) {
+            op->out = NULL; /* one sample at a time in m->cact */
+            if (op->out_size > max_cact)
+                max_cact = op->out_size;
+        } else if (op->kind == TR_OP_RELU && prev_out) {
             op->out = prev_out; /* in place */
         } else {
             TR_ALLOC(op->out, rows * op->out_size, "activations");
@@ -184,11 +211,11 @@ static tr_status alloc_buffers(tr_model *m) {
         switch (op->kind) {
         case TR_OP_CONV:
             op->col_size = tr_conv2d_col_size(op->c, op->h, op->w, op->k, op->pad, op->stride);
-            TR_ALLOC(op->col, rows * op->col_size, "im2col cache");
             if (op->col_size > max_col)
                 max_col = op->col_size;
             break;
         case TR_OP_POOL:
+            TR_CHECK(op->k <= 16, TR_ERR_INTERNAL, "pool window %d: at most 16", op->k);
             TR_ALLOC(op->idx, rows * op->out_size, "pool indices");
             break;
         case TR_OP_DROPOUT:
@@ -203,10 +230,13 @@ static tr_status alloc_buffers(tr_model *m) {
         }
         prev_out = op->out;
     }
-    size_t rows = (size_t)m->max_rows;
-    TR_ALLOC(m->grad_a, rows * max_act, "activation gradients");
-    TR_ALLOC(m->grad_b, rows * max_act, "activation gradients");
+    size_t din[2];
+    grad_sizes(m, din);
+    TR_ALLOC(m->grad_a, rows * din[0], "activation gradients");
+    TR_ALLOC(m->grad_b, rows * din[1], "activation gradients");
+    TR_ALLOC(m->col, max_col, "im2col scratch");
     TR_ALLOC(m->dcol, max_col, "im2col gradient scratch");
+    TR_ALLOC(m->cact, max_cact, "convolution output scratch");
     size_t hr = (size_t)m->max_head_rows;
     if (m->head_hidden > 0) {
         TR_ALLOC(m->h7, hr * (size_t)m->head_hidden, "head activations");
@@ -338,7 +368,6 @@ void tr_model_free(tr_model *m) {
         if (op->out != prev)
             tr_free(op->out);
         prev = op->out;
-        tr_free(op->col);
         tr_free(op->idx);
         tr_free(op->mask);
         tr_free(op->xhat);
@@ -346,7 +375,9 @@ void tr_model_free(tr_model *m) {
     }
     tr_free(m->grad_a);
     tr_free(m->grad_b);
+    tr_free(m->col);
     tr_free(m->dcol);
+    tr_free(m->cact);
     tr_free(m->h7);
     tr_free(m->dh7);
     tr_free(m->logits);

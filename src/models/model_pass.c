@@ -2,6 +2,8 @@
  * The trunk's and the heads' forward and backward passes (see taskrel/model.h):
  * the ops built in model.c run on a batch's rows; with the grad_ready hook
  * set the trunk's backward reports each op as it finishes (dist.overlap).
+ * Convolutions keep no im2col columns (the backward rebuilds them), and a
+ * conv-ReLU-pool block runs one sample at a time (see taskrel/model.h).
  * Not here: building the model and its parameters (model.c), batching,
  * communication or the training loop (src/train).
  */
@@ -58,6 +60,75 @@ static tr_status bn_forward(tr_model *m, tr_op *op, int task, int slot, float *o
     return TR_OK;
 }
 
+/* A range of ops may not start or end inside a conv-ReLU-pool block. */
+static tr_status check_range(const tr_model *m, int lo, int hi) {
+    for (int i = 0; i < m->n_ops; i++)
+        if (m->ops[i].fused)
+            TR_CHECK(!((lo > i && lo <= i + 2) || (hi > i && hi <= i + 2)), TR_ERR_INTERNAL,
+                     "trunk ops [%d, %d) split the conv-ReLU-pool block at op %d", lo, hi, i);
+    return TR_OK;
+}
+
+/* The conv-ReLU-pool block at op (conv, ReLU, pool) on n rows, one sample at
+ * a time: the conv output and its ReLU in m->cact, then pooled into the
+ * pool's rows. The same numbers as the three ops over the whole batch. */
+static void block_forward(tr_model *m, const tr_op *op, int task, int row0, int n,
+                          const float *in) {
+    const tr_op *pool = op + 2;
+    const float *w = tdata(m, op->pw, task), *b = tdata(m, op->pb, task);
+    for (int r = 0; r < n; r++) {
+        size_t row = (size_t)(row0 + r);
+        tr_conv2d_forward(m->cact, m->col, in + (size_t)r * op->in_size, w, b, 1, op->c, op->h,
+                          op->w, op->oc, op->k, op->pad, op->stride);
+        tr_relu_forward(m->cact, m->cact, op->out_size);
+        tr_maxpool_forward(pool->out + row * pool->out_size, pool->idx + row * pool->out_size,
+                           m->cact, 1, pool->c, pool->h, pool->w, pool->k);
+    }
+}
+
+/* Its backward (op i the conv) from dout (n, pool out_size): per sample, the
+ * pool's gradient scattered to the argmax positions and masked by the ReLU
+ * (its output there is the pooled value), as the two ops' backward would
+ * compute it (0 + ...: they add into zeroed buffers), then the conv's with
+ * rebuilt columns. Calls the grad_ready hook as the three ops would. */
+static tr_status block_backward(tr_model *m, const tr_op *op, int i, int task, float *din,
+                                const float *dout, const float *in, int row0, int n) {
+    const tr_op *pool = op + 2;
+    if (m->grad_ready) {
+        TR_CALL(m->grad_ready(m->grad_ready_ctx, i + 2));
+        TR_CALL(m->grad_ready(m->grad_ready_ctx, i + 1));
+    }
+    float *dw = tgrad(m, op->pw, task), *db = tgrad(m, op->pb, task);
+    const float *w = tdata(m, op->pw, task);
+    int k = pool->k, pw = pool->w; /* pool->w: the conv output's width */
+    size_t plane = (size_t)op->oh * op->ow, pplane = (size_t)pool->oh * pool->ow;
+    size_t off[256]; /* the plane offset of each window place */
+    for (int q = 0; q < k * k; q++)
+        off[q] = tr_maxpool_offset(0, (uint8_t)q, pw, k);
+    float *d = m->cact;
+    for (int r = 0; r < n; r++) {
+        size_t row = (size_t)(row0 + r);
+        const float *g = dout + (size_t)r * pool->out_size;
+        const float *pv = pool->out + row * pool->out_size;
+        const uint8_t *win = pool->idx + row * pool->out_size;
+        memset(d, 0, op->out_size * sizeof(float));
+        for (int c = 0; c < op->oc; c++) {
+            float *dc = d + (size_t)c * plane;
+            size_t j = (size_t)c * pplane;
+            for (int oy = 0; oy < pool->oh; oy++)
+                for (int ox = 0; ox < pool->ow; ox++, j++)
+                    dc[(size_t)(oy * k * pw + ox * k) + off[win[j]]] =
+                        0.0f + (pv[j] > 0.0f ? 0.0f + g[j] : 0.0f);
+        }
+        tr_conv2d_backward_in(din ? din + (size_t)r * op->in_size : NULL, dw, db, m->col, m->dcol,
+                              d, in + (size_t)r * op->in_size, w, 1, op->c, op->h, op->w, op->oc,
+                              op->k, op->pad, op->stride);
+        if (m->grad_ready && r + 1 < n)
+            TR_CALL(m->grad_ready(m->grad_ready_ctx, i + 1));
+    }
+    return TR_OK;
+}
+
 tr_status tr_model_trunk_forward(tr_model *m, const float **feat, int task, int slot, int row0,
                                  int n, const float *x, const int64_t *ids, int train,
                                  uint64_t step) {
@@ -69,18 +140,28 @@ tr_status tr_model_trunk_forward_ops(tr_model *m, const float **out_p, int task,
                                      int n, int lo, int hi, const float *x, const int64_t *ids,
                                      int train, uint64_t step) {
     TR_ASSERT(row0 + n <= m->max_rows && slot < m->slots && 0 <= lo && lo <= hi && hi <= m->n_ops);
+    TR_CALL(check_range(m, lo, hi));
     /* dropout masks: a stream per op, and per column with cross-stitch */
     uint32_t stream0 = m->columns ? (uint32_t)task * 32u : 0u;
     const float *in = x;
     for (int i = lo; i < hi; i++) {
         tr_op *op = &m->ops[i];
+        if (op->fused) {
+            block_forward(m, op, task, row0, n, in);
+            i += 2;
+            in = m->ops[i].out + (size_t)row0 * m->ops[i].out_size;
+            continue;
+        }
         float *out = op->out + (size_t)row0 * op->out_size;
         switch (op->kind) {
-        case TR_OP_CONV:
-            tr_conv2d_forward(out, op->col + (size_t)row0 * op->col_size, in,
-                              tdata(m, op->pw, task), tdata(m, op->pb, task), n, op->c, op->h,
-                              op->w, op->oc, op->k, op->pad, op->stride);
+        case TR_OP_CONV: {
+            const float *w = tdata(m, op->pw, task), *b = tdata(m, op->pb, task);
+            for (int r = 0; r < n; r++) /* one sample at a time: a one-sample im2col */
+                tr_conv2d_forward(out + (size_t)r * op->out_size, m->col,
+                                  in + (size_t)r * op->in_size, w, b, 1, op->c, op->h, op->w,
+                                  op->oc, op->k, op->pad, op->stride);
             break;
+        }
         case TR_OP_FC:
             tr_linear_forward(out, in, tdata(m, op->pw, task), tdata(m, op->pb, task), n, op->c,
                               op->oc);
@@ -118,20 +199,21 @@ float *tr_model_features(const tr_model *m, int row0) {
     return op->out + (size_t)row0 * op->out_size;
 }
 
-/* Conv op i's backward on n rows. With the grad_ready hook set it runs one
- * example at a time and calls the hook between examples (ops after i are
- * done): the convolution accumulates its weight gradient example by example
- * anyway, so the sums and their order are the same as in one call. */
+/* Conv op i's backward on n rows, its im2col columns rebuilt from its input.
+ * With the grad_ready hook set it runs one example at a time and calls the
+ * hook between examples (ops after i are done): the convolution accumulates
+ * its weight gradient example by example anyway, so the sums and their
+ * order are the same as in one call. */
 static tr_status conv_backward(tr_model *m, tr_op *op, int i, int task, float *din,
-                               const float *dout, int row0, int n) {
+                               const float *dout, const float *in, int n) {
     float *dw = tgrad(m, op->pw, task), *db = tgrad(m, op->pb, task);
-    const float *w = tdata(m, op->pw, task), *col = op->col + (size_t)row0 * op->col_size;
+    const float *w = tdata(m, op->pw, task);
     int step = m->grad_ready ? 1 : n;
     for (int r = 0; r < n; r += step) {
         int k = n - r < step ? n - r : step;
-        tr_conv2d_backward(din ? din + (size_t)r * op->in_size : NULL, dw, db, m->dcol,
-                           dout + (size_t)r * op->out_size, col + (size_t)r * op->col_size, w, k,
-                           op->c, op->h, op->w, op->oc, op->k, op->pad, op->stride);
+        tr_conv2d_backward_in(din ? din + (size_t)r * op->in_size : NULL, dw, db, m->col, m->dcol,
+                              dout + (size_t)r * op->out_size, in + (size_t)r * op->in_size, w, k,
+                              op->c, op->h, op->w, op->oc, op->k, op->pad, op->stride);
         if (m->grad_ready && r + k < n)
             TR_CALL(m->grad_ready(m->grad_ready_ctx, i + 1));
     }
@@ -146,21 +228,32 @@ tr_status tr_model_trunk_backward(tr_model *m, int task, int slot, int row0, int
 tr_status tr_model_trunk_backward_ops(tr_model *m, int task, int slot, int row0, int n, int lo,
                                       int hi, const float *x, const float *dfeat, float *dx) {
     TR_ASSERT(0 <= lo && lo <= hi && hi <= m->n_ops);
+    TR_CALL(check_range(m, lo, hi));
     const float *dout = dfeat;
     float *bufs[2] = {m->grad_a, m->grad_b};
     int cur = 0;
     for (int i = hi - 1; i >= lo; i--) {
-        tr_op *op = &m->ops[i];
-        const float *in = i > lo ? m->ops[i - 1].out + (size_t)row0 * m->ops[i - 1].out_size : x;
-        float *din = i > lo ? bufs[cur] : dx;
-        if (i > lo)
+        int first = i >= 2 && m->ops[i - 2].fused ? i - 2 : i; /* a block's conv */
+        tr_op *op = &m->ops[first];
+        const float *in =
+            first > lo ? m->ops[first - 1].out + (size_t)row0 * m->ops[first - 1].out_size : x;
+        float *din = first > lo ? bufs[cur] : dx;
+        if (first > lo)
             cur ^= 1;
         if (din)
             memset(din, 0, (size_t)n * op->in_size * sizeof(float));
+        if (first < i) {
+            TR_CALL(block_backward(m, op, first, task, din, dout, in, row0, n));
+            i = first;
+            dout = din;
+            if (m->grad_ready)
+                TR_CALL(m->grad_ready(m->grad_ready_ctx, i));
+            continue;
+        }
         float *out = op->out + (size_t)row0 * op->out_size;
         switch (op->kind) {
         case TR_OP_CONV:
-            TR_CALL(conv_backward(m, op, i, task, din, dout, row0, n));
+            TR_CALL(conv_backward(m, op, i, task, din, dout, in, n));
             break;
         case TR_OP_FC:
             tr_linear_backward(din, tgrad(m, op->pw, task), tgrad(m, op->pb, task), dout, in,

@@ -6,6 +6,9 @@
  *             dcol  (K, P)   = w^T @ dout_n, scattered back by col2im.
  * NCHW output makes one GEMM per sample the natural unit (a batched GEMM
  * would produce (oc, n, P) and need a transpose pass plus scratch).
+ * The model keeps no columns between the passes: it runs the forward one
+ * sample at a time into a one-sample col and the backward rebuilds them
+ * from the input (tr_conv2d_backward_in), the same GEMMs on the same numbers.
  * Not here: dilation, groups, non-square kernels.
  */
 #include <string.h>
@@ -123,6 +126,27 @@ void tr_conv2d_forward(float *out, float *col, const float *in, const float *w, 
     }
 }
 
+/* One sample's backward: db, dw += from dout_i (oc, p) and col_i (kk, p);
+ * din_i (c, h, wd) += col2im(w^T @ dout_i) through the dcol scratch. */
+static void backward_one(float *din_i, float *dw, float *db, float *dcol, const float *dout_i,
+                         const float *col_i, const float *w, int c, int h, int wd, int oc, int k,
+                         int pad, int stride, int oh, int ow) {
+    int kk = c * k * k, p = oh * ow;
+    if (db) {
+        for (int o = 0; o < oc; o++)
+            db[o] += k_sum(dout_i + (size_t)o * p, (size_t)p);
+    }
+    // dw (oc, kk) += dout_i (oc, p) @ col_i^T (p, kk)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, kk, p, 1.0f, dout_i, p, col_i, p, 1.0f,
+                dw, kk);
+    if (din_i) {
+        // dcol (kk, p) = w^T (kk, oc) @ dout_i (oc, p)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, p, oc, 1.0f, w, kk, dout_i, p,
+                    0.0f, dcol, p);
+        col2im_add(din_i, dcol, c, h, wd, k, pad, stride, oh, ow);
+    }
+}
+
 // din (n, c, h, wd) or NULL, dw (oc, c, k, k), db (oc) or NULL,
 // dcol (c*k*k, oh*ow) scratch, dout (n, oc, oh, ow), col (n, c*k*k, oh*ow)
 // from forward, w (oc, c, k, k). Gradients are accumulated (+=).
@@ -131,23 +155,24 @@ void tr_conv2d_backward(float *din, float *dw, float *db, float *dcol, const flo
                         int k, int pad, int stride) {
     int oh = tr_conv2d_out_dim(h, k, pad, stride);
     int ow = tr_conv2d_out_dim(wd, k, pad, stride);
-    int kk = c * k * k, p = oh * ow;
-    size_t col_size = (size_t)kk * p;
+    size_t col_size = (size_t)c * k * k * oh * ow;
+    for (int i = 0; i < n; i++)
+        backward_one(din ? din + (size_t)i * c * h * wd : NULL, dw, db, dcol,
+                     dout + (size_t)i * oc * oh * ow, col + (size_t)i * col_size, w, c, h, wd, oc,
+                     k, pad, stride, oh, ow);
+}
+
+// The same from the input in (n, c, h, wd): each sample's columns are
+// rebuilt in col (c*k*k, oh*ow), a one-sample scratch, instead of kept.
+void tr_conv2d_backward_in(float *din, float *dw, float *db, float *col, float *dcol,
+                           const float *dout, const float *in, const float *w, int n, int c, int h,
+                           int wd, int oc, int k, int pad, int stride) {
+    int oh = tr_conv2d_out_dim(h, k, pad, stride);
+    int ow = tr_conv2d_out_dim(wd, k, pad, stride);
+    size_t in_size = (size_t)c * h * wd;
     for (int i = 0; i < n; i++) {
-        const float *col_i = col + (size_t)i * col_size;
-        const float *dout_i = dout + (size_t)i * oc * p;
-        if (db) {
-            for (int o = 0; o < oc; o++)
-                db[o] += k_sum(dout_i + (size_t)o * p, (size_t)p);
-        }
-        // dw (oc, kk) += dout_i (oc, p) @ col_i^T (p, kk)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, kk, p, 1.0f, dout_i, p, col_i, p,
-                    1.0f, dw, kk);
-        if (din) {
-            // dcol (kk, p) = w^T (kk, oc) @ dout_i (oc, p)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, p, oc, 1.0f, w, kk, dout_i, p,
-                        0.0f, dcol, p);
-            col2im_add(din + (size_t)i * c * h * wd, dcol, c, h, wd, k, pad, stride, oh, ow);
-        }
+        im2col(col, in + (size_t)i * in_size, c, h, wd, k, pad, stride, oh, ow);
+        backward_one(din ? din + (size_t)i * in_size : NULL, dw, db, dcol,
+                     dout + (size_t)i * oc * oh * ow, col, w, c, h, wd, oc, k, pad, stride, oh, ow);
     }
 }

@@ -67,6 +67,12 @@ tr_status tr_batch_plan(tr_batch *b, const tr_dataset *ds, const tr_grid *g, int
 tr_status tr_batch_alloc(tr_batch *b, const tr_dataset *ds, const tr_grid *g, int feat_dim) {
     size_t fd = (size_t)feat_dim, rows = (size_t)b->max_rows, hrows = (size_t)b->max_head_rows;
     TR_ALLOC(b->x, rows * (size_t)ds->sample_size, "batch inputs");
+    int compact = 0;
+    for (int t = 0; ds->setting == TR_SETTING_MULTI_INPUT && t < ds->T; t++)
+        for (int s = 0; s < TR_SPLIT_COUNT; s++)
+            compact |= ds->tasks[t].split[s].xq != NULL;
+    if (compact)
+        TR_ALLOC(b->xeval, (size_t)b->eval_chunk * (size_t)ds->sample_size, "evaluation inputs");
     TR_ALLOC(b->ids, rows, "batch ids");
     TR_ALLOC(b->y, hrows, "batch labels");
     TR_ALLOC(b->yf, hrows, "batch targets");
@@ -92,6 +98,7 @@ tr_status tr_batch_alloc(tr_batch *b, const tr_dataset *ds, const tr_grid *g, in
 void tr_batch_free(tr_batch *b) {
     tr_free(b->perm);
     tr_free(b->x);
+    tr_free(b->xeval);
     tr_free(b->ids);
     tr_free(b->y);
     tr_free(b->yf);
@@ -129,7 +136,7 @@ static void make_perms(tr_batch *b, const tr_dataset *ds, uint64_t seed, int64_t
 static void copy_example(tr_batch *b, const tr_dataset *ds, int row, const tr_split_data *sd,
                          int64_t idx, int64_t id) {
     size_t ss = (size_t)ds->sample_size;
-    memcpy(b->x + (size_t)row * ss, sd->x + (size_t)idx * ss, ss * sizeof(float));
+    tr_split_x_read(b->x + (size_t)row * ss, sd, (size_t)idx * ss, ss);
     b->ids[row] = id;
 }
 

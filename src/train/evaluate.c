@@ -49,7 +49,10 @@ static tr_status eval_multi_input(tr_trainer *tr, tr_split split, tr_task_stats 
             int rows = n - c < chunk ? n - c : chunk;
             int64_t first = (int64_t)lo + c;
             tr_trunk_batch tb;
-            eval_trunk(&tb, tr, sd->x + (size_t)first * ss, rows, j);
+            const float *x = sd->x ? sd->x + (size_t)first * ss : tr->batch.xeval;
+            if (!sd->x) /* compact inputs (tr_dataset_compact) */
+                tr_split_x_read(tr->batch.xeval, sd, (size_t)first * ss, (size_t)rows * ss);
+            eval_trunk(&tb, tr, x, rows, j);
             const float *feat;
             TR_CALL(m->method->shared_forward(m, &feat, &tb));
             TR_CALL(m->method->head_forward(m, &local[t], t, 0, rows, feat,

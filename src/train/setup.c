@@ -42,7 +42,8 @@ static tr_status load_header(tr_trainer *tr, MPI_Comm world) {
 
 /* The examples: in the multi-input setting only those of this rank's tasks
  * (memory per rank falls as dist.task_shards grows). Every rank then knows
- * every task's digest, so the data fingerprint is the same everywhere. */
+ * every task's digest, so the data fingerprint is the same everywhere.
+ * Inputs with at most 256 distinct values are then kept compact. */
 static tr_status load_examples(tr_trainer *tr) {
     tr_status st = tr_dataset_load_tasks(&tr->ds, tr->cfg->data_path, tr->t0, tr->tn);
     TR_CALL(tr_agree(tr->grid.world, st));
@@ -59,7 +60,7 @@ static tr_status load_examples(tr_trainer *tr) {
     TR_CALL(tr_allreduce_f64(&tr->grid, tr->grid.world, dig, 2 * (size_t)tr->T, TR_COLL_OTHER));
     for (int t = 0; t < tr->T; t++)
         tr->ds.tasks[t].digest = ((uint64_t)dig[2 * t] << 32) | (uint64_t)dig[2 * t + 1];
-    return TR_OK;
+    return tr_dataset_compact(&tr->ds); /* 8-bit images: a byte per value */
 }
 
 static tr_status make_grid(tr_trainer *tr, MPI_Comm world) {

@@ -72,6 +72,7 @@ typedef struct {
     int64_t perm_stride;
     int64_t perm_epoch;
     float *x;         /* (max_rows, in_size) */
+    float *xeval;     /* (eval_chunk, in_size) compact inputs decoded for evaluation, or NULL */
     int64_t *ids;     /* (max_rows) */
     int32_t *y;       /* (max_head_rows) */
     float *yf;        /* (max_head_rows) */

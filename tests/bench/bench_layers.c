@@ -108,7 +108,7 @@ static void bench_elementwise(int reps) {
     size_t total = (size_t)n * c * s, pooled = total / 4;
     float *x = alloc_rand(total, 1), *y = alloc_rand(total, 2), *g = alloc_rand(total, 3);
     float *dx = alloc_rand(total, 4), *xhat = alloc_rand(total, 5);
-    int32_t *idx = tr_calloc(pooled, sizeof(int32_t));
+    uint8_t *idx = tr_calloc(pooled, 1);
     uint8_t *mask = tr_calloc((size_t)n * fc, 1);
     int64_t *ids = tr_calloc(n, sizeof(int64_t));
     double sum[32], sumsq[32], dsum[32], dxsum[32], best;

@@ -5,17 +5,21 @@
 # everything a user sees is bitwise identical: the per-step losses and every
 # validation record of metrics.jsonl (timing fields ignored), relations.h5,
 # model.h5 and every checkpoint (h5diff -r: datasets and attributes, exact,
-# except a checkpoint's train_seconds).
+# except a checkpoint's train_seconds and the provenance attributes
+# command_line, run_id (they name the run directory) and git_revision.
 #
 # Cases: model kinds stl, hps, mrn on multi-input (synthetic-tn) and
 # shared-input (synthetic-mmoe) data; mran (each attention type, and a run
 # without T-F) and mmoe on shared-input data; each at P = RANKS (default
-# 1 2 3 4), with checkpoint.every_steps set. Not part of ctest (about 2-4
-# minutes on 2 cores). Exit 0 if every case is identical.
+# 1 2 3 4), with checkpoint.every_steps set; and the lenet trunk (its
+# convolutions: HPS, STL with batch norm, cross-stitch) on fashion-domains
+# images. Not part of ctest (about 5-8 minutes on 2 cores). Exit 0 if every
+# case is identical.
 #
 # Env: KEEP=1 keeps the scratch directory; CASES="hps-multi mmoe" runs a subset;
-# IGNORE_ATTRS="train_seconds config" also skips the stored config text (when
-# only its comments, key order or new keys changed; compare it separately);
+# IGNORE_ATTRS="train_seconds command_line run_id git_revision config" also
+# skips the stored config text (when only its comments, key order or new keys
+# changed; compare it separately);
 # ALLOW_NEW='/(mran|mmoe)(/|$)' lets the new build's files have extra objects
 # whose path matches (state added on purpose), all others must match exactly.
 set -u
@@ -46,6 +50,10 @@ SHARED=$SCRATCH/shared.h5
     --classification >/dev/null || { echo "cannot build synthetic-tn"; exit 1; }
 "$OLD" data synthetic-mmoe --out "$SHARED" --tasks 4 --n-train 120 --n-val 40 --n-test 40 \
     --dim 12 >/dev/null || { echo "cannot build synthetic-mmoe"; exit 1; }
+# images for the lenet trunk (its convolutions): fashion-domains, 1 % train
+IMAGES=$SCRATCH/images.h5
+"$OLD" data fashion-domains --out "$IMAGES" --train-frac 0.01 >/dev/null 2>&1 ||
+    { echo "cannot build fashion-domains"; exit 1; }
 
 common=(--set run.progress=off --set model.trunk=mlp --set model.mlp_hidden=16,12
     --set model.head_hidden=8 --set train.batch_size=16 --set train.epochs=100
@@ -66,6 +74,9 @@ cases=(
     "mran-general|$SHARED|--set model.kind=mran --set mran.attention=general --set train.lr=0.003"
     "mran-concat|$SHARED|--set model.kind=mran --set mran.attention=concat --set train.lr=0.003"
     "mran-multihead|$SHARED|--set model.kind=mran --set mran.attention=multihead --set mran.modules=tt,ff --set train.lr=0.003"
+    "hps-lenet|$IMAGES|--set model.kind=hps --set model.trunk=lenet --set data.tasks=4 --set model.lenet_fc=32 --set model.head_hidden=16"
+    "stl-lenet-bn|$IMAGES|--set model.kind=stl --set model.trunk=lenet --set data.tasks=2 --set model.batchnorm=true --set model.lenet_fc=16"
+    "xstitch-lenet|$IMAGES|--set model.kind=cross_stitch --set model.trunk=lenet --set data.tasks=2 --set model.lenet_fc=16"
     "mmoe|$SHARED|--set model.kind=mmoe --set mmoe.experts=3 --set mmoe.expert_hidden=6 --set train.optimizer=adamw --set train.lr=0.003"
 )
 
@@ -105,7 +116,7 @@ same_h5() {
     out=$(h5diff -r "$a" "$b" 2>&1)
     if ! python3 -c '
 import os, re, sys
-IGNORED = os.environ.get("IGNORE_ATTRS", "train_seconds").split()
+IGNORED = os.environ.get("IGNORE_ATTRS", "train_seconds command_line run_id git_revision").split()
 head, bad = "", []
 for line in sys.stdin:
     if re.match(r"(attribute|dataset|group|datatype): ", line):
