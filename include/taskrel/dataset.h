@@ -24,6 +24,8 @@
 #ifndef TASKREL_DATASET_H
 #define TASKREL_DATASET_H
 
+#include <mpi.h>
+
 #include "taskrel/core.h"
 
 #ifdef __cplusplus
@@ -79,6 +81,16 @@ tr_status tr_dataset_load(tr_dataset *ds, const char *path);
  * The other tasks keep their sizes with x, y and yf NULL. */
 tr_status tr_dataset_load_header(tr_dataset *ds, const char *path);
 tr_status tr_dataset_load_tasks(tr_dataset *ds, const char *path, int t0, int tn);
+/* The file's structure checked in a forked child process, before a loader
+ * reads it in this one: the header's reads (tr_dataset_load_header) and the
+ * chunk index of every split's arrays, not the examples. The HDF5 library can
+ * crash on a damaged file; here that is TR_ERR_DATA "data: FILE: damaged HDF5
+ * file: the HDF5 library crashed reading it" (a loop: after a timeout). A file
+ * the header rejects gets the header's error. Cost: the header read once more,
+ * and a fork. _all: rank 0 checks, every rank of world gets its verdict and
+ * message (collective). */
+tr_status tr_dataset_check(const char *path);
+tr_status tr_dataset_check_all(const char *path, MPI_Comm world);
 /* Multi-input: set the digest of every loaded task from its examples (the
  * fingerprint combines the digests, so ranks holding different tasks can agree
  * on it by sharing them). */

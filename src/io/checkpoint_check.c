@@ -12,15 +12,13 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "checkpoint_internal.h"
+#include "child.h"
 #include "h5util.h"
 
 typedef struct {
@@ -299,64 +297,47 @@ tr_ckpt_verdict tr_checkpoint_validate(const char *path, const tr_ckpt_state *ex
     return tr_checkpoint_check(path, expect, 0, &id, why, whyn);
 }
 
+typedef struct {
+    const char *path;
+    const tr_ckpt_state *expect;
+    int attrs_only;
+} check_args;
+
+/* The check itself, in the child (or here when no child can be started). */
+static void check_in_child(void *arg, void *out, size_t outn) {
+    const check_args *a = arg;
+    verdict_msg *m = out;
+    memset(m, 0, outn);
+    tr_ckpt_info info;
+    m->verdict = (int)check_file(a->path, a->expect, a->attrs_only, &info, m->why, sizeof(m->why));
+    ident_of(&info, &m->id);
+    tr_checkpoint_info_free(&info);
+}
+
 tr_ckpt_verdict tr_checkpoint_check(const char *path, const tr_ckpt_state *expect, int attrs_only,
                                     tr_ckpt_ident *id, char *why, size_t whyn) {
-    tr_ckpt_info info;
     memset(id, 0, sizeof(*id));
-    int fds[2];
-    fflush(NULL);
-    pid_t pid = pipe(fds) == 0 ? fork() : -1;
-    if (pid < 0) { /* no child: check in this process */
-        tr_ckpt_verdict v = check_file(path, expect, attrs_only, &info, why, whyn);
-        ident_of(&info, id);
-        tr_checkpoint_info_free(&info);
-        return v;
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        verdict_msg m;
-        memset(&m, 0, sizeof(m));
-        m.verdict = (int)check_file(path, expect, attrs_only, &info, m.why, sizeof(m.why));
-        ident_of(&info, &m.id);
-        ssize_t w = write(fds[1], &m, sizeof(m));
-        _exit(w == (ssize_t)sizeof(m) ? 0 : 1);
-    }
-    close(fds[1]);
     struct stat sb;
     double mb = stat(path, &sb) == 0 ? (double)sb.st_size / 1e6 : 0.0;
-    int timeout_ms = (int)(1000.0 * (60.0 + mb / 20.0)); /* generous: >= 20 MB/s */
+    double timeout = 60.0 + mb / 20.0; /* generous: >= 20 MB/s */
+    check_args a = {.path = path, .expect = expect, .attrs_only = attrs_only};
     verdict_msg m;
-    memset(&m, 0, sizeof(m));
-    size_t got = 0;
-    double t_end = tr_time_now() + timeout_ms / 1000.0;
-    while (got < sizeof(m)) {
-        int left = (int)((t_end - tr_time_now()) * 1000.0);
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        int r = left > 0 ? poll(&p, 1, left) : 0;
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        ssize_t n = read(fds[0], (char *)&m + got, sizeof(m) - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fds[0]);
-    if (got < sizeof(m))
-        kill(pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (got < sizeof(m)) {
-        if (WIFSIGNALED(status))
-            snprintf(why, whyn, "checkpoint %s: checking it crashed the reader (signal %d)", path,
-                     WTERMSIG(status));
-        else
-            snprintf(why, whyn, "checkpoint %s: checking it did not finish within %d s", path,
-                     timeout_ms / 1000);
+    int detail = 0;
+    /* every dataset is read in full: no memory cap */
+    switch (tr_io_in_child(check_in_child, &a, &m, sizeof(m), timeout, 0, &detail)) {
+    case TR_CHILD_DONE:
+        break;
+    case TR_CHILD_SIGNAL:
+        snprintf(why, whyn, "checkpoint %s: checking it crashed the reader (signal %d)", path,
+                 detail);
+        return TR_CKPT_CORRUPT;
+    case TR_CHILD_EXIT:
+        snprintf(why, whyn, "checkpoint %s: checking it crashed the reader (exit code %d)", path,
+                 detail);
+        return TR_CKPT_CORRUPT;
+    case TR_CHILD_TIMEOUT:
+        snprintf(why, whyn, "checkpoint %s: checking it did not finish within %d s", path,
+                 (int)timeout);
         return TR_CKPT_CORRUPT;
     }
     m.why[sizeof(m.why) - 1] = '\0';

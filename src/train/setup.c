@@ -19,9 +19,12 @@ static void mark_method(void *ctx, const char *event, double t0, double t1) {
 }
 
 /* The dataset's header (tasks, split sizes) on every rank; errors agreed
- * over all ranks so that an unreadable file on one node cannot hang. */
+ * over all ranks so that an unreadable file on one node cannot hang. First
+ * rank 0 checks the file's structure in a child process, so that a damaged
+ * file that crashes the HDF5 library stops every rank with its message. */
 static tr_status load_header(tr_trainer *tr, MPI_Comm world) {
     const tr_config *cfg = tr->cfg;
+    TR_CALL(tr_dataset_check_all(cfg->data_path, world));
     tr_status st = tr_dataset_load_header(&tr->ds, cfg->data_path);
     if (st == TR_OK)
         st = tr_dataset_select_tasks(&tr->ds, &cfg->data_tasks);
