@@ -42,26 +42,32 @@ static void gp_quote(FILE *gp, const char *s) {
 }
 
 /* The colour range and palette of one matrix: a correlation (or any matrix
- * with values of both signs) on a diverging palette symmetric about 0, scaled
- * to its largest off-diagonal magnitude; a non-negative (or non-positive)
- * matrix on a sequential palette from its smallest to its largest
- * off-diagonal value. The diagonal of a square matrix (1 for a correlation)
- * is left out of the range so that it does not flatten the rest. */
+ * with values of both signs, the diagonal included: a similarity with a
+ * positive diagonal and negative off-diagonal entries is signed) on a
+ * diverging palette symmetric about 0, scaled to its largest off-diagonal
+ * magnitude; a non-negative (or non-positive) matrix on a sequential palette
+ * from its smallest to its largest off-diagonal value. The diagonal of a
+ * square matrix (1 for a correlation) is left out of the range so that it
+ * does not flatten the rest. */
 static void colour_range(FILE *gp, const tr_relation *r) {
-    int sq = r->rows == r->cols && r->rows > 1;
+    int sq = r->rows == r->cols && r->rows > 1, neg = 0, pos = 0;
     double lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < r->rows; i++)
         for (int j = 0; j < r->cols; j++) {
             double v = r->data[(size_t)i * r->cols + j];
-            if ((sq && i == j) || !isfinite(v))
+            if (!isfinite(v))
+                continue;
+            neg |= v < 0.0;
+            pos |= v > 0.0;
+            if (sq && i == j)
                 continue;
             lo = v < lo ? v : lo;
             hi = v > hi ? v : hi;
         }
     if (!(lo <= hi))
         lo = hi = 0.0;
-    if (lo < 0.0 && hi > 0.0) {
-        double m = fmax(-lo, hi);
+    if (neg && pos) {
+        double m = fmax(fmax(-lo, hi), 1e-12);
         fprintf(gp, "set palette defined (-1 '#2166ac', 0 '#f7f7f7', 1 '#b2182b')\n");
         fprintf(gp, "set cbrange [%.6g:%.6g]\n", -m, m);
     } else {
@@ -107,8 +113,8 @@ static void gnuplot_panel(FILE *gp, const tr_relation *r, const char *tasks, con
     fprintf(gp, " index %d matrix with image notitle", index);
     if (r->rows <= 12 && r->cols <= 12)
         fprintf(gp,
-                ", '' index %d matrix using 1:2:(sprintf('%%.2f',$3)) with labels font ',8' "
-                "notitle",
+                ", '' index %d matrix using 1:2:(abs($3) >= 0.01 || $3 == 0 ? "
+                "sprintf('%%.2f',$3) : sprintf('%%.1e',$3)) with labels font ',8' notitle",
                 index);
     fputc('\n', gp);
 }
