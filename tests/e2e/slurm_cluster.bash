@@ -163,3 +163,15 @@ slurm_cluster_stop() {
     done
     SLURM_CLUSTER_PIDS=()
 }
+
+# slurm_test_cluster: for a test script (lib.bash's $SCRATCH): a cluster in
+# $SCRATCH/cluster, stopped and $SCRATCH removed on exit; where SLURM cannot
+# run, the test is skipped ("SKIP: <reason>", exit 0).
+slurm_test_cluster() {
+    trap 'slurm_cluster_stop; rm -rf "$SCRATCH"' EXIT
+    if ! slurm_cluster_start "$SCRATCH/cluster"; then
+        echo "SKIP: $SLURM_CLUSTER_WHY"
+        exit 0
+    fi
+    echo "cluster up: $(sinfo -h -o '%P %D %c %t')"
+}

@@ -8,16 +8,11 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 source "$(dirname "${BASH_SOURCE[0]}")/slurm_cluster.bash"
 command -v h5diff >/dev/null || { echo "h5diff (hdf5-tools) is needed"; exit 1; }
-trap 'slurm_cluster_stop; rm -rf "$SCRATCH"' EXIT
 cd "$SCRATCH"
 # other tests may share the cores (ctest -j): ranks waiting in a collective
 # yield instead of spinning (numbers unchanged)
 export OMPI_MCA_mpi_yield_when_idle=1
-if ! slurm_cluster_start "$SCRATCH/cluster"; then
-    echo "SKIP: $SLURM_CLUSTER_WHY"
-    exit 0
-fi
-echo "cluster up: $(sinfo -h -o '%P %D %c %t')"
+slurm_test_cluster
 
 # The job must still be training when SLURM signals it: SLURM checks time
 # limits every 30 s, so USR1@50 of a 1-minute limit comes 10-40 s after the

@@ -9,14 +9,9 @@
 # installed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 source "$(dirname "${BASH_SOURCE[0]}")/slurm_cluster.bash"
-trap 'slurm_cluster_stop; rm -rf "$SCRATCH"' EXIT
 cd "$SCRATCH"
 export OMPI_MCA_mpi_yield_when_idle=1
-if ! slurm_cluster_start "$SCRATCH/cluster"; then
-    echo "SKIP: $SLURM_CLUSTER_WHY"
-    exit 0
-fi
-echo "cluster up: $(sinfo -h -o '%P %D %c %t')"
+slurm_test_cluster
 BIN=$TASKREL_BIN
 "$BIN" data synthetic-tn --classification --out tn.h5 --tasks 4 --dim 64 --n-train 400 \
     --n-val 50 --n-test 50 >/dev/null 2>&1 || { echo "could not build test data"; exit 1; }
