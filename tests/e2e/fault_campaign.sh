@@ -46,7 +46,7 @@ kind_args() {
     mrn) KARGS=("${CFG[@]}" --set model.kind=mrn --set mrn.layers=fc8 --set mrn.modes=task
         --set mrn.update_every=8 "${common[@]}") ;;
     mran) KARGS=(-c "$SRC/synthetic-mmoe-mran.ini" --set "data.path=$MMOE"
-        --set train.batch_size=128 --set train.epochs=4 --set model.mlp_hidden=128,64
+        --set train.batch_size=128 --set train.epochs=4 --set model.mlp_hidden=512,256
         "${common[@]}") ;;
     esac
 }
@@ -80,24 +80,42 @@ for np in "${RANKS[@]}"; do
             c=$((1 + RANDOM % (TOTAL / EVERY - 3)))
             delay=$(printf '0.%03d' $((RANDOM % 300)))
             # A small run can finish between the checkpoint and the kill on a fast
-            # machine; that says nothing about fault handling, so the attempt is
-            # repeated (fresh run directory) at the earliest checkpoint and no
-            # delay. Only a run that still ends first after that fails the test.
+            # machine (no rank left to kill, the chosen rank already gone, or the
+            # final model written before the kill landed); that says nothing about fault handling, so the
+            # attempt is repeated (fresh run directory) at the earliest checkpoint
+            # and no delay. Only a run that still ends first after that fails.
+            killed=0
             for attempt in 1 2 3; do
                 rm -rf "$run"
                 mpirun -np "$np" "${MPI_FLAGS[@]}" "$TASKREL_BIN" train "${KARGS[@]}" \
                     --run-dir "$run" >"$run.log" 2>&1 &
                 pid=$!
                 if ! wait_for "$run/checkpoints/ckpt-$((c * EVERY)).h5" 120; then
-                    kill -KILL "$pid" 2>/dev/null
-                    wait "$pid" 2>/dev/null
-                    ranks=()
+                    kill -KILL "$pid" 2>/dev/null || true
+                    wait "$pid" 2>/dev/null || true
                     break
                 fi
                 sleep "$delay"
-                mapfile -t ranks < <(pgrep -P "$pid")
-                ((${#ranks[@]} > 0)) && break
-                wait "$pid" 2>/dev/null
+                mapfile -t ranks < <(pgrep -P "$pid" || true)
+                if ((${#ranks[@]} > 0)); then
+                    victim=${ranks[RANDOM % ${#ranks[@]}]}
+                    t0=$(date +%s.%N)
+                    if kill -KILL "$victim" 2>/dev/null; then
+                        timeout 60 tail --pid="$pid" -f /dev/null || true
+                        if kill -0 "$pid" 2>/dev/null; then
+                            check_fail "$run: job still running 60 s after the kill"
+                            kill -KILL "$pid" || true
+                        fi
+                        rc=0
+                        wait "$pid" || rc=$?
+                        secs=$(echo "$(date +%s.%N) - $t0" | bc)
+                        if [[ ! -e $run/model.h5 ]]; then
+                            killed=1
+                            break
+                        fi
+                    fi
+                fi
+                wait "$pid" 2>/dev/null || true
                 echo "note: $run: the job ended before the kill after ckpt-$((c * EVERY)) + $delay s" \
                     "(attempt $attempt); again at ckpt-$EVERY with no delay"
                 c=1
@@ -107,21 +125,10 @@ for np in "${RANKS[@]}"; do
                 check_fail "$run: no checkpoint at step $((c * EVERY)) within 120 s"
                 continue
             fi
-            if ((${#ranks[@]} == 0)); then
+            if ((killed == 0)); then
                 check_fail "$run: the job ended before the kill in 3 attempts (kill came too late)"
                 continue
             fi
-            victim=${ranks[RANDOM % ${#ranks[@]}]}
-            t0=$(date +%s.%N)
-            kill -KILL "$victim"
-            timeout 60 tail --pid="$pid" -f /dev/null || true
-            if kill -0 "$pid" 2>/dev/null; then
-                check_fail "$run: job still running 60 s after the kill"
-                kill -KILL "$pid"
-            fi
-            rc=0
-            wait "$pid" || rc=$?
-            secs=$(echo "$(date +%s.%N) - $t0" | bc)
             kills_done=$((kills_done + 1))
             latest=$(readlink "$run/checkpoints/latest" || echo none)
             checks=$((checks + 1))
