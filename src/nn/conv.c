@@ -43,8 +43,37 @@ static void valid_range(int *lo, int *hi, int off, int w, int ow, int stride) {
 }
 
 // col (c*k*k, oh*ow), in (c, h, w): one sample
+/* n floats, in 8-float blocks of fixed size (inlined moves): a column row is
+ * short (8 or 24 floats in lenet), where a memcpy call or a loop with a
+ * runtime bound costs more than the copy. */
+static inline void copy_row(float *restrict d, const float *restrict s, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        memcpy(d + i, s + i, 8 * sizeof(float));
+    for (; i < n; i++)
+        d[i] = s[i];
+}
+
+/* im2col for stride 1 and no padding (every output position reads inside the
+ * plane): the same columns as the general loop below, without its bounds
+ * work, which is most of its time at these sizes. */
+static void im2col_s1(float *restrict col, const float *restrict in, int c, int h, int w, int k,
+                      int oh, int ow) {
+    for (int ci = 0; ci < c; ci++)
+        for (int ki = 0; ki < k; ki++) {
+            const float *rows = in + ((size_t)ci * h + ki) * w;
+            for (int kj = 0; kj < k; kj++)
+                for (int oy = 0; oy < oh; oy++, col += ow)
+                    copy_row(col, rows + (size_t)oy * w + kj, ow);
+        }
+}
+
 static void im2col(float *col, const float *in, int c, int h, int w, int k, int pad, int stride,
                    int oh, int ow) {
+    if (stride == 1 && pad == 0) {
+        im2col_s1(col, in, c, h, w, k, oh, ow);
+        return;
+    }
     for (int ci = 0; ci < c; ci++) {
         const float *plane = in + (size_t)ci * h * w;
         for (int ki = 0; ki < k; ki++) {
@@ -76,9 +105,27 @@ static void im2col(float *col, const float *in, int c, int h, int w, int k, int 
     }
 }
 
+/* col2im for stride 1 and no padding: the additions of the general loop
+ * below, into the same places in the same order (so the same sums), without
+ * its bounds work. */
+static void col2im_add_s1(float *restrict din, const float *restrict dcol, int c, int h, int w,
+                          int k, int oh, int ow) {
+    for (int ci = 0; ci < c; ci++)
+        for (int ki = 0; ki < k; ki++) {
+            float *rows = din + ((size_t)ci * h + ki) * w;
+            for (int kj = 0; kj < k; kj++)
+                for (int oy = 0; oy < oh; oy++, dcol += ow)
+                    k_add(rows + (size_t)oy * w + kj, dcol, (size_t)ow);
+        }
+}
+
 // din (c, h, w) += col2im(dcol (c*k*k, oh*ow)): one sample
 static void col2im_add(float *din, const float *dcol, int c, int h, int w, int k, int pad,
                        int stride, int oh, int ow) {
+    if (stride == 1 && pad == 0) {
+        col2im_add_s1(din, dcol, c, h, w, k, oh, ow);
+        return;
+    }
     for (int ci = 0; ci < c; ci++) {
         float *plane = din + (size_t)ci * h * w;
         for (int ki = 0; ki < k; ki++) {
