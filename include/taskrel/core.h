@@ -173,6 +173,15 @@ tr_status tr_path_check_writable(const char *file, const char *what);
 /* ---- time ----------------------------------------------------------------- */
 double tr_time_now(void); /* monotonic seconds */
 
+/* ---- BLAS ----------------------------------------------------------------- */
+/* The BLAS library's description of itself: OpenBLAS's openblas_get_config()
+ * (version, build options and the kernel set in use), "" for another BLAS. */
+const char *tr_blas_config(void);
+/* 1 and a message in buf when OpenBLAS runs kernels without AVX2 on a CPU
+ * that has AVX2 and FMA (it did not recognise the CPU): the message names the
+ * OPENBLAS_CORETYPE to set. 0 and "" otherwise, and with another BLAS. */
+int tr_blas_kernel_advice(char *buf, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,12 +33,13 @@ typedef struct {
     char run_id[TR_RUN_ID_LEN];
     char data_fingerprint[TR_RUN_ID_LEN];
     /* where and how it ran (this start of the run; "" if unknown): attributes
-     * taskrel_version, git_revision, command_line, hosts, slurm_job_id */
+     * taskrel_version, git_revision, command_line, hosts, slurm_job_id, blas */
     char version[32];
     char git_revision[48];
     char command_line[1024];
     char hosts[1024]; /* distinct host names of the ranks, comma separated */
     char slurm_job_id[32];
+    char blas[160]; /* tr_blas_config(): OpenBLAS's version and kernel set */
     int world_size;
 } tr_provenance;
 

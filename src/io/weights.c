@@ -18,11 +18,9 @@ tr_status tr_provenance_write_h5(hid_t loc, const tr_provenance *prov) {
         TR_CALL(tr_h5_attr_write_str(loc, "data_fingerprint", prov->data_fingerprint));
     const struct {
         const char *name, *value;
-    } more[] = {{"taskrel_version", prov->version},
-                {"git_revision", prov->git_revision},
-                {"command_line", prov->command_line},
-                {"hosts", prov->hosts},
-                {"slurm_job_id", prov->slurm_job_id}};
+    } more[] = {{"taskrel_version", prov->version},   {"git_revision", prov->git_revision},
+                {"command_line", prov->command_line}, {"hosts", prov->hosts},
+                {"slurm_job_id", prov->slurm_job_id}, {"blas", prov->blas}};
     for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
         if (more[i].value[0])
             TR_CALL(tr_h5_attr_write_str(loc, more[i].name, more[i].value));

@@ -142,6 +142,10 @@ static tr_status gather_provenance(tr_trainer *tr) {
                  tr->opts.command_line ? tr->opts.command_line : "");
         const char *job = getenv("SLURM_JOB_ID");
         snprintf(p->slurm_job_id, sizeof(p->slurm_job_id), "%s", job ? job : "");
+        snprintf(p->blas, sizeof(p->blas), "%s", tr_blas_config());
+        char advice[512];
+        if (tr_blas_kernel_advice(advice, sizeof(advice)))
+            tr_log(TR_LOG_WARN, "%s", advice);
         p->world_size = size;
         size_t used = 0;
         p->hosts[0] = '\0';

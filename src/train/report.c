@@ -77,6 +77,7 @@ static void write_provenance(FILE *f, const tr_trainer *tr) {
              {"command_line", p->command_line},
              {"hosts", p->hosts},
              {"slurm_job_id", p->slurm_job_id},
+             {"blas", p->blas},
              {"data_path", tr->cfg->data_path},
              {"data_fingerprint", p->data_fingerprint}};
     fputs("{\"provenance\":{", f);

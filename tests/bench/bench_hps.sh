@@ -15,6 +15,13 @@
 #                    be idle (/proc/pressure/cpu "some" avg10 < 2 %) (0: no wait)
 #   --taskrel-only, --torch-only   run one side only
 #   --no-sgemm       skip the sgemm-rate runs (tests/bench/bench_sgemm.c)
+#   --torch-isa ISA  cap oneDNN's instruction set for PyTorch's convolutions
+#                    (ONEDNN_MAX_CPU_ISA: AVX2, AVX512_CORE, ...; or "match":
+#                    the one of the OpenBLAS kernels in use, AVX2 for Haswell
+#                    and Zen, AVX512_CORE for SkylakeX, Cooperlake and
+#                    SapphireRapids, SSE41 for older ones). Default: oneDNN's
+#                    own choice, the best the CPU has. The report prints the
+#                    ISA oneDNN ran.
 #
 # With taskrel, each repetition also times this core's sgemm
 # (build/tests/bench_sgemm) for a 2048^3 product and the step's own GEMM
@@ -43,6 +50,7 @@ TASKS=4
 BATCH=128
 
 steps=50 warmup=10 torch_mode=both repeat=1 wait_idle=0 run_taskrel=1 run_torch=1 keep=0 run_sgemm=1
+torch_isa=
 usage() {
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
 }
@@ -86,6 +94,14 @@ while (($#)); do
     --torch-only) run_taskrel=0 ;;
     --keep) keep=1 ;;
     --no-sgemm) run_sgemm=0 ;;
+    --torch-isa)
+        [[ ${2-} =~ ^[A-Za-z0-9_]+$ ]] || {
+            echo "bench: --torch-isa needs an ISA name (AVX2, AVX512_CORE, ...) or match" >&2
+            exit 2
+        }
+        torch_isa=$2
+        shift
+        ;;
     -h | --help)
         usage
         exit 0
@@ -166,6 +182,12 @@ fi
 
 # ---- machine -------------------------------------------------------------------
 cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+# Machines of one VM type can come on different CPUs; both libraries choose
+# their kernels by the CPU, so the report names it exactly.
+cpu_id=$(lscpu | awk -F: '/^Vendor ID/ { gsub(/ /, "", $2); v = $2 } /^CPU family/ { gsub(/ /, "", $2); f = $2 }
+    /^Model:/ { gsub(/ /, "", $2); m = $2 } /^Stepping/ { gsub(/ /, "", $2); s = $2 }
+    END { printf "%s family %s model %s stepping %s", v, f, m, s }')
+cpu_isa=$(grep -m1 -o -w -E 'avx512f|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')
 openblas=$(dpkg-query -W -f='${Package} ${Version}\n' 'libopenblas0*' 2>/dev/null |
     awk '$2 != "" { printf "%s%s %s", sep, $1, $2; sep = ", " }')
 blas_lib=$(readlink -f "/usr/lib/$(uname -m)-linux-gnu/libblas.so.3" 2>/dev/null || echo "?")
@@ -184,10 +206,30 @@ if ((run_taskrel)); then
 else
     blas_core=$(OPENBLAS_VERBOSE=2 "$PY" -c 'import torch' 2>&1 | sed -n 's/^Core: //p' | head -n 1)
 fi
+core_name=${blas_core:-?}
 if [[ -n ${OPENBLAS_CORETYPE-} ]]; then
     blas_core="${blas_core:-?} (OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE set in the environment)"
 else
     blas_core="${blas_core:-?} (detected; OPENBLAS_CORETYPE not set)"
+fi
+
+# oneDNN's instruction set for PyTorch: capped by --torch-isa, and the one it
+# reports it ran (ONEDNN_VERBOSE's info line, from one small convolution).
+if [[ $torch_isa == match ]]; then
+    case ${core_name,,} in
+    haswell | zen) torch_isa=AVX2 ;;
+    skylakex | cooperlake | sapphirerapids) torch_isa=AVX512_CORE ;;
+    *) torch_isa=SSE41 ;;
+    esac
+fi
+torch_env=()
+[[ -z $torch_isa ]] || torch_env=(ONEDNN_MAX_CPU_ISA="$torch_isa" DNNL_MAX_CPU_ISA="$torch_isa")
+onednn_isa=n/a
+if ((run_torch)); then
+    onednn_isa=$(env "${torch_env[@]}" ONEDNN_VERBOSE=1 DNNL_VERBOSE=1 "$PY" -c \
+        'import torch; torch.nn.functional.conv2d(torch.zeros(128, 1, 28, 28), torch.zeros(32, 1, 5, 5))' 2>&1 |
+        sed -n 's/^onednn_verbose,info,cpu,isa://p; s/^dnnl_verbose,info,cpu,isa://p' | head -n 1)
+    onednn_isa="${onednn_isa:-?}${torch_isa:+ (ONEDNN_MAX_CPU_ISA=$torch_isa)}"
 fi
 
 # ---- runs ----------------------------------------------------------------------
@@ -265,7 +307,7 @@ torch_once() {
     wait_for_idle
     psi0=$(psi_some)
     t0=$(date +%s%N)
-    "$PY" "$ROOT/tests/bench/torch_hps.py" --steps "$steps" --warmup "$warmup" \
+    env "${torch_env[@]}" "$PY" "$ROOT/tests/bench/torch_hps.py" --steps "$steps" --warmup "$warmup" \
         --tasks $TASKS --batch $BATCH --trunk-mode "$m" --json >"$TMP/torch-$m-$i.log" 2>&1 || {
         cat "$TMP/torch-$m-$i.log" >&2
         echo "bench: torch_hps.py failed" >&2
@@ -350,9 +392,10 @@ mkdir -p "$OUT_DIR"
 report="$OUT_DIR/bench_hps-$(date +%Y%m%d-%H%M%S).txt"
 {
     echo "bench_hps $(date -u +%Y-%m-%dT%H:%M:%SZ)  host $(hostname)"
-    echo "cpu: $cpu ($ncores cores visible)"
+    echo "cpu: $cpu ($cpu_id; ${cpu_isa% }; $ncores cores visible)"
     echo "openblas: ${openblas:-not installed}  (libblas.so.3 -> $blas_lib)"
     echo "openblas core: $blas_core"
+    echo "onednn isa (pytorch's convolutions): $onednn_isa"
     echo "torch: $torch_ver   taskrel build: $build_type ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo no-git))"
     echo "step: T=$TASKS tasks x B=$BATCH, hps/lenet, sgd; $warmup warm-up + $steps timed steps; 1 rank, 1 thread;" \
         "median of $repeat run(s) per side"
