@@ -6,7 +6,8 @@
 # validation record of metrics.jsonl (timing fields ignored), relations.h5,
 # model.h5 and every checkpoint (h5diff -r: datasets and attributes, exact,
 # except a checkpoint's train_seconds and the provenance attributes
-# command_line, run_id (they name the run directory) and git_revision.
+# command_line, run_id (they name the run directory), git_revision and blas (the
+# BLAS kernel set, an attribute older builds do not write).
 #
 # Cases: model kinds stl, hps, mrn on multi-input (synthetic-tn) and
 # shared-input (synthetic-mmoe) data; mran (each attention type, and a run
@@ -17,7 +18,7 @@
 # case is identical.
 #
 # Env: KEEP=1 keeps the scratch directory; CASES="hps-multi mmoe" runs a subset;
-# IGNORE_ATTRS="train_seconds command_line run_id git_revision config" also
+# IGNORE_ATTRS="train_seconds command_line run_id git_revision blas config" also
 # skips the stored config text (when only its comments, key order or new keys
 # changed; compare it separately);
 # ALLOW_NEW='/(mran|mmoe)(/|$)' lets the new build's files have extra objects
@@ -116,7 +117,7 @@ same_h5() {
     out=$(h5diff -r "$a" "$b" 2>&1)
     if ! python3 -c '
 import os, re, sys
-IGNORED = os.environ.get("IGNORE_ATTRS", "train_seconds command_line run_id git_revision").split()
+IGNORED = os.environ.get("IGNORE_ATTRS", "train_seconds command_line run_id git_revision blas").split()
 head, bad = "", []
 for line in sys.stdin:
     if re.match(r"(attribute|dataset|group|datatype): ", line):
