@@ -64,6 +64,8 @@ mpi=(--oversubscribe --bind-to none
     --mca btl_vader_single_copy_mechanism none
     --mca mpi_yield_when_idle "${TASKREL_YIELD:-1}")
 [[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
+# OpenBLAS's kernel choice, when the user made it, reaches every rank
+[[ -n ${OPENBLAS_CORETYPE:-} ]] && mpi+=(-x OPENBLAS_CORETYPE)
 # shellcheck disable=SC2206
 [[ -n ${TASKREL_MPIRUN_ARGS:-} ]] && mpi+=($TASKREL_MPIRUN_ARGS)
 
