@@ -16,7 +16,10 @@ cd "$SCRATCH"
     { echo "could not build fashion-domains"; exit 1; }
 "$BIN" data synthetic-mmoe --out mm.h5 --tasks 3 --dim 24 --n-train 700 --n-val 130 \
     --n-test 90 >/dev/null 2>&1 || { echo "could not build synthetic-mmoe"; exit 1; }
-h5repack -f GZIP=1 fd.h5 fd-gz.h5 ||
+# a copy with every input array in chunks of 7 images, gzip-compressed
+xs=$(for t in orig noise blur invert_perm; do for s in train val test; do
+    printf '/tasks/%s/%s/x,' $t $s; done; done)
+h5repack -l "${xs%,}:CHUNK=7x1x28x28" -f GZIP=1 fd.h5 fd-gz.h5 ||
     { echo "h5repack could not write a chunked copy"; exit 1; }
 
 FD=(-c "$C/fashion-hps.ini" --set data.path=fd.h5 --set data.tasks=orig,noise,blur,invert_perm
