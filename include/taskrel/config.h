@@ -33,6 +33,8 @@ typedef enum {
 typedef enum { TR_TRUNK_LENET = 0, TR_TRUNK_MLP, TR_TRUNK_NONE } tr_trunk_kind;
 typedef enum { TR_HEAD_INIT_SHARED = 0, TR_HEAD_INIT_INDEPENDENT } tr_head_init;
 typedef enum { TR_PROGRESS_AUTO = 0, TR_PROGRESS_ON, TR_PROGRESS_OFF } tr_progress_mode;
+/* data.load: the inputs held in memory, or read from the file when a batch is built. */
+typedef enum { TR_DATA_LOAD_MEMORY = 0, TR_DATA_LOAD_STREAM } tr_data_load;
 typedef enum { TR_MRN_PROX = 0, TR_MRN_GRADIENT } tr_mrn_prior_step;
 typedef enum { TR_MRN_FLOOR = 0, TR_MRN_OFFICIAL } tr_mrn_numerics;
 typedef enum { TR_MRN_PROX_FLOAT = 0, TR_MRN_PROX_DOUBLE } tr_mrn_prox_precision;
@@ -74,6 +76,7 @@ typedef struct {
     /* [data] */
     char data_path[TR_PATH_LEN]; /* data.path: dataset .h5 (required) */
     tr_task_select data_tasks;   /* data.tasks: "" all, "N" the first N, or "a,b,c" names ("") */
+    tr_data_load data_load;      /* data.load = memory|stream (memory) */
 
     /* [model] */
     tr_model_kind model_kind;          /* model.kind = stl|hps|mrn|mran|mmoe|cross_stitch (hps) */

@@ -38,13 +38,18 @@ typedef enum { TR_SPLIT_TRAIN = 0, TR_SPLIT_VAL, TR_SPLIT_TEST, TR_SPLIT_COUNT }
 
 const char *tr_split_name(tr_split s); /* "train", "val", "test" */
 
+/* The inputs of one split read from the file on demand (data.load =
+ * stream; opaque, owned by its tr_split_data). */
+typedef struct tr_x_stream tr_x_stream;
+
 typedef struct {
     int64_t n;          /* examples */
-    float *x;           /* (n, sample_size); NULL when compact (xq) */
+    float *x;           /* (n, sample_size); NULL when compact (xq) or streamed (xs) */
     uint8_t *xq;        /* compact inputs (tr_dataset_compact): x = palette[xq], or NULL */
     float palette[256]; /* with xq: the values */
     int32_t *y;         /* classification labels: (n) multi-input, (n, T) shared-input; else NULL */
     float *yf;          /* regression targets: (n) multi-input, (n, T) shared-input; else NULL */
+    tr_x_stream *xs;    /* inputs left in the file (tr_dataset_stream_tasks), or NULL */
 } tr_split_data;
 
 typedef struct {
@@ -81,6 +86,15 @@ tr_status tr_dataset_load(tr_dataset *ds, const char *path);
  * The other tasks keep their sizes with x, y and yf NULL. */
 tr_status tr_dataset_load_header(tr_dataset *ds, const char *path);
 tr_status tr_dataset_load_tasks(tr_dataset *ds, const char *path, int t0, int tn);
+/* tr_dataset_load_tasks with the inputs left in the file (data.load =
+ * stream): every split's x is checked as load_tasks checks it, by a pass
+ * over the file that holds a few MiB at a time, and then read on demand
+ * through tr_split_x_read (sd->xs; sd->x stays NULL). Labels and targets are
+ * read into memory. The file stays open until tr_dataset_free; it must not
+ * change meanwhile (a read that fails is TR_ERR_DATA). Contiguous float32
+ * arrays are read with pread() at their offset in the file, others
+ * (chunked, compressed) through HDF5. */
+tr_status tr_dataset_stream_tasks(tr_dataset *ds, const char *path, int t0, int tn);
 /* The file's structure checked in a forked child process, before a loader
  * reads it in this one: the header's reads (tr_dataset_load_header) and the
  * chunk index of every split's arrays, not the examples. The HDF5 library can
@@ -93,16 +107,20 @@ tr_status tr_dataset_check(const char *path);
 tr_status tr_dataset_check_all(const char *path, MPI_Comm world);
 /* Multi-input: set the digest of every loaded task from its examples (the
  * fingerprint combines the digests, so ranks holding different tasks can agree
- * on it by sharing them). */
-void tr_dataset_task_digests(tr_dataset *ds);
+ * on it by sharing them). Fails only on a streamed read (TR_ERR_DATA). */
+tr_status tr_dataset_task_digests(tr_dataset *ds);
 /* Multi-input: keep each loaded split whose inputs take at most 256 distinct
  * values (8-bit images stored as float32) as one byte per value and a
  * palette (xq, palette; x freed): a quarter of the memory. Only the trainer
  * does this; readers of x take it through tr_split_x_read. */
 tr_status tr_dataset_compact(tr_dataset *ds);
 /* out (count) = the inputs of sd from value `first` (a row starts at
- * row * sample_size), compact or not. */
-void tr_split_x_read(float *out, const tr_split_data *sd, size_t first, size_t count);
+ * row * sample_size), compact, streamed or neither. Fails (TR_ERR_DATA) only
+ * when a streamed read does: the caller agrees on it across ranks. */
+tr_status tr_split_x_read(float *out, const tr_split_data *sd, size_t first, size_t count);
+/* A stream's values [first, first + count) into out (tr_split_x_read). */
+tr_status tr_x_stream_read(const tr_x_stream *xs, float *out, size_t first, size_t count);
+void tr_x_stream_close(tr_x_stream *xs); /* NULL: no-op */
 /* Write ds to path (overwrites). `builder` and the option string are stored as
  * root attributes for provenance. */
 tr_status tr_dataset_save(const tr_dataset *ds, const char *path, const char *builder,
@@ -112,8 +130,9 @@ void tr_dataset_free(tr_dataset *ds); /* no-op on a zeroed struct */
  * bytes suffice): its structure and a sample of its numbers (every byte of
  * arrays up to 1 MiB). Multi-input tasks whose examples are not loaded enter
  * through their digest (tr_dataset_task_digests on the rank that holds them).
- * Checkpoints store it; a resume on other data is refused. */
-void tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn);
+ * Checkpoints store it; a resume on other data is refused. Streamed inputs
+ * are read for it (the same value as in memory); fails only on such a read. */
+tr_status tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn);
 /* The task names of a dataset file in task order (each task's `index`),
  * without reading any examples: names (cap), *T tasks. */
 tr_status tr_dataset_task_names(const char *path, char (*names)[64], int cap, int *T);

@@ -29,6 +29,7 @@ static const char *const k_head_init_names[] = {"shared", "independent", NULL};
 static const char *const k_opt_names[] = {"sgd", "adamw", NULL};
 static const char *const k_sched_names[] = {"const", "step", "cosine", "inv", NULL};
 static const char *const k_progress_names[] = {"auto", "on", "off", NULL};
+static const char *const k_data_load_names[] = {"memory", "stream", NULL};
 static const char *const k_prior_step_names[] = {"prox", "gradient", NULL};
 static const char *const k_numerics_names[] = {"floor", "official", NULL};
 static const char *const k_prox_precision_names[] = {"float", "double", NULL};
@@ -45,7 +46,8 @@ static const char *const k_mrn_mode_names[] = {"feature", "class", "task", NULL}
 static const char *const k_mran_module_names[] = {"tt", "ff", "tf", NULL};
 
 /* Enum fields are accessed as int (same size, corresponding signedness). */
-_Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_sched_kind) == sizeof(int) &&
+_Static_assert(sizeof(tr_model_kind) == sizeof(int) && sizeof(tr_data_load) == sizeof(int) &&
+                   sizeof(tr_sched_kind) == sizeof(int) &&
                    sizeof(tr_mrn_prior_step) == sizeof(int) &&
                    sizeof(tr_mrn_numerics) == sizeof(int) &&
                    sizeof(tr_mrn_prox_precision) == sizeof(int) &&
@@ -64,6 +66,10 @@ const tr_cfg_key tr_cfg_keys[] = {
     K("data", "tasks", TR_CFG_TASKS, data_tasks, 0, "", ANY, NULL,
       "train on a subset of the dataset's tasks: empty for all, N for the first N, or task "
       "names separated by commas"),
+    K("data", "load", TR_CFG_ENUM, data_load, 0, "memory", ANY, k_data_load_names,
+      "memory (every input array read into memory at the start) or stream (inputs read from "
+      "the file as each batch and evaluation chunk is built: far less memory, the same "
+      "results; labels stay in memory)"),
 
     K("model", "kind", TR_CFG_ENUM, model_kind, 0, "hps", ANY, k_model_names,
       "stl (a network per task), hps (shared trunk, per-task heads), mrn (hps + tensor-normal "

@@ -3,7 +3,9 @@
  * most 256 distinct values (8-bit images stored as float32) is kept as one
  * byte per value and a palette of the values, and decoded when a batch is
  * assembled. The decoded numbers are the file's, bit for bit; a split with
- * more distinct values (noise, blur) stays float32.
+ * more distinct values (noise, blur) stays float32. tr_split_x_read hands
+ * out every kind of inputs: in memory, compact, or streamed from the file
+ * (data.load = stream, src/io/dataset_stream.c; never compacted).
  */
 #include <string.h>
 
@@ -65,12 +67,15 @@ tr_status tr_dataset_compact(tr_dataset *ds) {
     return TR_OK;
 }
 
-void tr_split_x_read(float *out, const tr_split_data *sd, size_t first, size_t count) {
+tr_status tr_split_x_read(float *out, const tr_split_data *sd, size_t first, size_t count) {
     if (sd->x) {
         memcpy(out, sd->x + first, count * sizeof(float));
-        return;
+        return TR_OK;
     }
+    if (sd->xs)
+        return tr_x_stream_read(sd->xs, out, first, count);
     const uint8_t *q = sd->xq + first;
     for (size_t i = 0; i < count; i++)
         out[i] = sd->palette[q[i]];
+    return TR_OK;
 }

@@ -52,6 +52,7 @@ tr_status tr_dataset_select_tasks(tr_dataset *ds, const tr_task_select *spec) {
             tr_free(ds->tasks[t].split[s].xq);
             tr_free(ds->tasks[t].split[s].y);
             tr_free(ds->tasks[t].split[s].yf);
+            tr_x_stream_close(ds->tasks[t].split[s].xs);
         }
     }
     /* shared-input: keep the selected label columns */

@@ -3,6 +3,10 @@
  * in-memory dataset (allocation, freeing) is in dataset_mem.c, the writer in
  * dataset_write.c. Layout: see include/taskrel/dataset.h.
  *
+ * With data.load = stream (tr_dataset_stream_tasks) the inputs x are checked
+ * here like the rest and then left in the file, read on demand by the
+ * streams of dataset_stream.c.
+ *
  * Files are opened serially with HDF5's default (sec2) driver on every rank;
  * nothing here is collective. HDF5's own error-stack printing is switched off
  * while a file is read: every failure is reported once, as a TR_ERR_DATA
@@ -15,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "io/dataset_extra.h"
+#include "io/dataset_stream.h"
 #include "io/h5util.h"
 
 /* ---- reading -------------------------------------------------------------- */
@@ -24,6 +29,7 @@ typedef struct {
     hid_t fid;
     uint64_t max_bytes; /* most bytes one dataset may claim (see tr_dataset_load) */
     char first_x[256];  /* path of the x that fixed the per-sample shape */
+    tr_x_file *xf;      /* data.load = stream: inputs stay in this file; NULL: read them */
 } loader;
 
 typedef enum { DT_F32 = 0, DT_I32, DT_F64 } dtype;
@@ -325,8 +331,11 @@ static tr_status read_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t,
     int cols = t >= 0 ? 1 : ds->T;
     int xr, yr;
     hsize_t xd[4], yd[4];
-    void *buf;
-    TR_CALL(read_dataset(L, xpath, DT_F32, &xr, xd, &buf));
+    void *buf = NULL;
+    if (L->xf)
+        TR_CALL(probe_dataset(L, xpath, DT_F32, &xr, xd));
+    else
+        TR_CALL(read_dataset(L, xpath, DT_F32, &xr, xd, &buf));
     sd->x = buf;
     int64_t per = 1;
     for (int i = 1; i < xr; i++)
@@ -341,7 +350,10 @@ static tr_status read_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t,
         sd->yf = buf;
     TR_CHECK((int64_t)yd[0] == sd->n, TR_ERR_DATA, "data: %s: %s changed while it was read",
              L->file, ypath);
-    TR_CALL(check_finite(L, xpath, sd->x, sd->n * ds->sample_size));
+    if (L->xf) /* checked by a pass over the file */
+        TR_CALL(tr_x_stream_open(&sd->xs, L->xf, L->fid, xpath, sd->n, ds->sample_size));
+    else
+        TR_CALL(check_finite(L, xpath, sd->x, sd->n * ds->sample_size));
     if (t < 0 && shared_mixed(ds))
         TR_CALL(split_mixed_labels(L, ypath, ds, sd));
     else if (kind == TR_TASK_CLASSIFICATION)
@@ -495,7 +507,7 @@ static tr_status load_examples(tr_dataset *ds, loader *L, int t0, int tn) {
         if (!ds->has_split[s])
             continue;
         if (ds->setting == TR_SETTING_SHARED_INPUT) {
-            if (!ds->shared[s].x)
+            if (!ds->shared[s].x && !ds->shared[s].xs)
                 TR_CALL(read_split(ds, L, &ds->shared[s], -1, (tr_split)s));
         } else {
             for (int t = t0; t < t0 + tn; t++)
@@ -509,6 +521,15 @@ static tr_status load_examples(tr_dataset *ds, loader *L, int t0, int tn) {
 }
 
 typedef tr_status (*load_fn)(tr_dataset *ds, loader *L, int t0, int tn);
+
+/* load_examples with the inputs left in the file (tr_dataset_stream_tasks). */
+static tr_status stream_examples(tr_dataset *ds, loader *L, int t0, int tn) {
+    TR_CALL(tr_x_file_open(&L->xf, L->file));
+    tr_status st = load_examples(ds, L, t0, tn);
+    tr_x_file_release(L->xf); /* the streams hold their own references */
+    L->xf = NULL;
+    return st;
+}
 
 static tr_status header_fn(tr_dataset *ds, loader *L, int t0, int tn) {
     (void)t0;
@@ -553,6 +574,11 @@ tr_status tr_dataset_load_header(tr_dataset *ds, const char *path) {
 tr_status tr_dataset_load_tasks(tr_dataset *ds, const char *path, int t0, int tn) {
     TR_ASSERT(ds->T >= 1 && t0 >= 0 && tn >= 0 && t0 + tn <= ds->T);
     return with_file(ds, path, load_examples, t0, tn);
+}
+
+tr_status tr_dataset_stream_tasks(tr_dataset *ds, const char *path, int t0, int tn) {
+    TR_ASSERT(ds->T >= 1 && t0 >= 0 && tn >= 0 && t0 + tn <= ds->T);
+    return with_file(ds, path, stream_examples, t0, tn);
 }
 
 tr_status tr_dataset_load(tr_dataset *ds, const char *path) {

@@ -43,8 +43,12 @@ static tr_status walk_index(hid_t fid, const char *file, const char *path) {
     hid_t dcpl = H5Dget_create_plist(d);
     H5D_layout_t lay = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
     hsize_t n = 0;
-    int ok =
-        lay != H5D_LAYOUT_ERROR && (lay != H5D_CHUNKED || H5Dget_num_chunks(d, H5S_ALL, &n) >= 0);
+    /* the dataset's own dataspace: HDF5 1.10 refuses H5S_ALL here */
+    hid_t sp = lay == H5D_CHUNKED ? H5Dget_space(d) : H5I_INVALID_HID;
+    int ok = lay != H5D_LAYOUT_ERROR &&
+             (lay != H5D_CHUNKED || (sp >= 0 && H5Dget_num_chunks(d, sp, &n) >= 0));
+    if (sp >= 0)
+        H5Sclose(sp);
     if (dcpl >= 0)
         H5Pclose(dcpl);
     H5Dclose(d);

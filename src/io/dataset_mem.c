@@ -25,6 +25,7 @@ static void split_free(tr_split_data *sd) {
     tr_free(sd->xq);
     tr_free(sd->y);
     tr_free(sd->yf);
+    tr_x_stream_close(sd->xs);
     memset(sd, 0, sizeof(*sd));
 }
 

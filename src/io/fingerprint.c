@@ -61,62 +61,64 @@ static void fp_array(fp_state *s, const void *p, size_t n) {
     fp_bytes(s, b + n - FP_BLOCK, FP_BLOCK);
 }
 
-/* len bytes of sd's inputs as float32 from byte off (compact: decoded into
- * tmp, len / 4 + 2 floats). */
-static const unsigned char *x_bytes(const tr_split_data *sd, size_t off, size_t len, float *tmp) {
-    if (sd->x)
-        return (const unsigned char *)sd->x + off;
+/* fp_bytes of len bytes of sd's inputs as float32 from byte off, decoded
+ * (compact) or read (streamed) into tmp (len / 4 + 2 floats). */
+static tr_status fp_x_bytes(fp_state *s, const tr_split_data *sd, size_t off, size_t len,
+                            float *tmp) {
     size_t f0 = off / sizeof(float), f1 = (off + len + sizeof(float) - 1) / sizeof(float);
-    tr_split_x_read(tmp, sd, f0, f1 - f0);
-    return (const unsigned char *)tmp + off % sizeof(float);
+    TR_CALL(tr_split_x_read(tmp, sd, f0, f1 - f0));
+    fp_bytes(s, (const unsigned char *)tmp + off % sizeof(float), len);
+    return TR_OK;
 }
 
-/* fp_array of sd's inputs (n bytes as float32), compact or not. */
-static void fp_x(fp_state *s, const tr_split_data *sd, size_t n) {
-    if (!sd->xq) {
+/* fp_array of sd's inputs (n bytes as float32), in memory, compact or
+ * streamed: the same value. */
+static tr_status fp_x(fp_state *s, const tr_split_data *sd, size_t n) {
+    if (!sd->xq && !sd->xs) {
         fp_array(s, sd->x, n);
-        return;
+        return TR_OK;
     }
     float tmp[FP_BLOCK / sizeof(float) + 2];
     fp_u64(s, n);
     if (n <= FP_FULL) { /* in FP_BLOCK pieces: the hash takes 8 bytes at a time */
-        for (size_t off = 0; off < n; off += FP_BLOCK) {
-            size_t len = n - off < FP_BLOCK ? n - off : FP_BLOCK;
-            fp_bytes(s, x_bytes(sd, off, len, tmp), len);
-        }
-        return;
+        for (size_t off = 0; off < n; off += FP_BLOCK)
+            TR_CALL(fp_x_bytes(s, sd, off, n - off < FP_BLOCK ? n - off : FP_BLOCK, tmp));
+        return TR_OK;
     }
     size_t stride = (n - FP_BLOCK) / (FP_BLOCKS - 1);
     for (size_t k = 0; k < FP_BLOCKS; k++)
-        fp_bytes(s, x_bytes(sd, k * stride, FP_BLOCK, tmp), FP_BLOCK);
-    fp_bytes(s, x_bytes(sd, n - FP_BLOCK, FP_BLOCK, tmp), FP_BLOCK);
+        TR_CALL(fp_x_bytes(s, sd, k * stride, FP_BLOCK, tmp));
+    return fp_x_bytes(s, sd, n - FP_BLOCK, FP_BLOCK, tmp);
 }
 
-static void fp_split(fp_state *s, const tr_split_data *sd, int64_t sample, int cols) {
+static tr_status fp_split(fp_state *s, const tr_split_data *sd, int64_t sample, int cols) {
     fp_u64(s, (uint64_t)sd->n);
     size_t n = (size_t)sd->n;
-    fp_x(s, sd, n * (size_t)sample * sizeof(float));
+    TR_CALL(fp_x(s, sd, n * (size_t)sample * sizeof(float)));
     fp_array(s, sd->y, sd->y ? n * (size_t)cols * sizeof(int32_t) : 0);
     fp_array(s, sd->yf, sd->yf ? n * (size_t)cols * sizeof(float) : 0);
+    return TR_OK;
 }
 
 /* A task's examples (multi-input), hashed on their own. */
-static uint64_t task_digest(const tr_dataset *ds, const tr_task_info *ti) {
+static tr_status task_digest(const tr_dataset *ds, const tr_task_info *ti, uint64_t *digest) {
     fp_state s = {0x84222325cbf29ce4ULL};
     for (int sp = 0; sp < TR_SPLIT_COUNT; sp++)
-        fp_split(&s, &ti->split[sp], ds->sample_size, 1);
-    return s.h ? s.h : 1; /* 0 means unknown */
+        TR_CALL(fp_split(&s, &ti->split[sp], ds->sample_size, 1));
+    *digest = s.h ? s.h : 1; /* 0 means unknown */
+    return TR_OK;
 }
 
-void tr_dataset_task_digests(tr_dataset *ds) {
+tr_status tr_dataset_task_digests(tr_dataset *ds) {
     if (ds->setting != TR_SETTING_MULTI_INPUT)
-        return;
+        return TR_OK;
     for (int t = 0; t < ds->T; t++)
         if (ds->tasks[t].loaded)
-            ds->tasks[t].digest = task_digest(ds, &ds->tasks[t]);
+            TR_CALL(task_digest(ds, &ds->tasks[t], &ds->tasks[t].digest));
+    return TR_OK;
 }
 
-void tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn) {
+tr_status tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn) {
     fp_state s = {0xcbf29ce484222325ULL};
     fp_u64(&s, (uint64_t)ds->setting);
     fp_u64(&s, (uint64_t)ds->T);
@@ -131,13 +133,17 @@ void tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn) {
         if (ds->setting == TR_SETTING_MULTI_INPUT) {
             for (int sp = 0; sp < TR_SPLIT_COUNT; sp++)
                 fp_u64(&s, (uint64_t)ti->split[sp].n);
-            fp_u64(&s, ti->loaded ? task_digest(ds, ti) : ti->digest);
+            uint64_t digest = ti->digest;
+            if (ti->loaded)
+                TR_CALL(task_digest(ds, ti, &digest));
+            fp_u64(&s, digest);
         }
     }
     if (ds->setting == TR_SETTING_SHARED_INPUT)
         for (int sp = 0; sp < TR_SPLIT_COUNT; sp++)
-            fp_split(&s, &ds->shared[sp], ds->sample_size, ds->T);
+            TR_CALL(fp_split(&s, &ds->shared[sp], ds->sample_size, ds->T));
     if (ds->sigma3)
         fp_array(&s, ds->sigma3, (size_t)ds->T * (size_t)ds->T * sizeof(double));
     snprintf(out, outn, "v2-%016llx", (unsigned long long)s.h);
+    return TR_OK;
 }

@@ -67,11 +67,13 @@ tr_status tr_batch_plan(tr_batch *b, const tr_dataset *ds, const tr_grid *g, int
 tr_status tr_batch_alloc(tr_batch *b, const tr_dataset *ds, const tr_grid *g, int feat_dim) {
     size_t fd = (size_t)feat_dim, rows = (size_t)b->max_rows, hrows = (size_t)b->max_head_rows;
     TR_ALLOC(b->x, rows * (size_t)ds->sample_size, "batch inputs");
-    int compact = 0;
-    for (int t = 0; ds->setting == TR_SETTING_MULTI_INPUT && t < ds->T; t++)
-        for (int s = 0; s < TR_SPLIT_COUNT; s++)
-            compact |= ds->tasks[t].split[s].xq != NULL;
-    if (compact)
+    int decoded = 0; /* some inputs are compact or streamed */
+    for (int s = 0; s < TR_SPLIT_COUNT; s++) {
+        decoded |= ds->shared[s].xs != NULL;
+        for (int t = 0; ds->setting == TR_SETTING_MULTI_INPUT && t < ds->T; t++)
+            decoded |= ds->tasks[t].split[s].xq != NULL || ds->tasks[t].split[s].xs != NULL;
+    }
+    if (decoded)
         TR_ALLOC(b->xeval, (size_t)b->eval_chunk * (size_t)ds->sample_size, "evaluation inputs");
     TR_ALLOC(b->ids, rows, "batch ids");
     TR_ALLOC(b->y, hrows, "batch labels");
@@ -133,11 +135,11 @@ static void make_perms(tr_batch *b, const tr_dataset *ds, uint64_t seed, int64_t
     b->perm_epoch = epoch;
 }
 
-static void copy_example(tr_batch *b, const tr_dataset *ds, int row, const tr_split_data *sd,
-                         int64_t idx, int64_t id) {
+static tr_status copy_example(tr_batch *b, const tr_dataset *ds, int row, const tr_split_data *sd,
+                              int64_t idx, int64_t id) {
     size_t ss = (size_t)ds->sample_size;
-    tr_split_x_read(b->x + (size_t)row * ss, sd, (size_t)idx * ss, ss);
     b->ids[row] = id;
+    return tr_split_x_read(b->x + (size_t)row * ss, sd, (size_t)idx * ss, ss);
 }
 
 /* The trunk's view of the rows: all of them, and one segment per local task. */
@@ -158,7 +160,8 @@ static void set_trunk(tr_batch *b, int rows, int64_t step) {
     tb->step = (uint64_t)step;
 }
 
-static void assemble_multi_input(tr_batch *b, const tr_dataset *ds, int64_t k, const tr_grid *g) {
+static tr_status assemble_multi_input(tr_batch *b, const tr_dataset *ds, int64_t k,
+                                      const tr_grid *g) {
     int lo, n, row = 0;
     tr_part_range(b->B, g->R, g->r, &lo, &n);
     for (int j = 0; j < b->tn; j++) {
@@ -170,7 +173,8 @@ static void assemble_multi_input(tr_batch *b, const tr_dataset *ds, int64_t k, c
         for (int i = 0; i < n; i++) {
             int64_t pos = (k * b->B + lo + i) % sd->n;
             int64_t idx = perm[pos];
-            copy_example(b, ds, row, sd, idx, ((int64_t)t << TR_SAMPLE_ID_TASK_SHIFT) | idx);
+            TR_CALL(
+                copy_example(b, ds, row, sd, idx, ((int64_t)t << TR_SAMPLE_ID_TASK_SHIFT) | idx));
             if (sd->y)
                 b->y[row] = sd->y[idx];
             if (sd->yf)
@@ -178,12 +182,13 @@ static void assemble_multi_input(tr_batch *b, const tr_dataset *ds, int64_t k, c
             row++;
         }
     }
+    return TR_OK;
 }
 
 /* Shared-input: trunk inputs (this rank's sub-slice, or the whole replica part
  * for task trunks) with every task's values, and the replica part's labels per
- * local task, laid out task-major. Returns the trunk rows. */
-static int assemble_shared_input(tr_batch *b, const tr_dataset *ds, int64_t k) {
+ * local task, laid out task-major. *rows: the trunk rows. */
+static tr_status assemble_shared_input(tr_batch *b, const tr_dataset *ds, int64_t k, int *rows) {
     const tr_split_data *sd = &ds->shared[TR_SPLIT_TRAIN];
     int T = b->T;
     int lo = b->task_trunks ? 0 : b->my_lo;
@@ -191,7 +196,7 @@ static int assemble_shared_input(tr_batch *b, const tr_dataset *ds, int64_t k) {
     for (int i = 0; i < n; i++) {
         int64_t pos = (k * b->B + b->rep_lo + lo + i) % sd->n;
         int64_t idx = b->perm[pos];
-        copy_example(b, ds, i, sd, idx, idx);
+        TR_CALL(copy_example(b, ds, i, sd, idx, idx));
         for (int t = 0; t < T; t++) {
             size_t o = (size_t)i * T + (size_t)t;
             if (sd->y)
@@ -213,19 +218,21 @@ static int assemble_shared_input(tr_batch *b, const tr_dataset *ds, int64_t k) {
                 b->yf[j * b->rep_n + i] = sd->yf[idx * T + t];
         }
     }
-    return n;
+    *rows = n;
+    return TR_OK;
 }
 
-void tr_batch_assemble(tr_batch *b, const tr_dataset *ds, const tr_grid *g, uint64_t seed,
-                       int64_t step) {
+tr_status tr_batch_assemble(tr_batch *b, const tr_dataset *ds, const tr_grid *g, uint64_t seed,
+                            int64_t step) {
     int64_t epoch = step / b->steps_per_epoch, k = step % b->steps_per_epoch;
     make_perms(b, ds, seed, epoch);
     int rows;
     if (b->shared_input) {
-        rows = assemble_shared_input(b, ds, k);
+        TR_CALL(assemble_shared_input(b, ds, k, &rows));
     } else {
-        assemble_multi_input(b, ds, k, g);
+        TR_CALL(assemble_multi_input(b, ds, k, g));
         rows = b->tn > 0 ? b->seg_off[b->tn - 1] + b->seg_n[b->tn - 1] : 0;
     }
     set_trunk(b, rows, step);
+    return TR_OK;
 }

@@ -100,6 +100,8 @@ tr_status tr_trainer_ckpt_check_config(const tr_trainer *tr, const char *path) {
             continue;
         if (strcmp(sec, "run") == 0 || strcmp(sec, "dist") == 0 || strcmp(sec, "checkpoint") == 0)
             continue;
+        if (strcmp(sec, "data") == 0 && strcmp(key, "load") == 0) /* the same numbers either way */
+            continue;
         /* a hard key newer than the checkpoint: it was written under its legacy
          * value or the default */
         const char *legacy = tr_config_legacy_value(tr->cfg, sec, key);

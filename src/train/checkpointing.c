@@ -178,7 +178,10 @@ tr_status tr_trainer_ckpt_prepare(tr_trainer *tr) {
             st = tr_path_make_dir(c->dir, "checkpoint directory");
         if (st == TR_OK)
             remove_stale(c->dir);
-        tr_dataset_fingerprint(&tr->ds, c->prov.data_fingerprint, sizeof(c->prov.data_fingerprint));
+        tr_status fs = tr_dataset_fingerprint(&tr->ds, c->prov.data_fingerprint,
+                                              sizeof(c->prov.data_fingerprint));
+        if (st == TR_OK)
+            st = fs;
     }
     TR_CALL(tr_agree(tr->grid.world, st));
     TR_CALL(gather_provenance(tr));

@@ -27,6 +27,21 @@ static void keep_predictions(tr_trainer *tr, tr_split split, int t, int64_t firs
     }
 }
 
+/* The inputs of rows [first, first + rows) of sd: in place, or compact or
+ * streamed inputs read into the batch's evaluation buffer. After a failed
+ * streamed read (*rd) nothing more is read: the chunks still run (on stale
+ * inputs), so that every rank takes the same collectives until the failure
+ * is agreed on. */
+static const float *eval_inputs(tr_trainer *tr, const tr_split_data *sd, int64_t first, int rows,
+                                tr_status *rd) {
+    size_t ss = (size_t)tr->ds.sample_size;
+    if (sd->x)
+        return sd->x + (size_t)first * ss;
+    if (*rd == TR_OK)
+        *rd = tr_split_x_read(tr->batch.xeval, sd, (size_t)first * ss, (size_t)rows * ss);
+    return tr->batch.xeval;
+}
+
 /* An inference trunk batch of `rows` inputs x, task j's segment at row 0. */
 static void eval_trunk(tr_trunk_batch *tb, const tr_trainer *tr, const float *x, int rows, int j) {
     memset(tb, 0, sizeof(*tb));
@@ -36,9 +51,9 @@ static void eval_trunk(tr_trunk_batch *tb, const tr_trainer *tr, const float *x,
     tb->seg[0] = (tr_trunk_segment){tr->t0 + j, j, 0, rows, 0};
 }
 
-static tr_status eval_multi_input(tr_trainer *tr, tr_split split, tr_task_stats *local) {
+static tr_status eval_multi_input(tr_trainer *tr, tr_split split, tr_task_stats *local,
+                                  tr_status *rd) {
     tr_model *m = &tr->model;
-    size_t ss = (size_t)tr->ds.sample_size;
     int chunk = tr->batch.eval_chunk;
     for (int j = 0; j < tr->tn; j++) {
         int t = tr->t0 + j;
@@ -49,10 +64,7 @@ static tr_status eval_multi_input(tr_trainer *tr, tr_split split, tr_task_stats 
             int rows = n - c < chunk ? n - c : chunk;
             int64_t first = (int64_t)lo + c;
             tr_trunk_batch tb;
-            const float *x = sd->x ? sd->x + (size_t)first * ss : tr->batch.xeval;
-            if (!sd->x) /* compact inputs (tr_dataset_compact) */
-                tr_split_x_read(tr->batch.xeval, sd, (size_t)first * ss, (size_t)rows * ss);
-            eval_trunk(&tb, tr, x, rows, j);
+            eval_trunk(&tb, tr, eval_inputs(tr, sd, first, rows, rd), rows, j);
             const float *feat;
             TR_CALL(m->method->shared_forward(m, &feat, &tb));
             TR_CALL(m->method->head_forward(m, &local[t], t, 0, rows, feat,
@@ -75,21 +87,21 @@ static void task_labels(tr_trainer *tr, const tr_split_data *sd, int t, int64_t 
     }
 }
 
-static tr_status eval_shared_input(tr_trainer *tr, tr_split split, tr_task_stats *local) {
+static tr_status eval_shared_input(tr_trainer *tr, tr_split split, tr_task_stats *local,
+                                   tr_status *rd) {
     tr_model *m = &tr->model;
-    size_t ss = (size_t)tr->ds.sample_size;
     const tr_split_data *sd = &tr->ds.shared[split];
     int chunk = tr->batch.eval_chunk, lo, n;
     tr_part_range((int)sd->n, tr->grid.R, tr->grid.r, &lo, &n);
     for (int c = 0; c < n; c += chunk) {
         int rows = n - c < chunk ? n - c : chunk;
         int64_t first = (int64_t)lo + c;
-        const float *feat = NULL;
+        const float *feat = NULL, *x = eval_inputs(tr, sd, first, rows, rd);
         for (int j = 0; j < tr->tn; j++) {
             int t = tr->t0 + j;
             if (j == 0 || tr->batch.task_trunks) { /* a shared trunk runs once per chunk */
                 tr_trunk_batch tb;
-                eval_trunk(&tb, tr, sd->x + (size_t)first * ss, rows, j);
+                eval_trunk(&tb, tr, x, rows, j);
                 TR_CALL(m->method->shared_forward(m, &feat, &tb));
             }
             task_labels(tr, sd, t, first, rows);
@@ -106,10 +118,14 @@ static tr_status eval_shared_input(tr_trainer *tr, tr_split split, tr_task_stats
 tr_status tr_trainer_evaluate(tr_trainer *tr, tr_split split, tr_task_stats *stats) {
     int T = tr->T;
     memset(stats, 0, sizeof(*stats) * (size_t)T);
+    tr_status rd = TR_OK; /* a streamed read that failed, agreed on before the reduce */
     if (tr->ds.setting == TR_SETTING_MULTI_INPUT)
-        TR_CALL(eval_multi_input(tr, split, stats));
+        TR_CALL(eval_multi_input(tr, split, stats, &rd));
     else
-        TR_CALL(eval_shared_input(tr, split, stats));
+        TR_CALL(eval_shared_input(tr, split, stats, &rd));
+    if (tr->cfg->data_load == TR_DATA_LOAD_STREAM)
+        TR_CALL(tr_agree(tr->grid.world, rd));
+    TR_CALL(rd);
     double buf[TR_STAT_FIELDS * TR_MAX_TASKS];
     tr_stats_pack(buf, stats, T);
     TR_CALL(tr_allreduce_f64(&tr->grid, tr->grid.world, buf, (size_t)(TR_STAT_FIELDS * T),

@@ -44,15 +44,19 @@ static tr_status load_header(tr_trainer *tr, MPI_Comm world) {
 }
 
 /* The examples: in the multi-input setting only those of this rank's tasks
- * (memory per rank falls as dist.task_shards grows). Every rank then knows
- * every task's digest, so the data fingerprint is the same everywhere.
- * Inputs with at most 256 distinct values are then kept compact. */
+ * (memory per rank falls as dist.task_shards grows); with data.load = stream
+ * their inputs stay in the file. Every rank then knows every task's digest,
+ * so the data fingerprint is the same everywhere. Inputs in memory with at
+ * most 256 distinct values are then kept compact. */
 static tr_status load_examples(tr_trainer *tr) {
-    tr_status st = tr_dataset_load_tasks(&tr->ds, tr->cfg->data_path, tr->t0, tr->tn);
+    const char *path = tr->cfg->data_path;
+    tr_status st = tr->cfg->data_load == TR_DATA_LOAD_STREAM
+                       ? tr_dataset_stream_tasks(&tr->ds, path, tr->t0, tr->tn)
+                       : tr_dataset_load_tasks(&tr->ds, path, tr->t0, tr->tn);
     TR_CALL(tr_agree(tr->grid.world, st));
     if (tr->ds.setting != TR_SETTING_MULTI_INPUT)
         return TR_OK;
-    tr_dataset_task_digests(&tr->ds);
+    TR_CALL(tr_agree(tr->grid.world, tr_dataset_task_digests(&tr->ds)));
     /* each task's digest from its owner in replica 0, as two exact 32-bit halves */
     double dig[2 * TR_MAX_TASKS];
     memset(dig, 0, sizeof(double) * 2 * (size_t)tr->T);

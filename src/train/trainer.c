@@ -52,18 +52,24 @@ static int all_finite(const float *v, size_t n) {
     return acc == 0.0f;
 }
 
-static void begin_step(tr_trainer *tr, loop_state *ls, int64_t step) {
+/* The step's rows; a streamed read that failed on one rank stops every rank
+ * here, before the step's collectives. */
+static tr_status begin_step(tr_trainer *tr, loop_state *ls, int64_t step) {
     ls->t_begin = tr_time_now();
     ls->lr = tr_schedule_lr(&ls->sched, step);
     tr->step = step;
     tr_watchdog_set_step(step);
-    tr_batch_assemble(&tr->batch, &tr->ds, &tr->grid, tr->cfg->seed, step);
+    tr_status st = tr_batch_assemble(&tr->batch, &tr->ds, &tr->grid, tr->cfg->seed, step);
+    if (tr->cfg->data_load == TR_DATA_LOAD_STREAM)
+        TR_CALL(tr_agree(tr->grid.world, st));
+    TR_CALL(st);
     tr_trainer_phase(tr, TR_PHASE_DATA, "data", ls->t_begin, tr_time_now());
     tr_params_zero_grad(&tr->model.params);
     tr_weighting_begin_step(tr, step);
     memset(ls->st, 0, sizeof(ls->st[0]) * (size_t)(tr->tn > 0 ? tr->tn : 1));
     if (step % tr->batch.steps_per_epoch == 0)
         tr_method_epoch_begin(&tr->model);
+    return TR_OK;
 }
 
 /* The fused all-reduce: every task's statistics (summed), a non-finite flag
@@ -170,7 +176,7 @@ static tr_status train_loop(tr_trainer *tr, tr_train_result *res) {
         TR_ALLOC(res->losses, (size_t)tr->total_steps * (size_t)tr->T, "loss history");
     tr_grid_reset_stats(&tr->grid);
     for (int64_t step = tr->ckpt.start_step; step < tr->total_steps; step++) {
-        begin_step(tr, &ls, step);
+        TR_CALL(begin_step(tr, &ls, step));
         TR_CALL(tr_step_forward(tr, ls.st));
         TR_CALL(tr_step_backward(tr, ls.st));
         TR_CALL(tr_step_reduce_gradients(tr));

@@ -72,7 +72,7 @@ typedef struct {
     int64_t perm_stride;
     int64_t perm_epoch;
     float *x;         /* (max_rows, in_size) */
-    float *xeval;     /* (eval_chunk, in_size) compact inputs decoded for evaluation, or NULL */
+    float *xeval;     /* (eval_chunk, in_size) compact or streamed inputs for evaluation, or NULL */
     int64_t *ids;     /* (max_rows) */
     int32_t *y;       /* (max_head_rows) */
     float *yf;        /* (max_head_rows) */
@@ -97,9 +97,10 @@ tr_status tr_batch_plan(tr_batch *b, const tr_dataset *ds, const tr_grid *g, int
 /* Row buffers, once the feature width is known. */
 tr_status tr_batch_alloc(tr_batch *b, const tr_dataset *ds, const tr_grid *g, int feat_dim);
 void tr_batch_free(tr_batch *b);
-/* Assemble this rank's rows of global step `step` (epoch = step / steps_per_epoch). */
-void tr_batch_assemble(tr_batch *b, const tr_dataset *ds, const tr_grid *g, uint64_t seed,
-                       int64_t step);
+/* Assemble this rank's rows of global step `step` (epoch = step / steps_per_epoch).
+ * Fails only on a streamed read (data.load = stream; local: the caller agrees). */
+tr_status tr_batch_assemble(tr_batch *b, const tr_dataset *ds, const tr_grid *g, uint64_t seed,
+                            int64_t step);
 /* Training examples of task t (shared-input: of every task). */
 int64_t tr_task_n(const tr_dataset *ds, int t, tr_split s);
 

@@ -2,8 +2,14 @@
  * Datasets read in parts and tasks of their own shape: a header-only read
  * followed by one task's examples; the fingerprint from per-task digests
  * (the same as a full read's); files with only some splits; shared-input
- * tasks of both kinds (float32 y); and the per-task loss over a task's own
- * columns of a wider output layer.
+ * tasks of both kinds (float32 y); the per-task loss over a task's own
+ * columns of a wider output layer. And inputs read from the file on demand
+ * (data.load = stream): every row, and pieces that do not start or end on a
+ * row, read the same bits as a load into memory, through both routes (pread
+ * on a contiguous array, HDF5 on a chunked, compressed, big-endian one); the
+ * fingerprint and task digests are those of the load into memory; the
+ * opening pass rejects a non-finite value; a file truncated while in use is
+ * TR_ERR_DATA naming the file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,10 +17,12 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "taskrel/dataset.h"
 #include "taskrel/model.h"
@@ -262,6 +270,173 @@ static void test_task_loss_columns(void **state) {
             assert_true(dout[i * 5 + c] == (c == 0 ? 2.0f * (out[i * 5] - yf[i]) : 0.0f));
 }
 
+/* values per example: a train x of 400 rows is 1.1 MB, past the fingerprint's 1 MiB */
+#define D 700
+
+/* A dataset of T tasks (multi-input) or T label columns (shared-input):
+ * vectors of D, 400 / 30 / 20 examples, values that are not 8-bit. */
+static void make_ds(tr_dataset *ds, tr_setting setting, int T) {
+    memset(ds, 0, sizeof(*ds));
+    ds->setting = setting;
+    ds->T = T;
+    ds->ndim = 1;
+    ds->dims[0] = D;
+    ds->sample_size = D;
+    ds->tasks = tr_calloc((size_t)T, sizeof(tr_task_info));
+    const int64_t n[3] = {400, 30, 20};
+    for (int t = 0; t < T; t++) {
+        snprintf(ds->tasks[t].name, sizeof(ds->tasks[t].name), "t%d", t);
+        ds->tasks[t].kind = TR_TASK_CLASSIFICATION;
+        ds->tasks[t].classes = 3;
+    }
+    int nsd = setting == TR_SETTING_MULTI_INPUT ? T : 1, cols = nsd == 1 ? T : 1;
+    for (int k = 0; k < nsd; k++)
+        for (int s = 0; s < TR_SPLIT_COUNT; s++) {
+            ds->has_split[s] = 1;
+            tr_split_data *sd =
+                setting == TR_SETTING_MULTI_INPUT ? &ds->tasks[k].split[s] : &ds->shared[s];
+            sd->n = n[s];
+            sd->x = tr_calloc((size_t)(n[s] * D), sizeof(float));
+            for (int64_t i = 0; i < n[s] * D; i++)
+                sd->x[i] = sinf(0.001f * (float)(i + 7 * k + 100 * s)) * 3.7f;
+            sd->y = tr_calloc((size_t)(n[s] * cols), sizeof(int32_t));
+            for (int64_t i = 0; i < n[s] * cols; i++)
+                sd->y[i] = (int32_t)((i + k + s) % 3);
+        }
+}
+
+/* mem and str (streamed) read the same bits: every row, and odd pieces. */
+static void expect_same_inputs(const tr_split_data *mem, const tr_split_data *str) {
+    assert_null(str->x);
+    assert_non_null(str->xs);
+    assert_int_equal(mem->n, str->n);
+    float a[3 * D], b[3 * D];
+    for (int64_t r = 0; r < mem->n; r++) {
+        ok(tr_split_x_read(a, mem, (size_t)(r * D), D), "memory row");
+        ok(tr_split_x_read(b, str, (size_t)(r * D), D), "streamed row");
+        assert_memory_equal(a, b, D * sizeof(float));
+    }
+    const size_t at[3] = {1, D - 5, (size_t)(mem->n * D) - 2 * D - 3};
+    for (int i = 0; i < 3; i++) { /* across row boundaries */
+        ok(tr_split_x_read(a, mem, at[i], 2 * D + 3), "memory piece");
+        ok(tr_split_x_read(b, str, at[i], 2 * D + 3), "streamed piece");
+        assert_memory_equal(a, b, (2 * D + 3) * sizeof(float));
+    }
+    assert_memory_equal(mem->y, str->y, (size_t)mem->n * sizeof(int32_t));
+}
+
+static void stream_all(tr_dataset *ds, const char *p) {
+    ok(tr_dataset_load_header(ds, p), "header");
+    ok(tr_dataset_stream_tasks(ds, p, 0, ds->T), "stream");
+}
+
+static void check_file(const char *p, tr_setting setting) {
+    tr_dataset mem, str;
+    ok(tr_dataset_load(&mem, p), "load");
+    stream_all(&str, p);
+    for (int s = 0; s < TR_SPLIT_COUNT; s++) {
+        if (setting == TR_SETTING_SHARED_INPUT)
+            expect_same_inputs(&mem.shared[s], &str.shared[s]);
+        for (int t = 0; setting == TR_SETTING_MULTI_INPUT && t < mem.T; t++)
+            expect_same_inputs(&mem.tasks[t].split[s], &str.tasks[t].split[s]);
+    }
+    char fm[64], fs[64];
+    ok(tr_dataset_task_digests(&mem), "digests");
+    ok(tr_dataset_task_digests(&str), "streamed digests");
+    for (int t = 0; t < mem.T; t++)
+        assert_true(mem.tasks[t].digest == str.tasks[t].digest);
+    ok(tr_dataset_fingerprint(&mem, fm, sizeof(fm)), "fingerprint");
+    ok(tr_dataset_fingerprint(&str, fs, sizeof(fs)), "streamed fingerprint");
+    assert_string_equal(fm, fs);
+    tr_dataset_free(&mem);
+    tr_dataset_free(&str);
+}
+
+static void test_stream_same_as_memory(void **state) {
+    (void)state;
+    const tr_setting settings[2] = {TR_SETTING_MULTI_INPUT, TR_SETTING_SHARED_INPUT};
+    for (int k = 0; k < 2; k++) {
+        tr_dataset src;
+        make_ds(&src, settings[k], 2);
+        const char *p = tmp_path(k ? "shared.h5" : "multi.h5");
+        ok(tr_dataset_save(&src, p, "test", 1, ""), "save");
+        check_file(p, settings[k]);
+        tr_dataset_free(&src);
+    }
+}
+
+/* Rewrite /tasks/t0/train/x of p as a chunked, deflated, big-endian array. */
+static void make_chunked(const char *p, const tr_dataset *src) {
+    const tr_split_data *sd = &src->tasks[0].split[TR_SPLIT_TRAIN];
+    hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    assert_true(H5Ldelete(f, "/tasks/t0/train/x", H5P_DEFAULT) >= 0);
+    hsize_t dims[2] = {(hsize_t)sd->n, D}, chunk[2] = {7, D};
+    hid_t sp = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    assert_true(H5Pset_chunk(dcpl, 2, chunk) >= 0 && H5Pset_deflate(dcpl, 1) >= 0);
+    hid_t d =
+        H5Dcreate2(f, "/tasks/t0/train/x", H5T_IEEE_F32BE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(d >= 0);
+    assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, sd->x) >= 0);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Fclose(f);
+}
+
+static void test_stream_hdf5_route(void **state) {
+    (void)state;
+    tr_dataset src;
+    make_ds(&src, TR_SETTING_MULTI_INPUT, 2);
+    const char *p = tmp_path("chunked.h5");
+    ok(tr_dataset_save(&src, p, "test", 1, ""), "save");
+    make_chunked(p, &src);
+    check_file(p, TR_SETTING_MULTI_INPUT);
+    tr_dataset_free(&src);
+}
+
+static void test_stream_not_finite(void **state) {
+    (void)state;
+    tr_dataset src, str;
+    make_ds(&src, TR_SETTING_MULTI_INPUT, 2);
+    src.tasks[1].split[TR_SPLIT_VAL].x[29 * D + 4] = NAN;
+    const char *p = tmp_path("nan.h5");
+    ok(tr_dataset_save(&src, p, "test", 1, ""), "save");
+    ok(tr_dataset_load_header(&str, p), "header");
+    assert_int_equal(tr_dataset_stream_tasks(&str, p, 0, 2), TR_ERR_DATA);
+    assert_non_null(strstr(tr_error_message(), "/tasks/t1/val/x contains NaN at element 20304"));
+    tr_error_clear();
+    tr_dataset_free(&src);
+}
+
+static void test_stream_truncated(void **state) {
+    (void)state;
+    const tr_setting settings[2] = {TR_SETTING_MULTI_INPUT, TR_SETTING_SHARED_INPUT};
+    for (int k = 0; k < 2; k++) {
+        tr_dataset src, str;
+        make_ds(&src, settings[k], 2);
+        const char *p = tmp_path("trunc.h5");
+        ok(tr_dataset_save(&src, p, "test", 1, ""), "save");
+        stream_all(&str, p);
+        const tr_split_data *sd = settings[k] == TR_SETTING_MULTI_INPUT
+                                      ? &str.tasks[1].split[TR_SPLIT_TRAIN]
+                                      : &str.shared[TR_SPLIT_TRAIN];
+        float row[D];
+        ok(tr_split_x_read(row, sd, 0, D), "before");
+        assert_int_equal(truncate(p, 4096), 0); /* while in use */
+        assert_int_equal(tr_split_x_read(row, sd, (size_t)(sd->n - 1) * D, D), TR_ERR_DATA);
+        assert_non_null(strstr(tr_error_message(), p));
+        assert_non_null(strstr(tr_error_message(), "truncated"));
+        tr_error_clear();
+        tr_dataset_free(&str);
+        /* and a file truncated before: refused when opened */
+        tr_dataset again;
+        assert_int_equal(tr_dataset_load_header(&again, p), TR_ERR_DATA);
+        tr_error_clear();
+        tr_dataset_free(&src);
+    }
+}
+
 static int group_setup(void **state) {
     (void)state;
     tr_log_init(0, TR_LOG_WARN);
@@ -279,10 +454,10 @@ static int group_teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header_then_tasks),
-        cmocka_unit_test(test_some_splits),
-        cmocka_unit_test(test_shared_mixed),
-        cmocka_unit_test(test_task_loss_columns),
+        cmocka_unit_test(test_header_then_tasks),     cmocka_unit_test(test_some_splits),
+        cmocka_unit_test(test_shared_mixed),          cmocka_unit_test(test_task_loss_columns),
+        cmocka_unit_test(test_stream_same_as_memory), cmocka_unit_test(test_stream_hdf5_route),
+        cmocka_unit_test(test_stream_not_finite),     cmocka_unit_test(test_stream_truncated),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
