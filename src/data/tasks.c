@@ -7,6 +7,8 @@
 
 #include "taskrel/data.h"
 
+#include "io/dataset_extra.h"
+
 /* The dataset's indices of the tasks data.tasks selects (parsed and checked
  * for form by the config; here only against the dataset). */
 static tr_status resolve(const tr_dataset *ds, const tr_task_select *sel, int *idx, int *n) {
@@ -47,13 +49,8 @@ tr_status tr_dataset_select_tasks(tr_dataset *ds, const tr_task_select *spec) {
     for (int t = 0; t < ds->T; t++) {
         if (keep[t])
             continue;
-        for (int s = 0; s < TR_SPLIT_COUNT; s++) {
-            tr_free(ds->tasks[t].split[s].x);
-            tr_free(ds->tasks[t].split[s].xq);
-            tr_free(ds->tasks[t].split[s].y);
-            tr_free(ds->tasks[t].split[s].yf);
-            tr_x_stream_close(ds->tasks[t].split[s].xs);
-        }
+        for (int s = 0; s < TR_SPLIT_COUNT; s++)
+            tr_data_free_split(&ds->tasks[t].split[s]);
     }
     /* shared-input: keep the selected label columns */
     if (ds->setting == TR_SETTING_SHARED_INPUT) {

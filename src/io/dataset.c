@@ -182,11 +182,12 @@ static tr_status read_dataset(const loader *L, const char *path, dtype want, int
     return TR_OK;
 }
 
-static tr_status check_finite(const loader *L, const char *path, const float *v, int64_t n) {
+tr_status tr_data_check_finite(const char *file, const char *path, const float *v, int64_t n,
+                               int64_t first) {
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(v[i]))
-            TR_RAISE(TR_ERR_DATA, "data: %s: %s contains %s at element %lld", L->file, path,
-                     isnan(v[i]) ? "NaN" : "Inf", (long long)i);
+            TR_RAISE(TR_ERR_DATA, "data: %s: %s contains %s at element %lld", file, path,
+                     isnan(v[i]) ? "NaN" : "Inf", (long long)(first + i));
     return TR_OK;
 }
 
@@ -353,13 +354,13 @@ static tr_status read_split(tr_dataset *ds, loader *L, tr_split_data *sd, int t,
     if (L->xf) /* checked by a pass over the file */
         TR_CALL(tr_x_stream_open(&sd->xs, L->xf, L->fid, xpath, sd->n, ds->sample_size));
     else
-        TR_CALL(check_finite(L, xpath, sd->x, sd->n * ds->sample_size));
+        TR_CALL(tr_data_check_finite(L->file, xpath, sd->x, sd->n * ds->sample_size, 0));
     if (t < 0 && shared_mixed(ds))
         TR_CALL(split_mixed_labels(L, ypath, ds, sd));
     else if (kind == TR_TASK_CLASSIFICATION)
         TR_CALL(check_labels(L, ypath, ds, sd->y, sd->n, t >= 0 ? t : 0, cols));
     else
-        TR_CALL(check_finite(L, ypath, sd->yf, sd->n * cols));
+        TR_CALL(tr_data_check_finite(L->file, ypath, sd->yf, sd->n * cols, 0));
     return TR_OK;
 }
 

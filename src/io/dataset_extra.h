@@ -36,5 +36,14 @@ tr_status tr_data_alloc_tasks(tr_dataset *ds, int T);
  * `cols` columns (1 multi-input, T shared-input). */
 tr_status tr_data_alloc_split(tr_split_data *sd, int64_t n, int64_t sample_size, tr_task_kind kind,
                               int cols);
+/* Free everything one split holds (inputs in memory, compact or streamed;
+ * labels; targets) and zero it. */
+void tr_data_free_split(tr_split_data *sd);
+
+/* TR_ERR_DATA naming file, the array's HDF5 path and the element (first + i)
+ * if a value of v (n) is not finite: the reader's check of inputs, in memory
+ * or passed through in pieces by a stream. */
+tr_status tr_data_check_finite(const char *file, const char *path, const float *v, int64_t n,
+                               int64_t first);
 
 #endif

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "taskrel/dataset.h"
+#include "io/dataset_extra.h"
 
 const char *tr_split_name(tr_split s) {
     switch (s) {
@@ -20,7 +20,7 @@ const char *tr_split_name(tr_split s) {
     }
 }
 
-static void split_free(tr_split_data *sd) {
+void tr_data_free_split(tr_split_data *sd) {
     tr_free(sd->x);
     tr_free(sd->xq);
     tr_free(sd->y);
@@ -35,10 +35,10 @@ void tr_dataset_free(tr_dataset *ds) {
     if (ds->tasks)
         for (int t = 0; t < ds->T; t++)
             for (int s = 0; s < TR_SPLIT_COUNT; s++)
-                split_free(&ds->tasks[t].split[s]);
+                tr_data_free_split(&ds->tasks[t].split[s]);
     tr_free(ds->tasks);
     for (int s = 0; s < TR_SPLIT_COUNT; s++)
-        split_free(&ds->shared[s]);
+        tr_data_free_split(&ds->shared[s]);
     tr_free(ds->sigma3);
     memset(ds, 0, sizeof(*ds));
 }

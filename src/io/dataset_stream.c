@@ -20,12 +20,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/dataset_extra.h"
 #include "io/h5util.h"
 
 #define CHECK_BYTES (4u << 20) /* the opening pass reads at most this much at a time */
@@ -226,12 +226,9 @@ static tr_status check_values(const tr_x_stream *xs) {
     for (size_t r = 0; r < (size_t)xs->n && st == TR_OK; r += per) {
         size_t rows = (size_t)xs->n - r < per ? (size_t)xs->n - r : per;
         st = tr_x_stream_read(xs, buf, r * ss, rows * ss);
-        for (size_t i = 0; st == TR_OK && i < rows * ss; i++)
-            if (!isfinite(buf[i]))
-                st =
-                    tr_error_set(TR_ERR_DATA, __FILE__, __LINE__, __func__,
-                                 "data: %s: %s contains %s at element %lld", xs->f->path, xs->hpath,
-                                 isnan(buf[i]) ? "NaN" : "Inf", (long long)(r * ss + i));
+        if (st == TR_OK)
+            st = tr_data_check_finite(xs->f->path, xs->hpath, buf, (int64_t)(rows * ss),
+                                      (int64_t)(r * ss));
     }
     tr_free(buf);
     return st;

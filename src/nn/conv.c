@@ -42,18 +42,6 @@ static void valid_range(int *lo, int *hi, int off, int w, int ow, int stride) {
     *hi = h;
 }
 
-// col (c*k*k, oh*ow), in (c, h, w): one sample
-/* n floats, in 8-float blocks of fixed size (inlined moves): a column row is
- * short (8 or 24 floats in lenet), where a memcpy call or a loop with a
- * runtime bound costs more than the copy. */
-static inline void copy_row(float *restrict d, const float *restrict s, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        memcpy(d + i, s + i, 8 * sizeof(float));
-    for (; i < n; i++)
-        d[i] = s[i];
-}
-
 /* im2col for stride 1 and no padding (every output position reads inside the
  * plane): the same columns as the general loop below, without its bounds
  * work, which is most of its time at these sizes. */
@@ -64,10 +52,11 @@ static void im2col_s1(float *restrict col, const float *restrict in, int c, int 
             const float *rows = in + ((size_t)ci * h + ki) * w;
             for (int kj = 0; kj < k; kj++)
                 for (int oy = 0; oy < oh; oy++, col += ow)
-                    copy_row(col, rows + (size_t)oy * w + kj, ow);
+                    k_copy(col, rows + (size_t)oy * w + kj, (size_t)ow);
         }
 }
 
+// col (c*k*k, oh*ow), in (c, h, w): one sample
 static void im2col(float *col, const float *in, int c, int h, int w, int k, int pad, int stride,
                    int oh, int ow) {
     if (stride == 1 && pad == 0) {
