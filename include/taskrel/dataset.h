@@ -128,8 +128,9 @@ tr_status tr_dataset_save(const tr_dataset *ds, const char *path, const char *bu
 void tr_dataset_free(tr_dataset *ds); /* no-op on a zeroed struct */
 /* A fingerprint of ds's contents ("v2-" and 16 hex digits, TR_RUN_ID_LEN
  * bytes suffice): its structure and a sample of its numbers (every byte of
- * arrays up to 1 MiB). Multi-input tasks whose examples are not loaded enter
- * through their digest (tr_dataset_task_digests on the rank that holds them).
+ * arrays up to 1 MiB). Multi-input tasks enter through their digest
+ * (tr_dataset_task_digests, on the rank that holds their examples); a loaded
+ * task whose digest is not set yet is digested here.
  * Checkpoints store it; a resume on other data is refused. Streamed inputs
  * are read for it (the same value as in memory); fails only on such a read. */
 tr_status tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn);

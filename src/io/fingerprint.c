@@ -133,8 +133,8 @@ tr_status tr_dataset_fingerprint(const tr_dataset *ds, char *out, size_t outn) {
         if (ds->setting == TR_SETTING_MULTI_INPUT) {
             for (int sp = 0; sp < TR_SPLIT_COUNT; sp++)
                 fp_u64(&s, (uint64_t)ti->split[sp].n);
-            uint64_t digest = ti->digest;
-            if (ti->loaded)
+            uint64_t digest = ti->digest; /* tr_dataset_task_digests's, if it ran */
+            if (ti->loaded && digest == 0)
                 TR_CALL(task_digest(ds, ti, &digest));
             fp_u64(&s, digest);
         }
